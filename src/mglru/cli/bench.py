@@ -1,0 +1,57 @@
+"""`mglru bench ...`: scale benchmarks of the simulated kernel."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mglru.presets import PRESETS
+
+__all__ = ["bench"]
+
+
+@click.group("bench")
+def bench() -> None:
+    """Scale benchmarks (figures go to benchmarks/results when recorded)."""
+
+
+def _sizes(text: str) -> list[float]:
+    try:
+        sizes = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected a comma-separated list of GiB, got {text!r}") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise click.BadParameter(f"sizes must be positive, got {text!r}")
+    return sizes
+
+
+@bench.command("aging")
+@click.option("--gib", default="1,16", show_default=True, help="comma-separated sizes in GiB")
+@click.option("--config", default="v6.14", show_default=True, type=click.Choice(list(PRESETS)),
+              help="kernel preset")
+@click.option("--vm", is_flag=True, help="populate through a guest of a seed-v4 x86 TDP VM")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+              help="write the records as JSON to this file")
+def aging(gib: str, config: str, vm: bool, json_path: str | None) -> None:
+    """Populate one process per size and time one force_scan aging pass."""
+    from mglru.tools.bench_aging import run_sizes
+
+    sizes = _sizes(gib)
+    if vm and config == "v6.14":
+        config = "seed-v4"
+
+    def show(r: dict) -> None:
+        click.echo(f"{r['gib']:>6g} GiB {r['pages']:>10d} pages  populate {r['populate_s']:7.3f} s  "
+                   f"aging {r['seconds']:8.4f} s  {r['pages_per_s'] / 1e6:8.1f} M pages/s  "
+                   f"peak RSS {r['peak_rss_mib']:8.1f} MiB")
+
+    try:
+        records = run_sizes(sizes, config, vm, progress=show)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump([{k: r[k] for k in ("gib", "pages", "seconds", "pages_per_s", "peak_rss_mib")}
+                       | {"populate_s": r["populate_s"], "config": r["config"], "vm": r["vm"]}
+                       for r in records], f, indent=2)

@@ -1,0 +1,245 @@
+"""SimKernel: the embedded simulated kernel and its file interface.
+
+    from mglru import SimKernel
+    k = SimKernel(config="seed-v4", seed=0)     # preset + keyword overrides
+    k.read("/sys/kernel/debug/lru_gen")         # the kernel's bytes
+    k.write("/sys/kernel/debug/lru_gen", "+ 1 0 3\\n")
+    k.mkdir("/sys/fs/cgroup/a")
+    p = k.spawn(memcg="/a"); a = p.mmap(1 << 30); p.access(a, 1 << 30, write=True)
+
+Paths and formats are the kernel's (spec §5); bad writes raise `OSError` with
+the kernel's errno and leave the state untouched. The model never reads a wall
+clock: `tick(ms)` advances simulated time (jiffies at CONFIG_HZ).
+"""
+
+from __future__ import annotations
+
+import errno
+import posixpath
+from typing import Any
+
+import numpy as np
+
+from mglru.lru_gen import debugfs, sysfs
+from mglru.lru_gen.lruvec import Lruvec
+from mglru.lru_gen.mm_list import lru_gen_add_mm, lru_gen_del_mm, lru_gen_migrate_mm
+from mglru.lru_gen.state import LruGenCaps
+from mglru.mm import cgroupfs
+from mglru.mm.fault import file_read, user_access
+from mglru.mm.filemap import File
+from mglru.mm.memcg import MemCgroup, MemcgTree
+from mglru.mm.memory import PhysMem
+from mglru.mm.process import Process
+from mglru.presets import KernelConfig, resolve_config
+
+__all__ = ["SimKernel", "KernelWarning", "CGROUP_ROOT"]
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+class KernelWarning(AssertionError):
+    """A WARN_ON_ONCE fired with `KernelConfig.debug` on (CONFIG_DEBUG_VM)."""
+
+
+class SimKernel:
+    """The embedded simulated kernel. See the module docstring."""
+
+    def __init__(self, config: str | KernelConfig = "v6.10", seed: int = 0, **overrides: Any) -> None:
+        self.cfg = resolve_config(config, **overrides)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.clock_ns = 0
+        self.mem = PhysMem(self.cfg.node_bytes)
+        self.caps = LruGenCaps.boot(self.cfg)
+        self.min_ttl = 0  # jiffies
+        self.memcgs = MemcgTree()
+        self._init_lruvecs(self.memcgs.root)
+        self.procs: dict[int, Process] = {}
+        self._next_pid = 1000
+        self.files: dict[str, File] = {}
+        self.warnings: list[str] = []
+        #: the last aging walk (its mm_stats and counts), for tools and tests
+        self.last_walk = None
+
+    def __repr__(self) -> str:
+        return f"SimKernel(config={self.cfg.name!r}, seed={self.seed})"
+
+    # -- time --------------------------------------------------------------------
+    @property
+    def jiffies(self) -> int:
+        """Simulated jiffies since boot."""
+        return self.clock_ns * self.cfg.hz // 1_000_000_000
+
+    def tick(self, ms: float) -> None:
+        """Advance simulated time by `ms` milliseconds."""
+        if ms < 0:
+            raise ValueError(f"time only moves forward; got {ms} ms")
+        self.clock_ns += int(ms * 1_000_000)
+
+    def jiffies_to_msecs(self, j: int) -> int:
+        """jiffies_to_msecs(): exact for HZ dividing 1000."""
+        return j * 1000 // self.cfg.hz
+
+    def msecs_to_jiffies(self, ms: int) -> int:
+        """msecs_to_jiffies(): rounds up."""
+        return -(-ms * self.cfg.hz // 1000)
+
+    # -- debugging ---------------------------------------------------------------
+    def warn_on_once(self, cond: bool, what: str) -> None:
+        """VM_WARN_ON_ONCE: raise under `debug`, else record the first occurrence."""
+        if not cond:
+            return
+        if self.cfg.debug:
+            raise KernelWarning(what)
+        if what not in self.warnings:
+            self.warnings.append(what)
+
+    # -- memcgs and lruvecs ------------------------------------------------------
+    def _init_lruvecs(self, memcg: MemCgroup) -> None:
+        walks = self.cfg.hw_pte_young
+        memcg.lruvecs = [Lruvec(memcg, n.nid, self.cfg.nr_hist_gens, self.jiffies, walks)
+                         for n in self.mem.nodes]
+
+    def lruvec(self, memcg: MemCgroup | int | str = 1, nid: int = 0) -> Lruvec:
+        """The lruvec of a memcg (object, id or path below the cgroup root) on a node."""
+        return self.memcg(memcg).lruvecs[nid]
+
+    def memcg(self, memcg: MemCgroup | int | str) -> MemCgroup:
+        """Resolve a memcg by object, id or path relative to the cgroup root.
+
+        Raises:
+            KeyError: no such memcg.
+        """
+        if isinstance(memcg, MemCgroup):
+            return memcg
+        if isinstance(memcg, int):
+            return self.memcgs.by_id[memcg]
+        found = self.memcgs.lookup_path(memcg)
+        if found is None:
+            raise KeyError(f"no memcg at {memcg!r}")
+        return found
+
+    def iter_lruvecs(self):
+        """Every lruvec, memcgs in pre-order then nodes."""
+        for memcg in self.memcgs.root.iter_preorder():
+            yield from memcg.lruvecs
+
+    def create_memcg(self, parent: MemCgroup, name: str) -> MemCgroup:
+        """mkdir in the memory cgroup hierarchy (no checks: see cgroupfs)."""
+        memcg = self.memcgs.create(parent, name)
+        self._init_lruvecs(memcg)
+        return memcg
+
+    # -- tasks ---------------------------------------------------------------------
+    def spawn(self, memcg: MemCgroup | int | str = "/", node: int = 0) -> Process:
+        """Create a task with a fresh mm in `memcg`, running on `node`."""
+        mc = self.memcg(memcg)
+        if not 0 <= node < len(self.mem.nodes):
+            raise ValueError(f"node must be in [0, {len(self.mem.nodes)}), got {node}")
+        p = Process(self, self._next_pid, mc, node)
+        self._next_pid += 1
+        self.procs[p.pid] = p
+        mc.procs.append(p)
+        lru_gen_add_mm(p.mm, mc)
+        p.mm.use()
+        return p
+
+    def move_task(self, p: Process, memcg: MemCgroup) -> None:
+        """Write a pid to cgroup.procs: the task and (as owner) its mm move."""
+        if p.memcg is memcg:
+            return
+        old = p.memcg
+        old.procs.remove(p)
+        memcg.procs.append(p)
+        p.memcg = memcg
+        if p.mm.owner is p:
+            lru_gen_migrate_mm(p.mm, old, memcg)
+
+    def exit_task(self, p: Process) -> None:
+        """The task exits: its mm leaves the list (pages stay until unmapped; see munmap)."""
+        if not p.alive:
+            return
+        p.alive = False
+        p.mm.users = 0
+        lru_gen_del_mm(p.mm, p.memcg)
+        p.memcg.procs.remove(p)
+        del self.procs[p.pid]
+
+    def open_file(self, name: str, nbytes: int, **flags: Any) -> File:
+        """Create (or return) a file with a page cache; flags as `File`."""
+        if name not in self.files:
+            self.files[name] = File(name, nbytes, **flags)
+        return self.files[name]
+
+    def user_access(self, p: Process, addr: int, nbytes: int, write: bool) -> None:
+        """See `Process.access`."""
+        user_access(self, p, addr, nbytes, write)
+
+    def file_read(self, p: Process, file: File, offset: int, nbytes: int) -> None:
+        """See `Process.read`."""
+        file_read(self, p, file, offset, nbytes)
+
+    # -- the file interface ----------------------------------------------------------
+    _FILES = {
+        "/sys/kernel/mm/lru_gen/enabled": (sysfs.enabled_show, sysfs.enabled_store),
+        "/sys/kernel/mm/lru_gen/min_ttl_ms": (sysfs.min_ttl_ms_show, sysfs.min_ttl_ms_store),
+        "/sys/kernel/debug/lru_gen": (debugfs.lru_gen_show, debugfs.lru_gen_write),
+        "/sys/kernel/debug/lru_gen_full": (debugfs.lru_gen_full_show, None),
+    }
+
+    def read(self, path: str) -> str:
+        """Read a kernel file (the whole of it, as `cat` would).
+
+        Raises:
+            OSError: ENOENT for unknown paths, EISDIR for directories.
+        """
+        path = _norm(path)
+        if path in self._FILES:
+            return self._FILES[path][0](self)
+        if path == CGROUP_ROOT or path.startswith(CGROUP_ROOT + "/"):
+            return cgroupfs.read(self, path[len(CGROUP_ROOT):])
+        raise OSError(errno.ENOENT, "No such file or directory", path)
+
+    def write(self, path: str, text: str | bytes) -> int:
+        """Write to a kernel file; returns the bytes accepted.
+
+        Raises:
+            OSError: with the kernel's errno; the state is then unchanged
+                (or, for multi-command debugfs writes, changed only by the
+                commands before the failing one, as in the kernel).
+        """
+        path = _norm(path)
+        data = text.decode() if isinstance(text, bytes) else text
+        if path in self._FILES:
+            store = self._FILES[path][1]
+            if store is None:
+                raise OSError(errno.EINVAL, "Invalid argument", path)
+            try:
+                store(self, data)
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, path) from None
+            return len(data.encode())
+        if path.startswith(CGROUP_ROOT + "/"):
+            return cgroupfs.write(self, path[len(CGROUP_ROOT):], data)
+        raise OSError(errno.ENOENT, "No such file or directory", path)
+
+    def mkdir(self, path: str) -> None:
+        """Create a cgroup directory under the cgroup root."""
+        cgroupfs.mkdir(self, _norm(path), CGROUP_ROOT)
+
+    def rmdir(self, path: str) -> None:
+        """Remove a cgroup directory under the cgroup root."""
+        cgroupfs.rmdir(self, _norm(path), CGROUP_ROOT)
+
+    def exists(self, path: str) -> bool:
+        """Whether a path exists (file or cgroup directory)."""
+        path = _norm(path)
+        if path in self._FILES:
+            return True
+        if path == CGROUP_ROOT or path.startswith(CGROUP_ROOT + "/"):
+            return cgroupfs.exists(self, path[len(CGROUP_ROOT):])
+        return path in {"/sys/kernel/mm/lru_gen", "/sys/kernel/debug"}
+
+
+def _norm(path: str) -> str:
+    return posixpath.normpath("/" + path.lstrip("/")) if path else path

@@ -1,0 +1,92 @@
+"""Compiled scans over a node's pfns for list operations (inc_min_seq, state change).
+
+The model sorts lists lazily like the kernel, and finds a list's folios by
+scanning the node's pfns up to its allocation high-water mark. See
+`aging.inc_min_seq`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_PG_referenced = 1 << 0
+_PG_workingset = 1 << 1
+_PG_swapbacked = 1 << 4
+_PG_head = 1 << 10
+_PG_tail = 1 << 11
+_REFS_SHIFT = 14
+_REFS_MASK = 0b11 << 14
+
+
+@njit(cache=True)
+def inc_min_seq_scan(flags, gen, list_gen, memcg, lo, hi, memcg_id, typ, old_gen,
+                     refs_flags, nr_pages_delta, protected, nr_listed_delta):
+    """Move every folio of list `old_gen` (memcg, type) as inc_min_seq() does.
+
+    Promoted folios (gen field != old) go to their gen's list; the rest get
+    gen old+1 with refs cleared. `protected[tier]` counts pages by the tier
+    they had, except the lazily promoted working set (refs 4 + workingset).
+    Returns the number of folios moved.
+    """
+    new_old = (old_gen + 1) % 4
+    moved = 0
+    run_new = -1
+    run_pages = 0
+    run_folios = 0
+    prot_run_tier = -1
+    prot_run = 0
+    for pfn in range(lo, hi):
+        if list_gen[pfn] != old_gen + 1:
+            continue
+        f = np.int64(flags[pfn])
+        if f & _PG_tail or np.int64(memcg[pfn]) != memcg_id:
+            continue
+        if (0 if f & _PG_swapbacked else 1) != typ:
+            continue
+        nr = 512 if f & _PG_head else 1
+        refs = 0
+        if f & _PG_referenced:
+            refs = ((f & _REFS_MASK) >> _REFS_SHIFT) + 1
+        ws = (f & _PG_workingset) != 0
+        g = np.int64(gen[pfn]) - 1
+        if g >= 0 and g != old_gen:
+            new = g
+        else:
+            new = new_old
+            gen[pfn] = np.uint8(new + 1)
+            flags[pfn] = np.uint16(f & ~refs_flags)
+            run_pages += nr
+        list_gen[pfn] = np.uint8(new + 1)
+        # NOTE: run-length counters; consecutive folios usually share gen and tier
+        if new != run_new:
+            if run_folios:
+                nr_listed_delta[old_gen] -= run_folios
+                nr_listed_delta[run_new] += run_folios
+            run_new = new
+            run_folios = 0
+        run_folios += 1
+        if not (refs == 4 and ws):
+            if ws:
+                tier = 3
+            elif refs <= 1:
+                tier = 0
+            elif refs == 2:
+                tier = 1
+            else:
+                tier = 2
+            if tier != prot_run_tier:
+                if prot_run:
+                    protected[prot_run_tier] += prot_run
+                prot_run_tier = tier
+                prot_run = 0
+            prot_run += nr
+        moved += 1
+    if run_folios:
+        nr_listed_delta[old_gen] -= run_folios
+        nr_listed_delta[run_new] += run_folios
+    nr_pages_delta[old_gen] -= run_pages
+    nr_pages_delta[new_old] += run_pages
+    if prot_run:
+        protected[prot_run_tier] += prot_run
+    return moved

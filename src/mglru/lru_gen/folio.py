@@ -1,0 +1,126 @@
+"""Adding folios to and removing them from MGLRU lists (include/linux/mm_inline.h).
+
+Spec §2.5 (`lru_gen_folio_seq`, `lru_gen_add_folio`, `lru_gen_del_folio`) and
+§2.6 (`folio_inc_gen`). All functions take arrays of *head* pfns that belong to
+one lruvec, so a fault of 262144 pages is a handful of numpy operations.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from mglru.lru_gen.helpers import (
+    HPAGE_PMD_NR,
+    MAX_NR_GENS,
+    PG_active,
+    PG_dirty,
+    PG_head,
+    PG_lru,
+    PG_reclaim,
+    PG_swapbacked,
+    PG_swapcache,
+    PG_unevictable,
+    PG_workingset,
+    PG_writeback,
+)
+
+if TYPE_CHECKING:
+    from mglru.lru_gen.lruvec import Lruvec
+    from mglru.mm.memory import PhysMem
+
+__all__ = ["lru_gen_folio_seq", "lru_gen_add_folio", "lru_gen_del_folio", "folio_types",
+           "folio_nr_pages", "account_listed"]
+
+
+def folio_types(flags: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
+    """LRU type per folio: 1 (file) iff not swap-backed."""
+    return (flags & PG_swapbacked == 0).astype(np.int64)
+
+
+def folio_nr_pages(flags: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
+    """Pages per folio: 512 for a THP head, else 1."""
+    return np.where(flags & PG_head, HPAGE_PMD_NR, 1).astype(np.int64)
+
+
+def lru_gen_folio_seq(lruvec: Lruvec, flags: npt.NDArray[np.uint16],
+                      reclaiming: bool) -> npt.NDArray[np.int64]:
+    """Target seq of folios entering MGLRU, clamped to min_seq. Spec §2.5.
+
+    1. PG_active: max_seq if PG_workingset else max_seq - 1;
+    2. added by reclaim: max_seq - 3 (so the oldest);
+    3. anon not in swap cache, or PG_reclaim and (dirty or writeback): max_seq - 1;
+    4. else max_seq - 3, or max_seq - 2 with PG_workingset.
+    """
+    max_seq = lruvec.max_seq
+    ws = (flags & PG_workingset) != 0
+    if reclaiming:
+        seq = np.full(len(flags), max_seq - MAX_NR_GENS + 1, np.int64)
+    else:
+        seq = np.where(ws, max_seq - 2, max_seq - 3).astype(np.int64)
+        anon_not_sc = (flags & PG_swapbacked != 0) & (flags & PG_swapcache == 0)
+        reclaim_wb = (flags & PG_reclaim != 0) & (flags & (PG_dirty | PG_writeback) != 0)
+        seq[anon_not_sc | reclaim_wb] = max_seq - 1
+    active = (flags & PG_active) != 0
+    seq[active] = np.where(ws[active], max_seq, max_seq - 1)
+    types = folio_types(flags)
+    min_seq = np.asarray(lruvec.min_seq, np.int64)[types]
+    return np.maximum(seq, min_seq)
+
+
+def account_listed(lruvec: Lruvec, gens: npt.NDArray[np.int64], types: npt.NDArray[np.int64],
+                   nr: npt.NDArray[np.int64], sign: int, *, pages: bool = True,
+                   lists: bool = True) -> None:
+    """Add (sign=+1) or remove folios from the per-gen page and list counters."""
+    key = gens * 2 + types
+    if pages:
+        lruvec.nr_pages[:, :, 0] += sign * np.bincount(key, weights=nr, minlength=8).astype(
+            np.int64).reshape(MAX_NR_GENS, 2)
+    if lists:
+        lruvec.nr_listed[:, :, 0] += sign * np.bincount(key, minlength=8).reshape(MAX_NR_GENS, 2)
+
+
+def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
+                      reclaiming: bool = False) -> npt.NDArray[np.int64]:
+    """Put folios (head pfns of one lruvec) on MGLRU lists; returns their seqs.
+
+    Unevictable folios are not added. Sets the gen field, clears PG_active,
+    sets PG_lru, and counts pages by gen. Spec §2.5.
+    """
+    flags = mem.flags[pfns]
+    keep = (flags & PG_unevictable) == 0
+    if not keep.all():
+        pfns, flags = pfns[keep], flags[keep]
+    seqs = lru_gen_folio_seq(lruvec, flags, reclaiming)
+    gens = seqs % MAX_NR_GENS
+    mem.gen[pfns] = gens + 1
+    mem.list_gen[pfns] = gens + 1
+    mem.flags[pfns] = (flags & ~np.uint16(PG_active)) | PG_lru
+    account_listed(lruvec, gens, folio_types(flags), folio_nr_pages(flags), +1)
+    return seqs
+
+
+def lru_gen_del_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
+                      reclaiming: bool) -> None:
+    """Take folios off MGLRU lists. Spec §2.5 (removal).
+
+    Clears the gen field; if not reclaiming and the gen was active (the two
+    youngest), sets PG_active so the folio keeps its status elsewhere.
+    """
+    flags = mem.flags[pfns]
+    gens = mem.gen[pfns].astype(np.int64) - 1
+    lgens = mem.list_gen[pfns].astype(np.int64) - 1
+    types = folio_types(flags)
+    nr = folio_nr_pages(flags)
+    account_listed(lruvec, gens, types, nr, -1, lists=False)
+    account_listed(lruvec, lgens, types, nr, -1, pages=False)
+    new = flags & ~np.uint16(PG_lru)
+    if not reclaiming:
+        active = (gens == lruvec.max_seq % MAX_NR_GENS) | (gens == (lruvec.max_seq - 1) % MAX_NR_GENS)
+        new = np.where(active, new | PG_active, new).astype(np.uint16)
+    mem.flags[pfns] = new
+    mem.gen[pfns] = 0
+    mem.list_gen[pfns] = 0
+

@@ -1,0 +1,78 @@
+"""State change: the caps behind /sys/kernel/mm/lru_gen/enabled. Spec §5.1, seed 2/7.
+
+`LruGenCaps` holds the static keys (`lru_gen_caps[]`) and the predicates the
+rest of the model asks: `should_walk_mmu`, `should_clear_pmd_young`,
+`should_walk_secondary_mmu`. Code branches on these, never on preset names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mglru.lru_gen.helpers import (
+    LRU_GEN_CORE,
+    LRU_GEN_MM_WALK,
+    LRU_GEN_NONLEAF_YOUNG,
+    LRU_GEN_SECONDARY_MMU_WALK,
+)
+from mglru.presets import KernelConfig
+
+__all__ = ["LruGenCaps"]
+
+
+@dataclass(slots=True)
+class LruGenCaps:
+    """The lru_gen static keys of one kernel."""
+
+    cfg: KernelConfig
+    keys: list[bool]
+
+    @classmethod
+    def boot(cls, cfg: KernelConfig) -> LruGenCaps:
+        """Keys as at boot: everything on if CONFIG_LRU_GEN_ENABLED."""
+        on = cfg.lru_gen_enabled
+        return cls(cfg, [on] * cls.nr_caps_of(cfg))
+
+    @staticmethod
+    def nr_caps_of(cfg: KernelConfig) -> int:
+        """NR_LRU_GEN_CAPS: 4 with the seed's cap bit 0x8, else 3."""
+        return 4 if cfg.secondary_walk == "seed-v4" else 3
+
+    @property
+    def nr_caps(self) -> int:
+        """NR_LRU_GEN_CAPS of this kernel."""
+        return len(self.keys)
+
+    def get_cap(self, cap: int) -> bool:
+        """Whether a static key is on."""
+        return cap < len(self.keys) and self.keys[cap]
+
+    def lru_gen_enabled(self) -> bool:
+        """The core key (bit 0x1)."""
+        return self.get_cap(LRU_GEN_CORE)
+
+    def should_walk_mmu(self) -> bool:
+        """arch_has_hw_pte_young() && cap MM_WALK (spec §5.1)."""
+        return self.cfg.hw_pte_young and self.get_cap(LRU_GEN_MM_WALK)
+
+    def should_clear_pmd_young(self) -> bool:
+        """arch_has_hw_nonleaf_pmd_young() && cap NONLEAF_YOUNG (spec §5.1)."""
+        return self.cfg.hw_nonleaf_pmd_young and self.get_cap(LRU_GEN_NONLEAF_YOUNG)
+
+    def should_walk_secondary_mmu(self) -> bool:
+        """CONFIG_LRU_GEN_WALKS_SECONDARY_MMU && cap 0x8 (seed 2/7)."""
+        return (self.cfg.secondary_walk == "seed-v4" and self.cfg.walks_secondary_mmu
+                and self.get_cap(LRU_GEN_SECONDARY_MMU_WALK))
+
+    def enabled_mask(self) -> int:
+        """The caps value enabled_show() prints: only what the hardware/Kconfig has."""
+        caps = 0
+        if self.lru_gen_enabled():
+            caps |= 1 << LRU_GEN_CORE
+        if self.should_walk_mmu():
+            caps |= 1 << LRU_GEN_MM_WALK
+        if self.should_clear_pmd_young():
+            caps |= 1 << LRU_GEN_NONLEAF_YOUNG
+        if self.should_walk_secondary_mmu():
+            caps |= 1 << LRU_GEN_SECONDARY_MMU_WALK
+        return caps

@@ -1,0 +1,194 @@
+"""The page-table walk of aging: `walk_mm` and the VMA filter. Spec §3.4-3.8, seed 2/7.
+
+Mechanism: `walk_mm` takes an mm's page-table rows in address order, keeps the
+address ranges of VMAs that `should_skip_vma` lets through (coalescing is
+implicit: a PTE table shared by several VMAs is visited once, covering all of
+them, as `get_next_vma` arranges in the kernel), and hands them to the compiled
+`walk_rows`. Secondary MMUs are seen through the segments each notifier
+subscriber exports (`aging_segments`), see `_walk_kernel`.
+
+The walk resumes per PUD (1 GiB of rows) when the timing model asks for steps
+(`rows_per_step`); the functional result is the same as one pass because
+deltas are applied once per step, under what the kernel calls the LRU lock.
+
+Future optimizations:
+1. cache the walk ranges per mm until its VMAs change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from numba.typed import List as NumbaList
+
+from mglru.lru_gen._walk_kernel import NR_SEC_STATS, walk_rows
+from mglru.lru_gen.helpers import (
+    LRU_REFS_FLAGS,
+    LRU_REFS_FLAGS_V6_10,
+    MAX_NR_GENS,
+    MAX_SWAPPINESS,
+    NR_MM_STATS_ALL,
+    PAGE_SHIFT,
+    filter_gen_from_seq,
+)
+from mglru.mm.process import (
+    VM_EXEC,
+    VM_HUGETLB,
+    VM_LOCKED,
+    VM_RAND_READ,
+    VM_READ,
+    VM_SEQ_READ,
+    VM_SPECIAL,
+    VM_WRITE,
+)
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.lru_gen.lruvec import Lruvec
+    from mglru.mm.process import Mm, Vma
+
+__all__ = ["MmWalk", "walk_mm", "should_skip_vma", "vma_has_recency"]
+
+_EMPTY_FILTER = np.zeros(1, np.uint64)
+_EMPTY_SPTES = np.zeros(1, np.uint8)
+
+
+@dataclass(slots=True)
+class MmWalk:
+    """`lru_gen_mm_walk`: one reclaimer's walk state. Spec §2.3."""
+
+    lruvec: Lruvec
+    seq: int
+    swappiness: int
+    force_scan: bool
+    mm_stats: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(NR_MM_STATS_ALL, np.int64))
+    nr_pages: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((MAX_NR_GENS, 2), np.int64))
+    batched: int = 0
+    #: mms walked and rows visited, for the timing model
+    nr_mms: int = 0
+    nr_rows: int = 0
+
+
+def vma_has_recency(vma: Vma) -> bool:
+    """No VM_SEQ_READ / VM_RAND_READ hint and no FMODE_NOREUSE file."""
+    if vma.flags & (VM_SEQ_READ | VM_RAND_READ):
+        return False
+    return not (vma.file is not None and vma.file.noreuse)
+
+
+def should_skip_vma(vma: Vma, swappiness: int) -> bool:
+    """The VMA filter of the aging walk. Spec §3.4."""
+    if not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
+        return True
+    if vma.flags & VM_HUGETLB:
+        return True
+    if not vma_has_recency(vma):
+        return True
+    if vma.flags & (VM_LOCKED | VM_SPECIAL):
+        return True
+    if vma.file is None:
+        return swappiness == 0
+    if vma.file.unevictable:
+        return True
+    if vma.file.shmem:
+        return swappiness == 0
+    if swappiness > MAX_SWAPPINESS:
+        return True
+    return not vma.file.has_read_folio
+
+
+def _walk_ranges(mm: Mm, swappiness: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    keep = [v for v in mm.vmas if not should_skip_vma(v, swappiness)]
+    start = np.array([v.start >> PAGE_SHIFT for v in keep], np.int64)
+    end = np.array([v.end >> PAGE_SHIFT for v in keep], np.int64)
+    return start, end
+
+
+def _segments(subs: list) -> tuple:
+    """Flatten the subscribers' aging segments for the compiled walk."""
+    arrays = NumbaList()
+    rows: list[tuple[int, int, int, int, int]] = []
+    for sub_i, sub in enumerate(subs):
+        for vpn0, vpn1, gfn0, sptes in sub.aging_segments():
+            arrays.append(sptes)
+            rows.append((vpn0, vpn1, gfn0, len(arrays) - 1, sub_i))
+    if not len(arrays):
+        arrays.append(_EMPTY_SPTES)
+    rows.sort()
+    cols = np.array(rows, np.int64).reshape(-1, 5)
+    return (arrays, cols[:, 0].copy(), cols[:, 1].copy(), cols[:, 2].copy(),
+            cols[:, 3].copy(), cols[:, 4].copy())
+
+
+def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None) -> None:
+    """Harvest accessed bits of one mm into `walk.lruvec`'s generations. Spec §3.4."""
+    lruvec = walk.lruvec
+    if walk.seq != lruvec.max_seq or mm.mmap_lock_busy:
+        return
+    cfg = k.cfg
+    caps = k.caps
+    mode = cfg.secondary_walk
+    subs = list(mm.notifiers)
+    if mode == "fast-only":
+        subs = [s for s in subs if s.fast_only_capable()]
+    if mode == "bitmap" and any(not s.fast_only_capable() for s in subs):
+        return  # v3: an mm whose secondary MMU cannot age locklessly is not walked
+    has_notifiers = bool(subs)
+    if mode == "none":
+        pte_mode, sec_on = 0, False
+    elif mode == "seed-v4":
+        pte_mode, sec_on = 1, caps.should_walk_secondary_mmu()
+    else:
+        pte_mode, sec_on = 2, has_notifiers
+    nonleaf_clear = caps.should_clear_pmd_young()
+    if cfg.nonleaf_young_respects_force_scan and walk.force_scan:
+        nonleaf_clear = False
+    if mode == "seed-v4" and caps.should_walk_secondary_mmu():
+        nonleaf_clear = False
+    if pte_mode == 2 and has_notifiers:
+        nonleaf_clear = False
+
+    st = lruvec.mm_state
+    assert st is not None
+    read_f = st.filters[filter_gen_from_seq(walk.seq)]
+    write_f = st.filters[filter_gen_from_seq(walk.seq + 1)]
+    node = k.mem.nodes[lruvec.nid]
+    rng_start, rng_end = _walk_ranges(mm, walk.swappiness)
+    arrays, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub = _segments(subs if sec_on else [])
+    sec_stats = np.zeros((len(subs) if sec_on else 0, NR_SEC_STATS), np.int64)
+    pt = mm.pt
+    rows = pt.sorted_rows()
+    step = rows_per_step or max(len(rows), 1)
+    new_gen = lruvec.max_seq % MAX_NR_GENS
+    mem = k.mem
+    moved = np.zeros(1, np.int64)
+    for lo in range(0, len(rows), step):
+        moved[0] = 0
+        chunk = rows[lo:lo + step]
+        walk.batched += walk_rows(
+            chunk, pt.pmd_addr, pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.pte_pfn, pt.pte_flags,
+            rng_start, rng_end,
+            mem.flags, mem.gen, mem.memcg, node.start_pfn, node.end_pfn, lruvec.memcg.id,
+            new_gen, walk.swappiness != 0, walk.force_scan, nonleaf_clear,
+            read_f if read_f is not None else _EMPTY_FILTER, read_f is not None,
+            write_f if write_f is not None else _EMPTY_FILTER, write_f is not None,
+            mm.id, pte_mode, pte_mode, sec_on, has_notifiers, cfg.two_step_promotion,
+            LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10, 8,
+            arrays, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, mode == "bitmap",
+            walk.nr_pages, walk.mm_stats, sec_stats, moved)
+        walk.nr_rows += len(chunk)
+        _apply_batch(walk)
+    walk.nr_mms += 1
+    for sub_i, sub in enumerate(subs if sec_on else []):
+        sub.account_aging(sec_stats[sub_i])
+
+
+def _apply_batch(walk: MmWalk) -> None:
+    """reset_batch_size(): fold the walk's page deltas into the lruvec."""
+    if walk.batched or walk.nr_pages.any():
+        walk.lruvec.nr_pages[:, :, 0] += walk.nr_pages
+        walk.nr_pages[:] = 0
+        walk.batched = 0

@@ -1,0 +1,127 @@
+"""cgroupfs (v2) for the memory controller: directories, cgroup.procs, memory.*.
+
+Paths are relative to the cgroup root (`/sys/fs/cgroup`). errno follows the
+kernel: EEXIST for an existing directory, ENOENT for a missing parent, EBUSY for
+rmdir of a cgroup with tasks or children (or the root), ESRCH for an unknown
+pid, EINVAL for a malformed number.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from mglru.lru_gen.helpers import PAGE_SHIFT, PAGE_SIZE
+from mglru.lru_gen.kstrto import kstrtouint
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.mm.memcg import MemCgroup
+
+__all__ = ["read", "write", "mkdir", "rmdir", "exists", "FILES"]
+
+#: files in every memcg directory
+FILES = ("cgroup.procs", "cgroup.controllers", "cgroup.subtree_control", "memory.current",
+         "memory.max")
+_ROOT_ONLY_ABSENT = ("memory.current", "memory.max")
+
+
+def _split(k: SimKernel, rel: str) -> tuple[MemCgroup | None, str]:
+    """(memcg of the directory, file name or "") for a path below the root."""
+    parts = [p for p in rel.split("/") if p]
+    if parts and parts[-1] in FILES:
+        memcg = k.memcgs.lookup_path("/".join(parts[:-1]))
+        return memcg, parts[-1]
+    return k.memcgs.lookup_path("/".join(parts)), ""
+
+
+def exists(k: SimKernel, rel: str) -> bool:
+    """Whether the directory or file exists."""
+    memcg, name = _split(k, rel)
+    return memcg is not None and not (memcg.parent is None and name in _ROOT_ONLY_ABSENT)
+
+
+def read(k: SimKernel, rel: str) -> str:
+    """Read a cgroup file."""
+    memcg, name = _split(k, rel)
+    if memcg is None or (memcg.parent is None and name in _ROOT_ONLY_ABSENT):
+        raise OSError(errno.ENOENT, "No such file or directory")
+    if not name:
+        raise OSError(errno.EISDIR, "Is a directory")
+    if name == "cgroup.procs":
+        return "".join(f"{p.pid}\n" for p in sorted(memcg.procs, key=lambda p: p.pid))
+    if name in ("cgroup.controllers", "cgroup.subtree_control"):
+        return "memory\n"
+    if name == "memory.current":
+        return f"{memcg.nr_charged * PAGE_SIZE}\n"
+    assert name == "memory.max"
+    return "max\n" if memcg.memory_max is None else f"{memcg.memory_max * PAGE_SIZE}\n"
+
+
+def write(k: SimKernel, rel: str, data: str) -> int:
+    """Write a cgroup file; returns the bytes accepted."""
+    memcg, name = _split(k, rel)
+    if memcg is None or not name or (memcg.parent is None and name in _ROOT_ONLY_ABSENT):
+        raise OSError(errno.ENOENT, "No such file or directory")
+    text = data.strip()
+    if name == "cgroup.procs":
+        try:
+            pid = kstrtouint(text, 0, bits=31)
+        except OSError:
+            raise OSError(errno.EINVAL, "Invalid argument") from None
+        p = k.procs.get(pid)
+        if p is None:
+            raise OSError(errno.ESRCH, "No such process")
+        k.move_task(p, memcg)
+    elif name == "memory.max":
+        if text == "max":
+            memcg.memory_max = None
+        else:
+            try:
+                memcg.memory_max = kstrtouint(text, 0, bits=64) >> PAGE_SHIFT
+            except OSError:
+                raise OSError(errno.EINVAL, "Invalid argument") from None
+    elif name == "cgroup.subtree_control":
+        if text not in ("", "+memory", "-memory"):
+            raise OSError(errno.EINVAL, "Invalid argument")
+    else:
+        raise OSError(errno.EACCES, "Permission denied")
+    return len(data.encode())
+
+
+def _dir_parts(path: str, root: str) -> list[str]:
+    if path != root and not path.startswith(root + "/"):
+        raise OSError(errno.EPERM, "Operation not permitted", path)
+    return [p for p in path[len(root):].split("/") if p]
+
+
+def mkdir(k: SimKernel, path: str, root: str) -> None:
+    """mkdir(2) below the cgroup root."""
+    parts = _dir_parts(path, root)
+    if not parts:
+        raise OSError(errno.EEXIST, "File exists", path)
+    parent = k.memcgs.lookup_path("/".join(parts[:-1]))
+    if parent is None:
+        raise OSError(errno.ENOENT, "No such file or directory", path)
+    name = parts[-1]
+    if name in FILES or any(c.name == name for c in parent.children):
+        raise OSError(errno.EEXIST, "File exists", path)
+    if k.memcgs.alloc_id() < 0:
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+    k.create_memcg(parent, name)
+
+
+def rmdir(k: SimKernel, path: str, root: str) -> None:
+    """rmdir(2) below the cgroup root; charged pages go to the parent (see memcg)."""
+    parts = _dir_parts(path, root)
+    if not parts:
+        raise OSError(errno.EBUSY, "Device or resource busy", path)
+    memcg = k.memcgs.lookup_path("/".join(parts))
+    if memcg is None:
+        raise OSError(errno.ENOENT, "No such file or directory", path)
+    if memcg.procs or memcg.children:
+        raise OSError(errno.EBUSY, "Device or resource busy", path)
+    from mglru.mm.reparent import reparent_memcg
+
+    reparent_memcg(k, memcg)
+    k.memcgs.remove(memcg)

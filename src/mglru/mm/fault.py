@@ -1,0 +1,246 @@
+"""Page faults and user accesses: the primary MMU's side. Spec §2.5, §2.6.
+
+A user access walks the VMAs of the range; pages not present are faulted in
+(anon write: a new folio; anon read: the shared zero page; file: the page
+cache), charged to the mm's memcg, placed on MGLRU lists by `lru_gen_add_folio`
+(`PG_active` when the VMA has recency, so they land in max_seq - 1), and the
+hardware sets the accessed (and, for writes, dirty) bits in the PTE and the
+non-leaf PMD above it. Present pages only get their bits set.
+
+Anonymous VMAs with THP allowed get a PMD-sized folio for each 2 MiB block
+that lies fully inside the VMA (the huge zero page on a read fault), falling
+back to 4 KiB pages when no aligned block is free.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from mglru.lru_gen.folio import lru_gen_add_folio
+from mglru.lru_gen.helpers import (
+    HPAGE_PMD_NR,
+    PAGE_SHIFT,
+    PG_active,
+    PG_anon,
+    PG_dirty,
+    PG_head,
+    PG_lru,
+    PG_referenced,
+    PG_swapbacked,
+    PG_tail,
+    PG_workingset,
+    LRU_REFS_MASK,
+    LRU_REFS_SHIFT,
+    PMD_HUGE_ZERO,
+    PMD_LEAF,
+    PMD_NONE,
+    PMD_SHIFT,
+    PMD_SIZE,
+    PMD_TABLE,
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    PTE_WRITE,
+    PTE_YOUNG,
+    PG_unevictable,
+)
+from mglru.lru_gen.walk import vma_has_recency
+from mglru.mm.memory import ZERO_PFN
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.mm.filemap import File
+    from mglru.mm.memcg import MemCgroup
+    from mglru.mm.process import Mm, Process, Vma
+
+__all__ = ["user_access", "file_read", "new_folios", "mark_accessed"]
+
+_CHUNK = 1 << 16
+
+
+def _check_mapped(mm: Mm, start: int, end: int) -> list[Vma]:
+    vmas = mm.vmas_in(start, end)
+    cur = start
+    for v in vmas:
+        if v.start > cur:
+            break
+        cur = max(cur, v.end)
+    if cur < end:
+        raise ValueError(f"access to unmapped address {cur:#x} (SIGSEGV)")
+    return vmas
+
+
+def new_folios(k: SimKernel, memcg: MemCgroup, pfns: npt.NDArray[np.int64], flags: int,
+               nr_pages: int = 1) -> None:
+    """Initialise folios, charge them and add them to their lruvecs' MGLRU lists."""
+    mem = k.mem
+    if nr_pages == 1:
+        mem.flags[pfns] = flags
+        mem.memcg[pfns] = memcg.id
+    else:
+        for head in pfns:
+            mem.flags[head + 1: head + nr_pages] = PG_tail
+            mem.memcg[head: head + nr_pages] = memcg.id
+        mem.flags[pfns] = flags | PG_head
+    memcg.nr_charged += len(pfns) * nr_pages
+    if not k.caps.lru_gen_enabled():
+        mem.flags[pfns] |= PG_lru  # on the classic lists, which the model does not order
+        return
+    nids = mem.pfns_to_nid(pfns)
+    for nid in np.unique(nids):
+        sel = pfns if len(nids) == 1 or (nids == nid).all() else pfns[nids == nid]
+        lru_gen_add_folio(mem, memcg.lruvecs[int(nid)], sel)
+
+
+def mark_accessed(k: SimKernel, heads: npt.NDArray[np.int64]) -> None:
+    """folio_mark_accessed() under MGLRU: lru_gen_inc_refs. Spec §2.6.
+
+    Upstream: PG_referenced (refs 1), then the refs field up to 3, then
+    PG_workingset. v6.10: PG_referenced, then PG_workingset, then refs.
+    """
+    mem = k.mem
+    f = mem.flags[heads].astype(np.int64)
+    skip = (f & PG_unevictable) != 0
+    ref = (f & PG_referenced) != 0
+    ws = (f & PG_workingset) != 0
+    refs = (f & LRU_REFS_MASK) >> LRU_REFS_SHIFT
+    if k.cfg.two_step_promotion:
+        full = refs == 3
+        new = np.where(~ref, (f & ~LRU_REFS_MASK) | PG_referenced,
+                       np.where(full, f | PG_workingset, f + (1 << LRU_REFS_SHIFT)))
+    else:
+        new = np.where(~ref, f | PG_referenced,
+                       np.where(~ws, f | PG_workingset,
+                                np.where(refs == 3, f, f + (1 << LRU_REFS_SHIFT))))
+    mem.flags[heads] = np.where(skip, f, new).astype(np.uint16)
+
+
+def _pagecache_get(k: SimKernel, file: File, pgoffs: npt.NDArray[np.int64], memcg: MemCgroup,
+                   nid: int, active: bool) -> npt.NDArray[np.int64]:
+    """Look up (and fill) the page cache; returns pfns."""
+    pfns = file.pages[pgoffs]
+    missing = pfns < 0
+    if missing.any():
+        # one folio per page index, even if the range repeats an index
+        idx = np.unique(pgoffs[missing])
+        new = k.mem.alloc_pages(nid, len(idx))
+        file.pages[idx] = new
+        flags = (PG_swapbacked if file.shmem else 0) | (PG_active if active else 0)
+        if file.unevictable:
+            flags |= PG_unevictable
+        new_folios(k, memcg, new, flags)
+        pfns = file.pages[pgoffs]
+    return pfns
+
+
+def _fault_ptes(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: int, write: bool) -> None:
+    mm = p.mm
+    pt = mm.pt
+    vpns = np.arange(vpn_lo, vpn_hi, dtype=np.int64)
+    first = (vpn_lo >> 9) - (vma.start >> PMD_SHIFT)
+    last = ((vpn_hi - 1) >> 9) - (vma.start >> PMD_SHIFT)
+    urows = vma.rows[first: last + 1]
+    st = pt.pmd_state[urows]
+    pt.pmd_state[urows] = np.where(st == PMD_NONE, PMD_TABLE, st)
+    pt.pmd_flags[urows] |= PTE_YOUNG  # the hardware sets non-leaf accessed bits too
+    idx = vma.pte_index(vpns)
+    ff = pt.flat_flags()
+    fp = pt.flat_pfn()
+    f = ff[idx]
+    present = (f & PTE_PRESENT) != 0
+    on_zero = present & (f & PTE_SPECIAL != 0) & (fp[idx] == ZERO_PFN)
+    need = ~present | (on_zero if write else np.zeros_like(present))
+    bits = PTE_PRESENT | PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
+    if need.any():
+        nidx = idx[need]
+        if vma.file is None:
+            if write:
+                pfns = k.mem.alloc_pages(p.nid, len(nidx))
+                flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
+                new_folios(k, mm.memcg, pfns, flags)
+                fp[nidx] = pfns
+                ff[nidx] = bits
+            else:
+                fp[nidx] = ZERO_PFN
+                ff[nidx] = PTE_PRESENT | PTE_YOUNG | PTE_SPECIAL
+        else:
+            pgoffs = vma.pgoff + vpns[need] - (vma.start >> PAGE_SHIFT)
+            if (pgoffs >= vma.file.npages).any():
+                raise ValueError(f"access beyond the end of {vma.file.name} (SIGBUS)")
+            pfns = _pagecache_get(k, vma.file, pgoffs, mm.memcg, p.nid, vma_has_recency(vma))
+            fp[nidx] = pfns
+            ff[nidx] = bits
+            if write:
+                k.mem.flags[pfns] |= PG_dirty
+    if (~need).any():
+        oidx = idx[~need]
+        if write and vma.file is not None:
+            clean = (ff[oidx] & PTE_DIRTY) == 0
+            k.mem.flags[fp[oidx[clean]].astype(np.int64)] |= PG_dirty
+        ff[oidx] |= PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
+
+
+def _fault_thp(k: SimKernel, p: Process, vma: Vma, block: int, write: bool) -> bool:
+    """One 2 MiB block of a THP VMA; False means: use 4 KiB pages instead."""
+    pt = p.mm.pt
+    row = vma.rows[(block >> PMD_SHIFT) - (vma.start >> PMD_SHIFT)]
+    st = pt.pmd_state[row]
+    if st == PMD_TABLE:
+        return False
+    if st == PMD_LEAF:
+        pt.pmd_flags[row] |= PTE_YOUNG | (PTE_DIRTY if write else 0)
+        return True
+    if not write:
+        pt.pmd_state[row] = PMD_HUGE_ZERO
+        pt.pmd_flags[row] |= PTE_YOUNG
+        return True
+    head = k.mem.alloc_thp(p.nid)
+    if head < 0:
+        pt.pmd_state[row] = PMD_NONE
+        return False
+    flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
+    new_folios(k, p.mm.memcg, np.array([head], np.int64), flags, HPAGE_PMD_NR)
+    pt.pmd_state[row] = PMD_LEAF
+    pt.pmd_pfn[row] = head
+    pt.pmd_flags[row] = PTE_YOUNG | PTE_DIRTY
+    return True
+
+
+def user_access(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool) -> None:
+    """Touch [addr, addr+nbytes) as the task: faults plus hardware accessed bits."""
+    if nbytes <= 0:
+        return
+    end = addr + nbytes
+    vmas = _check_mapped(p.mm, addr, end)
+    p.mm.use()
+    for vma in vmas:
+        s, e = max(addr, vma.start), min(end, vma.end)
+        vpn_lo, vpn_hi = s >> PAGE_SHIFT, (e + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
+        if vma.thp and vma.file is None:
+            cur = vpn_lo
+            while cur < vpn_hi:
+                block = (cur << PAGE_SHIFT) & ~(PMD_SIZE - 1)
+                nxt = min(vpn_hi, (block + PMD_SIZE) >> PAGE_SHIFT)
+                whole = block >= vma.start and block + PMD_SIZE <= vma.end
+                if not (whole and _fault_thp(k, p, vma, block, write)):
+                    _fault_ptes(k, p, vma, cur, nxt, write)
+                cur = nxt
+        else:
+            # bounded chunks keep temporaries small (8 bytes per page each)
+            for lo in range(vpn_lo, vpn_hi, _CHUNK):
+                _fault_ptes(k, p, vma, lo, min(vpn_hi, lo + _CHUNK), write)
+
+
+def file_read(k: SimKernel, p: Process, file: File, offset: int, nbytes: int) -> None:
+    """read(2): fill the page cache (no PG_active: spec §2.5 rule 4) and mark accessed."""
+    if nbytes <= 0:
+        return
+    lo, hi = offset >> PAGE_SHIFT, (offset + nbytes + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
+    if hi > file.npages:
+        raise ValueError(f"read beyond the end of {file.name}")
+    pfns = _pagecache_get(k, file, np.arange(lo, hi, dtype=np.int64), p.memcg, p.nid, False)
+    if not file.noreuse:
+        mark_accessed(k, pfns)

@@ -1,0 +1,34 @@
+"""Files and their page cache. Spec §2.5 (read() vs fault placement).
+
+A `File` is an inode's page cache: page index -> pfn (-1 = not cached). Its
+flags are what the VMA filter reads (spec §3.4): shmem, an unevictable mapping,
+a mapping without `read_folio` (DAX), and `FMODE_NOREUSE`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mglru.lru_gen.helpers import PAGE_SHIFT
+
+__all__ = ["File"]
+
+
+class File:
+    """A file with a page cache of `nbytes` (rounded up to pages)."""
+
+    def __init__(self, name: str, nbytes: int, *, shmem: bool = False,
+                 unevictable: bool = False, has_read_folio: bool = True,
+                 noreuse: bool = False) -> None:
+        if nbytes <= 0:
+            raise ValueError(f"file size must be positive, got {nbytes}")
+        self.name = name
+        self.npages = -(-nbytes >> PAGE_SHIFT) if nbytes % (1 << PAGE_SHIFT) else nbytes >> PAGE_SHIFT
+        self.shmem = shmem
+        self.unevictable = unevictable
+        self.has_read_folio = has_read_folio
+        self.noreuse = noreuse
+        self.pages = np.full(self.npages, -1, np.int64)
+
+    def __repr__(self) -> str:
+        return f"File({self.name!r}, npages={self.npages})"

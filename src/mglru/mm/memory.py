@@ -1,0 +1,173 @@
+"""Physical memory: NUMA nodes, pfn ranges, per-pfn folio state and the allocator.
+
+Spec §2.1 (Node, Folio). A folio is identified by the pfn of its first page;
+PMD-sized folios (THP, 512 pages, 512-aligned) carry `PG_head` on the head
+pfn and `PG_tail` on the others, and all folio state lives on the head.
+
+Per-pfn state, 6 bytes per 4 KiB page:
+
+=========  ======  =====================================================
+array      dtype   meaning
+=========  ======  =====================================================
+flags      uint16  PG_* bits and the 2-bit refs field (lru_gen.helpers)
+gen        uint8   the folio's gen field: gen index + 1, 0 = not on MGLRU
+list_gen   uint8   which generation *list* holds it (+1); lists are
+                   sorted lazily, so this may lag `gen` (spec §2.2)
+memcg      uint16  id of the memcg the folio is charged to (0 = none)
+=========  ======  =====================================================
+
+pfn 0 is the zero page and pfns 512..1023 the huge zero page; both are
+reserved and never on an LRU list (`is_zero_pfn`).
+
+Future optimizations:
+1. a per-lruvec pfn index would make list scans O(lruvec) instead of
+   O(node high-water mark).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from mglru.lru_gen.helpers import HPAGE_PMD_NR, PAGE_SHIFT
+
+__all__ = ["PhysMem", "Node", "OutOfMemory", "ZERO_PFN", "HUGE_ZERO_PFN"]
+
+ZERO_PFN = 0
+HUGE_ZERO_PFN = HPAGE_PMD_NR
+_RESERVED_PFNS = 2 * HPAGE_PMD_NR
+
+
+class OutOfMemory(MemoryError):
+    """No node could satisfy an allocation (the caller decides: reclaim or OOM)."""
+
+
+@dataclass(slots=True)
+class Node:
+    """A NUMA node (pgdat): a pfn range and its allocator cursor. Spec §2.1."""
+
+    nid: int
+    start_pfn: int
+    end_pfn: int
+    #: next never-used pfn; everything below was handed out at least once
+    fresh: int
+    #: freed 4 KiB pfns, used LIFO before fresh memory
+    free: list[npt.NDArray[np.int64]]
+    nr_free_listed: int = 0
+
+    @property
+    def spanned_pages(self) -> int:
+        """Number of pfns in the node."""
+        return self.end_pfn - self.start_pfn
+
+    @property
+    def nr_free(self) -> int:
+        """Pages not allocated."""
+        return self.end_pfn - self.fresh + self.nr_free_listed
+
+
+class PhysMem:
+    """All physical memory of the simulated machine."""
+
+    def __init__(self, node_bytes: tuple[int, ...]) -> None:
+        self.nodes: list[Node] = []
+        start = 0
+        for nid, nbytes in enumerate(node_bytes):
+            end = start + (nbytes >> PAGE_SHIFT)
+            fresh = start + (_RESERVED_PFNS if nid == 0 else 0)
+            self.nodes.append(Node(nid, start, end, fresh, []))
+            start = end
+        self.max_pfn = start
+        # np.zeros maps lazily: untouched memory costs no RSS
+        self.flags = np.zeros(self.max_pfn, np.uint16)
+        self.gen = np.zeros(self.max_pfn, np.uint8)
+        self.list_gen = np.zeros(self.max_pfn, np.uint8)
+        self.memcg = np.zeros(self.max_pfn, np.uint16)
+        self._node_starts = np.array([n.start_pfn for n in self.nodes], np.int64)
+
+    # -- lookups ----------------------------------------------------------------
+    def pfn_to_nid(self, pfn: int) -> int:
+        """Node of a pfn."""
+        return int(np.searchsorted(self._node_starts, pfn, side="right") - 1)
+
+    def pfns_to_nid(self, pfns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Nodes of many pfns."""
+        return np.searchsorted(self._node_starts, pfns, side="right") - 1
+
+    @staticmethod
+    def is_zero_pfn(pfn: int) -> bool:
+        """The zero page or a page of the huge zero page."""
+        return pfn < _RESERVED_PFNS
+
+    def high_water(self, nid: int) -> int:
+        """One past the highest pfn of node `nid` ever allocated."""
+        return self.nodes[nid].fresh
+
+    # -- allocation --------------------------------------------------------------
+    def alloc_pages(self, nid: int, n: int) -> npt.NDArray[np.int64]:
+        """Allocate `n` 4 KiB pages, preferring node `nid`, falling back in node order.
+
+        Raises:
+            OutOfMemory: fewer than `n` free pages in the whole machine; nothing
+                is allocated then.
+        """
+        if n == 0:
+            return np.empty(0, np.int64)
+        order = [nid] + [m.nid for m in self.nodes if m.nid != nid]
+        if sum(self.nodes[m].nr_free for m in order) < n:
+            raise OutOfMemory(f"cannot allocate {n} pages")
+        parts: list[npt.NDArray[np.int64]] = []
+        need = n
+        for m in order:
+            node = self.nodes[m]
+            while need and node.free:
+                chunk = node.free[-1]
+                take = min(need, len(chunk))
+                parts.append(chunk[len(chunk) - take:])
+                if take == len(chunk):
+                    node.free.pop()
+                else:
+                    node.free[-1] = chunk[: len(chunk) - take]
+                node.nr_free_listed -= take
+                need -= take
+            take = min(need, node.end_pfn - node.fresh)
+            if take:
+                parts.append(np.arange(node.fresh, node.fresh + take, dtype=np.int64))
+                node.fresh += take
+                need -= take
+            if not need:
+                break
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def alloc_thp(self, nid: int) -> int:
+        """Allocate one 512-aligned PMD-sized block; -1 if no node has one.
+
+        THP allocation never falls back to 4 KiB pages here; the fault handler
+        does that (as the kernel falls back to small pages).
+        """
+        order = [nid] + [m.nid for m in self.nodes if m.nid != nid]
+        for m in order:
+            node = self.nodes[m]
+            head = -(-node.fresh // HPAGE_PMD_NR) * HPAGE_PMD_NR
+            if head + HPAGE_PMD_NR <= node.end_pfn:
+                if head > node.fresh:  # the alignment gap becomes free 4 KiB pages
+                    self.free_pages(np.arange(node.fresh, head, dtype=np.int64), m)
+                node.fresh = head + HPAGE_PMD_NR
+                return head
+        return -1
+
+    def free_pages(self, pfns: npt.NDArray[np.int64], nid: int | None = None) -> None:
+        """Return pages to their nodes' free lists and clear their folio state."""
+        if len(pfns) == 0:
+            return
+        self.flags[pfns] = 0
+        self.gen[pfns] = 0
+        self.list_gen[pfns] = 0
+        self.memcg[pfns] = 0
+        nids = self.pfns_to_nid(pfns) if nid is None else np.full(len(pfns), nid)
+        for m in np.unique(nids):
+            chunk = np.asarray(pfns[nids == m], np.int64)
+            self.nodes[int(m)].free.append(chunk)
+            self.nodes[int(m)].nr_free_listed += len(chunk)

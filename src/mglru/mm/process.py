@@ -1,0 +1,285 @@
+"""Processes, mm_structs, VMAs and primary page tables. Spec §2.1, §3.4.
+
+Page tables keep the kernel's shape where the aging walk can see it: a PMD
+entry per 2 MiB (none / PTE table / THP leaf / huge zero page, with accessed
+and dirty bits, including the *non-leaf* accessed bit) and a PTE table of 512
+entries (present, accessed, dirty, special, write, pfn). Tables live in one
+pool per mm, one row per 2 MiB of mapped virtual space; PUD/P4D levels are
+implied by addresses.
+
+Per mapped 4 KiB page: 5 bytes (uint32 pfn + uint8 bits).
+
+Public API (see docs/architecture.md, "Processes"):
+
+    p = k.spawn(memcg="/a")            # a task with a fresh mm
+    addr = p.mmap(nbytes, thp=True)    # anonymous; file=... for file-backed
+    p.access(addr, nbytes, write=True) # faults and sets accessed bits
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from mglru.lru_gen.helpers import (
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PMD_NONE,
+    PMD_SHIFT,
+    PMD_SIZE,
+    PTRS_PER_PTE,
+)
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.mm.filemap import File
+    from mglru.mm.memcg import MemCgroup
+
+__all__ = ["Vma", "PageTables", "Mm", "Process", "VM_FLAGS"]
+
+# vm_flags bits (the subset the VMA filter and faults read)
+VM_READ = 1 << 0
+VM_WRITE = 1 << 1
+VM_EXEC = 1 << 2
+VM_SHARED = 1 << 3
+VM_LOCKED = 1 << 13
+VM_IO = 1 << 14
+VM_SEQ_READ = 1 << 15
+VM_RAND_READ = 1 << 16
+VM_DONTEXPAND = 1 << 18
+VM_HUGETLB = 1 << 22
+VM_PFNMAP = 1 << 10
+VM_MIXEDMAP = 1 << 28
+VM_HUGEPAGE = 1 << 29
+VM_SPECIAL = VM_IO | VM_DONTEXPAND | VM_PFNMAP | VM_MIXEDMAP
+
+VM_FLAGS = {
+    "read": VM_READ, "write": VM_WRITE, "exec": VM_EXEC, "shared": VM_SHARED,
+    "locked": VM_LOCKED, "io": VM_IO, "seq_read": VM_SEQ_READ, "rand_read": VM_RAND_READ,
+    "dontexpand": VM_DONTEXPAND, "hugetlb": VM_HUGETLB, "pfnmap": VM_PFNMAP,
+    "mixedmap": VM_MIXEDMAP, "hugepage": VM_HUGEPAGE,
+}
+
+_MMAP_BASE = 0x7F00_0000_0000 >> 4  # bottom-up allocation keeps tables sorted
+
+
+@dataclass(slots=True)
+class Vma:
+    """A vm_area_struct: [start, end) with flags and an optional file."""
+
+    start: int
+    end: int
+    flags: int
+    file: File | None = None
+    pgoff: int = 0
+    #: page-table rows covering this VMA's 2 MiB slots, in address order
+    rows: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+
+    @property
+    def is_anon(self) -> bool:
+        """Anonymous (no file)."""
+        return self.file is None
+
+    @property
+    def thp(self) -> bool:
+        """THP allowed (MADV_HUGEPAGE analogue)."""
+        return bool(self.flags & VM_HUGEPAGE)
+
+    def pte_index(self, vpns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Flat PTE-pool indices of virtual page numbers inside this VMA."""
+        rows = self.rows[(vpns >> 9) - (self.start >> PMD_SHIFT)]
+        return rows * PTRS_PER_PTE + (vpns & (PTRS_PER_PTE - 1))
+
+
+class PageTables:
+    """The page-table pool of one mm: PMD entries and PTE tables by row."""
+
+    def __init__(self) -> None:
+        cap = 16
+        self.nr_rows = 0
+        self.pmd_addr = np.zeros(cap, np.int64)  # base address of the 2 MiB slot
+        self.pmd_state = np.zeros(cap, np.uint8)  # PMD_NONE / TABLE / LEAF / HUGE_ZERO
+        self.pmd_flags = np.zeros(cap, np.uint8)  # PTE_YOUNG / PTE_DIRTY on the PMD
+        self.pmd_pfn = np.zeros(cap, np.uint32)  # head pfn of a THP leaf
+        self.pte_pfn = np.zeros((cap, PTRS_PER_PTE), np.uint32)
+        self.pte_flags = np.zeros((cap, PTRS_PER_PTE), np.uint8)
+        self.row_of: dict[int, int] = {}
+        self._sorted: npt.NDArray[np.int64] | None = None
+
+    def ensure_rows(self, start: int, end: int) -> npt.NDArray[np.int64]:
+        """Rows for every 2 MiB slot overlapping [start, end), creating empty ones."""
+        first, last = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
+        need = [s for s in range(first, last + 1) if s not in self.row_of]
+        if self.nr_rows + len(need) > len(self.pmd_addr):
+            self._grow(self.nr_rows + len(need))
+        for s in need:
+            r = self.nr_rows
+            self.row_of[s] = r
+            self.pmd_addr[r] = s << PMD_SHIFT
+            self.nr_rows += 1
+        if need:
+            self._sorted = None
+        return np.array([self.row_of[s] for s in range(first, last + 1)], np.int64)
+
+    def _grow(self, n: int) -> None:
+        cap = max(n, 2 * len(self.pmd_addr))
+
+        def grow(a: np.ndarray) -> np.ndarray:
+            b = np.zeros((cap,) + a.shape[1:], a.dtype)
+            b[: len(a)] = a
+            return b
+
+        self.pmd_addr = grow(self.pmd_addr)
+        self.pmd_state = grow(self.pmd_state)
+        self.pmd_flags = grow(self.pmd_flags)
+        self.pmd_pfn = grow(self.pmd_pfn)
+        self.pte_pfn = grow(self.pte_pfn)
+        self.pte_flags = grow(self.pte_flags)
+
+    def sorted_rows(self) -> npt.NDArray[np.int64]:
+        """Row indices in address order (the order a page-table walk visits them)."""
+        if self._sorted is None:
+            self._sorted = np.argsort(self.pmd_addr[: self.nr_rows], kind="stable").astype(np.int64)
+        return self._sorted
+
+    def flat_pfn(self) -> npt.NDArray[np.uint32]:
+        """PTE pfns as one flat array (a view)."""
+        return self.pte_pfn.reshape(-1)
+
+    def flat_flags(self) -> npt.NDArray[np.uint8]:
+        """PTE bits as one flat array (a view)."""
+        return self.pte_flags.reshape(-1)
+
+    def clear_rows(self, rows: npt.NDArray[np.int64]) -> None:
+        """Forget the contents of some rows (munmap of whole tables)."""
+        self.pmd_state[rows] = PMD_NONE
+        self.pmd_flags[rows] = 0
+        self.pte_flags[rows] = 0
+        self.pte_pfn[rows] = 0
+
+
+class Mm:
+    """An mm_struct: VMAs, page tables, the lru_gen bitmap and notifier subscriptions."""
+
+    def __init__(self, id_: int, owner: Process) -> None:
+        self.id = id_
+        self.owner = owner
+        self.vmas: list[Vma] = []
+        self.pt = PageTables()
+        #: lru_gen.bitmap: one bit per node id mod 64, set when a task using it runs
+        self.lru_gen_bitmap = 0
+        #: mm_users; 0 once the mm is torn down
+        self.users = 1
+        #: MMU notifier subscriptions (mmu_notifier_register), see mglru.kvm
+        self.notifiers: list = []
+        #: mmap_lock held for write elsewhere: the walk skips the mm (spec §3.4)
+        self.mmap_lock_busy = False
+        self._next_addr = _MMAP_BASE
+
+    def __repr__(self) -> str:
+        return f"Mm(id={self.id}, vmas={len(self.vmas)})"
+
+    @property
+    def memcg(self) -> MemCgroup:
+        """The memcg charged for this mm: its owner task's (mm->owner)."""
+        return self.owner.memcg
+
+    def has_notifiers(self) -> bool:
+        """mm_has_notifiers(): any secondary MMU subscribed. Spec §4.10."""
+        return bool(self.notifiers)
+
+    def find_vma(self, addr: int) -> Vma | None:
+        """The VMA containing addr, if any."""
+        for vma in self.vmas:
+            if vma.start <= addr < vma.end:
+                return vma
+        return None
+
+    def vmas_in(self, start: int, end: int) -> list[Vma]:
+        """VMAs overlapping [start, end), in address order."""
+        return [v for v in self.vmas if v.start < end and start < v.end]
+
+    def use(self) -> None:
+        """lru_gen_use_mm(): a task of this mm was switched in (spec §2.1)."""
+        self.lru_gen_bitmap = (1 << 64) - 1
+
+    def get_unmapped_area(self, nbytes: int) -> int:
+        """Next free address; 2 MiB aligned so THP can be used, with a guard gap."""
+        addr = -(-self._next_addr // PMD_SIZE) * PMD_SIZE
+        self._next_addr = addr + nbytes + PMD_SIZE
+        return addr
+
+    def insert_vma(self, vma: Vma) -> None:
+        """Link a VMA, keeping address order, and give it page-table rows."""
+        for v in self.vmas:
+            if v.start < vma.end and vma.start < v.end:
+                raise OSError(17, f"mapping [{vma.start:#x}, {vma.end:#x}) overlaps [{v.start:#x}, {v.end:#x})")
+        vma.rows = self.pt.ensure_rows(vma.start, vma.end)
+        self.vmas.append(vma)
+        self.vmas.sort(key=lambda v: v.start)
+
+
+class Process:
+    """A task with its own mm. Created by `SimKernel.spawn`."""
+
+    def __init__(self, kernel: SimKernel, pid: int, memcg: MemCgroup, nid: int) -> None:
+        self.kernel = kernel
+        self.pid = pid
+        self.memcg = memcg
+        #: preferred node for allocations (the node the task runs on)
+        self.nid = nid
+        self.mm = Mm(pid, self)
+        self.alive = True
+
+    def __repr__(self) -> str:
+        return f"Process(pid={self.pid}, memcg={self.memcg.path!r})"
+
+    def mmap(self, nbytes: int, *, addr: int | None = None, file: File | None = None,
+             offset: int = 0, thp: bool = False, flags: tuple[str, ...] = ()) -> int:
+        """Map `nbytes` (rounded up to pages) and return the start address.
+
+        Args:
+            nbytes: length in bytes.
+            addr: a fixed, page-aligned address (MAP_FIXED_NOREPLACE), else chosen.
+            file: back the mapping with a file's page cache (MAP_SHARED).
+            offset: file offset in bytes (page aligned).
+            thp: allow transparent huge pages (MADV_HUGEPAGE).
+            flags: extra VMA flags by name: locked, io, seq_read, rand_read,
+                dontexpand, hugetlb, pfnmap, mixedmap.
+
+        Raises:
+            ValueError: bad length, alignment or flag name.
+            OSError: EEXIST if a fixed range overlaps an existing mapping.
+        """
+        if nbytes <= 0:
+            raise ValueError(f"mmap length must be positive, got {nbytes}")
+        length = -(-nbytes // PAGE_SIZE) * PAGE_SIZE
+        vm = VM_READ | VM_WRITE | (VM_HUGEPAGE if thp else 0)
+        for name in flags:
+            try:
+                vm |= VM_FLAGS[name]
+            except KeyError:
+                raise ValueError(f"unknown VMA flag {name!r}; valid: {', '.join(VM_FLAGS)}") from None
+        if file is not None:
+            vm |= VM_SHARED
+        if addr is None:
+            addr = self.mm.get_unmapped_area(length)
+        elif addr % PAGE_SIZE or offset % PAGE_SIZE:
+            raise ValueError(f"address {addr:#x} and offset {offset:#x} must be page aligned")
+        self.mm.insert_vma(Vma(addr, addr + length, vm, file, offset >> PAGE_SHIFT))
+        return addr
+
+    def access(self, addr: int, nbytes: int, *, write: bool = False) -> None:
+        """Touch [addr, addr+nbytes) from user space: fault in, set accessed (and dirty) bits.
+
+        Raises:
+            ValueError: part of the range is not mapped (SIGSEGV).
+        """
+        self.kernel.user_access(self, addr, nbytes, write)
+
+    def read(self, file: File, offset: int, nbytes: int) -> None:
+        """read(2) from a file: page cache without a mapping (folio_mark_accessed)."""
+        self.kernel.file_read(self, file, offset, nbytes)

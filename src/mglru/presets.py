@@ -1,0 +1,214 @@
+"""KernelConfig: Kconfig options, boot/runtime defaults and version semantics.
+
+One frozen, slotted dataclass selects behaviour at the few places where the
+modelled kernels differ. Presets name the versions users ask about; each entry
+says what differs and where that comes from (spec section or seed patch).
+Code never branches on a preset *name*: it asks capability fields such as
+`cfg.two_step_promotion` or the predicates in `lru_gen.state`.
+
+See docs/architecture.md, "Presets", for the table of differences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["KernelConfig", "PRESETS", "resolve_config"]
+
+SECONDARY_WALK_MODES = ("none", "seed-v4", "notify", "bitmap", "fast-only")
+LOOK_AROUND_MODES = ("v6.10", "seed-v4", "v6.12", "bitmap", "fast-only")
+KVM_AGING_MODES = ("write-lock", "seed-v4", "seed-v4-noopt", "lockless")
+ARCHES = ("x86", "arm64", "riscv", "loongarch", "mips", "powerpc")
+
+
+@dataclass(frozen=True, slots=True)
+class KernelConfig:
+    """The configuration of one simulated kernel.
+
+    Attributes are grouped as hardware, Kconfig, boot/runtime defaults and
+    version semantics. Unknown keys given to `resolve_config` are rejected with
+    the list of valid ones.
+    """
+
+    name: str = "v6.10"
+    # -- hardware -------------------------------------------------------------
+    arch: str = "x86"
+    #: arch_has_hw_pte_young(): the MMU sets PTE accessed bits (x86, arm64 with HAFDBS)
+    hw_pte_young: bool = True
+    #: arch_has_hw_nonleaf_pmd_young(): x86 bare metal sets non-leaf accessed bits
+    hw_nonleaf_pmd_young: bool = True
+    #: bytes per node; one entry per NUMA node
+    node_bytes: tuple[int, ...] = (128 << 30,)
+    # -- Kconfig --------------------------------------------------------------
+    #: CONFIG_LRU_GEN_ENABLED: MGLRU on at boot
+    lru_gen_enabled: bool = True
+    #: CONFIG_LRU_GEN_STATS: NR_HIST_GENS = 4 instead of 1
+    lru_gen_stats: bool = False
+    #: CONFIG_LRU_GEN_WALKS_SECONDARY_MMU (seed 1/7); only read where the
+    #: secondary walk mode is "seed-v4"
+    walks_secondary_mmu: bool = False
+    #: CONFIG_DEBUG_VM analogue: warn_on_once raises instead of recording
+    debug: bool = False
+    #: CONFIG_HZ: jiffies per second (min_ttl_ms and ages round through it)
+    hz: int = 1000
+    # -- boot / runtime defaults ----------------------------------------------
+    swappiness: int = 60
+    #: swap space in pages (0 = no swap device: anon is not reclaimable)
+    swap_pages: int = 1 << 30
+    # -- version semantics ----------------------------------------------------
+    #: how aging consults secondary MMUs (spec §8.3; seed 2/7)
+    secondary_walk: str = "none"
+    #: how look-around consults secondary MMUs (spec §4.7, §8.3; seed 2/7)
+    look_around: str = "v6.10"
+    #: number of mm_stats shown by lru_gen_full: 6 before v6.12, 4 after
+    nr_mm_stats: int = 6
+    #: v6.12 "ignore non-leaf pmd_young for force_scan=true"
+    nonleaf_young_respects_force_scan: bool = False
+    #: v6.14 rework: first young detection only sets PG_referenced (spec §2.6)
+    two_step_promotion: bool = False
+    #: v6.14 rework: debugfs `+` returns -EEXIST instead of 0/-ERANGE (spec §8.4)
+    aging_rc_eexist: bool = False
+    #: v6.14 rework: inc_min_seq counts moved folios as protected (spec §3.11)
+    protect_in_inc_min_seq: bool = False
+    #: v6.14 rework: anon and file min_seq move independently (spec §2.2, §8.4)
+    independent_min_seq: bool = False
+    #: v6.16: debugfs swappiness token `max` = anon only (spec §5.4)
+    swappiness_max_token: bool = False
+    # -- KVM (spec §6, seed 3-6/7) --------------------------------------------
+    #: how kvm_{test_,}age_gfn lock: see docs/architecture.md
+    kvm_aging: str = "write-lock"
+    #: x86 >= v6.13 selects KVM_ELIDE_TLB_FLUSH_IF_YOUNG
+    kvm_elide_tlb_flush_if_young: bool = False
+    #: x86 selftest/VM default: 2 address spaces when SMM is built in
+    kvm_nr_address_spaces: int = 2
+    #: free-form notes shown by `mglru presets`
+    notes: str = field(default="", compare=False)
+
+    @property
+    def nr_hist_gens(self) -> int:
+        """NR_HIST_GENS: 4 with CONFIG_LRU_GEN_STATS, else 1 (spec §1)."""
+        return 4 if self.lru_gen_stats else 1
+
+    def replace(self, **overrides: Any) -> KernelConfig:
+        """A copy with some fields changed; unknown keys raise TypeError."""
+        _check_keys(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def __post_init__(self) -> None:
+        _check_choice("secondary_walk", self.secondary_walk, SECONDARY_WALK_MODES)
+        _check_choice("look_around", self.look_around, LOOK_AROUND_MODES)
+        _check_choice("kvm_aging", self.kvm_aging, KVM_AGING_MODES)
+        _check_choice("arch", self.arch, ARCHES)
+        if self.nr_mm_stats not in (4, 6):
+            raise ValueError(f"nr_mm_stats must be 4 or 6, got {self.nr_mm_stats}")
+        if not self.node_bytes or any(b <= 0 or b % (2 << 20) for b in self.node_bytes):
+            raise ValueError(f"node_bytes must be positive multiples of 2 MiB, got {self.node_bytes}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_keys(overrides: dict[str, Any]) -> None:
+    valid = {f.name for f in dataclasses.fields(KernelConfig)}
+    unknown = sorted(set(overrides) - valid)
+    if unknown:
+        raise TypeError(
+            f"unknown KernelConfig key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
+        )
+
+
+_V6_10 = KernelConfig(
+    name="v6.10",
+    notes="The base the seed applies to; ages like the 6.1 LTS (spec §8.4). Aging ignores "
+    "secondary MMUs; look-around then ptep_clear_flush_young_notify in rmap.",
+)
+_SEED_V4 = _V6_10.replace(
+    name="seed-v4",
+    walks_secondary_mmu=True,
+    secondary_walk="seed-v4",
+    look_around="seed-v4",
+    kvm_aging="seed-v4",
+    notes="All seven v4 patches: Kconfig + cap 0x8 (1-2/7), lockless memslot walk (3/7), "
+    "per-arch locks (4-6/7), selftest (7/7).",
+)
+_SEED_V4_NOOPT = _SEED_V4.replace(
+    name="seed-v4-noopt",
+    kvm_aging="seed-v4-noopt",
+    notes="v4 patches 1, 2 and 7 only: MGLRU walks secondary MMUs, KVM ages under the "
+    "write-held mmu_lock. The cover letter's 'no opt'.",
+)
+_V6_12 = _V6_10.replace(
+    name="v6.12",
+    secondary_walk="notify",
+    look_around="v6.12",
+    nr_mm_stats=4,
+    nonleaf_young_respects_force_scan=True,
+    notes="Upstream {ptep,pmdp}_clear_young_notify() (spec §8.1, §8.3), 4 mm_stats, "
+    "non-leaf young ignored for force_scan.",
+)
+_V6_14 = _V6_12.replace(
+    name="v6.14",
+    two_step_promotion=True,
+    aging_rc_eexist=True,
+    protect_in_inc_min_seq=True,
+    independent_min_seq=True,
+    kvm_elide_tlb_flush_if_young=True,
+    notes="v6.12 plus the Dec-2024 MGLRU rework (two-step promotion, -EEXIST from `+`, "
+    "protected counts in inc_min_seq, independent min_seq) and v6.13 TLB-flush elision.",
+)
+_V6_15 = _V6_14.replace(
+    name="v6.15",
+    kvm_aging="lockless",
+    notes="v6.14 plus lockless KVM aging (x86 TDP under RCU without retry; shadow MMU rmap "
+    "bit-lock); other arches keep the write lock (spec §8.1).",
+)
+_V6_16 = _V6_15.replace(
+    name="v6.16",
+    swappiness_max_token=True,
+    notes="v6.15 plus `max` as the debugfs swappiness token (spec §5.4).",
+)
+_V3_BITMAP = _V6_12.replace(
+    name="v3-bitmap",
+    secondary_walk="bitmap",
+    look_around="bitmap",
+    kvm_aging="seed-v4",
+    notes="What-if from the review thread (Yu Zhao): secondary MMUs walked and looked around "
+    "only where aging is lockless; one notifier call covers up to 64 PTEs via a bitmap.",
+)
+_V5_FAST_ONLY = _V6_12.replace(
+    name="v5-fast-only",
+    secondary_walk="fast-only",
+    look_around="fast-only",
+    kvm_aging="seed-v4",
+    notes="What-if from the thread (Sean, v5): a fast-only test/clear notifier; MGLRU skips "
+    "secondary MMUs that cannot answer fast.",
+)
+
+PRESETS: dict[str, KernelConfig] = {
+    c.name: c
+    for c in (_V6_10, _SEED_V4, _SEED_V4_NOOPT, _V6_12, _V6_14, _V6_15, _V6_16,
+              _V3_BITMAP, _V5_FAST_ONLY)
+}
+
+
+def resolve_config(config: str | KernelConfig = "v6.10", **overrides: Any) -> KernelConfig:
+    """Return a KernelConfig from a preset name or instance plus overrides.
+
+    Raises:
+        ValueError: the preset name is unknown (the valid names are listed).
+        TypeError: an override key is unknown (the valid keys are listed).
+    """
+    if isinstance(config, KernelConfig):
+        base = config
+    else:
+        try:
+            base = PRESETS[config]
+        except KeyError:
+            raise ValueError(
+                f"unknown preset {config!r}; valid presets: {', '.join(PRESETS)}"
+            ) from None
+    return base.replace(**overrides) if overrides else base
