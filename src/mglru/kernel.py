@@ -14,6 +14,7 @@ clock: `tick(ms)` advances simulated time (jiffies at CONFIG_HZ).
 
 from __future__ import annotations
 
+import collections
 import errno
 import posixpath
 from typing import Any
@@ -30,6 +31,7 @@ from mglru.mm.filemap import File
 from mglru.mm.memcg import MemCgroup, MemcgTree
 from mglru.mm.memory import PhysMem
 from mglru.mm.process import Process
+from mglru.mm.swap import SwapDevice
 from mglru.presets import KernelConfig, resolve_config
 
 __all__ = ["SimKernel", "KernelWarning", "CGROUP_ROOT"]
@@ -60,6 +62,14 @@ class SimKernel:
         self.warnings: list[str] = []
         #: the last aging walk (its mm_stats and counts), for tools and tests
         self.last_walk = None
+        #: the walk of the current reclaim context (current->reclaim_state->mm_walk)
+        self.reclaim_walk = None
+        self.swap = SwapDevice(self.cfg.swap_pages)
+        #: /proc/vmstat-like event counters (pswpout, pgsteal, workingset_refault, ...)
+        self.stats: collections.Counter[str] = collections.Counter()
+        #: OOM events: dicts with reason, memcg path, victim pid, jiffies
+        self.oom_events: list[dict] = []
+        self._writeback: set[int] = set()
 
     def __repr__(self) -> str:
         return f"SimKernel(config={self.cfg.name!r}, seed={self.seed})"
@@ -179,12 +189,70 @@ class SimKernel:
         """See `Process.read`."""
         file_read(self, p, file, offset, nbytes)
 
+    # -- reclaim support ------------------------------------------------------------
+    def start_writeback(self, pfn: int) -> None:
+        """The flusher submits a dirty file folio: PG_dirty -> PG_writeback."""
+        from mglru.lru_gen.helpers import PG_dirty, PG_writeback
+
+        self.mem.flags[pfn] = (int(self.mem.flags[pfn]) & ~PG_dirty) | PG_writeback
+        self._writeback.add(pfn)
+
+    def end_writeback(self) -> None:
+        """Complete submitted writeback; PG_reclaim folios rotate to the oldest tail."""
+        from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
+        from mglru.lru_gen.helpers import PG_active, PG_reclaim, PG_writeback
+
+        done, self._writeback = self._writeback, set()
+        for pfn in sorted(done):
+            flags = int(self.mem.flags[pfn]) & ~PG_writeback
+            self.mem.flags[pfn] = flags
+            if flags & PG_reclaim and self.mem.gen[pfn]:
+                lruvec = self.memcgs.by_id[int(self.mem.memcg[pfn])].lruvecs[
+                    self.mem.pfn_to_nid(pfn)]
+                arr = np.array([pfn], np.int64)
+                lru_gen_del_folio(self.mem, lruvec, arr, reclaiming=True)
+                self.mem.flags[pfn] = (flags & ~(PG_reclaim | PG_active)) | (1 << 7)
+                lru_gen_add_folio(self.mem, lruvec, arr, reclaiming=True)
+
+    def folio_mapped(self, pfn: int) -> bool:
+        """folio_mapped(): any PTE or PMD maps it."""
+        from mglru.mm.rmap import folio_mappings
+
+        return bool(folio_mappings(self, pfn))
+
+    def drop_page_cache(self, pfn: int, shadow: int) -> None:
+        """Remove a file folio from its page cache, leaving a shadow entry."""
+        from mglru.mm.rmap import rmap_enable
+
+        pgoff = int(rmap_enable(self)[pfn])
+        for f in self.files.values():
+            if pgoff < f.npages and f.pages[pgoff] == pfn:
+                f.pages[pgoff] = -1
+                f.shadow[pgoff] = shadow
+                return
+
+    def oom_kill(self, reason: str, memcg: MemCgroup | None) -> Process | None:
+        """The OOM killer: kill the task of `memcg` (or any) mapping the most memory."""
+        from mglru.mm.exit import exit_mmap
+
+        cands = [p for p in self.procs.values()
+                 if memcg is None or p.memcg in set(memcg.iter_preorder())]
+        victim = max(cands, key=lambda p: p.mm.nr_mapped(), default=None)
+        self.oom_events.append({"reason": reason, "memcg": memcg.path if memcg else None,
+                                "pid": victim.pid if victim else None, "jiffies": self.jiffies})
+        self.stats["oom_kill" if victim else "oom"] += 1
+        if victim is not None:
+            exit_mmap(self, victim)
+            self.exit_task(victim)
+        return victim
+
     # -- the file interface ----------------------------------------------------------
     _FILES = {
         "/sys/kernel/mm/lru_gen/enabled": (sysfs.enabled_show, sysfs.enabled_store),
         "/sys/kernel/mm/lru_gen/min_ttl_ms": (sysfs.min_ttl_ms_show, sysfs.min_ttl_ms_store),
         "/sys/kernel/debug/lru_gen": (debugfs.lru_gen_show, debugfs.lru_gen_write),
         "/sys/kernel/debug/lru_gen_full": (debugfs.lru_gen_full_show, None),
+        "/proc/vmstat": (lambda k: "".join(f"{n} {k.stats[n]}\n" for n in sorted(k.stats)), None),
     }
 
     def read(self, path: str) -> str:

@@ -19,11 +19,40 @@ _REFS_SHIFT = 14
 _REFS_MASK = 0b11 << 14
 
 
+_LIST_SHIFT = 29
+_ORDER_MASK = (1 << 29) - 1
+
+
 @njit(cache=True)
-def inc_min_seq_scan(flags, gen, list_gen, memcg, lo, hi, memcg_id, typ, old_gen,
-                     refs_flags, nr_pages_delta, protected, nr_listed_delta):
+def list_key_range(flags, lru, memcg, lo, hi, memcg_id, typ, gen):
+    """(min key, max key, folios) of list `gen` of (memcg, type) in pfns [lo, hi)."""
+    kmin = _ORDER_MASK + 1
+    kmax = -1
+    n = 0
+    want = np.uint32(gen + 1)
+    for pfn in range(lo, hi):
+        v = lru[pfn]
+        if (v >> _LIST_SHIFT) != want:
+            continue
+        f = np.int64(flags[pfn])
+        if f & _PG_tail or np.int64(memcg[pfn]) != memcg_id:
+            continue
+        if (0 if f & _PG_swapbacked else 1) != typ:
+            continue
+        key = np.int64(v & _ORDER_MASK)
+        kmin = min(kmin, key)
+        kmax = max(kmax, key)
+        n += 1
+    return kmin, kmax, n
+
+
+@njit(cache=True)
+def inc_min_seq_scan(flags, gen, lru, memcg, lo, hi, memcg_id, typ, old_gen, refs_flags,
+                     kmin, tail_base, nr_pages_delta, protected, nr_listed_delta):
     """Move every folio of list `old_gen` (memcg, type) as inc_min_seq() does.
 
+    The kernel pops folios from the tail and moves each to the *tail* of its
+    new list, which reverses their order: key k becomes tail_base - (k - kmin).
     Promoted folios (gen field != old) go to their gen's list; the rest get
     gen old+1 with refs cleared. `protected[tier]` counts pages by the tier
     they had, except the lazily promoted working set (refs 4 + workingset).
@@ -36,8 +65,10 @@ def inc_min_seq_scan(flags, gen, list_gen, memcg, lo, hi, memcg_id, typ, old_gen
     run_folios = 0
     prot_run_tier = -1
     prot_run = 0
+    want = np.uint32(old_gen + 1)
     for pfn in range(lo, hi):
-        if list_gen[pfn] != old_gen + 1:
+        v = lru[pfn]
+        if (v >> _LIST_SHIFT) != want:
             continue
         f = np.int64(flags[pfn])
         if f & _PG_tail or np.int64(memcg[pfn]) != memcg_id:
@@ -57,7 +88,8 @@ def inc_min_seq_scan(flags, gen, list_gen, memcg, lo, hi, memcg_id, typ, old_gen
             gen[pfn] = np.uint8(new + 1)
             flags[pfn] = np.uint16(f & ~refs_flags)
             run_pages += nr
-        list_gen[pfn] = np.uint8(new + 1)
+        key = tail_base - (np.int64(v & _ORDER_MASK) - kmin)
+        lru[pfn] = np.uint32(((new + 1) << _LIST_SHIFT) | key)
         # NOTE: run-length counters; consecutive folios usually share gen and tier
         if new != run_new:
             if run_folios:

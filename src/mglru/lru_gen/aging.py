@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mglru.lru_gen._list_kernel import inc_min_seq_scan
+from mglru.lru_gen._list_kernel import inc_min_seq_scan, list_key_range
 from mglru.lru_gen.helpers import (
     ANON_AND_FILE,
     LRU_GEN_ANON,
@@ -33,6 +33,7 @@ from mglru.lru_gen.helpers import (
     lru_gen_from_seq,
     lru_hist_from_seq,
 )
+from mglru.lru_gen.lists import renumber, reserve_tail
 from mglru.lru_gen.mm_list import iterate_mm_list, iterate_mm_list_nowalk
 from mglru.lru_gen.walk import MmWalk, walk_mm
 
@@ -88,8 +89,15 @@ def inc_min_seq(k: SimKernel, lruvec: Lruvec, type_: int, swappiness: int) -> bo
         protected = np.zeros(MAX_NR_TIERS, np.int64)
         refs_flags = LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
         if lruvec.nr_listed[old_gen, type_].sum():
-            inc_min_seq_scan(mem.flags, mem.gen, mem.list_gen, mem.memcg, node.start_pfn,
-                             node.fresh, lruvec.memcg.id, type_, old_gen, refs_flags, pages,
+            args = (mem.flags, mem.lru, mem.memcg, node.start_pfn, node.fresh, lruvec.memcg.id,
+                    type_, old_gen)
+            kmin, kmax, n = list_key_range(*args)
+            if mem.order_tail - (kmax - kmin) < 1:
+                renumber(mem)
+                kmin, kmax, n = list_key_range(*args)
+            base = reserve_tail(mem, kmax - kmin + 1)
+            inc_min_seq_scan(mem.flags, mem.gen, mem.lru, mem.memcg, node.start_pfn, node.fresh,
+                             lruvec.memcg.id, type_, old_gen, refs_flags, kmin, base, pages,
                              protected, listed)
         lruvec.nr_pages[:, type_, 0] += pages
         lruvec.nr_listed[:, type_, 0] += listed

@@ -161,10 +161,9 @@ def run_cmd(k: SimKernel, cmd: str, memcg_id: int, nid: int, seq: int, swappines
     if cmd == "+":
         run_aging(k, lruvec, seq, swappiness, opt != 0)
     elif cmd == "-":
-        run_eviction = getattr(k, "run_eviction", None)
-        if run_eviction is None:
-            raise _einval()  # eviction is not modelled yet
-        run_eviction(lruvec, seq, swappiness, opt)
+        from mglru.lru_gen.eviction import run_eviction
+
+        run_eviction(k, lruvec, seq, swappiness, opt)
     else:
         raise _einval()
 

@@ -27,6 +27,8 @@ from mglru.lru_gen.helpers import (
     PG_writeback,
 )
 
+from mglru.lru_gen.lists import list_add, list_del, list_gens
+
 if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.memory import PhysMem
@@ -96,7 +98,7 @@ def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     seqs = lru_gen_folio_seq(lruvec, flags, reclaiming)
     gens = seqs % MAX_NR_GENS
     mem.gen[pfns] = gens + 1
-    mem.list_gen[pfns] = gens + 1
+    list_add(mem, pfns, gens, at_tail=reclaiming)
     mem.flags[pfns] = (flags & ~np.uint16(PG_active)) | PG_lru
     account_listed(lruvec, gens, folio_types(flags), folio_nr_pages(flags), +1)
     return seqs
@@ -111,7 +113,7 @@ def lru_gen_del_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     """
     flags = mem.flags[pfns]
     gens = mem.gen[pfns].astype(np.int64) - 1
-    lgens = mem.list_gen[pfns].astype(np.int64) - 1
+    lgens = list_gens(mem, pfns)
     types = folio_types(flags)
     nr = folio_nr_pages(flags)
     account_listed(lruvec, gens, types, nr, -1, lists=False)
@@ -122,5 +124,5 @@ def lru_gen_del_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
         new = np.where(active, new | PG_active, new).astype(np.uint16)
     mem.flags[pfns] = new
     mem.gen[pfns] = 0
-    mem.list_gen[pfns] = 0
+    list_del(mem, pfns)
 

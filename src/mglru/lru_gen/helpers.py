@@ -84,6 +84,8 @@ PTE_YOUNG = 1 << 1
 PTE_DIRTY = 1 << 2
 PTE_SPECIAL = 1 << 3
 PTE_WRITE = 1 << 4
+#: not present, pfn holds a swap slot (a swap entry)
+PTE_SWAP = 1 << 5
 
 PMD_NONE = 0  # no PTE table and no leaf
 PMD_TABLE = 1  # points to a PTE table (non-leaf)

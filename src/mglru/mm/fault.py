@@ -43,12 +43,16 @@ from mglru.lru_gen.helpers import (
     PTE_DIRTY,
     PTE_PRESENT,
     PTE_SPECIAL,
+    PTE_SWAP,
     PTE_WRITE,
     PTE_YOUNG,
     PG_unevictable,
 )
 from mglru.lru_gen.walk import vma_has_recency
+from mglru.lru_gen.workingset import lru_gen_refault
+from mglru.mm.charge import alloc_pages_reclaim, limited, try_charge
 from mglru.mm.memory import ZERO_PFN
+from mglru.mm.rmap import rmap_note_anon, rmap_note_file
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -59,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["user_access", "file_read", "new_folios", "mark_accessed"]
 
 _CHUNK = 1 << 16
+_LIMITED_CHUNK = 64
 
 
 def _check_mapped(mm: Mm, start: int, end: int) -> list[Vma]:
@@ -74,11 +79,20 @@ def _check_mapped(mm: Mm, start: int, end: int) -> list[Vma]:
 
 
 def new_folios(k: SimKernel, memcg: MemCgroup, pfns: npt.NDArray[np.int64], flags: int,
-               nr_pages: int = 1) -> None:
-    """Initialise folios, charge them and add them to their lruvecs' MGLRU lists."""
+               nr_pages: int = 1, keep_flags: npt.NDArray[np.int64] | None = None) -> None:
+    """Initialise folios, charge them and add them to their lruvecs' MGLRU lists.
+
+    `keep_flags` indexes folios whose flags were already set (refaults restore
+    PG_workingset and refs before the folio is added, spec §4.8).
+    """
     mem = k.mem
     if nr_pages == 1:
-        mem.flags[pfns] = flags
+        if keep_flags is not None and len(keep_flags):
+            kept = mem.flags[pfns[keep_flags]] | flags
+            mem.flags[pfns] = flags
+            mem.flags[pfns[keep_flags]] = kept
+        else:
+            mem.flags[pfns] = flags
         mem.memcg[pfns] = memcg.id
     else:
         for head in pfns:
@@ -119,19 +133,30 @@ def mark_accessed(k: SimKernel, heads: npt.NDArray[np.int64]) -> None:
 
 
 def _pagecache_get(k: SimKernel, file: File, pgoffs: npt.NDArray[np.int64], memcg: MemCgroup,
-                   nid: int, active: bool) -> npt.NDArray[np.int64]:
+                   nid: int, active: bool, task: Process | None) -> npt.NDArray[np.int64]:
     """Look up (and fill) the page cache; returns pfns."""
     pfns = file.pages[pgoffs]
     missing = pfns < 0
     if missing.any():
         # one folio per page index, even if the range repeats an index
         idx = np.unique(pgoffs[missing])
-        new = k.mem.alloc_pages(nid, len(idx))
+        try_charge(k, memcg, len(idx), task)
+        new = alloc_pages_reclaim(k, nid, len(idx), task)
         file.pages[idx] = new
         flags = (PG_swapbacked if file.shmem else 0) | (PG_active if active else 0)
         if file.unevictable:
             flags |= PG_unevictable
-        new_folios(k, memcg, new, flags)
+        shadows = file.shadow[idx]
+        refaulted = np.nonzero(shadows)[0]
+        if len(refaulted):
+            k.mem.flags[new[refaulted]] = flags
+            k.mem.memcg[new[refaulted]] = memcg.id
+            for i in refaulted:
+                lruvec = memcg.lruvecs[k.mem.pfn_to_nid(int(new[i]))]
+                lru_gen_refault(k, int(new[i]), lruvec, int(shadows[i]), in_fault=active)
+            file.shadow[idx] = 0
+        new_folios(k, memcg, new, flags, keep_flags=refaulted)
+        rmap_note_file(k, new, idx)
         pfns = file.pages[pgoffs]
     return pfns
 
@@ -154,13 +179,19 @@ def _fault_ptes(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: int, wr
     on_zero = present & (f & PTE_SPECIAL != 0) & (fp[idx] == ZERO_PFN)
     need = ~present | (on_zero if write else np.zeros_like(present))
     bits = PTE_PRESENT | PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
+    swapped = need & ((f & PTE_SWAP) != 0)
+    if swapped.any():
+        _swap_in(k, p, vma, idx[swapped], write)
+        need &= ~swapped
     if need.any():
         nidx = idx[need]
         if vma.file is None:
             if write:
-                pfns = k.mem.alloc_pages(p.nid, len(nidx))
+                try_charge(k, mm.memcg, len(nidx), p)
+                pfns = alloc_pages_reclaim(k, p.nid, len(nidx), p)
                 flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
                 new_folios(k, mm.memcg, pfns, flags)
+                rmap_note_anon(k, pfns, nidx)
                 fp[nidx] = pfns
                 ff[nidx] = bits
             else:
@@ -170,7 +201,7 @@ def _fault_ptes(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: int, wr
             pgoffs = vma.pgoff + vpns[need] - (vma.start >> PAGE_SHIFT)
             if (pgoffs >= vma.file.npages).any():
                 raise ValueError(f"access beyond the end of {vma.file.name} (SIGBUS)")
-            pfns = _pagecache_get(k, vma.file, pgoffs, mm.memcg, p.nid, vma_has_recency(vma))
+            pfns = _pagecache_get(k, vma.file, pgoffs, mm.memcg, p.nid, vma_has_recency(vma), p)
             fp[nidx] = pfns
             ff[nidx] = bits
             if write:
@@ -181,6 +212,31 @@ def _fault_ptes(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: int, wr
             clean = (ff[oidx] & PTE_DIRTY) == 0
             k.mem.flags[fp[oidx[clean]].astype(np.int64)] |= PG_dirty
         ff[oidx] |= PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
+
+
+def _swap_in(k: SimKernel, p: Process, vma: Vma, sidx: npt.NDArray[np.int64], write: bool) -> None:
+    """do_swap_page() on a synchronous device: new folio, refault feedback, slot freed."""
+    mm = p.mm
+    ff, fp = mm.pt.flat_flags(), mm.pt.flat_pfn()
+    slots = fp[sidx].astype(np.int64)
+    try_charge(k, mm.memcg, len(sidx), p)
+    pfns = alloc_pages_reclaim(k, p.nid, len(sidx), p)
+    flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
+    mem = k.mem
+    mem.flags[pfns] = flags
+    mem.memcg[pfns] = mm.memcg.id
+    for pfn, slot in zip(pfns.tolist(), slots.tolist()):
+        shadow = int(k.swap.shadow[slot])
+        if shadow:
+            lruvec = mm.memcg.lruvecs[mem.pfn_to_nid(pfn)]
+            lru_gen_refault(k, pfn, lruvec, shadow, in_fault=True)
+    k.swap.free(slots)
+    k.swap.pswpin += len(sidx)
+    k.stats["pswpin"] += len(sidx)
+    new_folios(k, mm.memcg, pfns, flags, keep_flags=np.arange(len(pfns)))
+    rmap_note_anon(k, pfns, sidx)
+    fp[sidx] = pfns
+    ff[sidx] = PTE_PRESENT | PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
 
 
 def _fault_thp(k: SimKernel, p: Process, vma: Vma, block: int, write: bool) -> bool:
@@ -197,12 +253,14 @@ def _fault_thp(k: SimKernel, p: Process, vma: Vma, block: int, write: bool) -> b
         pt.pmd_state[row] = PMD_HUGE_ZERO
         pt.pmd_flags[row] |= PTE_YOUNG
         return True
+    try_charge(k, p.mm.memcg, HPAGE_PMD_NR, p)
     head = k.mem.alloc_thp(p.nid)
     if head < 0:
         pt.pmd_state[row] = PMD_NONE
         return False
     flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
     new_folios(k, p.mm.memcg, np.array([head], np.int64), flags, HPAGE_PMD_NR)
+    rmap_note_anon(k, np.array([head], np.int64), np.array([row * 512], np.int64))
     pt.pmd_state[row] = PMD_LEAF
     pt.pmd_pfn[row] = head
     pt.pmd_flags[row] = PTE_YOUNG | PTE_DIRTY
@@ -230,8 +288,10 @@ def user_access(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool) -
                 cur = nxt
         else:
             # bounded chunks keep temporaries small (8 bytes per page each)
-            for lo in range(vpn_lo, vpn_hi, _CHUNK):
-                _fault_ptes(k, p, vma, lo, min(vpn_hi, lo + _CHUNK), write)
+            # charges under memory.max go in small steps, like per-fault charging
+            chunk = _LIMITED_CHUNK if limited(p.mm.memcg) else _CHUNK
+            for lo in range(vpn_lo, vpn_hi, chunk):
+                _fault_ptes(k, p, vma, lo, min(vpn_hi, lo + chunk), write)
 
 
 def file_read(k: SimKernel, p: Process, file: File, offset: int, nbytes: int) -> None:
@@ -241,6 +301,6 @@ def file_read(k: SimKernel, p: Process, file: File, offset: int, nbytes: int) ->
     lo, hi = offset >> PAGE_SHIFT, (offset + nbytes + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
     if hi > file.npages:
         raise ValueError(f"read beyond the end of {file.name}")
-    pfns = _pagecache_get(k, file, np.arange(lo, hi, dtype=np.int64), p.memcg, p.nid, False)
+    pfns = _pagecache_get(k, file, np.arange(lo, hi, dtype=np.int64), p.memcg, p.nid, False, p)
     if not file.noreuse:
         mark_accessed(k, pfns)

@@ -29,6 +29,8 @@ class File:
         self.has_read_folio = has_read_folio
         self.noreuse = noreuse
         self.pages = np.full(self.npages, -1, np.int64)
+        #: shadow entries of evicted pages (0 = none), see lru_gen.workingset
+        self.shadow = np.zeros(self.npages, np.int64)
 
     def __repr__(self) -> str:
         return f"File({self.name!r}, npages={self.npages})"

@@ -42,6 +42,10 @@ class MemCgroup:
         self.memory_max: int | None = None
         #: pages charged (memory.current / PAGE_SIZE)
         self.nr_charged = 0
+        #: memory.min in pages (reclaim protection)
+        self.memory_min = 0
+        #: memcg OOM events (memory.events "oom")
+        self.nr_oom_events = 0
 
     @property
     def path(self) -> str:

@@ -4,15 +4,16 @@ Spec §2.1 (Node, Folio). A folio is identified by the pfn of its first page;
 PMD-sized folios (THP, 512 pages, 512-aligned) carry `PG_head` on the head
 pfn and `PG_tail` on the others, and all folio state lives on the head.
 
-Per-pfn state, 6 bytes per 4 KiB page:
+Per-pfn state, 9 bytes per 4 KiB page:
 
 =========  ======  =====================================================
 array      dtype   meaning
 =========  ======  =====================================================
 flags      uint16  PG_* bits and the 2-bit refs field (lru_gen.helpers)
 gen        uint8   the folio's gen field: gen index + 1, 0 = not on MGLRU
-list_gen   uint8   which generation *list* holds it (+1); lists are
-                   sorted lazily, so this may lag `gen` (spec §2.2)
+lru        uint32  which generation *list* holds it and where (see
+                   lru_gen.lists); lists are sorted lazily, so the list
+                   may lag `gen` (spec §2.2)
 memcg      uint16  id of the memcg the folio is charged to (0 = none)
 =========  ======  =====================================================
 
@@ -83,8 +84,13 @@ class PhysMem:
         # np.zeros maps lazily: untouched memory costs no RSS
         self.flags = np.zeros(self.max_pfn, np.uint16)
         self.gen = np.zeros(self.max_pfn, np.uint8)
-        self.list_gen = np.zeros(self.max_pfn, np.uint8)
+        self.lru = np.zeros(self.max_pfn, np.uint32)
+        #: order-key counters of lru_gen.lists (head grows up, tail grows down)
+        self.order_head = 1 << 28
+        self.order_tail = (1 << 28) - 1
         self.memcg = np.zeros(self.max_pfn, np.uint16)
+        #: lazily built reverse-map hints (mm.rmap)
+        self.rmap_hint: npt.NDArray[np.uint32] | None = None
         self._node_starts = np.array([n.start_pfn for n in self.nodes], np.int64)
 
     # -- lookups ----------------------------------------------------------------
@@ -164,7 +170,7 @@ class PhysMem:
             return
         self.flags[pfns] = 0
         self.gen[pfns] = 0
-        self.list_gen[pfns] = 0
+        self.lru[pfns] = 0
         self.memcg[pfns] = 0
         nids = self.pfns_to_nid(pfns) if nid is None else np.full(len(pfns), nid)
         for m in np.unique(nids):

@@ -187,6 +187,14 @@ class Mm:
         """The memcg charged for this mm: its owner task's (mm->owner)."""
         return self.owner.memcg
 
+    def nr_mapped(self) -> int:
+        """Pages mapped by present PTEs and THP PMDs (an RSS estimate)."""
+        from mglru.lru_gen.helpers import PMD_LEAF, PTE_PRESENT
+
+        n = self.pt.nr_rows
+        return int(np.count_nonzero(self.pt.pte_flags[:n] & PTE_PRESENT)
+                   + 512 * np.count_nonzero(self.pt.pmd_state[:n] == PMD_LEAF))
+
     def has_notifiers(self) -> bool:
         """mm_has_notifiers(): any secondary MMU subscribed. Spec §4.10."""
         return bool(self.notifiers)

@@ -1,0 +1,105 @@
+"""Generation lists: membership and order of folios on `folios[gen][type][zone]`.
+
+Spec §2.2 ("lazily sorted" lists) and §3.11 / §4.5 (who goes to the head, who
+to the tail). The model keeps, per pfn, one uint32 `PhysMem.lru`:
+
+    bits 29..31  list generation + 1 (0: on no MGLRU list)
+    bits  0..28  order key: a larger key is nearer the list head
+
+Adding at the head takes keys from an increasing counter, adding at the tail
+from a decreasing one, so a list's tail is its smallest key and no linked list
+is needed; when a counter runs out, `renumber` compacts all keys in order.
+A list's folios are found by scanning its node's pfns (`tail_first`).
+
+Future optimizations:
+1. a per-list index of pfns would make `tail_first` O(list) instead of O(node).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from mglru.lru_gen.helpers import PG_swapbacked, PG_tail
+
+if TYPE_CHECKING:
+    from mglru.lru_gen.lruvec import Lruvec
+    from mglru.mm.memory import PhysMem
+
+__all__ = ["LRU_LIST_SHIFT", "ORDER_MASK", "ORDER_MID", "list_gens", "list_add",
+           "list_del", "tail_first", "renumber", "reserve_tail"]
+
+LRU_LIST_SHIFT = 29
+ORDER_MASK = (1 << LRU_LIST_SHIFT) - 1
+ORDER_MID = 1 << (LRU_LIST_SHIFT - 1)
+
+
+def list_gens(mem: PhysMem, pfns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The generation list each folio is on (-1: none)."""
+    return (mem.lru[pfns] >> LRU_LIST_SHIFT).astype(np.int64) - 1
+
+
+def renumber(mem: PhysMem) -> None:
+    """Compact all order keys around the middle, keeping every list's order."""
+    listed = np.nonzero(mem.lru >> LRU_LIST_SHIFT)[0]
+    keys = mem.lru[listed] & ORDER_MASK
+    order = np.argsort(keys, kind="stable")
+    start = ORDER_MID - len(listed) // 2
+    new = np.empty(len(listed), np.uint32)
+    new[order] = np.arange(start, start + len(listed), dtype=np.uint32)
+    mem.lru[listed] = (mem.lru[listed] & ~np.uint32(ORDER_MASK)) | new
+    mem.order_head = start + len(listed) - 1
+    mem.order_tail = start - 1
+
+
+def reserve_tail(mem: PhysMem, n: int) -> int:
+    """Take `n` tail keys; returns the largest (keys are base, base-1, ...)."""
+    if mem.order_tail - n < 1:
+        renumber(mem)
+    base = mem.order_tail
+    mem.order_tail -= n
+    return base
+
+
+def list_add(mem: PhysMem, pfns: npt.NDArray[np.int64], gens: npt.NDArray[np.int64] | int,
+             at_tail: bool = False) -> None:
+    """Put folios on the lists of `gens`, in array order, at the head or the tail.
+
+    Adding one by one at the head leaves the last folio at the head; adding one
+    by one at the tail leaves the last folio at the tail.
+    """
+    n = len(pfns)
+    if not n:
+        return
+    if at_tail:
+        base = reserve_tail(mem, n)
+        keys = base - np.arange(n, dtype=np.int64)
+    else:
+        if mem.order_head + n > ORDER_MASK:
+            renumber(mem)
+        keys = mem.order_head + 1 + np.arange(n, dtype=np.int64)
+        mem.order_head += n
+    gen_bits = (np.asarray(gens, np.int64) + 1) << LRU_LIST_SHIFT
+    mem.lru[pfns] = (gen_bits | keys).astype(np.uint32)
+
+
+def list_del(mem: PhysMem, pfns: npt.NDArray[np.int64]) -> None:
+    """Take folios off their lists."""
+    mem.lru[pfns] = 0
+
+
+def tail_first(mem: PhysMem, lruvec: Lruvec, gen: int, type_: int) -> npt.NDArray[np.int64]:
+    """Head pfns on list [gen][type] of a lruvec, tail (oldest) first."""
+    node = mem.nodes[lruvec.nid]
+    lo, hi = node.start_pfn, node.fresh
+    lru = mem.lru[lo:hi]
+    sel = (lru >> LRU_LIST_SHIFT) == gen + 1
+    sel &= mem.memcg[lo:hi] == lruvec.memcg.id
+    flags = mem.flags[lo:hi]
+    sel &= (flags & PG_tail) == 0
+    sel &= ((flags & PG_swapbacked) == 0) == bool(type_)
+    pfns = np.nonzero(sel)[0].astype(np.int64)
+    order = np.argsort(lru[pfns] & ORDER_MASK, kind="stable")
+    return pfns[order] + lo

@@ -1,0 +1,207 @@
+"""rmap/PT walk feedback: `lru_gen_look_around`. Spec §4.7, seed 2/7 (`should_look_around`).
+
+Mechanism: when the rmap walk of eviction finds a young PTE, MGLRU harvests up
+to 64 neighbouring PTEs of the same table (spatial locality), promotes what it
+finds young, and feeds dense windows into the current Bloom filter so the next
+aging walk scans that table. How secondary MMUs take part depends on the
+version (cfg.look_around):
+
+- v6.10: called only for a primary-young PTE; primary bits only; the caller
+  then still runs ptep_clear_flush_young_notify().
+- seed-v4: `should_look_around` asks clear_young() on the target first (even
+  with cap 0x8 off); the window is scanned only if the target was
+  primary-young and the mm has no notifiers.
+- v6.12: clear_young_notify() on the target; the window always, with
+  clear_young() per candidate PTE when the mm has notifiers.
+- bitmap / fast-only (what-ifs): like v6.12, but window PTEs consult only
+  subscribers that can age without locks, and the window is scanned if the
+  target was young in the primary MMU or in such a subscriber.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mglru.lru_gen.bloom import update_bloom_filter
+from mglru.lru_gen.helpers import (
+    MIN_LRU_BATCH,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PG_anon,
+    PG_dirty,
+    PG_head,
+    PG_referenced,
+    PG_swapbacked,
+    PG_swapcache,
+    PG_tail,
+    PG_workingset,
+    PMD_SHIFT,
+    PMD_SIZE,
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    PTE_YOUNG,
+    LRU_REFS_FLAGS,
+    LRU_REFS_FLAGS_V6_10,
+    MAX_NR_GENS,
+)
+from mglru.mm.process import VM_SPECIAL
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.lru_gen.lruvec import Lruvec
+    from mglru.mm.rmap import Mapping
+
+__all__ = ["lru_gen_look_around", "lru_gen_set_refs"]
+
+
+def lru_gen_set_refs(k: SimKernel, pfn: int) -> bool:
+    """Young found outside a walk: first sighting marks, second activates. Spec §2.6."""
+    flags = int(k.mem.flags[pfn])
+    if not flags & (PG_referenced | PG_workingset):
+        k.mem.flags[pfn] = (flags & ~LRU_REFS_FLAGS) | PG_referenced
+        return False
+    k.mem.flags[pfn] = (flags & ~LRU_REFS_FLAGS) | PG_workingset
+    return True
+
+
+def _clear_young_notify(k: SimKernel, mm, addr: int, idx: int, fast_only: bool) -> bool:
+    """ptep_clear_young_notify(): primary test-and-clear OR secondary clear_young."""
+    ff = mm.pt.flat_flags()
+    young = bool(ff[idx] & PTE_YOUNG)
+    ff[idx] &= ~np.uint8(PTE_YOUNG)
+    if mm.has_notifiers() and _notifier_clear_young(mm, addr, addr + PAGE_SIZE, fast_only):
+        young = True
+    return young
+
+
+def _notifier_clear_young(mm, start: int, end: int, fast_only: bool = False) -> bool:
+    from mglru.mm.mmu_notifier import mmu_notifier_clear_young
+
+    return bool(mmu_notifier_clear_young(mm, start, end, fast_only=fast_only))
+
+
+def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> None:
+    """walk_update_folio() for look-around: with a walk batch, else set refs + activate."""
+    mem = k.mem
+    flags = int(mem.flags[pfn])
+    if dirty and not flags & PG_dirty and not (
+            flags & PG_anon and flags & PG_swapbacked and not flags & PG_swapcache):
+        flags |= PG_dirty
+        mem.flags[pfn] = flags
+    new_gen = lruvec.max_seq % MAX_NR_GENS
+    old_gen = int(mem.gen[pfn]) - 1
+    if walk is not None or not k.cfg.two_step_promotion:
+        # folio_update_gen() semantics (v6.10 look-around also used them without a walk)
+        if old_gen < 0:
+            mem.flags[pfn] = flags | PG_referenced
+            return
+        if k.cfg.two_step_promotion and not flags & (PG_referenced | PG_workingset):
+            mem.flags[pfn] = flags | PG_referenced
+            return
+        if walk is None and old_gen == new_gen:
+            return
+        refs_flags = LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
+        flags &= ~refs_flags
+        if k.cfg.two_step_promotion:
+            flags |= PG_workingset
+        mem.flags[pfn] = flags
+        mem.gen[pfn] = new_gen + 1
+        if old_gen != new_gen:
+            nr = 512 if flags & PG_head else 1
+            t = 0 if flags & PG_swapbacked else 1
+            lruvec.nr_pages[old_gen, t, 0] -= nr
+            lruvec.nr_pages[new_gen, t, 0] += nr
+        return
+    if lru_gen_set_refs(k, pfn) and old_gen >= 0 and old_gen != new_gen:
+        from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
+
+        arr = np.array([pfn])
+        lru_gen_del_folio(mem, lruvec, arr, reclaiming=False)
+        mem.flags[pfn] |= 1 << 2  # PG_active: folio_activate()
+        lru_gen_add_folio(mem, lruvec, arr)
+
+
+def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> bool:
+    """Harvest the PTEs around a mapping of a folio under reclaim; returns referenced."""
+    cfg = k.cfg
+    mm, vma, addr, idx = m.mm, m.vma, m.addr, m.index
+    mode = cfg.look_around
+    ff = mm.pt.flat_flags()
+    young = 0
+    fast_only = mode in ("bitmap", "fast-only")
+    if mode == "v6.10":
+        if not ff[idx] & PTE_YOUNG:
+            return False
+        young_target = True
+    elif mode == "seed-v4":
+        secondary = mm.has_notifiers() and _notifier_clear_young(mm, addr, addr + PAGE_SIZE)
+        if ff[idx] & PTE_YOUNG:
+            ff[idx] &= ~np.uint8(PTE_YOUNG)
+            if mm.has_notifiers():
+                return True
+        else:
+            return bool(secondary)
+        young_target = True
+        young = 1
+    else:
+        primary = bool(ff[idx] & PTE_YOUNG)
+        young_target = _clear_young_notify(k, mm, addr, idx, False)
+        if not young_target:
+            return False
+        young = 1
+        # what-ifs: scan the window for a secondary-only young target only if
+        # every subscriber can answer without locks (our reading of v2/v3)
+        if fast_only and not primary and not all(s.fast_only_capable() for s in mm.notifiers):
+            return True
+    if vma.flags & VM_SPECIAL:
+        return young_target
+    start = max(addr & ~(PMD_SIZE - 1), vma.start)
+    end = min(addr | (PMD_SIZE - 1), vma.end - 1) + 1
+    if mode != "v6.10" and end - start == PAGE_SIZE:
+        return True
+    half = MIN_LRU_BATCH * PAGE_SIZE // 2
+    if end - start > MIN_LRU_BATCH * PAGE_SIZE:
+        if addr - start < half:
+            end = start + 2 * half
+        elif end - addr < half:
+            start = end - 2 * half
+        else:
+            start, end = addr - half, addr + half
+    node = k.mem.nodes[lruvec.nid]
+    memcg_id = lruvec.memcg.id
+    has_notifiers = mm.has_notifiers() and mode not in ("v6.10", "seed-v4")
+    base_idx = idx - ((addr - start) >> PAGE_SHIFT)
+    fp = mm.pt.flat_pfn()
+    n = (end - start) >> PAGE_SHIFT
+    for i in range(n):
+        j = base_idx + i
+        a = start + (i << PAGE_SHIFT)
+        f = ff[j]
+        if (f & (PTE_PRESENT | PTE_SPECIAL)) != PTE_PRESENT:
+            continue
+        pfn = int(fp[j])
+        if pfn < 1024 or not node.start_pfn <= pfn < node.end_pfn:
+            continue
+        if not f & PTE_YOUNG and not has_notifiers:
+            continue
+        head = pfn & ~511 if k.mem.flags[pfn] & PG_tail else pfn
+        if k.mem.memcg[head] != memcg_id:
+            continue
+        if mode != "v6.10" and k.mem.gen[head] == 0:
+            continue  # not on an MGLRU list (e.g. the folio under reclaim)
+        if mode in ("v6.10", "seed-v4"):
+            if not f & PTE_YOUNG:
+                continue
+            ff[j] &= ~np.uint8(PTE_YOUNG)
+        elif not _clear_young_notify(k, mm, a, j, fast_only):
+            continue
+        young += 1
+        _update_folio(k, lruvec, head, bool(f & PTE_DIRTY), walk)
+    st = lruvec.mm_state
+    if st is not None and young * 8 >= n:
+        update_bloom_filter(st, lruvec.max_seq, mm.id, start >> PMD_SHIFT)
+    return True
+

@@ -1,0 +1,90 @@
+"""Charging pages to memcgs under `memory.max`, and allocation with reclaim.
+
+`try_charge` is the memcg side (spec §4.9 "memcg reclaim"): a charge that
+would push a memcg (or an ancestor) over `memory.max` first reclaims from that
+memcg, retrying up to MAX_RECLAIM_RETRIES times without progress, then runs the
+memcg OOM killer. `alloc_pages_reclaim` is the node side: an allocation that
+finds no free page runs global reclaim (with the min_ttl check) and finally the
+global OOM killer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from mglru.mm.memory import OutOfMemory
+from mglru.mm.vmscan import (
+    MAX_RECLAIM_RETRIES,
+    MemcgOom,
+    shrink_node,
+    try_to_free_mem_cgroup_pages,
+)
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.mm.memcg import MemCgroup
+    from mglru.mm.process import Process
+
+__all__ = ["try_charge", "alloc_pages_reclaim", "limited"]
+
+
+def _over_limit(memcg: MemCgroup, nr: int) -> MemCgroup | None:
+    m: MemCgroup | None = memcg
+    while m is not None:
+        if m.memory_max is not None and m.nr_charged + nr > m.memory_max:
+            return m
+        m = m.parent
+    return None
+
+
+def limited(memcg: MemCgroup) -> bool:
+    """Whether any ancestor (or the memcg) has a memory.max."""
+    m: MemCgroup | None = memcg
+    while m is not None:
+        if m.memory_max is not None:
+            return True
+        m = m.parent
+    return False
+
+
+def try_charge(k: SimKernel, memcg: MemCgroup, nr: int, task: Process | None) -> None:
+    """Make room for `nr` pages in `memcg` (the caller then charges them).
+
+    Raises:
+        MemcgOom: the OOM killer chose the charging task, or nothing could be freed.
+    """
+    retries = MAX_RECLAIM_RETRIES
+    while (over := _over_limit(memcg, nr)) is not None:
+        excess = over.nr_charged + nr - over.memory_max
+        reclaimed = try_to_free_mem_cgroup_pages(k, over, excess)
+        if _over_limit(memcg, nr) is None:
+            return
+        if reclaimed:
+            continue
+        if retries:
+            retries -= 1
+            continue
+        victim = k.oom_kill("memory.max", over)
+        over.nr_oom_events += 1
+        if victim is None or victim is task:
+            raise MemcgOom(f"memcg {over.path} is over memory.max and nothing is reclaimable")
+        retries = MAX_RECLAIM_RETRIES
+
+
+def alloc_pages_reclaim(k: SimKernel, nid: int, n: int, task: Process | None) -> npt.NDArray[np.int64]:
+    """alloc_pages() that reclaims (and at worst OOM-kills) when memory runs out."""
+    for attempt in range(3):
+        try:
+            return k.mem.alloc_pages(nid, n)
+        except OutOfMemory:
+            need = n - sum(node.nr_free for node in k.mem.nodes)
+            if shrink_node(k, nid, need) >= need:
+                continue
+            if attempt:
+                victim = k.oom_kill("out of memory", None)
+                if victim is None or victim is task:
+                    raise
+    return k.mem.alloc_pages(nid, n)

@@ -1,0 +1,264 @@
+"""Reclaim outside MGLRU proper: shrink_folio_list, memcg and global reclaim, OOM.
+
+Spec §4.2 step 3 (`shrink_folio_list` / `folio_check_references`), §4.7 (the
+rmap walk), §4.9 (min_ttl and the OOM signal). What the model keeps of
+shrink_folio_list: references through the rmap walk (with look-around),
+anonymous folios to the swap device, clean file folios dropped, dirty file
+folios left for writeback, unmapping of every PTE (secondary MMUs are told
+through invalidate_range), shadow entries for refault detection.
+
+Memory pressure: a memcg over `memory.max` reclaims from itself
+(`try_to_free_mem_cgroup_pages`, priorities 12..0) before a charge succeeds,
+and OOM-kills a task of the memcg if that fails; a node out of free pages runs
+`lru_gen_age_node` (the min_ttl check, which may signal OOM) and then global
+reclaim over every memcg, round robin (the memcg LRU of §4.9 is not modelled).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mglru.lru_gen.eviction import ScanControl, try_to_shrink_lruvec
+from mglru.lru_gen.helpers import (
+    DEF_PRIORITY,
+    PG_active,
+    PG_dirty,
+    PG_head,
+    PG_referenced,
+    PG_swapbacked,
+    PG_writeback,
+    PMD_NONE,
+    PMD_TABLE,
+    PTRS_PER_PTE,
+    PMD_SIZE,
+    PTE_SWAP,
+    PTE_YOUNG,
+    PAGE_SIZE,
+)
+from mglru.lru_gen.look_around import lru_gen_look_around, lru_gen_set_refs
+from mglru.lru_gen.workingset import lru_gen_eviction
+from mglru.mm.process import VM_EXEC, VM_LOCKED
+from mglru.mm.rmap import Mapping, folio_mappings
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.lru_gen.lruvec import Lruvec
+    from mglru.mm.memcg import MemCgroup
+
+__all__ = ["shrink_folio_list", "folio_referenced", "try_to_free_mem_cgroup_pages",
+           "shrink_node", "lru_gen_age_node", "MemcgOom"]
+
+MAX_RECLAIM_RETRIES = 16
+SWAP_CLUSTER_MAX = 32
+
+
+class MemcgOom(MemoryError):
+    """A charge could not be satisfied: the memcg OOM killer ran (see k.oom_events)."""
+
+
+def _secondary(mm, kind: str, start: int, end: int) -> bool:
+    if not mm.has_notifiers():
+        return False
+    from mglru.mm import mmu_notifier
+
+    return bool(getattr(mmu_notifier, f"mmu_notifier_{kind}")(mm, start, end))
+
+
+def folio_referenced(k: SimKernel, lruvec: Lruvec, pfn: int,
+                     maps: list[Mapping]) -> tuple[int, bool, bool]:
+    """folio_referenced(): (referenced PTEs, VM_LOCKED seen, VM_EXEC seen). Spec §4.7."""
+    referenced = 0
+    locked = exec_ = False
+    for m in maps:
+        if m.vma.flags & VM_LOCKED:
+            locked = True
+            continue
+        exec_ |= bool(m.vma.flags & VM_EXEC)
+        pt = m.mm.pt
+        if m.pmd:
+            young = bool(pt.pmd_flags[m.index] & PTE_YOUNG)
+            pt.pmd_flags[m.index] &= ~np.uint8(PTE_YOUNG)
+            if _secondary(m.mm, "clear_flush_young", m.addr, m.addr + PMD_SIZE) or young:
+                referenced += 1
+            continue
+        if not k.caps.lru_gen_enabled():
+            ff = pt.flat_flags()
+            young = bool(ff[m.index] & PTE_YOUNG)
+            ff[m.index] &= ~np.uint8(PTE_YOUNG)
+            if _secondary(m.mm, "clear_flush_young", m.addr, m.addr + PAGE_SIZE) or young:
+                referenced += 1
+            continue
+        if k.cfg.look_around == "v6.10":
+            if lru_gen_look_around(k, lruvec, m, k.reclaim_walk):
+                referenced += 1
+            ff = pt.flat_flags()
+            young = bool(ff[m.index] & PTE_YOUNG)
+            ff[m.index] &= ~np.uint8(PTE_YOUNG)
+            if _secondary(m.mm, "clear_flush_young", m.addr, m.addr + PAGE_SIZE) or young:
+                referenced += 1
+        elif lru_gen_look_around(k, lruvec, m, k.reclaim_walk):
+            referenced += 1
+    return referenced, locked, exec_
+
+
+def _check_references(k: SimKernel, lruvec: Lruvec, pfn: int, maps: list[Mapping]) -> str:
+    """folio_check_references(): "activate", "keep" or "reclaim". Spec §4.2."""
+    referenced, locked, exec_ = folio_referenced(k, lruvec, pfn, maps)
+    if locked:
+        return "activate"
+    if k.cfg.two_step_promotion:
+        if not referenced:
+            return "reclaim"
+        return "activate" if lru_gen_set_refs(k, pfn) else "keep"
+    flags = int(k.mem.flags[pfn])  # v6.10: the classic two-reference rule
+    referenced_folio = bool(flags & PG_referenced)
+    k.mem.flags[pfn] = flags & ~PG_referenced
+    if referenced:
+        k.mem.flags[pfn] |= PG_referenced
+        if referenced_folio or referenced > 1:
+            return "activate"
+        if exec_ and not flags & PG_swapbacked:
+            return "activate"
+        return "keep"
+    return "reclaim"
+
+
+def _unmap(k: SimKernel, maps: list[Mapping], slots: np.ndarray | None) -> None:
+    """try_to_unmap(): every PTE/PMD goes; anon mappings become swap entries.
+
+    A PMD-mapped THP is split into 512 swap PTEs (x86 THP_SWAP: one cluster of
+    slots, swapped back in as small pages).
+    """
+    for m in maps:
+        pt = m.mm.pt
+        ff, fp = pt.flat_flags(), pt.flat_pfn()
+        if m.pmd:
+            row = m.index
+            pt.pmd_state[row] = PMD_TABLE if slots is not None else PMD_NONE
+            pt.pmd_flags[row] = PTE_YOUNG if slots is not None else 0
+            sl = slice(row * PTRS_PER_PTE, (row + 1) * PTRS_PER_PTE)
+            ff[sl] = PTE_SWAP if slots is not None else 0
+            fp[sl] = slots if slots is not None else 0
+            end = m.addr + PMD_SIZE
+        else:
+            ff[m.index] = PTE_SWAP if slots is not None else 0
+            fp[m.index] = slots[0] if slots is not None else 0
+            end = m.addr + PAGE_SIZE
+        for sub in m.mm.notifiers:
+            invalidate = getattr(sub, "invalidate_range", None)
+            if invalidate is not None:
+                invalidate(m.addr, end)
+
+
+def _free_folio(k: SimKernel, lruvec: Lruvec, pfn: int, nr: int) -> None:
+    mem = k.mem
+    memcg = k.memcgs.by_id.get(int(mem.memcg[pfn]))
+    if memcg is not None:
+        memcg.nr_charged -= nr
+    mem.free_pages(np.arange(pfn, pfn + nr, dtype=np.int64))
+
+
+def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanControl) -> list[int]:
+    """Reclaim what can be reclaimed of an isolated batch; returns the folios kept."""
+    mem = k.mem
+    kept: list[int] = []
+    for pfn in pfns:
+        flags = int(mem.flags[pfn])
+        nr = 512 if flags & PG_head else 1
+        maps = folio_mappings(k, pfn)
+        verdict = _check_references(k, lruvec, pfn, maps)
+        flags = int(mem.flags[pfn])
+        if verdict == "activate":
+            mem.flags[pfn] = flags | PG_active
+            kept.append(pfn)
+            continue
+        if verdict == "keep" or flags & PG_writeback:
+            kept.append(pfn)
+            continue
+        anon = bool(flags & PG_swapbacked)
+        slots = None
+        if anon:
+            slots = k.swap.alloc(nr) if sc.may_swap else None
+            if slots is None:
+                mem.flags[pfn] = flags | PG_active  # activate_locked: cannot swap
+                kept.append(pfn)
+                continue
+        elif flags & PG_dirty:
+            kept.append(pfn)  # left for writeback (sort_folio bumps it next time)
+            continue
+        if maps and not sc.may_unmap:
+            if slots is not None:
+                k.swap.free(slots)
+            kept.append(pfn)
+            continue
+        shadow = lru_gen_eviction(k, lruvec, flags, nr)
+        if anon:
+            k.swap.shadow[slots] = shadow
+            k.swap.pswpout += nr
+            _unmap(k, maps, slots)
+            k.stats["pswpout"] += nr
+        else:
+            _unmap(k, maps, None)
+            k.drop_page_cache(pfn, shadow)
+            k.stats["file_dropped"] += nr
+        _free_folio(k, lruvec, pfn, nr)
+        sc.nr_reclaimed += nr
+        k.stats["pgsteal"] += nr
+        lruvec.nr_evicted_pages += nr
+    return kept
+
+
+def try_to_free_mem_cgroup_pages(k: SimKernel, memcg: MemCgroup, nr_pages: int,
+                                 swappiness: int | None = None, proactive: bool = False) -> int:
+    """Reclaim from a memcg subtree, priorities 12 down to 0. Returns pages reclaimed."""
+    sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), proactive=proactive,
+                     swappiness=swappiness, priority=DEF_PRIORITY)
+    k.reclaim_walk = None
+    while sc.priority >= 0:
+        for mc in memcg.iter_preorder():
+            for lruvec in mc.lruvecs:
+                try_to_shrink_lruvec(k, lruvec, sc)
+            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                return sc.nr_reclaimed
+        sc.priority -= 1
+    return sc.nr_reclaimed
+
+
+def lru_gen_age_node(k: SimKernel, nid: int) -> bool:
+    """kswapd's min_ttl check (spec §4.9). Returns True if OOM should be invoked."""
+    if not k.min_ttl or not k.caps.lru_gen_enabled():
+        return False
+    for lruvec in (m.lruvecs[nid] for m in k.memcgs.root.iter_preorder()):
+        from mglru.lru_gen.aging import type_is_evictable
+        from mglru.lru_gen.debugfs import get_swappiness
+
+        swappiness = get_swappiness(k, lruvec)
+        total = sum(lruvec.nr_pages_of_seq(s, t) for t in (0, 1)
+                    if type_is_evictable(t, swappiness)
+                    for s in range(lruvec.min_seq[t], lruvec.max_seq + 1))
+        if not total >> DEF_PRIORITY:
+            continue
+        seq = min(lruvec.min_seq[t] for t in (0, 1) if type_is_evictable(t, swappiness))
+        birth = lruvec.timestamps[seq % 4]
+        if k.jiffies - birth >= k.min_ttl:
+            return False
+    return True
+
+
+def shrink_node(k: SimKernel, nid: int, nr_pages: int) -> int:
+    """Global reclaim for an allocation on node `nid`: min_ttl check, then all memcgs."""
+    if lru_gen_age_node(k, nid):
+        k.oom_kill("min_ttl", None)
+        return 0
+    sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), root_reclaim=True)
+    k.reclaim_walk = None
+    while sc.priority >= 0 and sc.nr_reclaimed < sc.nr_to_reclaim:
+        for memcg in k.memcgs.root.iter_preorder():
+            try_to_shrink_lruvec(k, memcg.lruvecs[nid], sc)
+            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                break
+        sc.priority -= 1
+    return sc.nr_reclaimed
+
