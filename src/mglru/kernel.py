@@ -242,6 +242,7 @@ class SimKernel:
                                 "pid": victim.pid if victim else None, "jiffies": self.jiffies})
         self.stats["oom_kill" if victim else "oom"] += 1
         if victim is not None:
+            victim.memcg.nr_oom_kills += 1
             exit_mmap(self, victim)
             self.exit_task(victim)
         return victim

@@ -24,34 +24,29 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen.aging import try_to_inc_max_seq, try_to_inc_min_seq, type_is_evictable
-from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio, lru_gen_folio_seq
+from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_folio_seq
 from mglru.lru_gen.helpers import (
     ANON_AND_FILE,
     DEF_PRIORITY,
-    LRU_GEN_FILE,
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
-    LRU_REFS_MASK,
     MAX_LRU_BATCH,
     MAX_NR_GENS,
-    MIN_LRU_BATCH,
     MIN_NR_GENS,
     PG_active,
     PG_dirty,
     PG_head,
     PG_lru,
     PG_reclaim,
-    PG_referenced,
     PG_swapbacked,
-    PG_swapcache,
-    PG_anon,
     PG_unevictable,
     PG_writeback,
     lru_gen_from_seq,
     lru_hist_from_seq,
 )
-from mglru.lru_gen.lists import list_add, list_gens, tail_first
-from mglru.lru_gen.pid import folio_tier, folio_tier_refs, get_tier_idx, get_type_to_scan
+from mglru.lru_gen._scan_kernel import scan_list
+from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
+from mglru.lru_gen.pid import get_tier_idx, get_type_to_scan
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -135,107 +130,47 @@ def folio_inc_gen(k: SimKernel, lruvec: Lruvec, pfn: int, reclaiming: bool) -> i
     return new
 
 
-def _move(k: SimKernel, lruvec: Lruvec, pfn: int, gen: int, type_: int, tail: bool) -> None:
-    """list_move / list_move_tail of one folio to list `gen`."""
-    old = int(list_gens(k.mem, np.array([pfn]))[0])
-    lruvec.nr_listed[old, type_, 0] -= 1
-    lruvec.nr_listed[gen, type_, 0] += 1
-    list_add(k.mem, np.array([pfn]), gen, at_tail=tail)
-
-
-def sort_folio(k: SimKernel, lruvec: Lruvec, pfn: int, sc: ScanControl, tier_idx: int) -> bool:
-    """Handle folios that stay on MGLRU lists; False = candidate for isolation. Spec §4.5."""
-    mem = k.mem
-    flags = int(mem.flags[pfn])
-    gen = int(mem.gen[pfn]) - 1
-    type_ = 0 if flags & PG_swapbacked else 1
-    nr = 512 if flags & PG_head else 1
-    refs, ws = folio_tier_refs(k.cfg, flags)
-    tier = folio_tier(k.cfg, flags)
-    lazy_ws = k.cfg.two_step_promotion and refs + int(ws) == 5
-    # unevictable
-    if flags & PG_unevictable:
-        lru_gen_del_folio(mem, lruvec, np.array([pfn]), reclaiming=True)
-        mem.flags[pfn] |= PG_lru  # on the unevictable list
-        return True
-    # promoted
-    if gen != lru_gen_from_seq(lruvec.min_seq[type_]):
-        _move(k, lruvec, pfn, gen, type_, tail=False)
-        return True
-    # protected
-    if tier > tier_idx or lazy_ws:
-        new = folio_inc_gen(k, lruvec, pfn, False)
-        _move(k, lruvec, pfn, new, type_, tail=False)
-        if not lazy_ws:
-            hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
-            shift = 0 if k.cfg.protect_in_inc_min_seq else 1
-            if tier >= shift:
-                lruvec.protected[hist, type_, tier - shift] += nr
-        sc.stats["protected"] = sc.stats.get("protected", 0) + nr
-        return True
-    # ineligible
-    if not flags & PG_lru:
-        new = folio_inc_gen(k, lruvec, pfn, False)
-        _move(k, lruvec, pfn, new, type_, tail=True)
-        return True
-    dirty = bool(flags & PG_dirty)
-    writeback = bool(flags & PG_writeback)
-    # waiting for writeback
-    if writeback or (type_ == LRU_GEN_FILE and dirty):
-        if dirty and not writeback:
-            k.start_writeback(pfn)  # the flusher: woken for unqueued dirty pages
-        new = folio_inc_gen(k, lruvec, pfn, True)
-        _move(k, lruvec, pfn, new, type_, tail=False)
-        return True
-    return False
-
-
-def isolate_folio(k: SimKernel, lruvec: Lruvec, pfn: int, sc: ScanControl) -> bool:
-    """Take a folio off MGLRU for shrink_folio_list. Spec §4.5."""
-    mem = k.mem
-    flags = int(mem.flags[pfn])
-    if not sc.gfp_io and (flags & PG_dirty or (flags & PG_anon and not flags & PG_swapcache)):
-        return False
-    if not flags & PG_lru:
-        return False
-    if not flags & PG_referenced:
-        flags &= ~LRU_REFS_MASK
-    flags &= ~PG_reclaim
-    mem.flags[pfn] = flags
-    lru_gen_del_folio(mem, lruvec, np.array([pfn]), reclaiming=True)
-    return True
-
-
 def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_idx: int,
                 nr_to_scan: int) -> tuple[int, list[int]]:
-    """Pop folios from the tail of the oldest list: (pages scanned, isolated heads)."""
+    """Pop folios from the tail of the oldest list: (pages scanned, isolated heads).
+
+    The compiled `scan_list` does sort_folio / isolate_folio per folio; the
+    list's tail-first order is cached on the lruvec between calls and rebuilt
+    when exhausted or when anything was added at a list tail.
+    """
     if lruvec.get_nr_gens(type_) == MIN_NR_GENS:
         return 0, []
+    mem = k.mem
     gen = lru_gen_from_seq(lruvec.min_seq[type_])
     remaining = min(nr_to_scan, MAX_LRU_BATCH) if k.cfg.independent_min_seq else MAX_LRU_BATCH
     remaining = max(remaining, 1)
-    scanned = isolated = skipped = 0
-    out: list[int] = []
-    skipped_pfns: list[int] = []
-    for pfn in tail_first(k.mem, lruvec, gen, type_):
-        pfn = int(pfn)
-        nr = 512 if k.mem.flags[pfn] & PG_head else 1
-        scanned += nr
-        if sort_folio(k, lruvec, pfn, sc, tier_idx):
-            pass
-        elif isolate_folio(k, lruvec, pfn, sc):
-            out.append(pfn)
-            isolated += nr
-        else:
-            skipped_pfns.append(pfn)
-            skipped += nr
-        remaining -= 1
-        if not remaining or max(isolated, skipped) >= MIN_LRU_BATCH:
-            break
-    if skipped_pfns:  # spliced back to the head of the list
-        list_add(k.mem, np.array(skipped_pfns, np.int64), gen)
+    if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
+        renumber(mem)
+        lruvec.scan_cache.clear()
+    key = (gen, type_)
+    cache = lruvec.scan_cache.get(key)
+    if cache is None or cache[3] != mem.order_tail or cache[2] >= len(cache[0]):
+        cand = tail_first(mem, lruvec, gen, type_)
+        cache = [cand, mem.lru[cand], 0, mem.order_tail]
+    cand, snap, pos, _ = cache
+    ctr = np.array([mem.order_head, mem.order_tail], np.int64)
+    out = np.empty(MAX_LRU_BATCH, np.int64)
+    wb = np.empty(MAX_LRU_BATCH, np.int64)
+    res = np.zeros(6, np.int64)
+    hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
+    scan_list(cand, snap, pos, mem.flags, mem.gen, mem.lru, gen, type_, tier_idx,
+              k.cfg.two_step_promotion,
+              LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10,
+              0 if k.cfg.protect_in_inc_min_seq else 1, sc.gfp_io, remaining, ctr,
+              lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0], lruvec.protected[hist, type_],
+              out, wb, res)
+    mem.order_head, mem.order_tail = int(ctr[0]), int(ctr[1])
+    scanned, isolated, n_out, pos, n_wb, remaining = (int(v) for v in res)
+    lruvec.scan_cache[key] = [cand, snap, pos, mem.order_tail]
+    for pfn in wb[:n_wb].tolist():
+        k.start_writeback(pfn)  # the flusher, woken for dirty file folios
     sc.nr_scanned += scanned
-    return (scanned if isolated or not remaining else 0), out
+    return (scanned if isolated or not remaining else 0), out[:n_out].tolist()
 
 
 def isolate_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,

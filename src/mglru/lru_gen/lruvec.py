@@ -78,6 +78,8 @@ class Lruvec:
         self.evicted = np.zeros((nr_hist_gens, ANON_AND_FILE, MAX_NR_TIERS), np.int64)
         self.refaulted = np.zeros((nr_hist_gens, ANON_AND_FILE, MAX_NR_TIERS), np.int64)
         self.nr_hist_gens = nr_hist_gens
+        #: scan_folios' cached tail-first order per (gen, type), see eviction
+        self.scan_cache: dict = {}
         #: pages reclaimed from this lruvec (a counter users ask for)
         self.nr_evicted_pages = 0
         #: None when CONFIG_LRU_GEN_WALKS_MMU is off (no hardware accessed bit)

@@ -22,8 +22,8 @@ __all__ = ["read", "write", "mkdir", "rmdir", "exists", "FILES"]
 
 #: files in every memcg directory
 FILES = ("cgroup.procs", "cgroup.controllers", "cgroup.subtree_control", "memory.current",
-         "memory.max")
-_ROOT_ONLY_ABSENT = ("memory.current", "memory.max")
+         "memory.max", "memory.min", "memory.reclaim", "memory.events")
+_ROOT_ONLY_ABSENT = ("memory.current", "memory.max", "memory.min", "memory.events")
 
 
 def _split(k: SimKernel, rel: str) -> tuple[MemCgroup | None, str]:
@@ -54,6 +54,13 @@ def read(k: SimKernel, rel: str) -> str:
         return "memory\n"
     if name == "memory.current":
         return f"{memcg.nr_charged * PAGE_SIZE}\n"
+    if name == "memory.min":
+        return f"{memcg.memory_min * PAGE_SIZE}\n"
+    if name == "memory.events":
+        return (f"low 0\nhigh 0\nmax {memcg.nr_max_events}\noom {memcg.nr_oom_events}\n"
+                f"oom_kill {memcg.nr_oom_kills}\noom_group_kill 0\n")
+    if name == "memory.reclaim":
+        raise OSError(errno.EINVAL, "Invalid argument")  # write-only
     assert name == "memory.max"
     return "max\n" if memcg.memory_max is None else f"{memcg.memory_max * PAGE_SIZE}\n"
 
@@ -78,15 +85,95 @@ def write(k: SimKernel, rel: str, data: str) -> int:
             memcg.memory_max = None
         else:
             try:
-                memcg.memory_max = kstrtouint(text, 0, bits=64) >> PAGE_SHIFT
+                memcg.memory_max = memparse_all(text) >> PAGE_SHIFT
             except OSError:
                 raise OSError(errno.EINVAL, "Invalid argument") from None
+            if memcg.nr_charged > memcg.memory_max:  # shrink to the new limit now
+                from mglru.mm.vmscan import try_to_free_mem_cgroup_pages
+
+                try_to_free_mem_cgroup_pages(k, memcg, memcg.nr_charged - memcg.memory_max)
+    elif name == "memory.min":
+        try:
+            memcg.memory_min = memparse_all(text) >> PAGE_SHIFT
+        except OSError:
+            raise OSError(errno.EINVAL, "Invalid argument") from None
+    elif name == "memory.reclaim":
+        memory_reclaim(k, memcg, data)
     elif name == "cgroup.subtree_control":
         if text not in ("", "+memory", "-memory"):
             raise OSError(errno.EINVAL, "Invalid argument")
     else:
         raise OSError(errno.EACCES, "Permission denied")
     return len(data.encode())
+
+
+_SUFFIX = {"k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}
+
+
+def memparse(text: str) -> tuple[int, str]:
+    """memparse(): a number (base 0) with an optional K/M/G/T/P/E suffix; returns the rest."""
+    import re
+
+    m = re.match(r"(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)", text)
+    if not m:
+        return 0, text
+    digits = m.group(1)
+    value = int(digits, 16) if digits[:2].lower() == "0x" else int(digits, 8 if digits[0] == "0" else 10)
+    rest = text[m.end():]
+    if rest[:1].lower() in _SUFFIX:
+        value <<= _SUFFIX[rest[0].lower()]
+        rest = rest[1:]
+    return value, rest
+
+
+def memparse_all(text: str) -> int:
+    """A whole memparse()d value (page_counter_memparse for memory.max/min)."""
+    value, rest = memparse(text)
+    if rest or text == rest:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    return value
+
+
+def memory_reclaim(k: SimKernel, memcg: MemCgroup, data: str) -> None:
+    """memory.reclaim: "<bytes> [swappiness=N|max]", proactive reclaim in batches.
+
+    Raises:
+        OSError: EINVAL for bad input (nothing reclaimed), EAGAIN if the amount
+            could not be reclaimed after MAX_RECLAIM_RETRIES fruitless tries.
+    """
+    from mglru.lru_gen.helpers import MAX_SWAPPINESS, SWAPPINESS_ANON_ONLY
+    from mglru.mm.vmscan import MAX_RECLAIM_RETRIES, try_to_free_mem_cgroup_pages
+
+    buf = data.strip()
+    nbytes, rest = memparse(buf)
+    if rest == buf:
+        raise OSError(errno.EINVAL, "Invalid argument")
+    swappiness = None
+    for tok in rest.strip().split(" "):
+        if not tok:
+            continue
+        if tok == "swappiness=max" and k.cfg.swappiness_max_token:
+            swappiness = SWAPPINESS_ANON_ONLY
+        elif tok.startswith("swappiness="):
+            try:
+                swappiness = int(tok[len("swappiness="):])
+            except ValueError:
+                raise OSError(errno.EINVAL, "Invalid argument") from None
+            if not 0 <= swappiness <= MAX_SWAPPINESS:
+                raise OSError(errno.EINVAL, "Invalid argument")
+        else:
+            raise OSError(errno.EINVAL, "Invalid argument")
+    nr_to_reclaim = nbytes >> PAGE_SHIFT
+    nr_reclaimed = 0
+    retries = MAX_RECLAIM_RETRIES
+    while nr_reclaimed < nr_to_reclaim:
+        batch = (nr_to_reclaim - nr_reclaimed) // 4
+        reclaimed = try_to_free_mem_cgroup_pages(k, memcg, batch, swappiness, proactive=True)
+        if not reclaimed:
+            if not retries:
+                raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+            retries -= 1
+        nr_reclaimed += reclaimed
 
 
 def _dir_parts(path: str, root: str) -> list[str]:

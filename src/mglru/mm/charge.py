@@ -58,6 +58,7 @@ def try_charge(k: SimKernel, memcg: MemCgroup, nr: int, task: Process | None) ->
     """
     retries = MAX_RECLAIM_RETRIES
     while (over := _over_limit(memcg, nr)) is not None:
+        over.nr_max_events += 1
         excess = over.nr_charged + nr - over.memory_max
         reclaimed = try_to_free_mem_cgroup_pages(k, over, excess)
         if _over_limit(memcg, nr) is None:

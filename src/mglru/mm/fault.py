@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from mglru.mm.memcg import MemCgroup
     from mglru.mm.process import Mm, Process, Vma
 
-__all__ = ["user_access", "file_read", "new_folios", "mark_accessed"]
+__all__ = ["user_access", "file_read", "new_folios", "mark_accessed", "get_user_pages"]
 
 _CHUNK = 1 << 16
 _LIMITED_CHUNK = 64
@@ -292,6 +292,33 @@ def user_access(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool) -
             chunk = _LIMITED_CHUNK if limited(p.mm.memcg) else _CHUNK
             for lo in range(vpn_lo, vpn_hi, chunk):
                 _fault_ptes(k, p, vma, lo, min(vpn_hi, lo + chunk), write)
+
+
+def get_user_pages(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool
+                   ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """GUP for a KVM fault: fault [addr, addr+nbytes) in and return its translation.
+
+    The host PTEs are made present and young (and dirty for a write) now, by
+    the ordinary fault path; later guest accesses never touch them. Returns,
+    per page, (pfn, mapped by a PMD leaf, writable). (KVM's hva_to_pfn.)
+    """
+    user_access(k, p, addr, nbytes, write)
+    pt = p.mm.pt
+    out = []
+    end = addr + nbytes
+    for vma in _check_mapped(p.mm, addr, end):
+        lo, hi = max(addr, vma.start) >> PAGE_SHIFT, (min(end, vma.end) - 1 >> PAGE_SHIFT) + 1
+        vpns = np.arange(lo, hi, dtype=np.int64)
+        rows = vma.rows[(vpns >> 9) - (vma.start >> PMD_SHIFT)]
+        state = pt.pmd_state[rows]
+        leaf = (state == PMD_LEAF) | (state == PMD_HUGE_ZERO)
+        sub = vpns & (HPAGE_PMD_NR - 1)
+        ptes = rows * HPAGE_PMD_NR + sub
+        pfn = np.where(leaf, pt.pmd_pfn[rows].astype(np.int64) + sub,
+                       pt.flat_pfn()[ptes].astype(np.int64))
+        writable = np.where(leaf, state == PMD_LEAF, (pt.flat_flags()[ptes] & PTE_WRITE) != 0)
+        out.append((pfn, leaf, writable))
+    return tuple(np.concatenate(parts) for parts in zip(*out))  # type: ignore[return-value]
 
 
 def file_read(k: SimKernel, p: Process, file: File, offset: int, nbytes: int) -> None:

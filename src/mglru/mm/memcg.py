@@ -44,8 +44,10 @@ class MemCgroup:
         self.nr_charged = 0
         #: memory.min in pages (reclaim protection)
         self.memory_min = 0
-        #: memcg OOM events (memory.events "oom")
+        #: memory.events counters: "max" (charges that hit memory.max), "oom", "oom_kill"
+        self.nr_max_events = 0
         self.nr_oom_events = 0
+        self.nr_oom_kills = 0
 
     @property
     def path(self) -> str:

@@ -152,18 +152,25 @@ def _unmap(k: SimKernel, maps: list[Mapping], slots: np.ndarray | None) -> None:
                 invalidate(m.addr, end)
 
 
-def _free_folio(k: SimKernel, lruvec: Lruvec, pfn: int, nr: int) -> None:
+def _free_folios(k: SimKernel, heads: list[tuple[int, int]]) -> None:
+    """Uncharge and free reclaimed folios (head pfn, nr pages) in one go."""
+    if not heads:
+        return
     mem = k.mem
-    memcg = k.memcgs.by_id.get(int(mem.memcg[pfn]))
-    if memcg is not None:
-        memcg.nr_charged -= nr
-    mem.free_pages(np.arange(pfn, pfn + nr, dtype=np.int64))
+    pfns = []
+    for pfn, nr in heads:
+        memcg = k.memcgs.by_id.get(int(mem.memcg[pfn]))
+        if memcg is not None:
+            memcg.nr_charged -= nr
+        pfns.append(np.arange(pfn, pfn + nr, dtype=np.int64) if nr > 1 else np.array([pfn]))
+    mem.free_pages(np.concatenate(pfns))
 
 
 def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanControl) -> list[int]:
     """Reclaim what can be reclaimed of an isolated batch; returns the folios kept."""
     mem = k.mem
     kept: list[int] = []
+    freed: list[tuple[int, int]] = []
     for pfn in pfns:
         flags = int(mem.flags[pfn])
         nr = 512 if flags & PG_head else 1
@@ -203,10 +210,11 @@ def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanCon
             _unmap(k, maps, None)
             k.drop_page_cache(pfn, shadow)
             k.stats["file_dropped"] += nr
-        _free_folio(k, lruvec, pfn, nr)
+        freed.append((pfn, nr))
         sc.nr_reclaimed += nr
         k.stats["pgsteal"] += nr
         lruvec.nr_evicted_pages += nr
+    _free_folios(k, freed)
     return kept
 
 

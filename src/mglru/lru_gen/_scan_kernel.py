@@ -1,0 +1,155 @@
+"""The compiled inner loop of `scan_folios` / `sort_folio` / `isolate_folio`. Spec §4.5.
+
+One call pops folios from the tail of one generation list (given tail-first
+as a cached array, re-validated per folio against its `lru` word), sorts the
+ones that stay on MGLRU (unevictable, promoted, protected, ineligible,
+writeback) and isolates candidates, within the kernel's budgets. List moves
+take keys from the head/tail counters passed in `ctr` (see lru_gen.lists).
+
+Outputs: `out` (isolated head pfns), `wb` (dirty file folios the flusher must
+start), and `res` = [scanned, isolated, skipped, pos, sorted, remaining].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_PG_referenced = 1 << 0
+_PG_workingset = 1 << 1
+_PG_dirty = 1 << 3
+_PG_swapbacked = 1 << 4
+_PG_swapcache = 1 << 5
+_PG_reclaim = 1 << 6
+_PG_lru = 1 << 7
+_PG_unevictable = 1 << 8
+_PG_writeback = 1 << 9
+_PG_head = 1 << 10
+_PG_anon = 1 << 12
+_REFS_SHIFT = 14
+_REFS_MASK = 0b11 << 14
+_LIST_SHIFT = 29
+
+
+@njit(cache=True)
+def _tier(f, two_step):
+    field = (f & _REFS_MASK) >> _REFS_SHIFT
+    ws = (f & _PG_workingset) != 0
+    if two_step:
+        refs = field + 1 if f & _PG_referenced else 0
+        if ws:
+            return 3, refs, ws
+        if refs <= 1:
+            return 0, refs, ws
+        if refs == 2:
+            return 1, refs, ws
+        return 2, refs, ws
+    refs = field + (1 if ws else 0)  # v6.10 folio_lru_refs(); tier = order_base_2(refs + 1)
+    tier = 0 if refs == 0 else (1 if refs == 1 else 2)
+    return tier, refs, ws
+
+
+@njit(cache=True)
+def scan_list(cand, snap, pos, flags, gen, lru, old_gen, typ, tier_idx, two_step, refs_flags,
+              shift, gfp_io, remaining, ctr, nr_pages, nr_listed, protected, out, wb, res):
+    """Pop from the tail of list `old_gen` (cand[pos:] is its cached tail-first order)."""
+    scanned = isolated = skipped = sorted_ = 0
+    n_out = n_wb = 0
+    new_old = (old_gen + 1) % 4
+    skip_start = n_out  # skipped folios are parked at the end of `out` (reversed)
+    n_skip = 0
+    cap = out.shape[0]
+    while pos < cand.shape[0]:
+        pfn = cand[pos]
+        pos += 1
+        if lru[pfn] != snap[pos - 1]:
+            continue  # moved since the cache was built
+        f = np.int64(flags[pfn])
+        nr = 512 if f & _PG_head else 1
+        scanned += nr
+        g = np.int64(gen[pfn]) - 1
+        tier, refs, ws = _tier(f, two_step)
+        lazy_ws = two_step and refs + (1 if ws else 0) == 5
+        dest = -1
+        at_tail = False
+        if f & _PG_unevictable:
+            # unevictable: off MGLRU, onto the unevictable list
+            nr_pages[g, typ] -= nr
+            nr_listed[old_gen, typ] -= 1
+            gen[pfn] = 0
+            lru[pfn] = 0
+            sorted_ += nr
+        elif g != old_gen:
+            dest = g  # promoted
+        else:
+            bump = False
+            reclaiming = False
+            if tier > tier_idx or lazy_ws:
+                bump = True  # protected
+                if not lazy_ws and tier >= shift:
+                    protected[tier - shift] += nr
+            elif not f & _PG_lru:
+                bump = True  # ineligible
+                at_tail = True
+            elif f & _PG_writeback or (typ == 1 and f & _PG_dirty):
+                bump = True  # waiting for writeback
+                reclaiming = True
+                if f & _PG_dirty and not f & _PG_writeback:
+                    wb[n_wb] = pfn
+                    n_wb += 1
+            if bump:
+                nf = f & ~refs_flags
+                if reclaiming:
+                    nf |= _PG_reclaim
+                flags[pfn] = np.uint16(nf)
+                gen[pfn] = np.uint8(new_old + 1)
+                nr_pages[old_gen, typ] -= nr
+                nr_pages[new_old, typ] += nr
+                dest = new_old
+            else:
+                # isolate_folio()
+                ok = True
+                if not gfp_io and (f & _PG_dirty or (f & _PG_anon and not f & _PG_swapcache)):
+                    ok = False
+                if ok:
+                    if not f & _PG_referenced:
+                        f &= ~np.int64(_REFS_MASK)
+                    f &= ~np.int64(_PG_reclaim | _PG_lru)
+                    flags[pfn] = np.uint16(f)
+                    nr_pages[old_gen, typ] -= nr
+                    nr_listed[old_gen, typ] -= 1
+                    gen[pfn] = 0
+                    lru[pfn] = 0
+                    out[n_out] = pfn
+                    n_out += 1
+                    isolated += nr
+                else:
+                    n_skip += 1
+                    out[cap - n_skip] = pfn
+                    skipped += nr
+        if dest >= 0:
+            sorted_ += nr
+            nr_listed[old_gen, typ] -= 1
+            nr_listed[dest, typ] += 1
+            if at_tail:
+                key = ctr[1]
+                ctr[1] -= 1
+            else:
+                ctr[0] += 1
+                key = ctr[0]
+            lru[pfn] = np.uint32(((dest + 1) << _LIST_SHIFT) | key)
+        remaining -= 1
+        if remaining == 0 or max(isolated, skipped) >= 64:
+            break
+    # skipped folios are spliced back to the head of the list, in scan order
+    for i in range(n_skip):
+        pfn = out[cap - 1 - i]
+        ctr[0] += 1
+        lru[pfn] = np.uint32(((old_gen + 1) << _LIST_SHIFT) | ctr[0])
+    res[0] = scanned
+    res[1] = isolated
+    res[2] = n_out
+    res[3] = pos
+    res[4] = n_wb
+    res[5] = remaining
+    return skip_start
