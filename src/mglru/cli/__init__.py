@@ -18,6 +18,7 @@ __all__ = ["main", "cli"]
 SUBCOMMANDS = (
     ("mglru.cli.presets", "presets"),
     ("mglru.cli.bench", "bench"),
+    ("mglru.cli.lru_gen", "lru_gen"),
 )
 
 

@@ -1,0 +1,240 @@
+"""`mglru lru-gen show|age|evict|caps`: the lru_gen client on the host or a simulated kernel.
+
+The commands only read and write the kernel's files (`mglru.tools.lru_gen`),
+so they behave the same on `--kernel host` (the running kernel, or `--root` a
+directory laid out like one) and `--kernel sim` (a fresh `SimKernel` of
+`--config`; each invocation starts a new one, so `sim` mostly shows what an
+idle kernel prints).
+
+MEMCG is an id (all digits), a path below the cgroup root ("/a/b", "/" for the
+root memcg) or a name as lru_gen_util takes it ("a/b" means "/a/b").
+
+Exit codes: 0 success; 1 an error (rejected command, unknown memcg, bad input);
+2 a usage error; 4 a missing feature (kselftest's skip code), reported in one
+line that says which feature and how to get it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from mglru.abi import LRU_GEN, LRU_GEN_ENABLED, FeatureUnavailable, HostKernel, Kernel
+from mglru.presets import PRESETS
+from mglru.tools.lru_gen import (
+    CAP_NAMES,
+    RULES,
+    CommandError,
+    LruGenParseError,
+    LruGenStats,
+    MemcgNotFound,
+    MemcgStats,
+    age_memcg,
+    check_lru_gen_usable,
+    evict_memcg,
+    format_lru_gen,
+    parse_lru_gen,
+    read_caps,
+    read_lru_gen,
+)
+
+__all__ = ["lru_gen", "EXIT_ERROR", "EXIT_UNAVAILABLE"]
+
+EXIT_ERROR = 1
+#: a missing feature: kselftest's KSFT_SKIP, as the selftest port reports it
+EXIT_UNAVAILABLE = 4
+DEFAULT_SIM_CONFIG = "seed-v4"
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """Turn the client's errors into one line on stderr and an exit code."""
+    ctx = click.get_current_context()
+    try:
+        yield
+    except FeatureUnavailable as e:
+        click.echo(f"Error: {e}", err=True)
+        ctx.exit(EXIT_UNAVAILABLE)
+    except (CommandError, LruGenParseError, MemcgNotFound, ValueError) as e:
+        click.echo(f"Error: {e}", err=True)
+        ctx.exit(EXIT_ERROR)
+    except KeyError as e:
+        click.echo(f"Error: {e.args[0] if e.args else e}", err=True)
+        ctx.exit(EXIT_ERROR)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"Error: {where}{e.strerror or e}", err=True)
+        ctx.exit(EXIT_ERROR)
+
+
+def _backend_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")(f)
+    f = click.option("--root", type=click.Path(file_okay=False), default=None,
+                     help="filesystem root for --kernel host (a tree laid out like /sys) "
+                          "[default: /]")(f)
+    f = click.option("--config", type=click.Choice(list(PRESETS)), default=None,
+                     help=f"kernel preset for --kernel sim [default: {DEFAULT_SIM_CONFIG}]")(f)
+    f = click.option("--kernel", "kernel_kind", type=click.Choice(["host", "sim"]),
+                     default="host", show_default=True,
+                     help="the running kernel, or a fresh simulated one")(f)
+    return f
+
+
+def _make_kernel(kind: str, config: str | None, root: str | None) -> Kernel:
+    if kind == "host":
+        if config is not None:
+            raise click.UsageError("--config applies to --kernel sim only")
+        return HostKernel(root or "/")
+    if root is not None:
+        raise click.UsageError("--root applies to --kernel host only")
+    from mglru import SimKernel
+
+    return SimKernel(config or DEFAULT_SIM_CONFIG)
+
+
+def _memcg_ref(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
+
+
+def _swappiness(text: str | None) -> int | str | None:
+    if text is None or text == "max":
+        return text
+    if not text.isdigit():
+        raise click.BadParameter(f"expected a non-negative integer or 'max', got {text!r}",
+                                 param_hint="--swappiness")
+    return int(text)
+
+
+def _summary(m: MemcgStats) -> str:
+    by_seq = " ".join(f"{s}={n}" for s, n in m.pages_by_seq().items()) or "none"
+    return f"memcg {m.memcg_id} {m.path}: {m.nr_pages()} pages; by seq: {by_seq}"
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+@click.group("lru-gen")
+def lru_gen() -> None:
+    """Read and drive the kernel's lru_gen interface (debugfs), on the host or simulated."""
+
+
+@lru_gen.command("show")
+@click.argument("memcg", required=False)
+@click.option("--full", is_flag=True, help="read lru_gen_full (tiers and mm_stats too)")
+@click.option("--input", "input_file", type=click.File("r"), default=None,
+              help="parse a captured lru_gen or lru_gen_full file ('-' for stdin) instead")
+@_backend_options
+def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: str, config: str | None,
+         root: str | None, as_json: bool) -> None:
+    """Print the generations of every memcg (or of MEMCG), with per-seq page sums."""
+    with _reported_errors():
+        if input_file is not None:
+            if config is not None or root is not None:
+                raise click.UsageError("--input reads a file; --config and --root do not apply")
+            stats = parse_lru_gen(input_file.read(), source=input_file.name)
+        else:
+            stats = read_lru_gen(_make_kernel(kernel_kind, config, root), full)
+        if memcg is not None:
+            stats = LruGenStats((stats.find(_memcg_ref(memcg)),), stats.full)
+        if as_json:
+            _echo_json(stats.to_dict())
+            return
+        click.echo(format_lru_gen(stats), nl=False)
+        for m in stats.memcgs:
+            click.echo(_summary(m))
+
+
+@lru_gen.command("age")
+@click.argument("memcg")
+@click.option("--swappiness", default="1", show_default=True,
+              help="swappiness field of the command (an integer, or 'max' on v6.16+)")
+@click.option("--force-scan/--no-force-scan", default=True, show_default=True,
+              help="force_scan field: scan page tables even if the Bloom filters say no")
+@_backend_options
+def age(memcg: str, swappiness: str, force_scan: bool, kernel_kind: str, config: str | None,
+        root: str | None, as_json: bool) -> None:
+    """Create a generation on every node of MEMCG (`+ id node max_seq 1 1`, as lru_gen_util)."""
+    with _reported_errors():
+        kernel = _make_kernel(kernel_kind, config, root)
+        commands, after = age_memcg(kernel, _memcg_ref(memcg), _swappiness(swappiness),
+                                    force_scan)
+        _report(commands, after, as_json)
+
+
+@lru_gen.command("evict")
+@click.argument("memcg")
+@click.option("--seq", type=click.IntRange(min=0), default=None,
+              help="evict generations up to this seq [default: each node's oldest]")
+@click.option("--node", "nid", type=click.IntRange(min=0), default=None,
+              help="only this node [default: every node listed]")
+@click.option("--swappiness", default=None, help="swappiness field (an integer, or 'max')")
+@click.option("--nr-to-reclaim", type=click.IntRange(min=0), default=None,
+              help="stop after this many pages (needs --swappiness)")
+@_backend_options
+def evict(memcg: str, seq: int | None, nid: int | None, swappiness: str | None,
+          nr_to_reclaim: int | None, kernel_kind: str, config: str | None, root: str | None,
+          as_json: bool) -> None:
+    """Evict the oldest generations of MEMCG (`- id node seq [swappiness [nr_to_reclaim]]`)."""
+    with _reported_errors():
+        kernel = _make_kernel(kernel_kind, config, root)
+        commands, after = evict_memcg(kernel, _memcg_ref(memcg), seq, nid,
+                                      _swappiness(swappiness), nr_to_reclaim)
+        _report(commands, after, as_json)
+
+
+def _report(commands: list[str], after: MemcgStats, as_json: bool) -> None:
+    if as_json:
+        _echo_json({"commands": [c.strip() for c in commands], "memcg": after.to_dict()})
+        return
+    for command in commands:
+        click.echo(command, nl=False)
+    click.echo(_summary(after))
+
+
+def _debugfs_state(kernel: Kernel) -> str:
+    if not kernel.exists(LRU_GEN):
+        return "missing"
+    access = getattr(kernel, "access", None)
+    if callable(access) and not access(LRU_GEN, write=True):
+        return "not accessible read-write"
+    return "read-write"
+
+
+@lru_gen.command("caps")
+@click.option("--rules", type=click.Choice(list(RULES)), default=None,
+              help="exit 4 with the reason unless the selftest would use MGLRU under these rules")
+@_backend_options
+def caps(rules: str | None, kernel_kind: str, config: str | None, root: str | None,
+         as_json: bool) -> None:
+    """Show the lru_gen caps and whether the selftest (v4 or upstream rules) can use MGLRU."""
+    with _reported_errors():
+        kernel = _make_kernel(kernel_kind, config, root)
+        mask = read_caps(kernel)
+        verdicts: dict[str, FeatureUnavailable | None] = {}
+        for r in RULES:
+            try:
+                check_lru_gen_usable(kernel, r)
+                verdicts[r] = None
+            except FeatureUnavailable as e:
+                verdicts[r] = e
+        if as_json:
+            _echo_json({"enabled": f"0x{mask:04x}", "caps": mask,
+                        "bits": {name: bool(mask & bit) for bit, name in CAP_NAMES.items()},
+                        "usable": {r: {"usable": e is None, "reason": None if e is None else
+                                       e.reason, "hint": None if e is None else e.hint}
+                                   for r, e in verdicts.items()}})
+        else:
+            click.echo(f"{LRU_GEN_ENABLED}: 0x{mask:04x}")
+            for bit, name in CAP_NAMES.items():
+                click.echo(f"  0x{bit:04x} {name:<20s} {'on' if mask & bit else 'off'}")
+            click.echo(f"{LRU_GEN}: {_debugfs_state(kernel)}")
+            for r, e in verdicts.items():
+                click.echo(f"selftest ({r} rules): "
+                           + ("uses MGLRU" if e is None else f"cannot use MGLRU: {e.reason}"))
+        if rules is not None and verdicts[rules] is not None:
+            raise verdicts[rules]  # type: ignore[misc]
