@@ -30,6 +30,7 @@ from mglru.mm.fault import file_read, user_access
 from mglru.mm.filemap import File
 from mglru.mm.memcg import MemCgroup, MemcgTree
 from mglru.mm.memory import PhysMem
+from mglru.mm.page_idle import PAGE_IDLE_BITMAP, page_idle_read, page_idle_write, pagemap_read
 from mglru.mm.process import Process
 from mglru.mm.swap import SwapDevice
 from mglru.presets import KernelConfig, resolve_config
@@ -185,6 +186,12 @@ class SimKernel:
         """See `Process.access`."""
         user_access(self, p, addr, nbytes, write)
 
+    def create_vm(self, process: Process, **kwargs: Any):
+        """KVM_CREATE_VM on a process; see `mglru.kvm.create_vm` for the arguments."""
+        from mglru.kvm import create_vm
+
+        return create_vm(self, process, **kwargs)
+
     def file_read(self, p: Process, file: File, offset: int, nbytes: int) -> None:
         """See `Process.read`."""
         file_read(self, p, file, offset, nbytes)
@@ -292,6 +299,31 @@ class SimKernel:
             return cgroupfs.write(self, path[len(CGROUP_ROOT):], data)
         raise OSError(errno.ENOENT, "No such file or directory", path)
 
+    def pread(self, path: str, size: int, offset: int) -> bytes:
+        """pread(2): binary files (page_idle/bitmap, /proc/<pid>/pagemap) or text bytes.
+
+        Raises:
+            OSError: the kernel's errno (EINVAL misaligned, ENXIO past the end,
+                ESRCH no such process, ENOENT unknown path).
+        """
+        path = _norm(path)
+        if path == PAGE_IDLE_BITMAP:
+            return page_idle_read(self, offset, size)
+        pid = _pagemap_pid(path)
+        if pid is not None:
+            return pagemap_read(self, pid, offset, size)
+        return self.read(path).encode()[offset:offset + size]
+
+    def pwrite(self, path: str, data: bytes, offset: int) -> int:
+        """pwrite(2): the idle bitmap, or text files (offset ignored, as sysfs does)."""
+        path = _norm(path)
+        try:
+            if path == PAGE_IDLE_BITMAP:
+                return page_idle_write(self, offset, bytes(data))
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, path) from None
+        return self.write(path, bytes(data))
+
     def mkdir(self, path: str) -> None:
         """Create a cgroup directory under the cgroup root."""
         cgroupfs.mkdir(self, _norm(path), CGROUP_ROOT)
@@ -303,11 +335,18 @@ class SimKernel:
     def exists(self, path: str) -> bool:
         """Whether a path exists (file or cgroup directory)."""
         path = _norm(path)
-        if path in self._FILES:
+        if path in self._FILES or path == PAGE_IDLE_BITMAP or _pagemap_pid(path) in self.procs:
             return True
         if path == CGROUP_ROOT or path.startswith(CGROUP_ROOT + "/"):
             return cgroupfs.exists(self, path[len(CGROUP_ROOT):])
         return path in {"/sys/kernel/mm/lru_gen", "/sys/kernel/debug"}
+
+
+def _pagemap_pid(path: str) -> int | None:
+    parts = path.split("/")
+    if len(parts) == 4 and parts[1] == "proc" and parts[3] == "pagemap" and parts[2].isdigit():
+        return int(parts[2])
+    return None
 
 
 def _norm(path: str) -> str:

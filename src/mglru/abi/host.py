@@ -82,6 +82,32 @@ class HostKernel:
         except OSError as e:
             raise OSError(e.errno, e.strerror, path) from None
 
+    def pread(self, path: str, size: int, offset: int) -> bytes:
+        """pread(2) of a binary kernel file.
+
+        Raises:
+            OSError: the host's errno, with `path` as the filename.
+        """
+        try:
+            fd = os.open(self.host_path(path), os.O_RDONLY)
+            try:
+                return os.pread(fd, size, offset)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, path) from None
+
+    def pwrite(self, path: str, data: bytes, offset: int) -> int:
+        """pwrite(2) to a binary kernel file; returns the bytes accepted."""
+        try:
+            fd = os.open(self.host_path(path), os.O_WRONLY)
+            try:
+                return os.pwrite(fd, data, offset)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, path) from None
+
     def mkdir(self, path: str) -> None:
         """mkdir(2) of a directory inside the memory cgroup hierarchy.
 

@@ -87,6 +87,18 @@ class Kernel(Protocol):
         """Whether a file or directory exists."""
         ...
 
+    def pread(self, path: str, size: int, offset: int) -> bytes:
+        """pread(2) of a binary file (page_idle/bitmap, /proc/<pid>/pagemap).
+
+        Raises:
+            OSError: with the kernel's errno (EINVAL for misaligned access...).
+        """
+        ...
+
+    def pwrite(self, path: str, data: bytes, offset: int) -> int:
+        """pwrite(2) to a binary file; returns the bytes accepted."""
+        ...
+
 
 class FeatureUnavailable(RuntimeError):
     """The kernel lacks a feature a tool needs (lru_gen, debugfs, memcg, a cap bit).

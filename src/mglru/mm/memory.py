@@ -91,6 +91,8 @@ class PhysMem:
         self.memcg = np.zeros(self.max_pfn, np.uint16)
         #: lazily built reverse-map hints (mm.rmap)
         self.rmap_hint: npt.NDArray[np.uint32] | None = None
+        #: lazily allocated PG_idle / PG_young bits (mm.page_idle)
+        self.page_idle: npt.NDArray[np.uint8] | None = None
         self._node_starts = np.array([n.start_pfn for n in self.nodes], np.int64)
 
     # -- lookups ----------------------------------------------------------------
@@ -172,6 +174,8 @@ class PhysMem:
         self.gen[pfns] = 0
         self.lru[pfns] = 0
         self.memcg[pfns] = 0
+        if self.page_idle is not None:
+            self.page_idle[pfns] = 0
         nids = self.pfns_to_nid(pfns) if nid is None else np.full(len(pfns), nid)
         for m in np.unique(nids):
             chunk = np.asarray(pfns[nids == m], np.int64)

@@ -100,6 +100,13 @@ def folio_referenced(k: SimKernel, lruvec: Lruvec, pfn: int,
                 referenced += 1
         elif lru_gen_look_around(k, lruvec, m, k.reclaim_walk):
             referenced += 1
+    ext = k.mem.page_idle
+    if ext is not None:  # idle page tracking's PG_young / PG_idle (mm.page_idle)
+        if referenced:
+            ext[pfn] &= ~np.uint8(1)
+        if ext[pfn] & 2:
+            ext[pfn] &= ~np.uint8(2)
+            referenced += 1
     return referenced, locked, exec_
 
 
