@@ -77,11 +77,14 @@ class KernelConfig:
     #: v6.16: debugfs swappiness token `max` = anon only (spec §5.4)
     swappiness_max_token: bool = False
     # -- KVM (spec §6, seed 3-6/7) --------------------------------------------
-    #: how kvm_{test_,}age_gfn lock: see docs/architecture.md
+    #: how KVM ages (docs/architecture.md, "Secondary MMUs"): write-lock (common
+    #: mmu_lock, v6.10-v6.14), seed-v4 (3-6/7: lockless memslot walk, locks per
+    #: arch), seed-v4-noopt (patches 1, 2, 7: KVM as write-lock), lockless (v6.15:
+    #: x86 without mmu_lock, others as write-lock)
     kvm_aging: str = "write-lock"
     #: x86 >= v6.13 selects KVM_ELIDE_TLB_FLUSH_IF_YOUNG
     kvm_elide_tlb_flush_if_young: bool = False
-    #: x86 selftest/VM default: 2 address spaces when SMM is built in
+    #: x86 memslot address spaces: 2 when SMM is built in (other arches have 1)
     kvm_nr_address_spaces: int = 2
     #: free-form notes shown by `mglru presets`
     notes: str = field(default="", compare=False)

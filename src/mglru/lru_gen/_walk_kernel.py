@@ -27,9 +27,12 @@ batch_calls
     v3-bitmap: one notifier call covers the candidate PTEs of a 64-PTE window.
 
 Secondary MMUs are seen through *segments*: a run of host virtual pages
-[vpn0, vpn1) whose SPTE state lives in `sptes[arr][gfn0 + vpn - vpn0]`, for
-subscriber `sub`. The model of KVM (mglru.kvm) owns those arrays and turns the
-per-subscriber call counts in `sec_stats` into lock acquisitions.
+[vpn0, vpn1) whose SPTE state lives in `sptes[arr][gfn0 + vpn - vpn0]` (no
+SPTEs past the array's end), for subscriber `sub`. The model of KVM
+(mglru.kvm) owns those arrays and turns the per-subscriber call counts in
+`sec_stats` into lock acquisitions. The notifier work itself lives in
+`_walk_secondary`; the per-PTE loop below is its fallback for tables that
+need exact call order.
 
 Future optimizations:
 1. skip whole rows with a packed young bitmap when most PTEs are old.
@@ -39,6 +42,33 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+from mglru.lru_gen._walk_secondary import (  # noqa: F401  (re-exported: the SEC_* contract)
+    NR_SEC_STATS,
+    SEC_BATCHES,
+    SEC_CLEAR_CALLS,
+    SEC_CLEAR_RANGES,
+    SEC_CLEAR_SLOT,
+    SEC_CLEARED,
+    SEC_CLEARED_WC,
+    SEC_TEST_CALLS,
+    SEC_TEST_RANGES,
+    SEC_TEST_SLOT,
+    SEC_TEST_VISITED,
+    SEC_TEST_YOUNG,
+    SEC_VISITED,
+    SEC_YOUNG,
+    SPTE_ACCESSED,
+    SPTE_DIRTY,
+    SPTE_HUGE,
+    SPTE_PRESENT,
+    SPTE_WRITABLE,
+    YOUNG_PTE,
+    pte_sec_row,
+    pte_sec_row_simple,
+    sec_range,
+    simple_layout,
+)
 
 # PTE bits (see lru_gen.helpers)
 _PRESENT = 1
@@ -59,22 +89,8 @@ _PG_head = 1 << 10
 _PG_tail = 1 << 11
 _PG_anon = 1 << 12
 _REFS_MASK = 0b11 << 14
-# SPTE bits (see mglru.kvm.spte)
-SPTE_PRESENT = 1
-SPTE_ACCESSED = 2
-SPTE_HUGE = 4
 # mm_stats items
 _TOTAL, _OLD, _YOUNG_ST, _NL_TOTAL, _NL_FOUND, _NL_ADDED = 0, 1, 2, 3, 4, 5
-# sec_stats columns
-SEC_TEST_CALLS = 0
-SEC_TEST_SLOT = 1
-SEC_CLEAR_CALLS = 2
-SEC_CLEAR_SLOT = 3
-SEC_YOUNG = 4
-SEC_VISITED = 5
-SEC_CLEARED = 6
-SEC_BATCHES = 7
-NR_SEC_STATS = 8
 
 _GOLDEN_RATIO_64 = np.uint64(0x61C8864680B583EB)
 
@@ -98,67 +114,6 @@ def _bloom_test(filt, k0, k1):
 def _bloom_set(filt, k0, k1):
     filt[k0 >> 6] |= np.uint64(1) << np.uint64(k0 & 63)
     filt[k1 >> 6] |= np.uint64(1) << np.uint64(k1 & 63)
-
-
-@njit(cache=True)
-def sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, seg_lo, seg_hi,
-              vpn, nr, clear, sec_stats, batch_calls):
-    """mmu_notifier_{test,clear}_young over [vpn, vpn+nr) pages. Returns young.
-
-    test_young stops at the first young subscriber; clear_young visits all and
-    ORs (spec §4.10). Calls are counted per subscriber, and "found a memslot"
-    separately because KVM only locks when one overlaps (spec §6.2).
-    """
-    young = False
-    nsub = sec_stats.shape[0]
-    for sub in range(nsub):
-        found = False
-        sub_young = False
-        for s in range(seg_lo, seg_hi):
-            if seg_sub[s] != sub:
-                continue
-            lo = max(vpn, seg_vpn0[s])
-            hi = min(vpn + nr, seg_vpn1[s])
-            if lo >= hi:
-                continue
-            found = True
-            arr = sptes[seg_arr[s]]
-            g = seg_gfn0[s] + (lo - seg_vpn0[s])
-            gend = seg_gfn0[s] + (hi - seg_vpn0[s])
-            while g < gend:
-                f = arr[g]
-                step = 1
-                h = g
-                if f & SPTE_HUGE:
-                    h = g & ~np.int64(511)
-                    f = arr[h]
-                    step = h + 512 - g
-                if f & SPTE_PRESENT:
-                    sec_stats[sub, SEC_VISITED] += 1
-                    if f & SPTE_ACCESSED:
-                        sub_young = True
-                        if clear:
-                            arr[h] = f & ~np.uint8(SPTE_ACCESSED)
-                            sec_stats[sub, SEC_CLEARED] += 1
-                        elif not clear:
-                            break
-                g += step
-            if sub_young and not clear:
-                break
-        if clear:
-            sec_stats[sub, SEC_CLEAR_CALLS] += 1
-            if found:
-                sec_stats[sub, SEC_CLEAR_SLOT] += 1
-        else:
-            sec_stats[sub, SEC_TEST_CALLS] += 1
-            if found:
-                sec_stats[sub, SEC_TEST_SLOT] += 1
-        if sub_young:
-            sec_stats[sub, SEC_YOUNG] += 1
-            young = True
-            if not clear:
-                break
-    return young
 
 
 @njit(cache=True)
@@ -293,6 +248,17 @@ def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
     Returns the number of folios moved between generations (`walk->batched`).
     """
     last_window = -1
+    win_young = np.zeros(sec_stats.shape[0], np.int8)
+    # scratch for pte_sec_row, one slot per PTE of a table
+    s_cls = np.zeros(512, np.int8)
+    s_answered = np.zeros(512, np.int8)
+    s_fnd = np.zeros(512, np.int64)
+    s_ysub = np.zeros(512, np.int8)
+    s_heads = np.zeros(512, np.int64)
+    # the SPTE arrays of the last simple layout (typed-list lookups are slow)
+    one_sub = sec_stats.shape[0] == 1 and not batch_calls
+    c_s0 = c_s1 = -1
+    c_arr0 = c_arr1 = sptes[0]
     r_i = 0
     nrng = rng_start.shape[0]
     nseg = seg_vpn0.shape[0]
@@ -341,7 +307,7 @@ def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
             pmd_flags[row] &= ~np.uint8(_YOUNG)
             if sec_on and (thp_mode != 2 or has_notifiers):
                 if sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, seg_lo,
-                             seg_hi, base, 512, True, sec_stats, batch_calls):
+                             seg_hi, base, 512, True, sec_stats, True, win_young):
                     young = True
             if not young:
                 stats[_OLD] += 1
@@ -376,6 +342,49 @@ def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
                                            pte_mode != 0, delta, stats, moved_out)
                 j += 1
                 continue
+            if pte_mode != 0 and seg_hi > seg_lo:
+                # secondary MMUs (see _walk_secondary): one loop for the usual layout
+                got = -1
+                s0, s1, nseg2 = simple_layout(seg_vpn0, seg_vpn1, seg_lo, seg_hi, base + lo,
+                                              base + hi)
+                if one_sub and nseg2:
+                    if s0 != c_s0:
+                        c_arr0 = sptes[seg_arr[s0]]
+                        c_s0 = s0
+                    if nseg2 == 2 and s1 != c_s1:
+                        c_arr1 = sptes[seg_arr[s1]]
+                        c_s1 = s1
+                    off0 = seg_gfn0[s0] + base - seg_vpn0[s0]
+                    off1 = seg_gfn0[s1] + base - seg_vpn0[s1] if nseg2 == 2 else off0
+                    # an array covers the whole table or (no SPTEs there) none of it
+                    use0 = off0 + hi <= c_arr0.shape[0]
+                    use1 = nseg2 == 2 and off1 + hi <= c_arr1.shape[0]
+                    if (use0 or off0 + lo >= c_arr0.shape[0]) and (
+                            nseg2 == 1 or use1 or off1 + lo >= c_arr1.shape[0]):
+                        got = pte_sec_row_simple(
+                            pte_pfn[row], pte_flags[row], lo, hi, folio_flags, folio_gen,
+                            folio_memcg, node_start, node_end, memcg_id, can_swap, new_gen,
+                            two_step, refs_flags, pte_mode, c_arr0, off0, use0, c_arr1, off1,
+                            use1, nseg2, delta, stats, sec_stats, moved_out)
+                if got < 0:  # other layouts: in phases, then the folio updates here
+                    got = pte_sec_row(row, lo, hi, pte_pfn, pte_flags, folio_flags, folio_gen,
+                                      folio_memcg, node_start, node_end, memcg_id, can_swap,
+                                      pte_mode, base, sptes, seg_vpn0, seg_vpn1, seg_gfn0,
+                                      seg_arr, seg_sub, seg_lo, seg_hi, batch_calls, stats,
+                                      sec_stats, s_cls, s_answered, s_fnd, s_ysub, s_heads)
+                    for i in range(lo, hi):
+                        if got < 0 or s_cls[i] != YOUNG_PTE:
+                            continue
+                        f = pte_flags[row, i]
+                        pte_flags[row, i] = f & ~np.uint8(_YOUNG)
+                        stats[_YOUNG_ST] += 1
+                        moved_out[0] += _update_folio(s_heads[i], (f & _DIRTY) != 0, new_gen,
+                                                      folio_flags, folio_gen, two_step,
+                                                      refs_flags, delta)
+                if got >= 0:
+                    young_n += got
+                    j += 1
+                    continue
             for i in range(lo, hi):
                 vpn = base + i
                 f = pte_flags[row, i]
@@ -402,7 +411,7 @@ def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
                         if sec_on:
                             sec_young = sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr,
                                                   seg_sub, seg_lo, seg_hi, vpn, 1, False,
-                                                  sec_stats, batch_calls)
+                                                  sec_stats, True, win_young)
                         if not sec_young:
                             n_old += 1
                             continue
@@ -412,7 +421,7 @@ def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
                         continue
                     if sec_on:
                         sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, seg_lo,
-                                  seg_hi, vpn, 1, True, sec_stats, batch_calls)
+                                  seg_hi, vpn, 1, True, sec_stats, True, win_young)
                     if young_p:
                         pte_flags[row, i] = f & ~np.uint8(_YOUNG)
                 else:
@@ -427,14 +436,17 @@ def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
                     young = young_p
                     if young_p:
                         pte_flags[row, i] = f & ~np.uint8(_YOUNG)
+                    count = True
                     if batch_calls:
-                        window = i >> 6
-                        if window != last_window:
+                        # v3: one call per 64-PTE window (a bitmap of its candidates)
+                        window = vpn >> 6
+                        count = window != last_window
+                        if count:
                             last_window = window
                             for sub in range(sec_stats.shape[0]):
                                 sec_stats[sub, SEC_BATCHES] += 1
                     if sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub,
-                                 seg_lo, seg_hi, vpn, 1, True, sec_stats, batch_calls):
+                                 seg_lo, seg_hi, vpn, 1, True, sec_stats, count, win_young):
                         young = True
                     if not young:
                         continue

@@ -111,11 +111,12 @@ def _segments(subs: list) -> tuple:
     """Flatten the subscribers' aging segments for the compiled walk."""
     arrays = NumbaList()
     rows: list[tuple[int, int, int, int, int]] = []
+    # NOTE: counted here because len() of a typed list compiles on first use
     for sub_i, sub in enumerate(subs):
         for vpn0, vpn1, gfn0, sptes in sub.aging_segments():
             arrays.append(sptes)
-            rows.append((vpn0, vpn1, gfn0, len(arrays) - 1, sub_i))
-    if not len(arrays):
+            rows.append((vpn0, vpn1, gfn0, len(rows), sub_i))
+    if not rows:
         arrays.append(_EMPTY_SPTES)
     rows.sort()
     cols = np.array(rows, np.int64).reshape(-1, 5)
@@ -165,9 +166,13 @@ def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None
     new_gen = lruvec.max_seq % MAX_NR_GENS
     mem = k.mem
     moved = np.zeros(1, np.int64)
-    for lo in range(0, len(rows), step):
+    # a pacer (the timing layer) hands out the rows as they exist when the walk
+    # gets to them, letting other tasks fault in between (see SimKernel.walk_pacer)
+    pacer = k.walk_pacer
+    chunks = ((rows[lo:lo + step] for lo in range(0, len(rows), step)) if pacer is None
+              else pacer(mm, walk, sec_stats))
+    for chunk in chunks:
         moved[0] = 0
-        chunk = rows[lo:lo + step]
         walk.batched += walk_rows(
             chunk, pt.pmd_addr, pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.pte_pfn, pt.pte_flags,
             rng_start, rng_end,

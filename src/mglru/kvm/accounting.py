@@ -1,0 +1,130 @@
+"""What each aging notifier call did, for tests and the timing model. Spec §6.2-6.5, seed 3-6/7.
+
+The functional model is sequential, so it does not *take* locks; it records
+which ones the modelled kernel would take, how often, and the work done under
+them. One `AgingEvent` describes either one notifier call made from Python
+(`source="call"`: look-around, rmap, tests) or the aggregate of all calls one
+aging walk made on one mm (`source="walk"`), with the same fields, so a timing
+model can charge both the same way.
+
+Lock modes: `write` / `read` (kvm->mmu_lock as a rwlock: x86, arm64), `spin`
+(mmu_lock as a spinlock: riscv, loongarch, mips, powerpc), `rcu` (an RCU
+read-side section: lockless TDP aging), `rmap` (v6.15's per-rmap bit lock).
+No entry means no lock.
+
+Future optimizations:
+1. keep only totals when a run does not ask for the per-call log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+
+__all__ = ["AgingEvent", "AgingLog", "TEST_YOUNG", "CLEAR_YOUNG", "CLEAR_FLUSH_YOUNG",
+           "FAST_ONLY", "LOCK_WRITE", "LOCK_READ", "LOCK_SPIN", "LOCK_RCU", "LOCK_RMAP",
+           "NOTIFIERS"]
+
+TEST_YOUNG = "test_young"
+CLEAR_YOUNG = "clear_young"
+CLEAR_FLUSH_YOUNG = "clear_flush_young"
+#: v5 what-if (spec §8.1): test_clear_young_fast_only
+FAST_ONLY = "test_clear_young_fast_only"
+NOTIFIERS = (TEST_YOUNG, CLEAR_YOUNG, CLEAR_FLUSH_YOUNG, FAST_ONLY)
+
+LOCK_WRITE = "write"
+LOCK_READ = "read"
+LOCK_SPIN = "spin"
+LOCK_RCU = "rcu"
+LOCK_RMAP = "rmap"
+
+
+@dataclass(slots=True)
+class AgingEvent:
+    """One aging notifier call (or a walk's aggregate of them) on one VM.
+
+    Attributes:
+        notifier: which notifier (`NOTIFIERS`).
+        source: "call" for one call, "walk" for an aging walk's aggregate.
+        calls: notifier calls.
+        slot_calls: calls that found at least one memslot (spec §6.2: only
+            those take the common mmu_lock).
+        ranges: arch handler calls (`kvm_age_gfn`/`kvm_test_age_gfn`), one
+            per memslot overlapping a call.
+        young: calls that returned young.
+        visited: leaf SPTEs (or rmap entries) examined.
+        cleared: accessed bits cleared (or SPTEs marked for access tracking).
+        atomics: atomic read-modify-writes other than cmpxchg (fetch-and,
+            clear_bit).
+        cmpxchg: compare-exchange attempts, failed ones and retries included.
+        retries: cmpxchg retries (seed 5/7: still a present leaf).
+        failed: cmpxchg / try-set races lost and given up.
+        flushes: remote TLB flushes (kvm_flush_remote_tlbs).
+        locks: lock mode -> acquisitions.
+        recursive: acquisitions of mmu_lock while the common memslot walk
+            already held it (seed v4 4/7 on clear_flush_young, spec §6.5):
+            a self-deadlock in the real kernel, recorded here.
+        walk_aborted: stage-2 walks stopped by -EAGAIN (seed 6/7; WARNs).
+    """
+
+    notifier: str
+    source: str = "call"
+    calls: int = 0
+    slot_calls: int = 0
+    ranges: int = 0
+    young: int = 0
+    visited: int = 0
+    cleared: int = 0
+    atomics: int = 0
+    cmpxchg: int = 0
+    retries: int = 0
+    failed: int = 0
+    flushes: int = 0
+    locks: Counter = field(default_factory=Counter)
+    recursive: int = 0
+    walk_aborted: int = 0
+
+    @property
+    def lock(self) -> str:
+        """The strongest lock each call takes: write > read > spin > rmap > rcu > none."""
+        for mode in (LOCK_WRITE, LOCK_READ, LOCK_SPIN, LOCK_RMAP, LOCK_RCU):
+            if self.locks.get(mode):
+                return mode
+        return "none"
+
+    def add(self, other: AgingEvent) -> None:
+        """Accumulate another event's counts into this one."""
+        for f in fields(self):
+            if f.name in ("notifier", "source"):
+                continue
+            if f.name == "locks":
+                self.locks.update(other.locks)
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+class AgingLog:
+    """The events of one VM, in order, with per-notifier totals."""
+
+    def __init__(self) -> None:
+        self.events: list[AgingEvent] = []
+
+    def append(self, ev: AgingEvent) -> None:
+        """Record one event."""
+        self.events.append(ev)
+
+    def clear(self) -> None:
+        """Forget all events (e.g. between the phases of a test)."""
+        self.events.clear()
+
+    def totals(self, notifier: str | None = None, source: str | None = None) -> AgingEvent:
+        """Sum of the events of one notifier (all if None), optionally of one source."""
+        out = AgingEvent(notifier or "all", source or "all")
+        for ev in self.events:
+            if notifier not in (None, ev.notifier) or source not in (None, ev.source):
+                continue
+            out.add(ev)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.events)

@@ -1,0 +1,44 @@
+"""arm64 stage-2 page tables (Access Flag). Spec §6.4, seed 6/7.
+
+What differs from the base: upstream never selects lockless aging, so the
+common code holds mmu_lock for write and the stage-2 walk is exclusive (the
+AF "try-set" is a plain store that cannot fail). Seed 6/7 takes the lock for
+*read* and makes the walk shared: the AF is cleared by compare-exchange, and
+a lost race returns -EAGAIN, which stops the walk and trips the
+`WARN_ON(kvm_pgtable_walk(...))` reviewers pointed out (young was already
+noted, so the call still reports young). TLB invalidation is left to
+clear_flush_young (arm64 does not elide it). A test walks every leaf of the
+range: the stage-2 walker has no early exit.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from mglru.kvm.accounting import LOCK_READ, LOCK_WRITE, AgingEvent
+from mglru.kvm.mmu import PLAIN, TRYSET_ABORT, SecondaryMmuBase
+from mglru.kvm.spte import SPTE_ACCESSED, leaf_heads
+
+if TYPE_CHECKING:
+    from mglru.kvm.memslot import KvmGfnRange
+
+__all__ = ["Arm64"]
+
+
+class Arm64(SecondaryMmuBase):
+    """arm64 stage 2. See the module docstring."""
+
+    name: ClassVar[str] = "arm64"
+    mmu_lock: ClassVar[str] = LOCK_WRITE
+    seed_v4_lock: ClassVar[str] = LOCK_READ
+
+    def clear_policy(self) -> int:
+        """Shared walk with a racy try-set under seed-v4; exclusive otherwise."""
+        return TRYSET_ABORT if self.cfg.kvm_aging == "seed-v4" else PLAIN
+
+    def kvm_test_age_gfn(self, rng: KvmGfnRange, ev: AgingEvent) -> bool:
+        """The stage-2 walker visits every leaf of the range (no early exit). Spec §6.4."""
+        arr = self.sptes[rng.slot.as_id]
+        heads = leaf_heads(arr, rng.start, rng.end)
+        ev.visited += len(heads)
+        return bool((arr[heads] & SPTE_ACCESSED).any())

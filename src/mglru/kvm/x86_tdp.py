@@ -1,0 +1,64 @@
+"""x86 TDP MMU (EPT/NPT roots walked by `tdp_mmu.c`). Spec §6.3, seed 5/7.
+
+What differs from the base: the walk is always an RCU read-side section
+(one per gfn range), x86 selects lockless aging (v6.15) and TLB-flush elision
+(v6.13), and how an accessed SPTE is aged depends on the version and on A/D
+bits:
+
+=============================  ====================  =============================
+kvm_aging                      A/D-enabled SPTE      A/D-disabled (access-tracked)
+=============================  ====================  =============================
+write-lock, seed-v4-noopt      clear; atomic only    plain store (exclusive)
+                               if W and not D
+seed-v4 (5/7)                  atomic fetch-and      cmpxchg, retry while still a
+                                                     present leaf, else not young
+lockless (v6.15)               atomic fetch-and      one cmpxchg; a lost race
+                                                     leaves the SPTE accessed
+=============================  ====================  =============================
+
+A VM that ran a nested guest also has shadow-MMU rmaps (`nested=True`):
+seed-v4 then takes mmu_lock for write around their walk (5/7).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from mglru.kvm.accounting import LOCK_RCU, LOCK_WRITE
+from mglru.kvm.mmu import ATOMIC, CMPXCHG_ONCE, CMPXCHG_RETRY, PLAIN, VOLATILE, SecondaryMmuBase
+
+__all__ = ["X86Tdp"]
+
+
+class X86Tdp(SecondaryMmuBase):
+    """The x86 TDP MMU. See the module docstring."""
+
+    name: ClassVar[str] = "x86_tdp"
+    mmu_lock: ClassVar[str] = LOCK_WRITE
+    selects_lockless_aging: ClassVar[bool] = True
+    elides_tlb_flush: ClassVar[bool] = True
+    seed_v4_lock: ClassVar[str] = LOCK_RCU
+    #: shadow pages exist (a nested guest ran); set by create_vm(nested=True)
+    nested: bool = False
+
+    def clear_policy(self) -> int:
+        """See the table in the module docstring."""
+        ad = self.kvm.ad_bits
+        mode = self.cfg.kvm_aging
+        if mode == "seed-v4":
+            return ATOMIC if ad else CMPXCHG_RETRY
+        if mode == "lockless":
+            return ATOMIC if ad else CMPXCHG_ONCE
+        return VOLATILE if ad else PLAIN
+
+    def arch_locks(self, notifier: str) -> tuple[str, ...]:
+        """The TDP iterator runs under RCU in every version (no mmu_lock of its own).
+
+        With shadow pages (a nested guest ran: kvm_memslots_have_rmaps), seed
+        5/7 also walks the rmaps under the write lock, per range; v6.15 walks
+        them under per-rmap bit locks, which empty rmaps do not take (the
+        model maps no nested guest, so its rmaps are empty).
+        """
+        if self.nested and self.cfg.kvm_aging == "seed-v4":
+            return (LOCK_WRITE, LOCK_RCU)
+        return (LOCK_RCU,)
