@@ -78,15 +78,26 @@ def lru_gen_change_state(k: SimKernel, enabled: bool) -> None:
                 mem.flags[part] |= PG_lru  # now on the classic lists
 
 
+#: ((LONG_MAX >> 1) - 1): what msecs_to_jiffies() returns for a "negative" int
+MAX_JIFFY_OFFSET = (((1 << 63) - 1) >> 1) - 1
+
+
 def min_ttl_ms_show(k: SimKernel) -> str:
-    """`%u\\n` of jiffies_to_msecs(lru_gen_min_ttl)."""
-    return f"{k.jiffies_to_msecs(k.min_ttl)}\n"
+    """`%u\\n` of jiffies_to_msecs(lru_gen_min_ttl), which returns an unsigned int."""
+    return f"{k.jiffies_to_msecs(k.min_ttl) & 0xFFFFFFFF}\n"
 
 
 def min_ttl_ms_store(k: SimKernel, buf: str) -> None:
-    """kstrtouint(base 0) milliseconds, stored as jiffies. Spec §5.2."""
+    """kstrtouint(base 0) milliseconds, stored as jiffies. Spec §5.2.
+
+    msecs_to_jiffies() takes values >= 2**31 ((int)m < 0) as "infinite"
+    (MAX_JIFFY_OFFSET). A zero-byte write never reaches the store
+    (sysfs_kf_write), as in `enabled_store`.
+    """
+    if not buf:
+        return
     try:
         msecs = kstrtouint(buf, 0)
     except OSError:
         raise OSError(errno.EINVAL, "Invalid argument") from None
-    k.min_ttl = k.msecs_to_jiffies(msecs)
+    k.min_ttl = MAX_JIFFY_OFFSET if msecs >= 1 << 31 else k.msecs_to_jiffies(msecs)
