@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from kernel_checks import CGROOT, LRU_GEN, age, eviction_available, mm_stats, pte_of, snapshot
+from kernel_checks import CGROOT, LRU_GEN, age, mm_stats, pte_of, snapshot
 
 from mglru import SimKernel
 from mglru.lru_gen.aging import inc_max_seq, try_to_inc_min_seq
@@ -127,14 +127,6 @@ def test_write_grammar(preset: str, case: tuple) -> None:
     text, outcomes, memcg_id = case[0], case[1:4], (case[4] if len(case) > 4 else 2)
     k = kernel(preset)
     expect_write(k, text, outcomes[PRESETS.index(preset)], memcg_id)
-
-
-def test_minus_without_eviction_is_einval() -> None:
-    """`-` answers EINVAL until eviction is modelled (issue "Simulated kernel core");
-    once it is, `-` belongs to the eviction tests."""
-    if eviction_available():
-        pytest.skip("eviction is modelled now: `-` is the eviction tests' business")
-    expect_write(kernel("v6.14"), "- 2 0 1", EINVAL)
 
 
 # -- item 31 -----------------------------------------------------------------------------

@@ -420,8 +420,6 @@ def test_fc12_absent_filter_lets_every_table_through(preset: str) -> None:
     assert not young(p, a, 1).any()
 
 
-@pytest.mark.xfail(strict=True, reason="model gap: PTE-lock contention cannot be injected "
-                   "(docs/architecture.md: 'happen only when tests inject them')")
 def test_fc12_contended_table_is_carried_over() -> None:
     """§9.12 / §3.7: a PTE table whose lock cannot be try-locked is reported "suitable"
     without being scanned: FOUND and ADDED count it, it enters the next filter, and its

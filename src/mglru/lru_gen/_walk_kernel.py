@@ -242,8 +242,10 @@ def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
               has_write, mm_id, pte_mode, thp_mode, sec_on, has_notifiers, two_step,
               refs_flags, suitable_n,
               sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, batch_calls,
-              delta, stats, sec_stats, moved_out):
+              delta, stats, sec_stats, moved_out, ptl_busy):
     """Walk PTE-table rows (in address order) clipped to the walk ranges.
+
+    `ptl_busy[row]` marks PTE tables whose lock another CPU holds (a test hook).
 
     Returns the number of folios moved between generations (`walk->batched`).
     """
@@ -326,6 +328,12 @@ def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
         if not force_scan and has_read and not _bloom_test(bloom_read, k0, k1):
             continue
         stats[_NL_FOUND] += 1
+        if ptl_busy[row]:
+            # spin_trylock() failed: reported "suitable" without a scan (spec §3.7 quirk)
+            stats[_NL_ADDED] += 1
+            if has_write:
+                _bloom_set(bloom_write, k0, k1)
+            continue
         total = 0
         young_n = 0
         n_old = 0

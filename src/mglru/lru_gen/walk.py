@@ -166,9 +166,14 @@ def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None
     new_gen = lruvec.max_seq % MAX_NR_GENS
     mem = k.mem
     moved = np.zeros(1, np.int64)
+    ptl_busy = np.zeros(pt.nr_rows, np.uint8)
+    for vpn2 in mm.ptl_contended:
+        row = pt.row_of.get(vpn2)
+        if row is not None:
+            ptl_busy[row] = 1
     # a pacer (the timing layer) hands out the rows as they exist when the walk
     # gets to them, letting other tasks fault in between (see SimKernel.walk_pacer)
-    pacer = k.walk_pacer
+    pacer = getattr(k, "walk_pacer", None)
     chunks = ((rows[lo:lo + step] for lo in range(0, len(rows), step)) if pacer is None
               else pacer(mm, walk, sec_stats))
     for chunk in chunks:
@@ -183,7 +188,7 @@ def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None
             mm.id, pte_mode, pte_mode, sec_on, has_notifiers, cfg.two_step_promotion,
             LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10, 8,
             arrays, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, mode == "bitmap",
-            walk.nr_pages, walk.mm_stats, sec_stats, moved)
+            walk.nr_pages, walk.mm_stats, sec_stats, moved, ptl_busy)
         walk.nr_rows += len(chunk)
         _apply_batch(walk)
     walk.nr_mms += 1

@@ -177,6 +177,9 @@ class Mm:
         self.notifiers: list = []
         #: mmap_lock held for write elsewhere: the walk skips the mm (spec §3.4)
         self.mmap_lock_busy = False
+        #: PMD slots (addr >> PMD_SHIFT) whose PTE-table lock another CPU holds: a
+        #: test hook for the contended-trylock paths of the walk (spec §3.7)
+        self.ptl_contended: set[int] = set()
         self._next_addr = _MMAP_BASE
 
     def __repr__(self) -> str:
