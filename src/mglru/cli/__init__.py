@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     ("mglru.cli.presets", "presets"),
     ("mglru.cli.bench", "bench"),
     ("mglru.cli.lru_gen", "lru_gen"),
+    ("mglru.cli.access_tracking", "access_tracking_perf_test"),
 )
 
 
