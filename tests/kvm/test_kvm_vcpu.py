@@ -87,7 +87,12 @@ def test_guest_tlb_is_lru() -> None:
     """The guest TLB keeps the most recently used translations."""
     tlb = GuestTlb(3)
     tlb.fill(np.array([1, 2, 3, 4], np.int64))
-    assert list(tlb.lookup(np.array([1, 2, 3, 4]))) == [False, True, True, True]
+    assert list(tlb.lookup(np.array([2, 3, 4]))) == [True, True, True]
+    # used in order, a cyclic sweep larger than the TLB misses everywhere (LRU)
+    assert list(tlb.lookup(np.array([1, 2, 3, 4]))) == [False, False, False, False]
+    # a miss takes the least recently used entry: 4 survives one miss, 2 does not
+    assert list(tlb.lookup(np.array([9, 4]))) == [False, True]
+    assert list(tlb.lookup(np.array([9, 2]))) == [False, False]
     tlb.fill(np.array([2, 5], np.int64))
     assert sorted(tlb.keys.tolist()) == [2, 4, 5]
     tlb.flush()

@@ -64,10 +64,47 @@ class GuestTlb:
         return len(self.keys)
 
     def lookup(self, keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-        """Which keys hit."""
+        """Which keys hit if used in order, the LRU evicting as it goes (no state change).
+
+        Only keys cached at the start can hit (repeats of a key already used in this
+        sequence hit too). A cached entry survives until enough misses have pushed it
+        out: misses first fill free entries, then evict the least recently used entry;
+        entries hit earlier in the sequence became most recent and are evicted last.
+        """
+        n = len(keys)
+        hit = np.zeros(n, bool)
+        if not n or not self.entries:
+            return hit
+        uniq, first = np.unique(keys, return_index=True)
+        repeat = np.ones(n, bool)
+        repeat[first] = False
+        hit[repeat] = True  # used earlier in this sequence: just cached
         if not len(self.keys):
-            return np.zeros(len(keys), bool)
-        return np.isin(keys, self.keys)
+            return hit
+        cached = np.isin(uniq, self.keys)
+        cand = np.sort(first[cached])  # first uses of cached keys, in order
+        rank = {int(key): r for r, key in enumerate(self.keys)}  # 0 = least recent
+        free = self.entries - len(self.keys)
+        evict_ptr = 0  # next cached entry (by rank) to evict
+        refreshed = set()
+        evicted = 0
+        hits_before = 0
+        order = self.keys
+        firsts = np.sort(first)
+        pos_in_firsts = np.searchsorted(firsts, cand)
+        for i, pos in zip(cand.tolist(), pos_in_firsts.tolist()):
+            misses = pos - hits_before  # distinct keys used before i that missed
+            need = max(0, misses - free)
+            while evicted < need and evict_ptr < len(order):
+                if evict_ptr not in refreshed:
+                    evicted += 1
+                evict_ptr += 1
+            r = rank[int(keys[i])]
+            if r >= evict_ptr or r in refreshed:
+                hit[i] = True
+                refreshed.add(r)
+                hits_before += 1
+        return hit
 
     def fill(self, keys: npt.NDArray[np.int64]) -> None:
         """Use `keys` in order: each becomes the most recently used entry."""
