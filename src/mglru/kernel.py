@@ -15,6 +15,7 @@ clock: `tick(ms)` advances simulated time (jiffies at CONFIG_HZ).
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import posixpath
 from typing import Any
@@ -71,6 +72,14 @@ class SimKernel:
         #: OOM events: dicts with reason, memcg path, victim pid, jiffies
         self.oom_events: list[dict] = []
         self._writeback: set[int] = set()
+        #: head pfns a task holds references to while its own charge reclaims
+        #: (see `pin`); shrink_folio_list keeps them
+        self.pinned: set[int] = set()
+        #: the timing layer's pacer of aging walks, or None: called as
+        #: pacer(mm, walk, sec_stats) -> iterable of PTE-table row chunks, it
+        #: lets vCPUs fault between chunks, as they do while the kernel walks
+        #: (mglru.timing.lru_gen_bench); None walks the rows of the moment at once
+        self.walk_pacer = None
 
     def __repr__(self) -> str:
         return f"SimKernel(config={self.cfg.name!r}, seed={self.seed})"
@@ -167,9 +176,16 @@ class SimKernel:
             lru_gen_migrate_mm(p.mm, old, memcg)
 
     def exit_task(self, p: Process) -> None:
-        """The task exits: its mm leaves the list (pages stay until unmapped; see munmap)."""
+        """The task exits: its mm is torn down (exit_mmap) and leaves the mm list.
+
+        The mm has no other user, so mmput() frees it: anonymous pages are freed
+        and uncharged, swap entries release their slots, file pages stay cached.
+        """
         if not p.alive:
             return
+        from mglru.mm.exit import exit_mmap
+
+        exit_mmap(self, p)
         p.alive = False
         p.mm.users = 0
         lru_gen_del_mm(p.mm, p.memcg)
@@ -199,10 +215,16 @@ class SimKernel:
     # -- reclaim support ------------------------------------------------------------
     def start_writeback(self, pfn: int) -> None:
         """The flusher submits a dirty file folio: PG_dirty -> PG_writeback."""
-        from mglru.lru_gen.helpers import PG_dirty, PG_writeback
+        from mglru.lru_gen.helpers import PTE_DIRTY, PTE_WRITE, PG_dirty, PG_writeback
+        from mglru.mm.rmap import folio_mappings
 
         self.mem.flags[pfn] = (int(self.mem.flags[pfn]) & ~PG_dirty) | PG_writeback
         self._writeback.add(pfn)
+        # folio_clear_dirty_for_io() -> folio_mkclean(): PTEs clean and write-protected,
+        # so the next write faults and dirties the folio again
+        for m in folio_mappings(self, pfn):
+            ff = m.mm.pt.flat_flags()
+            ff[m.index] &= ~np.uint8(PTE_DIRTY | PTE_WRITE)
 
     def end_writeback(self) -> None:
         """Complete submitted writeback; PG_reclaim folios rotate to the oldest tail."""
@@ -221,21 +243,43 @@ class SimKernel:
                 self.mem.flags[pfn] = (flags & ~(PG_reclaim | PG_active)) | (1 << 7)
                 lru_gen_add_folio(self.mem, lruvec, arr, reclaiming=True)
 
+    @contextlib.contextmanager
+    def pin(self, pfns):
+        """Hold folio references for the duration of a fault or read(2).
+
+        A faulting or reading task has the folios it is using in hand (the
+        kernel's folio refcount); reclaim its own charge runs cannot free them
+        (__remove_mapping fails on the extra reference and the folio is kept).
+        """
+        new = {int(p) for p in pfns} - self.pinned
+        self.pinned |= new
+        try:
+            yield
+        finally:
+            self.pinned -= new
+
     def folio_mapped(self, pfn: int) -> bool:
         """folio_mapped(): any PTE or PMD maps it."""
         from mglru.mm.rmap import folio_mappings
 
         return bool(folio_mappings(self, pfn))
 
-    def drop_page_cache(self, pfn: int, shadow: int) -> None:
-        """Remove a file folio from its page cache, leaving a shadow entry."""
+    def drop_page_cache(self, pfn: int, shadow: int, slot: int = 0) -> None:
+        """Remove a file folio from its page cache, leaving a shadow entry.
+
+        A shmem folio written to swap leaves its swap slot instead (the slot
+        holds the shadow, as the swap cache does).
+        """
         from mglru.mm.rmap import rmap_enable
 
         pgoff = int(rmap_enable(self)[pfn])
         for f in self.files.values():
             if pgoff < f.npages and f.pages[pgoff] == pfn:
                 f.pages[pgoff] = -1
-                f.shadow[pgoff] = shadow
+                if slot:
+                    f.swap[pgoff] = slot
+                else:
+                    f.shadow[pgoff] = shadow
                 return
 
     def oom_kill(self, reason: str, memcg: MemCgroup | None) -> Process | None:

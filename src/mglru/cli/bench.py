@@ -55,3 +55,33 @@ def aging(gib: str, config: str, vm: bool, json_path: str | None) -> None:
             json.dump([{k: r[k] for k in ("gib", "pages", "seconds", "pages_per_s", "peak_rss_mib")}
                        | {"populate_s": r["populate_s"], "config": r["config"], "vm": r["vm"]}
                        for r in records], f, indent=2)
+
+
+@bench.command("reclaim")
+@click.option("--gib", default="4", show_default=True, help="comma-separated process sizes in GiB")
+@click.option("--cold", default=1.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="GiB left cold in the oldest generation, and reclaimed")
+@click.option("--config", default="v6.14", show_default=True, type=click.Choice(list(PRESETS)),
+              help="kernel preset")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+              help="write the records as JSON to this file")
+def reclaim(gib: str, cold: float, config: str, json_path: str | None) -> None:
+    """Age a process so its cold part is oldest, then time memory.reclaim of that part."""
+    from mglru.tools.bench_reclaim import run_sizes
+
+    sizes = _sizes(gib)
+
+    def show(r: dict) -> None:
+        click.echo(f"{r['gib']:>6g} GiB  cold {r['cold_gib']:g} GiB  "
+                   f"populate {r['populate_s']:7.2f} s  "
+                   f"reclaim {r['seconds']:8.3f} s  {r['pages']:>9d} pages  "
+                   f"{r['pages_per_s'] / 1e3:9.1f} K pages/s  hot evicted {r['hot_evicted']}  "
+                   f"peak RSS {r['peak_rss_mib']:8.1f} MiB")
+
+    try:
+        records = run_sizes(sizes, cold, config, progress=show)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(records, f, indent=2)

@@ -45,7 +45,8 @@ def _tier(f, two_step):
             return 1, refs, ws
         return 2, refs, ws
     refs = field + (1 if ws else 0)  # v6.10 folio_lru_refs(); tier = order_base_2(refs + 1)
-    tier = 0 if refs == 0 else (1 if refs == 1 else 2)
+    # refs is 0..4 (refs field 3 plus PG_workingset): order_base_2(5) = 3
+    tier = 0 if refs == 0 else (1 if refs == 1 else (2 if refs <= 3 else 3))
     return tier, refs, ws
 
 

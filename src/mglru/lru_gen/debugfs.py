@@ -116,8 +116,12 @@ def lru_gen_full_show(k: SimKernel) -> str:
 
 # -- write ---------------------------------------------------------------------------
 def get_swappiness(k: SimKernel, lruvec: Lruvec) -> int:
-    """Default swappiness of a debugfs command (may_swap = 1). Spec §4.1, §5.4."""
-    if k.cfg.swap_pages < MIN_LRU_BATCH:
+    """Default swappiness of a debugfs command (may_swap = 1). Spec §4.1, §5.4.
+
+    0 when fewer than MIN_LRU_BATCH swap slots are free (mem_cgroup_get_nr_swap_pages
+    counts free swap, so a full device stops anon reclaim; there is no demotion).
+    """
+    if k.swap.nr_free < MIN_LRU_BATCH:
         return 0
     return lruvec.memcg.swappiness if lruvec.memcg.parent else k.cfg.swappiness
 

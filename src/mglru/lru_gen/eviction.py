@@ -38,8 +38,10 @@ from mglru.lru_gen.helpers import (
     PG_head,
     PG_lru,
     PG_reclaim,
+    PG_referenced,
     PG_swapbacked,
     PG_unevictable,
+    PG_workingset,
     PG_writeback,
     lru_gen_from_seq,
     lru_hist_from_seq,
@@ -51,6 +53,7 @@ from mglru.lru_gen.pid import get_tier_idx, get_type_to_scan
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
     from mglru.lru_gen.lruvec import Lruvec
+    from mglru.mm.memcg import MemCgroup
 
 __all__ = ["ScanControl", "evictable_min_seq", "should_run_aging", "get_nr_to_scan",
            "evict_folios", "try_to_shrink_lruvec", "run_eviction", "folio_inc_gen"]
@@ -73,6 +76,8 @@ class ScanControl:
     root_reclaim: bool = False
     #: swappiness override (proactive `swappiness=`), None = the memcg's
     swappiness: int | None = None
+    #: sc->target_mem_cgroup: the memcg being reclaimed from (None: the root)
+    target: MemCgroup | None = None
     #: counters a user asks for after a run
     stats: dict = field(default_factory=dict)
 
@@ -98,7 +103,11 @@ def should_run_aging(lruvec: Lruvec, swappiness: int) -> tuple[bool, int]:
 def get_nr_to_scan(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> int:
     """How much to scan; ages (without force_scan) when needed and priority < 12."""
     memcg = lruvec.memcg
-    if memcg.memory_min and memcg.nr_charged <= memcg.memory_min:
+    # mem_cgroup_below_min(): the root and the reclaim target itself are never
+    # protected; the model takes memory.min as the effective protection (exact
+    # for children of the target)
+    unprotected = memcg.parent is None or memcg is sc.target
+    if not unprotected and memcg.memory_min and memcg.nr_charged <= memcg.memory_min:
         return -1
     success, nr = should_run_aging(lruvec, swappiness)
     if nr and not memcg.online:
@@ -142,8 +151,11 @@ def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_
         return 0, []
     mem = k.mem
     gen = lru_gen_from_seq(lruvec.min_seq[type_])
-    remaining = min(nr_to_scan, MAX_LRU_BATCH) if k.cfg.independent_min_seq else MAX_LRU_BATCH
-    remaining = max(remaining, 1)
+    if not lruvec.nr_listed[gen, type_].any():
+        return 0, []  # an empty list: nothing to pop (and no O(node) tail_first)
+    # the budget is MAX_LRU_BATCH folios in every modelled version; only
+    # linux-next (after v6.16) caps it at nr_to_scan (spec §4.5)
+    remaining = MAX_LRU_BATCH
     if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
         renumber(mem)
         lruvec.scan_cache.clear()
@@ -212,6 +224,22 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
             if flags & PG_unevictable:
                 mem.flags[pfn] = flags | PG_lru
                 continue
+            if not k.cfg.two_step_promotion:
+                # before the v6.14 rework: folios with PG_reclaim left dirty or under
+                # writeback go back as they are; any other rejected folio that is
+                # active, referenced, mapped, dirty or under writeback becomes active
+                # with its refs cleared; the rest are retried once
+                if flags & PG_reclaim and flags & (PG_dirty | PG_writeback):
+                    if flags & PG_workingset:
+                        mem.flags[pfn] = flags | PG_referenced
+                elif (skip_retry or flags & (PG_active | PG_referenced | PG_dirty | PG_writeback)
+                      or k.folio_mapped(pfn)):
+                    mem.flags[pfn] = (flags & ~LRU_REFS_FLAGS_V6_10) | PG_active
+                else:
+                    retry.append(pfn)
+                    continue
+                putback.append(pfn)
+                continue
             if (not skip_retry and not flags & PG_active and not k.folio_mapped(pfn)
                     and not flags & (PG_dirty | PG_writeback)):
                 retry.append(pfn)
@@ -223,7 +251,9 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
                 mem.flags[pfn] = (flags & ~refs_flags) | PG_active
             putback.append(pfn)
         if putback:
-            arr = np.array(putback, np.int64)
+            # move_folios_to_lru() adds them in shrink order (the walk above ran in
+            # reverse), so the last one ends at the head
+            arr = np.array(putback[::-1], np.int64)
             mem.flags[arr] |= PG_lru
             lru_gen_add_folio(mem, lruvec, arr)
         batch, skip_retry = retry[::-1], True

@@ -88,10 +88,20 @@ def write(k: SimKernel, rel: str, data: str) -> int:
                 memcg.memory_max = memparse_all(text) >> PAGE_SHIFT
             except OSError:
                 raise OSError(errno.EINVAL, "Invalid argument") from None
-            if memcg.nr_charged > memcg.memory_max:  # shrink to the new limit now
-                from mglru.mm.vmscan import try_to_free_mem_cgroup_pages
+            # memory_max_write(): reclaim down to the new limit, allowing
+            # MAX_RECLAIM_RETRIES fruitless passes, then OOM-kill until under it
+            from mglru.mm.vmscan import MAX_RECLAIM_RETRIES, try_to_free_mem_cgroup_pages
 
-                try_to_free_mem_cgroup_pages(k, memcg, memcg.nr_charged - memcg.memory_max)
+            nr_reclaims = MAX_RECLAIM_RETRIES
+            while memcg.nr_charged > memcg.memory_max:
+                if nr_reclaims:
+                    if not try_to_free_mem_cgroup_pages(k, memcg,
+                                                        memcg.nr_charged - memcg.memory_max):
+                        nr_reclaims -= 1
+                    continue
+                memcg.nr_oom_events += 1
+                if k.oom_kill("memory.max", memcg) is None:
+                    break
     elif name == "memory.min":
         try:
             memcg.memory_min = memparse_all(text) >> PAGE_SHIFT

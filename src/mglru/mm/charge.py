@@ -82,7 +82,10 @@ def alloc_pages_reclaim(k: SimKernel, nid: int, n: int, task: Process | None) ->
             return k.mem.alloc_pages(nid, n)
         except OutOfMemory:
             need = n - sum(node.nr_free for node in k.mem.nodes)
-            if shrink_node(k, nid, need) >= need:
+            reclaimed = shrink_node(k, nid, need)
+            if task is not None and not task.alive:
+                raise  # the OOM killer (min_ttl) chose the allocating task itself
+            if reclaimed >= need:
                 continue
             if attempt:
                 victim = k.oom_kill("out of memory", None)

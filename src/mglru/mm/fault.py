@@ -101,7 +101,9 @@ def new_folios(k: SimKernel, memcg: MemCgroup, pfns: npt.NDArray[np.int64], flag
         mem.flags[pfns] = flags | PG_head
     memcg.nr_charged += len(pfns) * nr_pages
     if not k.caps.lru_gen_enabled():
-        mem.flags[pfns] |= PG_lru  # on the classic lists, which the model does not order
+        # on the classic lists, which the model does not order; folio_add_lru()
+        # activates faulted folios only under lru_gen_enabled(), so they are inactive
+        mem.flags[pfns] = (mem.flags[pfns] & ~np.uint16(PG_active)) | PG_lru
         return
     nids = mem.pfns_to_nid(pfns)
     for nid in np.unique(nids):
@@ -140,13 +142,26 @@ def _pagecache_get(k: SimKernel, file: File, pgoffs: npt.NDArray[np.int64], memc
     if missing.any():
         # one folio per page index, even if the range repeats an index
         idx = np.unique(pgoffs[missing])
-        try_charge(k, memcg, len(idx), task)
-        new = alloc_pages_reclaim(k, nid, len(idx), task)
+        # the cached folios of the range are in hand while the charge reclaims
+        with k.pin(pfns[~missing]):
+            try_charge(k, memcg, len(idx), task)
+            new = alloc_pages_reclaim(k, nid, len(idx), task)
         file.pages[idx] = new
         flags = (PG_swapbacked if file.shmem else 0) | (PG_active if active else 0)
         if file.unevictable:
             flags |= PG_unevictable
         shadows = file.shadow[idx]
+        # shmem pages in swap come back from their slot (shmem_swapin_folio on a
+        # synchronous device: the slot is freed, its shadow feeds the refault)
+        slots = file.swap[idx]
+        in_swap = np.nonzero(slots)[0]
+        if len(in_swap):
+            shadows = shadows.copy()
+            shadows[in_swap] = k.swap.shadow[slots[in_swap]]
+            k.swap.free(slots[in_swap])
+            file.swap[idx[in_swap]] = 0
+            k.swap.pswpin += len(in_swap)
+            k.stats["pswpin"] += len(in_swap)
         refaulted = np.nonzero(shadows)[0]
         if len(refaulted):
             k.mem.flags[new[refaulted]] = flags
@@ -162,6 +177,21 @@ def _pagecache_get(k: SimKernel, file: File, pgoffs: npt.NDArray[np.int64], memc
 
 
 def _fault_ptes(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: int, write: bool) -> None:
+    """Fault in and touch [vpn_lo, vpn_hi) of one VMA.
+
+    The pages already mapped in the range are the task's while it works on it:
+    reclaim run by its own charges below must not free them (each kernel fault
+    holds its folio; pages touched just before are young). See `SimKernel.pin`.
+    """
+    pt = p.mm.pt
+    idx = vma.pte_index(np.arange(vpn_lo, vpn_hi, dtype=np.int64))
+    mapped = (pt.flat_flags()[idx] & (PTE_PRESENT | PTE_SPECIAL)) == PTE_PRESENT
+    with k.pin(pt.flat_pfn()[idx[mapped]]):
+        _fault_ptes_pinned(k, p, vma, vpn_lo, vpn_hi, write)
+
+
+def _fault_ptes_pinned(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: int,
+                       write: bool) -> None:
     mm = p.mm
     pt = mm.pt
     vpns = np.arange(vpn_lo, vpn_hi, dtype=np.int64)
@@ -318,7 +348,8 @@ def get_user_pages(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool
                        pt.flat_pfn()[ptes].astype(np.int64))
         writable = np.where(leaf, state == PMD_LEAF, (pt.flat_flags()[ptes] & PTE_WRITE) != 0)
         out.append((pfn, leaf, writable))
-    return tuple(np.concatenate(parts) for parts in zip(*out))  # type: ignore[return-value]
+    pfns, leaves, writable = (np.concatenate(parts) for parts in zip(*out, strict=True))
+    return pfns, leaves, writable
 
 
 def file_read(k: SimKernel, p: Process, file: File, offset: int, nbytes: int) -> None:

@@ -31,6 +31,9 @@ class File:
         self.pages = np.full(self.npages, -1, np.int64)
         #: shadow entries of evicted pages (0 = none), see lru_gen.workingset
         self.shadow = np.zeros(self.npages, np.int64)
+        #: shmem only: the swap slot holding a swapped-out page (0 = none); the
+        #: slot keeps the shadow entry, as the swap cache does (shmem_writepage)
+        self.swap = np.zeros(self.npages, np.int64)
 
     def __repr__(self) -> str:
         return f"File({self.name!r}, npages={self.npages})"

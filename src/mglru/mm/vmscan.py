@@ -24,6 +24,7 @@ from mglru.lru_gen.eviction import ScanControl, try_to_shrink_lruvec
 from mglru.lru_gen.helpers import (
     DEF_PRIORITY,
     PG_active,
+    PG_anon,
     PG_dirty,
     PG_head,
     PG_referenced,
@@ -164,36 +165,59 @@ def _free_folios(k: SimKernel, heads: list[tuple[int, int]]) -> None:
     if not heads:
         return
     mem = k.mem
-    pfns = []
-    for pfn, nr in heads:
-        memcg = k.memcgs.by_id.get(int(mem.memcg[pfn]))
+    head, nr = (np.array(c, np.int64) for c in zip(*heads))
+    mids = mem.memcg[head]
+    for mid in np.unique(mids):
+        memcg = k.memcgs.by_id.get(int(mid))
         if memcg is not None:
-            memcg.nr_charged -= nr
-        pfns.append(np.arange(pfn, pfn + nr, dtype=np.int64) if nr > 1 else np.array([pfn]))
-    mem.free_pages(np.concatenate(pfns))
+            memcg.nr_charged -= int(nr[mids == mid].sum())
+    if (nr == 1).all():
+        mem.free_pages(head)
+        return
+    mem.free_pages(np.concatenate([np.arange(p, p + n, dtype=np.int64) for p, n in zip(head, nr)]))
 
 
 def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanControl) -> list[int]:
-    """Reclaim what can be reclaimed of an isolated batch; returns the folios kept."""
+    """Reclaim what can be reclaimed of an isolated batch; returns the folios kept.
+
+    Cold singly mapped anon folios are swapped out together first (see
+    `_shrink_batch`); the others go through the per-folio path below.
+    """
+    from mglru.mm._shrink_batch import shrink_anon_batch
+
     mem = k.mem
     kept: list[int] = []
     freed: list[tuple[int, int]] = []
-    for pfn in pfns:
+    done = shrink_anon_batch(k, lruvec, pfns, sc).tolist()
+    for pfn, swapped in zip(pfns, done):
+        if swapped:
+            freed.append((pfn, 1))
+            continue
         flags = int(mem.flags[pfn])
         nr = 512 if flags & PG_head else 1
         maps = folio_mappings(k, pfn)
+        if not k.cfg.two_step_promotion and maps and flags & PG_referenced:
+            # before the v6.14 rework: "folio_update_gen() tried to promote this
+            # page?" -- look-around marks isolated folios it finds young
+            # PG_referenced, and shrink_folio_list keeps them (keep_locked)
+            kept.append(pfn)
+            continue
         verdict = _check_references(k, lruvec, pfn, maps)
         flags = int(mem.flags[pfn])
         if verdict == "activate":
             mem.flags[pfn] = flags | PG_active
             kept.append(pfn)
             continue
-        if verdict == "keep" or flags & PG_writeback:
-            kept.append(pfn)
+        if verdict == "keep" or flags & PG_writeback or pfn in k.pinned:
+            kept.append(pfn)  # a pinned folio: its extra reference fails __remove_mapping
             continue
-        anon = bool(flags & PG_swapbacked)
+        # anon folios become swap entries in their PTEs; shmem folios (swap-backed
+        # file folios) go to swap through shmem_writepage: their PTEs are cleared
+        # and the page cache keeps the swap slot
+        swapbacked = bool(flags & PG_swapbacked)
+        anon = bool(flags & PG_anon)
         slots = None
-        if anon:
+        if swapbacked:
             slots = k.swap.alloc(nr) if sc.may_swap else None
             if slots is None:
                 mem.flags[pfn] = flags | PG_active  # activate_locked: cannot swap
@@ -208,11 +232,15 @@ def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanCon
             kept.append(pfn)
             continue
         shadow = lru_gen_eviction(k, lruvec, flags, nr)
-        if anon:
+        if swapbacked:
             k.swap.shadow[slots] = shadow
             k.swap.pswpout += nr
-            _unmap(k, maps, slots)
             k.stats["pswpout"] += nr
+            if anon:
+                _unmap(k, maps, slots)
+            else:
+                _unmap(k, maps, None)
+                k.drop_page_cache(pfn, shadow, int(slots[0]))
         else:
             _unmap(k, maps, None)
             k.drop_page_cache(pfn, shadow)
@@ -229,7 +257,7 @@ def try_to_free_mem_cgroup_pages(k: SimKernel, memcg: MemCgroup, nr_pages: int,
                                  swappiness: int | None = None, proactive: bool = False) -> int:
     """Reclaim from a memcg subtree, priorities 12 down to 0. Returns pages reclaimed."""
     sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), proactive=proactive,
-                     swappiness=swappiness, priority=DEF_PRIORITY)
+                     swappiness=swappiness, priority=DEF_PRIORITY, target=memcg)
     k.reclaim_walk = None
     while sc.priority >= 0:
         for mc in memcg.iter_preorder():
@@ -250,6 +278,9 @@ def lru_gen_age_node(k: SimKernel, nid: int) -> bool:
         from mglru.lru_gen.debugfs import get_swappiness
 
         swappiness = get_swappiness(k, lruvec)
+        memcg = lruvec.memcg
+        if memcg.parent is not None and memcg.nr_charged <= memcg.memory_min:
+            continue  # mem_cgroup_below_min(NULL, memcg): protected, not reclaimable
         total = sum(lruvec.nr_pages_of_seq(s, t) for t in (0, 1)
                     if type_is_evictable(t, swappiness)
                     for s in range(lruvec.min_seq[t], lruvec.max_seq + 1))
@@ -257,7 +288,7 @@ def lru_gen_age_node(k: SimKernel, nid: int) -> bool:
             continue
         seq = min(lruvec.min_seq[t] for t in (0, 1) if type_is_evictable(t, swappiness))
         birth = lruvec.timestamps[seq % 4]
-        if k.jiffies - birth >= k.min_ttl:
+        if k.jiffies - birth > k.min_ttl:  # time_is_before_jiffies(birth + min_ttl)
             return False
     return True
 
