@@ -44,7 +44,7 @@ def aging(gib: str, config: str, vm: bool, json_path: str | None) -> None:
     def show(r: dict) -> None:
         click.echo(f"{r['gib']:>6g} GiB {r['pages']:>10d} pages  populate {r['populate_s']:7.3f} s  "
                    f"aging {r['seconds']:8.4f} s  {r['pages_per_s'] / 1e6:8.1f} M pages/s  "
-                   f"peak RSS {r['peak_rss_mib']:8.1f} MiB")
+                   f"peak RSS {r['peak_rss_mib']:8.1f} MiB  state {r['state_bytes_per_page']} B/page")
 
     try:
         records = run_sizes(sizes, config, vm, progress=show)
@@ -53,7 +53,7 @@ def aging(gib: str, config: str, vm: bool, json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as f:
             json.dump([{k: r[k] for k in ("gib", "pages", "seconds", "pages_per_s", "peak_rss_mib")}
-                       | {"populate_s": r["populate_s"], "config": r["config"], "vm": r["vm"]}
+                       | {k: r[k] for k in ("populate_s", "state_bytes_per_page", "config", "vm")}
                        for r in records], f, indent=2)
 
 

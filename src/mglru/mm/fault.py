@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["user_access", "file_read", "new_folios", "mark_accessed", "get_user_pages"]
 
-_CHUNK = 1 << 16
+_CHUNK = 1 << 14
 _LIMITED_CHUNK = 64
 
 

@@ -53,7 +53,16 @@ def run_one(gib: float, config: str = "v6.14", vm: bool = False, seed: int = 0) 
     pages = nbytes >> 12
     return {"gib": gib, "pages": pages, "seconds": seconds, "pages_per_s": pages / seconds,
             "peak_rss_mib": round(_peak_rss_mib(), 1), "populate_s": populate_s,
-            "config": config, "vm": vm}
+            "state_bytes_per_page": state_bytes_per_page(k), "config": config, "vm": vm}
+
+
+def state_bytes_per_page(k) -> int:
+    """Bytes of model state per populated 4 KiB page: the per-pfn folio arrays plus
+    one PTE (pfn + bits), from the arrays' dtypes."""
+    mem = k.mem
+    per_pfn = sum(a.itemsize for a in (mem.flags, mem.gen, mem.lru, mem.memcg))
+    pt = next(iter(k.procs.values())).mm.pt
+    return per_pfn + pt.pte_pfn.itemsize + pt.pte_flags.itemsize
 
 
 def run_sizes(sizes: list[float], config: str, vm: bool, progress=None) -> list[dict[str, Any]]:
