@@ -1,4 +1,4 @@
-"""Scale benchmark of `mglru reproduce seed-table` (issue 6, item 5): time and memory per vCPU count.
+"""Scale benchmark of `mglru reproduce seed-table`: time and memory per vCPU count.
 
 Each vCPU count runs in its own process (so that its peak RSS is its own),
 doing what the command does for it: "no aging", "no opt" and "opt" at 1 GiB per

@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     ("mglru.cli.bench", "bench"),
     ("mglru.cli.lru_gen", "lru_gen"),
     ("mglru.cli.access_tracking", "access_tracking_perf_test"),
+    ("mglru.cli.reproduce", "reproduce"),
 )
 
 

@@ -213,6 +213,8 @@ class SecondaryMmuBase:
         """Drop the leaves covering `gfns` (a 2 MiB leaf goes whole). Returns leaves zapped."""
         arr = self.sptes[as_id]
         gfns = gfns[gfns < len(arr)]
+        if not (arr[gfns] & (SPTE_PRESENT | SPTE_HUGE)).any():
+            return 0  # nothing mapped there (a fresh fault): skip the unique
         heads = np.unique(np.where(arr[gfns] & SPTE_HUGE, gfns & ~np.int64(HPAGE_GFNS - 1), gfns))
         heads = heads[(arr[heads] & SPTE_PRESENT) != 0]
         huge = heads[(arr[heads] & SPTE_HUGE) != 0]

@@ -16,7 +16,9 @@ are generators that yield steps; see docs/architecture.md, "Timing model".
 Modules: `steps` (what processes yield), `locks` (spinlock, qrwlock, rwsem,
 RCU, cache lines), `sim` (the event loop and CPUs), `fluid` (aggregated
 granularity), `costs` + costs.toml (the cost model), `workloads` (generator
-factories for the `-p` benchmark: vCPU faulting, aging passes).
+factories for the `-p` benchmark: vCPU faulting, aging passes), `lru_gen_bench`
+(the simulated `access_tracking_perf_test -p` run on a SimKernel: `seed_benchmark`,
+`run_lru_gen_benchmark`), `calibrate` (the cover letter's rows 1-16).
 """
 
 from mglru.timing.costs import COST_KEYS, CostEntry, CostModel, load_costs, zero_costs
@@ -42,6 +44,7 @@ from mglru.timing.steps import (
     acquire,
     batch,
     cost,
+    park,
     sleep,
     synchronize_rcu,
     touch,
@@ -52,6 +55,7 @@ __all__ = [
     "CacheLine", "Held", "Lock", "LockError", "QRWLock", "Rcu", "RWSem", "SpinLock",
     "assert_held",
     "GRANULARITIES", "NORMAL", "URGENT", "Thread", "TimingSim",
-    "READ", "WRITE", "Atomic", "Batch", "Locked", "Work", "acquire", "batch", "cost", "sleep",
+    "READ", "WRITE", "Atomic", "Batch", "Locked", "Work", "acquire", "batch", "cost", "park",
+    "sleep",
     "synchronize_rcu", "touch",
 ]

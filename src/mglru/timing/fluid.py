@@ -37,8 +37,10 @@ this lock's wait, u = my time outside the lock per acquisition):
   readers that arrived in the gap u before it (rate L, hold H: the last one
   arrived E[x] before, so H - E[x] is left), else the group of readers that
   queued during its previous active period and entered at its release
-  (probability 1 - exp(-L A), H - u left if positive). Other writers: M/D/1 as
-  for lines, with their holds.
+  (probability 1 - exp(-L A), H - u left if positive; the k readers of that
+  group took the lock word one after the other, so the last one entered
+  (k - 1) x `cacheline_transfer` after the first). Other writers: M/D/1 as for
+  lines, with their holds.
 * spinlock: the exclusive (writer) term only.
 * RCU read sections: no wait.
 
@@ -158,7 +160,8 @@ class LockStreams:
     """Acquisition streams on one lock: shared and exclusive holders as aggregates.
 
     Each aggregate is a `LineStreams` whose service time is the hold. For the
-    reader-stall formula, exclusive holders also keep (active, cycle) in `wextra`.
+    reader-stall formula, exclusive holders also keep (active, cycle, E[active^2])
+    in `wextra`.
     """
 
     __slots__ = ("readers", "excl", "wextra")
@@ -166,18 +169,21 @@ class LockStreams:
     def __init__(self) -> None:
         self.readers = LineStreams()
         self.excl = LineStreams()
-        self.wextra: dict[Thread, tuple[float, float]] = {}
+        self.wextra: dict[Thread, tuple[float, float, float]] = {}
 
     def put(self, th: Thread, mode: str, lam: float, hold: float, active: float,
-            cycle: float, expires: int) -> None:
-        """Set `th`'s stream in `mode` (a thread has one mode per lock at a time)."""
+            cycle: float, expires: int, active2: float | None = None) -> None:
+        """Set `th`'s stream in `mode` (a thread has one mode per lock at a time).
+
+        `active2` is E[active^2] (default: active^2, a deterministic period).
+        """
         if mode == READ:
             self.excl.drop(th)
             self.readers.put(th, lam, hold, expires)
         else:
             self.readers.drop(th)
             self.excl.put(th, lam, hold, expires)
-            self.wextra[th] = (active, cycle)
+            self.wextra[th] = (active, cycle, active * active if active2 is None else active2)
 
     def drop(self, th: Thread) -> None:
         """Forget `th`'s stream."""
@@ -190,8 +196,8 @@ class LockStreams:
         self.readers.purge(now)
         self.excl.purge(now)
 
-    def writers(self, th: Thread) -> list[tuple[float, float]]:
-        """(active, cycle) of the exclusive holders other than `th`."""
+    def writers(self, th: Thread) -> list[tuple[float, float, float]]:
+        """(active, cycle, E[active^2]) of the exclusive holders other than `th`."""
         wextra = self.wextra
         return [wextra[w] for w in self.excl.recs if w is not th]
 
@@ -245,28 +251,67 @@ def _lock_env(lock: Lock, th: Thread, reader: bool) -> tuple:
     return readers, excl, None
 
 
-def _writer_wait(env: tuple, u: float, active: float) -> tuple[float, float]:
-    """An exclusive acquirer's expected wait and probability of waiting."""
+def _gap_moments(lam: float, hold: float, u: float, g: float) -> tuple[float, float]:
+    """E[m] and E[m^2] of m = max(g, hold - X, 0), X the age of the last reader arrival.
+
+    Readers arrive at rate `lam` in the writer's gap of length `u` before its
+    request; X is the time since the last of them (none with prob e^{-lam u}:
+    then m = max(g, 0)). `g` is what the group of readers let in at the previous
+    release leaves (-inf: no group).
+    """
+    g0 = g if g > 0.0 else 0.0
+    none = math.exp(-lam * u)
+    # below a = hold - g the last gap reader outlasts the group
+    a = hold - g0
+    a = 0.0 if a < 0.0 else (u if a > u else a)
+    e = math.exp(-lam * a)
+    i0 = 1.0 - e
+    i1 = i0 / lam - a * e
+    i2 = 2.0 * i0 / (lam * lam) - e * (a * a + 2.0 * a / lam)
+    m1 = hold * i0 - i1 + g0 * (e - none) + g0 * none
+    m2 = hold * hold * i0 - 2.0 * hold * i1 + i2 + g0 * g0 * (e - none) + g0 * g0 * none
+    return m1, m2
+
+
+def _writer_wait(env: tuple, u: float, active: float,
+                 convoy: float = 0.0) -> tuple[float, float, float]:
+    """An exclusive acquirer's expected wait, probability of waiting and E[wait^2].
+
+    Readers (a renewal argument over my cycle: gap u outside the lock, then
+    the wait, then my hold): the readers that queued during my previous active
+    period `active` (a Poisson number K, mean lam x active) were let in at my
+    release; they take the lock word one after the other (`convoy` each), so the
+    last leaves K x convoy + hold - u after my request; readers that arrived in
+    the gap u entered at once and leave hold - X after it. I wait for the last
+    of all of them: E[max] is summed over K, with the gap in closed form.
+    Other exclusive holders add their M/D/1 wait.
+    """
     readers, excl, _writers = env
-    wait = 0.0
+    wait = wait2 = 0.0
     pc = 0.0
     if readers is not None:
         lam, hold = readers
-        w = min(max(u, 0.0), hold)
-        x = lam * w
-        p_gap = -math.expm1(-x)
-        if p_gap > 1e-12:
-            gap_left = hold - (1.0 / lam - w * math.exp(-x) / p_gap)
-        else:
-            gap_left = hold - w / 2
-        group_left = hold - u if hold > u else 0.0
-        p_group = -math.expm1(-lam * active) if group_left > 0 else 0.0
-        wait += p_gap * gap_left + (1.0 - p_gap) * p_group * group_left
-        pc += p_gap + (1.0 - p_gap) * p_group
+        u = u if u > 0.0 else 0.0
+        mu = lam * active
+        pk = math.exp(-mu)
+        m1, m2 = _gap_moments(lam, hold, u, -1.0)
+        wait, wait2 = pk * m1, pk * m2
+        cum = pk
+        k = 0
+        while cum < 0.9999 and k < 200:
+            k += 1
+            pk *= mu / k
+            cum += pk
+            m1, m2 = _gap_moments(lam, hold, u, k * convoy + hold - u)
+            wait += pk * m1
+            wait2 += pk * m2
+        pc = 1.0 - math.exp(-mu - lam * (u if u < hold else hold))
     if excl is not None:
-        wait += excl[0]
+        w = excl[0]
+        wait2 += 2.0 * wait * w + w * w
+        wait += w
         pc += excl[1]
-    return wait, min(1.0, pc)
+    return wait, min(1.0, pc), wait2
 
 
 def _reader_wait(env: tuple, c0: float, convoy: float) -> tuple[float, float]:
@@ -279,10 +324,13 @@ def _reader_wait(env: tuple, c0: float, convoy: float) -> tuple[float, float]:
     sigma = 0.0
     pc = 0.0
     n_others, lam_others = env[0]
-    for active, cycle in env[2]:
+    for active, cycle, active2 in env[2]:
         m = active if active < c0 else c0
         k = min(n_others, active * lam_others)
-        sigma += min(1.0, active / c0) * (active - m / 2.0 + convoy * k / 2.0) / cycle
+        # an arrival inside a writer period waits for its residual: size-biased,
+        # E[A^2] / (2 E[A]), when periods are shorter than my cycle
+        res = active2 / (2.0 * active) if active < c0 and active > 0 else active - m / 2.0
+        sigma += min(1.0, active / c0) * (res + convoy * k / 2.0) / cycle
         pc += m / cycle
     if sigma <= 0:
         return 0.0, 0.0
@@ -401,16 +449,21 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
                 pa = pr = 0.0
             sa = atomic + pa * dt
             c0 = period - prev_w
+            wait2 = None
             if kind == 4:
-                wait, pc = _reader_wait(kenv, c0, atomic + dt) if kenv[2] else (0.0, 0.0)
+                # readers let in by a writer pass the wait_lock on one at a time
+                wait, pc = (_reader_wait(kenv, c0, atomic + dt + handoff) if kenv[2]
+                            else (0.0, 0.0))
             elif kenv[0] is None and kenv[1] is None:
                 wait = pc = 0.0
             else:
                 hold0 = lw + sa + seg.ns
-                wait, pc = _writer_wait(kenv, c0 - hold0, prev_w + hold0)
+                wait, pc, wait2 = _writer_wait(kenv, c0 - hold0, prev_w + hold0,
+                                               atomic + dt + handoff
+                                               if seg.lock.kind == "qrwlock" else 0.0)
             hold = lw + sa + pc * handoff + seg.ns
             t = wait + hold + lw + atomic + pr * dt
-            plan[i] = (wait, pc, hold, pa, pr, t)
+            plan[i] = (wait, pc, hold, pa, pr, t, wait2)
             total += f * t
         converged = abs(total - cyc) <= _TOLERANCE * total
         cyc = total
@@ -445,7 +498,7 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
             acc[1] += lam * (t - w) / seg.count
             continue
         lock = seg.lock
-        wait, pc, hold, pa, pr, _t = pl
+        wait, pc, hold, pa, pr, _t, wait2 = pl
         lw = lenv[3]
         st = lock.stats[seg.mode]
         st.acquired += cnt
@@ -467,7 +520,8 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
         d = duty.get(lock)
         if d is None:
             d = duty[lock] = duty[lock.line] = _duty(th, lock, now, duration, sim.window_ns)
-        lock.streams.put(th, seg.mode, lam * d, hold, wait + hold, cyc / f / d, expires)
+        active2 = None if wait2 is None else wait2 + 2.0 * wait * hold + hold * hold
+        lock.streams.put(th, seg.mode, lam * d, hold, wait + hold, cyc / f / d, expires, active2)
         th.streams.add(lock)
     for line, (lam, lam_s) in lines.items():
         d = duty.get(line)

@@ -29,7 +29,11 @@ line last touched by the same thread costs `atomic`; on a line last touched by
 another thread it costs `cacheline_transfer` (the line moves), and atomics queue
 behind each other, so contention on a hot line emerges from queueing. Taking a
 lock touches its line (the acquiring RMW); releasing touches it again; a waiter
-granted the lock also pays `lock_handoff` (noticing the release). The timing is
+granted the lock also pays `lock_handoff` (noticing the release); readers let in
+together by a writer's release pay it one after the other on the lock word's
+line (queued_read_lock_slowpath: each takes the wait_lock in turn, adds its
+bias, and passes the wait_lock on), so the last of k enters k hand-offs and
+transfers after the release. The timing is
 applied by the event loop (`mglru.timing.sim`); this module is state and counts.
 
 Release is `with`: the process resumes from `acquire` with a `Held`, whose
@@ -110,11 +114,14 @@ class CacheLine:
     def __repr__(self) -> str:
         return f"CacheLine({self.name!r})"
 
-    def _touch(self, th: Thread, now: int, count: int = 1) -> int:
-        """Queue `count` atomics by `th` at `now`; return when they are done."""
+    def _touch(self, th: Thread, now: int, count: int = 1, extra: int = 0) -> int:
+        """Queue `count` atomics by `th` at `now`; return when they are done.
+
+        `extra` ns keep the line busy after them (a hand-off done on this line).
+        """
         costs = self.sim.costs
         start = now if now >= self.free_at else self.free_at
-        svc = costs.atomic * count
+        svc = costs.atomic * count + extra
         if self.owner is not None and self.owner is not th:
             svc += costs.cacheline_transfer - costs.atomic
             self.transfers += 1

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,11 +49,13 @@ from mglru.timing import fluid
 from mglru.timing.costs import CostModel, load_costs
 from mglru.timing.locks import CacheLine, Held, Lock, LockError, QRWLock, Rcu, RWSem, SpinLock
 from mglru.timing.steps import (
+    READ,
     Acquire,
     Atomic,
     Batch,
     Cost,
     Locked,
+    Park,
     Sleep,
     SynchronizeRcu,
     Touch,
@@ -130,6 +132,8 @@ class Thread:
     duty: dict = field(default_factory=dict)
     #: aggregated mode: (start, end) of the running Batch
     batch_span: tuple[int, int] = (0, 0)
+    #: stopped at a `park()` step until `TimingSim.unpark`
+    parked: bool = False
 
     def __repr__(self) -> str:
         return f"Thread({self.name!r}, {self.state})"
@@ -236,8 +240,13 @@ class TimingSim:
         self._schedule(at, URGENT if at == self.now else NORMAL, _WAKE, th)
         return th
 
-    def run(self, until: int | None = None) -> int:
+    def run(self, until: int | None = None, stop: Callable[[], bool] | None = None) -> int:
         """Process events until none is left or the next one is at or after `until`.
+
+        Args:
+            until: stop before the first event at or after this time.
+            stop: checked after each event; the run returns as soon as it holds
+                (e.g. "the aging thread has parked").
 
         Returns:
             The simulated time reached (`until` if given and reached).
@@ -247,6 +256,8 @@ class TimingSim:
         while heap:
             if until is not None and heap[0][0] >= until:
                 break
+            if stop is not None and stop():
+                return self.now
             t, _prio, _seq, action, th = pop(heap)
             self.now = t
             self.events += 1
@@ -263,6 +274,18 @@ class TimingSim:
         if until is not None and until > self.now:
             self.now = until
         return self.now
+
+    def unpark(self, th: Thread, value: Any = None) -> None:
+        """Resume a parked thread now; its `park()` step returns `value`.
+
+        Raises:
+            ValueError: the thread is not parked.
+        """
+        if not th.parked:
+            raise ValueError(f"{th.name} is not parked (state {th.state})")
+        th.parked = False
+        th.value = value
+        self._schedule(self.now, URGENT, _CONT, th)
 
     def peek(self) -> int | None:
         """Time of the next event, or None."""
@@ -398,6 +421,9 @@ class TimingSim:
                 return True
             self._schedule(done, NORMAL, _CONT, th)
             return False
+        if kind is Park:
+            th.parked = True
+            return False
         if kind is Sleep:
             self._block(th)
             self._schedule(now + step.ns, NORMAL, _WAKE, th)
@@ -411,7 +437,8 @@ class TimingSim:
                 self._schedule(now + self.costs.synchronize_rcu, NORMAL, _WAKE, th)
             return False
         raise TypeError(f"{th.name} yielded {step!r}; timing processes yield steps from "
-                        "mglru.timing.steps (cost, acquire, touch, sleep, synchronize_rcu, Batch)")
+                        "mglru.timing.steps (cost, acquire, touch, sleep, synchronize_rcu, park, "
+                        "Batch)")
 
     def _block(self, th: Thread) -> None:
         self._set_state(th, BLOCKED)
@@ -485,11 +512,15 @@ class TimingSim:
             th.nonpreempt -= 1
         th.debt += lock.line._touch(th, now) - now
         handoff = self.costs.lock_handoff
-        for waiter, _mode in lock._trigger(now):
+        for waiter, mode in lock._trigger(now):
             if lock.spinning:
                 waiter.spin_ns += now - waiter.spin_since
                 self._set_state(waiter, RUNNING)
-                done = lock.line._touch(waiter, now) + handoff
+                if mode == READ and lock.kind == "qrwlock":
+                    # queued readers pass the wait_lock on one at a time, on the lock's line
+                    done = lock.line._touch(waiter, now, extra=handoff)
+                else:
+                    done = lock.line._touch(waiter, now) + handoff
                 self._schedule(done, NORMAL if done > now else URGENT, _CONT, waiter)
             else:
                 waiter.prelude = (lock.line, handoff)

@@ -10,6 +10,8 @@ step is done:
     touch(line, count)     atomic RMWs on a shared cache line
     sleep(ns)              leave the CPU for ns (usleep, a timer)
     synchronize_rcu(rcu)   sleep until the RCU readers of the moment are gone
+    park()                 stop, keeping the CPU, until the driver calls
+                           `TimingSim.unpark(thread, value)`; resumes with value
     Batch(n, body)         n iterations of a body of segments (below)
 
 A `Batch` is how kernel loops are written once and run at either granularity
@@ -38,7 +40,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mglru.timing.locks import CacheLine, Lock, Rcu
 
-__all__ = ["READ", "WRITE", "MODES", "Cost", "Acquire", "Touch", "Sleep", "SynchronizeRcu",
+__all__ = ["READ", "WRITE", "MODES", "Cost", "Acquire", "Touch", "Sleep", "SynchronizeRcu", "Park",
+           "park",
            "Work", "Atomic", "Locked", "Batch", "Segment", "Step", "cost", "acquire", "touch",
            "sleep", "synchronize_rcu", "batch"]
 
@@ -84,6 +87,16 @@ class SynchronizeRcu:
     """Block until every RCU reader present now has left its read section."""
 
     rcu: Rcu
+
+
+@dataclass(frozen=True, slots=True)
+class Park:
+    """Stop until the driver unparks the thread (it keeps its CPU meanwhile).
+
+    For work whose content the functional model produces outside the event
+    loop: the thread parks, the driver runs the model and `unpark`s it with the
+    result (`TimingSim.run(stop=...)` returns when a thread parks).
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +166,7 @@ class Batch:
         return (self.offset + self.n) // k - self.offset // k
 
 
-Step = Cost | Acquire | Touch | Sleep | SynchronizeRcu | Batch
+Step = Cost | Acquire | Touch | Sleep | SynchronizeRcu | Park | Batch
 
 
 def cost(ns: int) -> Cost:
@@ -180,6 +193,11 @@ def sleep(ns: int) -> Sleep:
     if ns < 0:
         raise ValueError(f"sleep must be >= 0 ns; got {ns}")
     return Sleep(int(ns))
+
+
+def park() -> Park:
+    """Stop until `TimingSim.unpark(thread, value)`; the step's result is value."""
+    return Park()
 
 
 def synchronize_rcu(rcu: Rcu) -> SynchronizeRcu:

@@ -1,0 +1,210 @@
+"""`mglru reproduce ...`: the seed's published numbers, reproduced by the timing model.
+
+`mglru reproduce seed-table` runs the simulated `access_tracking_perf_test -p
+-l -b 1G -v N` (mglru.timing.lru_gen_bench.seed_benchmark) for "no aging", "no
+opt" and "opt" at each vCPU count and prints the cover letter's table: the
+model's vCPU wall time and average aging pass, the cover letter's values
+beside them where the seed gives them (1-16 vCPUs) and the relative error.
+Rows without cover-letter values (32, 64, 112) are the model's predictions.
+
+Future optimizations:
+1. run the vCPU counts in parallel processes when the machine has the cores.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+__all__ = ["reproduce", "seed_table_rows", "format_seed_table"]
+
+DEFAULT_VCPUS = "1,2,4,8,16,32,64,112"
+
+
+@click.group("reproduce")
+def reproduce() -> None:
+    """Reproduce the seed's published numbers with the simulated kernel."""
+
+
+def _vcpus(text: str) -> list[int]:
+    try:
+        vcpus = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected a comma-separated list of vCPU counts, got {text!r}") \
+            from None
+    if not vcpus or any(n < 1 or n > 512 for n in vcpus):
+        raise click.BadParameter(f"vCPU counts must be 1..512, got {text!r}")
+    return vcpus
+
+
+def seed_table_rows(vcpus: list[int], *, scale: int = 1, costs=None, granularity: str = "auto",
+                    progress=None) -> list[dict]:
+    """Run every (vCPUs, config) cell; the JSON records of the table.
+
+    Args:
+        vcpus: vCPU counts, in order.
+        scale: faithful reduction (1 GiB / scale per vCPU, times x scale); 1 is the seed's size.
+        costs: the cost model (default: the packaged costs.toml).
+        granularity: as for `run_lru_gen_benchmark`.
+        progress: called as progress(done, total, n, config, record, seconds) after each cell.
+
+    Returns:
+        One dict per cell: vcpus, config, vcpu_wall_s, aging_pass_s (None without
+        aging), passes (None without aging), plus wall_s (host seconds) and peak_rss_mib.
+    """
+    from mglru.timing.calibrate import evaluate
+    from mglru.timing.costs import load_costs
+    from mglru.timing.lru_gen_bench import CONFIGS
+
+    c = costs if costs is not None else load_costs()
+    cells = [(n, config) for n in vcpus for config in CONFIGS]
+    rows = []
+    kwargs = {} if scale > 1 else {"granularity": granularity}
+    for i, (n, config) in enumerate(cells):
+        t0 = time.perf_counter()
+        r = evaluate(c, [(n, config)], scale, **kwargs)[(n, config)]
+        rec = {"vcpus": n, "config": config, "vcpu_wall_s": r.vcpu_wall_s,
+               "aging_pass_s": r.aging_pass_s, "passes": r.passes,
+               "wall_s": round(time.perf_counter() - t0, 3), "peak_rss_mib": _peak_rss_mib()}
+        rows.append(rec)
+        if progress is not None:
+            progress(i + 1, len(cells), n, config, rec, rec["wall_s"])
+    return rows
+
+
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _err(model: float | None, ref: float | None) -> str:
+    if model is None or ref is None:
+        return ""
+    return f"{(model / ref - 1) * 100:+.1f}%"
+
+
+def format_seed_table(rows: list[dict]) -> str:
+    """The cover letter's layout, with its values (1-16 vCPUs) and the relative errors beside."""
+    from mglru.timing.lru_gen_bench import COVER_LETTER
+
+    head = (f"{'num_vcpus':<14}{'vcpu wall time':>15}{'cover letter':>14}{'error':>8}"
+            f"{'aging avg pass time':>21}{'cover letter':>14}{'error':>8}{'passes':>8}")
+    lines = ["./access_tracking_perf_test -p -l -b 1G -v $N_VCPUS # 1G per vCPU (simulated)", "",
+             head]
+    last = None
+    for r in rows:
+        if last is not None and r["vcpus"] != last:
+            lines.append("")
+        last = r["vcpus"]
+        ref_wall, ref_pass = COVER_LETTER.get(r["vcpus"], {}).get(r["config"], (None, None))
+        label = f"{r['vcpus']} ({r['config']})"
+        a = r["aging_pass_s"]
+        ref_w = "" if ref_wall is None else f"{ref_wall:.9f}"
+        model_a = "n/a" if a is None else f"{a:.9f}"
+        ref_a = "n/a" if r["config"] == "no aging" else (
+            "" if ref_pass is None else f"{ref_pass:.9f}")
+        passes = "" if r["passes"] is None else r["passes"]
+        lines.append(f"{label:<14}{r['vcpu_wall_s']:>15.9f}{ref_w:>14}"
+                     f"{_err(r['vcpu_wall_s'], ref_wall):>8}{model_a:>21}{ref_a:>14}"
+                     f"{_err(a, ref_pass):>8}{passes:>8}")
+    lines.append("")
+    lines.append("Cover letter values exist for 1-16 vCPUs (the calibration rows); "
+                 "32-112 are predictions.")
+    return "\n".join(lines)
+
+
+def _plot(rows: list[dict], path: str) -> None:
+    try:
+        import matplotlib
+    except ModuleNotFoundError:
+        raise click.ClickException("--plot needs matplotlib: pip install 'mglru[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mglru.timing.lru_gen_bench import CONFIGS, COVER_LETTER
+
+    colors = {"no aging": "tab:gray", "no opt": "tab:red", "opt": "tab:blue"}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for config in CONFIGS:
+        pts = [r for r in rows if r["config"] == config]
+        xs = [r["vcpus"] for r in pts]
+        ax1.plot(xs, [r["vcpu_wall_s"] for r in pts], "-o", color=colors[config], ms=4,
+                 label=f"model: {config}")
+        ref = [(n, COVER_LETTER[n][config][0]) for n in xs if n in COVER_LETTER]
+        if ref:
+            ax1.plot(*zip(*ref, strict=True), "x", color=colors[config], ms=8,
+                     label=f"cover letter: {config}")
+        if config == "no aging":
+            continue
+        ax2.plot(xs, [r["aging_pass_s"] for r in pts], "-o", color=colors[config], ms=4,
+                 label=f"model: {config}")
+        ref = [(n, COVER_LETTER[n][config][1]) for n in xs if n in COVER_LETTER]
+        if ref:
+            ax2.plot(*zip(*ref, strict=True), "x", color=colors[config], ms=8,
+                     label=f"cover letter: {config}")
+    ax1.set(xscale="log", xlabel="vCPUs (1 GiB each)", ylabel="vCPU wall time (s)",
+            title="vCPU wall time")
+    ax2.set(xscale="log", yscale="log", xlabel="vCPUs (1 GiB each)",
+            ylabel="average aging pass (s)", title="MGLRU aging pass")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_xticks(sorted({r["vcpus"] for r in rows}))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    fig.suptitle("access_tracking_perf_test -p -l (simulated, x86 TDP MMU): "
+                 "x = cover letter, calibration rows 1-16")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@reproduce.command("seed-table")
+@click.option("--vcpus", default=DEFAULT_VCPUS, show_default=True,
+              help="comma-separated vCPU counts (1 GiB of memory each)")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+              help="write the table as JSON to this file")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, writable=True),
+              help="write a PNG plot to this file (needs matplotlib)")
+@click.option("--costs", "costs_path", type=click.Path(dir_okay=False, exists=True),
+              help="a cost file in the format of the packaged costs.toml")
+@click.option("--granularity", default="auto", show_default=True,
+              type=click.Choice(["auto", "exact", "aggregated"]), help="timing granularity")
+@click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="faithful reduction: 1 GiB / SCALE per vCPU, times x SCALE (quick looks)")
+@click.option("--quiet", is_flag=True, help="no progress lines on stderr")
+def seed_table(vcpus: str, json_path: str | None, plot_path: str | None, costs_path: str | None,
+               granularity: str, scale: int, quiet: bool) -> None:
+    """The cover letter's table: no aging / no opt / opt at 1 GiB per vCPU."""
+    from mglru.timing.costs import load_costs
+
+    counts = _vcpus(vcpus)
+    try:
+        costs = load_costs(costs_path)
+    except (KeyError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    t0 = time.perf_counter()
+
+    def progress(done, total, n, config, rec, seconds):
+        if quiet:
+            return
+        a = rec["aging_pass_s"]
+        extra = "" if a is None else f", pass {a * 1e3:.1f} ms x {rec['passes']}"
+        click.echo(f"[{done:>2}/{total}] {n:>3} vCPUs {config:<8}: wall {rec['vcpu_wall_s']:.3f} s"
+                   f"{extra}  ({seconds:.1f} s, {time.perf_counter() - t0:.0f} s in all, "
+                   f"peak RSS {rec['peak_rss_mib']:.0f} MiB)", err=True)
+        sys.stderr.flush()
+
+    rows = seed_table_rows(counts, scale=scale, costs=costs, granularity=granularity,
+                           progress=progress)
+    click.echo(format_seed_table(rows))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump([{k: r[k] for k in ("vcpus", "config", "vcpu_wall_s", "aging_pass_s",
+                                          "passes")} for r in rows], f, indent=2)
+            f.write("\n")
+    if plot_path:
+        _plot(rows, plot_path)
