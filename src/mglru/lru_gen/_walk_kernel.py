@@ -43,7 +43,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mglru.lru_gen._walk_secondary import (  # noqa: F401  (re-exported: the SEC_* contract)
+from mglru.lru_gen._jit_cache import invalidate_stale
+
+invalidate_stale(__file__, "_walk_secondary.py")
+
+from mglru.lru_gen._walk_secondary import (  # noqa: E402, F401  (re-exported: the SEC_* contract)
     NR_SEC_STATS,
     SEC_BATCHES,
     SEC_CLEAR_CALLS,

@@ -24,8 +24,8 @@ Two engines compute the same thing:
   under a 4 KiB host table (one SPTE shared by several PTEs): a test phase
   meeting one backs out and the table is walked per PTE (-1).
 
-NOTE: numba's on-disk cache of `walk_rows` does not notice edits here; delete
-`__pycache__/_walk_kernel.walk_rows-*` after changing this file.
+NOTE: numba's on-disk cache of `walk_rows` would not notice edits here;
+`_jit_cache.invalidate_stale` (called by `_walk_kernel`) drops it when they happen.
 
 Future optimizations:
 1. skip the test phase for tables whose SPTEs are all old (a per-table
