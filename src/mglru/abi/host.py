@@ -73,14 +73,7 @@ class HostKernel:
                 `path` as the filename.
         """
         data = text.encode() if isinstance(text, str) else text
-        try:
-            fd = os.open(self.host_path(path), os.O_WRONLY | os.O_TRUNC)
-            try:
-                return os.write(fd, data)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise OSError(e.errno, e.strerror, path) from None
+        return self._on_fd(path, os.O_WRONLY | os.O_TRUNC, lambda fd: os.write(fd, data))
 
     def pread(self, path: str, size: int, offset: int) -> bytes:
         """pread(2) of a binary kernel file.
@@ -88,21 +81,18 @@ class HostKernel:
         Raises:
             OSError: the host's errno, with `path` as the filename.
         """
-        try:
-            fd = os.open(self.host_path(path), os.O_RDONLY)
-            try:
-                return os.pread(fd, size, offset)
-            finally:
-                os.close(fd)
-        except OSError as e:
-            raise OSError(e.errno, e.strerror, path) from None
+        return self._on_fd(path, os.O_RDONLY, lambda fd: os.pread(fd, size, offset))
 
     def pwrite(self, path: str, data: bytes, offset: int) -> int:
         """pwrite(2) to a binary kernel file; returns the bytes accepted."""
+        return self._on_fd(path, os.O_WRONLY, lambda fd: os.pwrite(fd, data, offset))
+
+    def _on_fd(self, path: str, flags: int, op):
+        """open(2) a kernel file (never creating it), run `op(fd)`, close; errors name `path`."""
         try:
-            fd = os.open(self.host_path(path), os.O_WRONLY)
+            fd = os.open(self.host_path(path), flags)
             try:
-                return os.pwrite(fd, data, offset)
+                return op(fd)
             finally:
                 os.close(fd)
         except OSError as e:

@@ -17,15 +17,18 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen._walk_kernel import SPTE_ACCESSED, SPTE_HUGE, SPTE_PRESENT
+# the bits are the aging walk's SPTE contract (lru_gen._walk_secondary): one definition
+from mglru.lru_gen._walk_kernel import (
+    SPTE_ACCESSED,
+    SPTE_DIRTY,
+    SPTE_HUGE,
+    SPTE_PRESENT,
+    SPTE_WRITABLE,
+)
 
 __all__ = ["SPTE_PRESENT", "SPTE_ACCESSED", "SPTE_HUGE", "SPTE_WRITABLE", "SPTE_DIRTY",
            "HPAGE_GFNS", "leaf_heads", "grow"]
 
-#: the guest may write through this SPTE
-SPTE_WRITABLE = 1 << 3
-#: the hardware (A/D-enabled SPTEs) saw a write
-SPTE_DIRTY = 1 << 4
 #: gfns per 2 MiB leaf
 HPAGE_GFNS = 512
 

@@ -15,20 +15,21 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_PG_referenced = 1 << 0
-_PG_workingset = 1 << 1
-_PG_dirty = 1 << 3
-_PG_swapbacked = 1 << 4
-_PG_swapcache = 1 << 5
-_PG_reclaim = 1 << 6
-_PG_lru = 1 << 7
-_PG_unevictable = 1 << 8
-_PG_writeback = 1 << 9
-_PG_head = 1 << 10
-_PG_anon = 1 << 12
-_REFS_SHIFT = 14
-_REFS_MASK = 0b11 << 14
-_LIST_SHIFT = 29
+from mglru.lru_gen.helpers import (
+    LRU_REFS_MASK as _REFS_MASK,
+    LRU_REFS_SHIFT as _REFS_SHIFT,
+    PG_anon as _PG_anon,
+    PG_dirty as _PG_dirty,
+    PG_head as _PG_head,
+    PG_lru as _PG_lru,
+    PG_reclaim as _PG_reclaim,
+    PG_referenced as _PG_referenced,
+    PG_swapcache as _PG_swapcache,
+    PG_unevictable as _PG_unevictable,
+    PG_workingset as _PG_workingset,
+    PG_writeback as _PG_writeback,
+)
+from mglru.lru_gen.lists import LRU_LIST_SHIFT as _LIST_SHIFT
 
 
 @njit(cache=True)

@@ -44,6 +44,29 @@ import numpy as np
 from numba import njit
 
 from mglru.lru_gen._jit_cache import invalidate_stale
+from mglru.lru_gen.helpers import (
+    LRU_REFS_MASK as _REFS_MASK,
+    MM_LEAF_OLD as _OLD,
+    MM_LEAF_TOTAL as _TOTAL,
+    MM_LEAF_YOUNG as _YOUNG_ST,
+    MM_NONLEAF_ADDED as _NL_ADDED,
+    MM_NONLEAF_FOUND as _NL_FOUND,
+    MM_NONLEAF_TOTAL as _NL_TOTAL,
+    PMD_LEAF as _PMD_LEAF,
+    PMD_TABLE as _PMD_TABLE,
+    PTE_DIRTY as _DIRTY,
+    PTE_PRESENT as _PRESENT,
+    PTE_SPECIAL as _SPECIAL,
+    PTE_YOUNG as _YOUNG,
+    PG_anon as _PG_anon,
+    PG_dirty as _PG_dirty,
+    PG_head as _PG_head,
+    PG_referenced as _PG_referenced,
+    PG_swapbacked as _PG_swapbacked,
+    PG_swapcache as _PG_swapcache,
+    PG_tail as _PG_tail,
+    PG_workingset as _PG_workingset,
+)
 
 invalidate_stale(__file__, "_walk_secondary.py")
 
@@ -73,28 +96,6 @@ from mglru.lru_gen._walk_secondary import (  # noqa: E402, F401  (re-exported: t
     sec_range,
     simple_layout,
 )
-
-# PTE bits (see lru_gen.helpers)
-_PRESENT = 1
-_YOUNG = 2
-_DIRTY = 4
-_SPECIAL = 8
-# PMD states
-_PMD_NONE = 0
-_PMD_TABLE = 1
-_PMD_LEAF = 2
-# folio flags
-_PG_referenced = 1 << 0
-_PG_workingset = 1 << 1
-_PG_dirty = 1 << 3
-_PG_swapbacked = 1 << 4
-_PG_swapcache = 1 << 5
-_PG_head = 1 << 10
-_PG_tail = 1 << 11
-_PG_anon = 1 << 12
-_REFS_MASK = 0b11 << 14
-# mm_stats items
-_TOTAL, _OLD, _YOUNG_ST, _NL_TOTAL, _NL_FOUND, _NL_ADDED = 0, 1, 2, 3, 4, 5
 
 _GOLDEN_RATIO_64 = np.uint64(0x61C8864680B583EB)
 

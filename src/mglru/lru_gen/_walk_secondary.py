@@ -37,7 +37,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# SPTE bits (see mglru.kvm.spte)
+from mglru.lru_gen.helpers import (
+    LRU_REFS_MASK as _REFS_MASK,
+    MM_LEAF_OLD as _OLD,
+    MM_LEAF_YOUNG as _YOUNG_ST,
+    PTE_DIRTY as _DIRTY,
+    PTE_PRESENT as _PRESENT,
+    PTE_SPECIAL as _SPECIAL,
+    PTE_YOUNG as _YOUNG,
+    PG_anon as _PG_anon,
+    PG_dirty as _PG_dirty,
+    PG_head as _PG_head,
+    PG_referenced as _PG_referenced,
+    PG_swapbacked as _PG_swapbacked,
+    PG_swapcache as _PG_swapcache,
+    PG_tail as _PG_tail,
+    PG_workingset as _PG_workingset,
+)
+
+# SPTE bits, owned here and shared with mglru.kvm.spte: present; accessed; huge (a
+# 2 MiB leaf, state on the 512-aligned head gfn); writable (the guest may write
+# through it); dirty (A/D-enabled SPTEs saw a write)
 SPTE_PRESENT = 1
 SPTE_ACCESSED = 2
 SPTE_HUGE = 4
@@ -59,21 +79,6 @@ SEC_TEST_YOUNG = 11     # part of SEC_YOUNG from test calls
 SEC_CLEARED_WC = 12     # cleared SPTEs that were writable and clean (volatile bits)
 NR_SEC_STATS = 13
 
-# PTE and folio bits (see lru_gen.helpers)
-_PRESENT = 1
-_YOUNG = 2
-_DIRTY = 4
-_SPECIAL = 8
-_PG_referenced = 1 << 0
-_PG_workingset = 1 << 1
-_PG_dirty = 1 << 3
-_PG_swapbacked = 1 << 4
-_PG_swapcache = 1 << 5
-_PG_head = 1 << 10
-_PG_tail = 1 << 11
-_PG_anon = 1 << 12
-_REFS_MASK = 0b11 << 14
-_OLD, _YOUNG_ST = 1, 2  # mm_stats items
 
 # pte_sec_row classes; YOUNG_PTE marks what the caller updates
 _SKIP, _CAND_YOUNG, _CAND_OLD, YOUNG_PTE = 0, 1, 2, 4

@@ -25,7 +25,7 @@ from mglru.lru_gen.helpers import (
     lru_gen_from_seq,
     lru_hist_from_seq,
 )
-from mglru.lru_gen.kstrto import Scanner, ScanFail, kstrtouint
+from mglru.lru_gen.kstrto import ScanFail, Scanner, kstrtouint
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel

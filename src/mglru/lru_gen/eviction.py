@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mglru.lru_gen._scan_kernel import scan_list
 from mglru.lru_gen.aging import try_to_inc_max_seq, try_to_inc_min_seq, type_is_evictable
 from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_folio_seq
 from mglru.lru_gen.helpers import (
@@ -31,22 +32,18 @@ from mglru.lru_gen.helpers import (
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
     MAX_LRU_BATCH,
-    MAX_NR_GENS,
     MIN_NR_GENS,
     PG_active,
     PG_dirty,
-    PG_head,
     PG_lru,
     PG_reclaim,
     PG_referenced,
-    PG_swapbacked,
     PG_unevictable,
     PG_workingset,
     PG_writeback,
     lru_gen_from_seq,
     lru_hist_from_seq,
 )
-from mglru.lru_gen._scan_kernel import scan_list
 from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
 from mglru.lru_gen.pid import get_tier_idx, get_type_to_scan
 
@@ -56,7 +53,7 @@ if TYPE_CHECKING:
     from mglru.mm.memcg import MemCgroup
 
 __all__ = ["ScanControl", "evictable_min_seq", "should_run_aging", "get_nr_to_scan",
-           "evict_folios", "try_to_shrink_lruvec", "run_eviction", "folio_inc_gen"]
+           "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
 
 
 @dataclass(slots=True)
@@ -115,28 +112,6 @@ def get_nr_to_scan(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: in
     if not success or sc.priority == DEF_PRIORITY:
         return nr >> sc.priority
     return -1 if try_to_inc_max_seq(k, lruvec, lruvec.max_seq, swappiness, False) else 0
-
-
-def folio_inc_gen(k: SimKernel, lruvec: Lruvec, pfn: int, reclaiming: bool) -> int:
-    """Move a folio of the oldest generation one generation up (unless promoted). Spec §2.6."""
-    mem = k.mem
-    flags = int(mem.flags[pfn])
-    type_ = 0 if flags & PG_swapbacked else 1
-    old = lru_gen_from_seq(lruvec.min_seq[type_])
-    gen = int(mem.gen[pfn]) - 1
-    if gen >= 0 and gen != old:
-        return gen
-    new = (old + 1) % MAX_NR_GENS
-    refs_flags = LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
-    flags &= ~refs_flags
-    if reclaiming:
-        flags |= PG_reclaim
-    mem.flags[pfn] = flags
-    mem.gen[pfn] = new + 1
-    nr = 512 if flags & PG_head else 1
-    lruvec.nr_pages[old, type_, 0] -= nr
-    lruvec.nr_pages[new, type_, 0] += nr
-    return new
 
 
 def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_idx: int,

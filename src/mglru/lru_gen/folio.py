@@ -26,7 +26,6 @@ from mglru.lru_gen.helpers import (
     PG_workingset,
     PG_writeback,
 )
-
 from mglru.lru_gen.lists import list_add, list_del, list_gens
 
 if TYPE_CHECKING:

@@ -26,9 +26,18 @@ import numpy as np
 
 from mglru.lru_gen.bloom import update_bloom_filter
 from mglru.lru_gen.helpers import (
+    LRU_REFS_FLAGS,
+    LRU_REFS_FLAGS_V6_10,
+    MAX_NR_GENS,
     MIN_LRU_BATCH,
     PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_SHIFT,
+    PMD_SIZE,
+    PTE_DIRTY,
+    PTE_PRESENT,
+    PTE_SPECIAL,
+    PTE_YOUNG,
     PG_anon,
     PG_dirty,
     PG_head,
@@ -37,15 +46,6 @@ from mglru.lru_gen.helpers import (
     PG_swapcache,
     PG_tail,
     PG_workingset,
-    PMD_SHIFT,
-    PMD_SIZE,
-    PTE_DIRTY,
-    PTE_PRESENT,
-    PTE_SPECIAL,
-    PTE_YOUNG,
-    LRU_REFS_FLAGS,
-    LRU_REFS_FLAGS_V6_10,
-    MAX_NR_GENS,
 )
 from mglru.mm.process import VM_SPECIAL
 

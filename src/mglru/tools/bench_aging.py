@@ -9,19 +9,15 @@ reports the populate time apart from the aging pass. Output records are
 from __future__ import annotations
 
 import json
-import resource
-import subprocess
 import sys
 import time
 from typing import Any
 
+from mglru.tools.bench_runner import peak_rss_mib, run_fresh
+
 __all__ = ["run_one", "run_sizes"]
 
 LRU_GEN = "/sys/kernel/debug/lru_gen"
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_one(gib: float, config: str = "v6.14", vm: bool = False, seed: int = 0) -> dict[str, Any]:
@@ -52,7 +48,7 @@ def run_one(gib: float, config: str = "v6.14", vm: bool = False, seed: int = 0) 
     seconds = time.perf_counter() - t0
     pages = nbytes >> 12
     return {"gib": gib, "pages": pages, "seconds": seconds, "pages_per_s": pages / seconds,
-            "peak_rss_mib": round(_peak_rss_mib(), 1), "populate_s": populate_s,
+            "peak_rss_mib": round(peak_rss_mib(), 1), "populate_s": populate_s,
             "state_bytes_per_page": state_bytes_per_page(k), "config": config, "vm": vm}
 
 
@@ -67,18 +63,8 @@ def state_bytes_per_page(k) -> int:
 
 def run_sizes(sizes: list[float], config: str, vm: bool, progress=None) -> list[dict[str, Any]]:
     """Run each size in its own interpreter; returns the records in order."""
-    out = []
-    for gib in sizes:
-        cmd = [sys.executable, "-m", "mglru.tools.bench_aging", str(gib), config, "1" if vm else "0"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(f"benchmark of {gib} GiB failed: {proc.stderr.strip().splitlines()[-1:]}")
-        rec = json.loads(proc.stdout)
-        out.append(rec)
-        if progress:
-            progress(rec)
-    return out
-
+    runs = [[str(g), config, "1" if vm else "0"] for g in sizes]
+    return run_fresh("mglru.tools.bench_aging", runs, lambda a: f"{a[0]} GiB", progress)
 
 if __name__ == "__main__":
     print(json.dumps(run_one(float(sys.argv[1]), sys.argv[2], sys.argv[3] == "1")))

@@ -20,21 +20,17 @@ counts hot pages that were swapped (0 when reclaim takes only the cold part).
 from __future__ import annotations
 
 import json
-import resource
-import subprocess
 import sys
 import time
 from typing import Any
+
+from mglru.tools.bench_runner import peak_rss_mib, run_fresh
 
 __all__ = ["run_one", "run_sizes"]
 
 LRU_GEN = "/sys/kernel/debug/lru_gen"
 CGROOT = "/sys/fs/cgroup"
 PAGE = 4096
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _vmstat(k) -> dict[str, int]:
@@ -95,27 +91,15 @@ def run_one(gib: float, cold_gib: float, config: str = "v6.14") -> dict[str, Any
     hot_evicted = int(np.count_nonzero(hot_flags & PTE_SWAP))
     return {"gib": gib, "cold_gib": cold_gib, "pages": pages, "seconds": seconds,
             "pages_per_s": pages / seconds if seconds else float("inf"),
-            "peak_rss_mib": round(_peak_rss_mib(), 1), "populate_s": populate_s,
+            "peak_rss_mib": round(peak_rss_mib(), 1), "populate_s": populate_s,
             "hot_evicted": hot_evicted, "config": config}
 
 
 def run_sizes(sizes: list[float], cold_gib: float, config: str,
               progress=None) -> list[dict[str, Any]]:
     """Run each size in its own interpreter; returns the records in order."""
-    out = []
-    for gib in sizes:
-        cold = min(cold_gib, gib)
-        cmd = [sys.executable, "-m", "mglru.tools.bench_reclaim", str(gib), str(cold), config]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise RuntimeError(
-                f"benchmark of {gib} GiB failed: {proc.stderr.strip().splitlines()[-1:]}")
-        rec = json.loads(proc.stdout)
-        out.append(rec)
-        if progress:
-            progress(rec)
-    return out
-
+    runs = [[str(g), str(min(cold_gib, g)), config] for g in sizes]
+    return run_fresh("mglru.tools.bench_reclaim", runs, lambda a: f"{a[0]} GiB", progress)
 
 if __name__ == "__main__":
     print(json.dumps(run_one(float(sys.argv[1]), float(sys.argv[2]), sys.argv[3])))
