@@ -84,6 +84,8 @@ _ITERATIONS = 12
 _TOLERANCE = 1e-4
 #: the largest stalled fraction a reader is given (a writer never holds 100 %)
 _MAX_STALL = 0.98
+#: the share of a recorded lock wait carried over from the thread's last batch of the same body
+_DAMPING = 0.5
 
 
 class LineStreams:
@@ -241,7 +243,7 @@ def _lock_env(lock: Lock, th: Thread, reader: bool) -> tuple:
         n, lam, _lh, _lh2, _hs = ls.readers.others(th)
         return (n, lam), None, [w for w in ls.writers(th) if w[1] > 0]
     n, lam, lh, _lh2, _hs = ls.readers.others(th)
-    readers = (lam, lh / lam) if n > 0 and lam > 0 else None
+    readers = (n, lam, lh / lam) if n > 0 and lam > 0 else None
     n, lam, rho, s2, s_sum = ls.excl.others(th)
     if n > 0 and lam > 0:
         w = s2 / (2.0 * (1.0 - rho)) if rho < 1.0 else s_sum
@@ -279,33 +281,43 @@ def _writer_wait(env: tuple, u: float, active: float,
 
     Readers (a renewal argument over my cycle: gap u outside the lock, then
     the wait, then my hold): the readers that queued during my previous active
-    period `active` (a Poisson number K, mean lam x active) were let in at my
-    release; they take the lock word one after the other (`convoy` each), so the
-    last leaves K x convoy + hold - u after my request; readers that arrived in
-    the gap u entered at once and leave hold - X after it. I wait for the last
-    of all of them: E[max] is summed over K, with the gap in closed form.
+    period `active` were let in at my release. Each of the n other readers
+    (rate lam / n) queued with probability p = min(1, lam x active / n), so
+    their number K is Binomial(n, p): a reader can be queued at most once,
+    which bounds the wait when the writer is active almost all the time. They
+    take the lock word one after the other (`convoy` each), so the last leaves
+    K x convoy + hold - u after my request; readers that arrived in the gap u
+    entered at once and leave hold - X after it. I wait for the last of all of
+    them: E[max] is summed over K, with the gap in closed form.
     Other exclusive holders add their M/D/1 wait.
     """
     readers, excl, _writers = env
     wait = wait2 = 0.0
     pc = 0.0
     if readers is not None:
-        lam, hold = readers
+        n, lam, hold = readers
         u = u if u > 0.0 else 0.0
-        mu = lam * active
-        pk = math.exp(-mu)
-        m1, m2 = _gap_moments(lam, hold, u, -1.0)
-        wait, wait2 = pk * m1, pk * m2
-        cum = pk
-        k = 0
-        while cum < 0.9999 and k < 200:
-            k += 1
-            pk *= mu / k
-            cum += pk
-            m1, m2 = _gap_moments(lam, hold, u, k * convoy + hold - u)
-            wait += pk * m1
-            wait2 += pk * m2
-        pc = 1.0 - math.exp(-mu - lam * (u if u < hold else hold))
+        p = lam * active / n
+        if p >= 1.0:
+            pk, k, cum = 0.0, n, 1.0
+            m1, m2 = _gap_moments(lam, hold, u, n * convoy + hold - u)
+            wait, wait2 = m1, m2
+        else:
+            pk = (1.0 - p) ** n
+            m1, m2 = _gap_moments(lam, hold, u, -1.0)
+            wait, wait2 = pk * m1, pk * m2
+            cum = pk
+            k = 0
+            odds = p / (1.0 - p)
+            while cum < 0.9999 and k < n:
+                pk *= odds * (n - k) / (k + 1)
+                k += 1
+                cum += pk
+                m1, m2 = _gap_moments(lam, hold, u, k * convoy + hold - u)
+                wait += pk * m1
+                wait2 += pk * m2
+        queued = 1.0 if p >= 1.0 else 1.0 - (1.0 - p) ** n
+        pc = 1.0 - (1.0 - queued) * math.exp(-lam * (u if u < hold else hold))
     if excl is not None:
         w = excl[0]
         wait2 += 2.0 * wait * w + w * w
@@ -314,9 +326,17 @@ def _writer_wait(env: tuple, u: float, active: float,
     return wait, min(1.0, pc), wait2
 
 
-def _reader_wait(env: tuple, c0: float, convoy: float) -> tuple[float, float]:
+def _reader_wait(env: tuple, c: float, convoy: float) -> tuple[float, float]:
     """A qrwlock reader's expected stall per acquisition and probability of stalling.
 
+    `c` is my cycle per acquisition, stalls included (the caller's fixed point
+    makes it self-consistent). Per writer period (active A, one every `cycle`),
+    I arrive inside it with probability min(1, A / c) and stay blocked for its
+    residual: E[A^2] / (2 E[A]) (size-biased) when A < c, else A - c / 2 (my
+    first arrival in it is uniform over my cycle). sigma, the blocked fraction
+    of my time, gives my stall per acquisition, c x sigma. For A < c that is the
+    per-arrival wait (A / cycle) x residual; for A >> c, "blocked while the
+    writer is active", once per writer period however short my cycle.
     `convoy` is the cost per other reader released with me by a writer (the
     lock word moves through each of us in turn): a stalled reader waits on
     average for half of the k others stalled in the same writer period.
@@ -325,17 +345,17 @@ def _reader_wait(env: tuple, c0: float, convoy: float) -> tuple[float, float]:
     pc = 0.0
     n_others, lam_others = env[0]
     for active, cycle, active2 in env[2]:
-        m = active if active < c0 else c0
         k = min(n_others, active * lam_others)
-        # an arrival inside a writer period waits for its residual: size-biased,
-        # E[A^2] / (2 E[A]), when periods are shorter than my cycle
-        res = active2 / (2.0 * active) if active < c0 and active > 0 else active - m / 2.0
-        sigma += min(1.0, active / c0) * (res + convoy * k / 2.0) / cycle
-        pc += m / cycle
+        if active < c:
+            res = active2 / (2.0 * active) if active > 0 else 0.0
+            sigma += active / c * (res + convoy * k / 2.0) / cycle
+            pc += active / cycle
+        else:
+            sigma += (active - c / 2.0 + convoy * k / 2.0) / cycle
+            pc += c / cycle
     if sigma <= 0:
         return 0.0, 0.0
-    sigma = min(sigma, _MAX_STALL)
-    return c0 * sigma / (1.0 - sigma), min(1.0, pc)
+    return c * min(sigma, _MAX_STALL), min(1.0, pc)
 
 
 def _shape(sim: TimingSim, body: tuple) -> list[tuple]:
@@ -423,8 +443,11 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
     if not segs:
         return 0
     key = (id(b.body), n)
-    cyc = th.plans.get(key, base)
-    plan: list = [None] * len(segs)
+    # start from this body's last solution: contention changes little between batches
+    cyc, last, last_rec = th.plans.get(key, (base, None, None))
+    if last is None or len(last) != len(segs):
+        last = last_rec = None
+    plan = list(last) if last is not None else [None] * len(segs)
     for _ in range(_ITERATIONS):
         total = 0.0
         for i, (kind, seg, f, _cnt, lenv, kenv) in enumerate(segs):
@@ -441,6 +464,8 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
                 continue
             prev = plan[i]
             prev_w = prev[0] if prev is not None else 0.0
+            # a writer granted from the queue holds the lock during its hand-off too
+            prev_h = prev[1] * handoff if prev is not None else 0.0
             lw = lenv[3]
             if lenv[0]:
                 pa = _transfer_p(lenv, period - seg.ns - prev_w)
@@ -452,13 +477,13 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
             wait2 = None
             if kind == 4:
                 # readers let in by a writer pass the wait_lock on one at a time
-                wait, pc = (_reader_wait(kenv, c0, atomic + dt + handoff) if kenv[2]
+                wait, pc = (_reader_wait(kenv, period, atomic + dt + handoff) if kenv[2]
                             else (0.0, 0.0))
             elif kenv[0] is None and kenv[1] is None:
                 wait = pc = 0.0
             else:
                 hold0 = lw + sa + seg.ns
-                wait, pc, wait2 = _writer_wait(kenv, c0 - hold0, prev_w + hold0,
+                wait, pc, wait2 = _writer_wait(kenv, c0 - hold0 - prev_h, prev_w + prev_h + hold0,
                                                atomic + dt + handoff
                                                if seg.lock.kind == "qrwlock" else 0.0)
             hold = lw + sa + pc * handoff + seg.ns
@@ -469,15 +494,34 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
         cyc = total
         if converged:
             break
+    # What the others see (my stream records) moves only halfway from my last
+    # batch's waits towards the new solution. Batches see each other's records
+    # one batch late; undamped, threads that start together flip between fast
+    # and slow batches (a period-2 oscillation of the mean field). My own
+    # duration is not damped: it follows the environment without lag.
+    rec = [None] * len(segs)
+    rcyc = cyc
+    for i, (kind, _seg, f, _cnt, _lenv, _kenv) in enumerate(segs):
+        if kind < 3:
+            continue
+        wait, wait2 = plan[i][0], plan[i][6]
+        if last_rec is not None and last_rec[i] is not None:
+            lw_, lw2 = last_rec[i]
+            w = _DAMPING * lw_ + (1.0 - _DAMPING) * wait
+            if wait2 is not None and lw2 is not None:
+                wait2 = _DAMPING * lw2 + (1.0 - _DAMPING) * wait2
+            rcyc += f * (w - wait)
+            wait = w
+        rec[i] = (wait, wait2)
     if len(th.plans) > 64:
         th.plans.clear()
-    th.plans[key] = cyc
+    th.plans[key] = (cyc, plan, rec)
     duration = int(round(n * cyc))
     expires = now + duration + sim.window_ns
     duty: dict = {}
     spin = 0.0
     lines: dict = {}
-    for (kind, seg, f, cnt, lenv, _kenv), pl in zip(segs, plan, strict=True):
+    for (kind, seg, f, cnt, lenv, _kenv), pl, rc in zip(segs, plan, rec, strict=True):
         if kind == 0:
             continue
         if kind == 2:
@@ -520,8 +564,13 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
         d = duty.get(lock)
         if d is None:
             d = duty[lock] = duty[lock.line] = _duty(th, lock, now, duration, sim.window_ns)
-        active2 = None if wait2 is None else wait2 + 2.0 * wait * hold + hold * hold
-        lock.streams.put(th, seg.mode, lam * d, hold, wait + hold, cyc / f / d, expires, active2)
+        rwait, rwait2 = rc
+        active2 = None if rwait2 is None else rwait2 + 2.0 * rwait * hold + hold * hold
+        # a reader's record keeps its bare hold: a writer counts the hand-offs of
+        # the readers it let in itself (the convoy term of _writer_wait)
+        rec_hold = hold - pc * handoff if kind == 4 else hold
+        lock.streams.put(th, seg.mode, f / rcyc * d, rec_hold, rwait + hold, rcyc / f / d,
+                         expires, active2)
         th.streams.add(lock)
     for line, (lam, lam_s) in lines.items():
         d = duty.get(line)

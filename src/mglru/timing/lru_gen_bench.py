@@ -81,7 +81,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BenchResult", "ChunkWork", "CONFIGS", "CONFIG_PRESETS", "COVER_LETTER",
            "EXACT_MAX_PAGES", "run_lru_gen_benchmark", "seed_benchmark", "default_aging",
-           "walk_events", "fault_work_ns", "load_factor", "scaled_costs"]
+           "walk_events", "fault_work_ns", "load_factor", "scaled_costs", "FAULT_WORK",
+           "AGING_WORK"]
 
 #: the cover letter's configurations, in its order
 CONFIGS = ("no aging", "no opt", "opt")
@@ -205,12 +206,12 @@ def default_aging(k: SimKernel, memcg_name: str) -> Callable[[], None]:
 
 #: memory-bound work of one fault: what the load of other faulting vCPUs slows down
 #: (the VM exit and entry, `kvm_exit`, is core-bound and is not)
-_FAULT_WORK = ("host_fault", "page_zero", "memcg_charge", "spte_install", "guest_page_access",
-               "lru_add_folio", "pcp_refill")
+FAULT_WORK = ("host_fault", "page_zero", "memcg_charge", "spte_install", "guest_page_access",
+              "lru_add_folio", "pcp_refill")
 #: memory-bound work of the aging thread (page-table, SPTE and folio accesses); the
 #: notifier call path, the handler entry and the debugfs round trip are core-bound
-_AGING_WORK = ("pte_table", "pte_walk", "folio_update_gen", "inc_min_seq_folio",
-               "spte_test_clear")
+AGING_WORK = ("pte_table", "pte_walk", "folio_update_gen", "inc_min_seq_folio",
+              "spte_test_clear")
 
 
 def fault_work_ns(c: CostModel) -> int:
@@ -409,7 +410,7 @@ class _Run:
             load = _quantize(self.load - self.duty[i])
             body = bodies.get(load)
             if body is None:
-                loaded = scaled_costs(c, load_factor(c, load), _FAULT_WORK)
+                loaded = scaled_costs(c, load_factor(c, load), FAULT_WORK)
                 body = bodies[load] = fault_body(loaded, self.locks)
             rate = (sim.now - t0) / done if done else float(sum(
                 s.ns for s in body if isinstance(s, Work)))
@@ -468,7 +469,7 @@ class _Run:
         c = self.aging_costs.get(load)
         if c is None:
             c = self.aging_costs[load] = scaled_costs(
-                self.sim.costs, load_factor(self.sim.costs, load), _AGING_WORK)
+                self.sim.costs, load_factor(self.sim.costs, load), AGING_WORK)
         return c
 
     def _inc_min_seq_folios(self, walk: MmWalk) -> int:

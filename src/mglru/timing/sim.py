@@ -40,6 +40,7 @@ Future optimizations:
 from __future__ import annotations
 
 import heapq
+import random
 from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -160,11 +161,16 @@ class TimingSim:
         slice_ns: scheduler time slice.
         window_ns: aggregated mode: the averaging window of a thread's lock
             activity, and how long its last batch still counts after it ends.
+        jitter: exact mode: each `Work` and `Locked` segment of a `Batch` lasts its cost times
+            a factor drawn uniformly from [1 - jitter, 1 + jitter] (mean kept),
+            so that threads with equal costs do not phase-lock as they would
+            with deterministic costs; 0 (default) keeps every cost exact.
+        seed: the jitter's random seed (same seed, same timeline).
     """
 
     def __init__(self, cpus: int, costs: CostModel | None = None, *,
                  granularity: str = "exact", slice_ns: int = 3_000_000,
-                 window_ns: int = 1_000_000) -> None:
+                 window_ns: int = 1_000_000, jitter: float = 0.0, seed: int = 0) -> None:
         if cpus < 1:
             raise ValueError(f"cpus must be >= 1; got {cpus}")
         if granularity not in GRANULARITIES:
@@ -175,6 +181,10 @@ class TimingSim:
         self.aggregated = granularity == "aggregated"
         self.slice_ns = slice_ns
         self.window_ns = window_ns
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError(f"jitter must be in [0, 1); got {jitter}")
+        self.jitter = jitter
+        self._rng = random.Random(seed)
         self.now = 0
         self.cpus = [Cpu(i) for i in range(cpus)]
         self.runq: deque[Thread] = deque()
@@ -411,7 +421,7 @@ class TimingSim:
                 return True
             if self.aggregated:
                 return self._run_fluid(th, step)
-            th.gens.append(_expand(step))
+            th.gens.append(_expand(step, self._rng if self.jitter else None, self.jitter))
             return True
         if kind is Touch:
             if self.aggregated:
@@ -536,8 +546,8 @@ class TimingSim:
         return False
 
 
-def _expand(b: Batch) -> Generator:
-    """Exact mode: the steps of a Batch, iteration by iteration."""
+def _expand(b: Batch, rng: random.Random | None = None, jitter: float = 0.0) -> Generator:
+    """Exact mode: the steps of a Batch, iteration by iteration (Work costs jittered by `rng`)."""
     body = b.body
     for i in range(b.offset, b.offset + b.n):
         for seg in body:
@@ -547,10 +557,12 @@ def _expand(b: Batch) -> Generator:
             kind = type(seg)
             if kind is Work:
                 if seg.ns:
-                    yield Cost(seg.ns)
+                    yield Cost(seg.ns if rng is None else
+                               int(seg.ns * (1.0 + jitter * (2.0 * rng.random() - 1.0))))
             elif kind is Atomic:
                 yield Touch(seg.line, seg.count)
             elif kind is Locked:
                 with (yield Acquire(seg.lock, seg.mode)):
                     if seg.ns:
-                        yield Cost(seg.ns)
+                        yield Cost(seg.ns if rng is None else
+                                   int(seg.ns * (1.0 + jitter * (2.0 * rng.random() - 1.0))))
