@@ -19,10 +19,18 @@ of exact mode, 12 % for the batch-held write lock. Why not tighter:
 2. the mean-field model assumes threads do not synchronise; when a writer holds
    the lock for long, the readers it releases restart together and queue on the
    next cache lines (a convoy), which exact mode shows and the model only
-   approximates: the gap grows with N (measured: -1 %, -9 %, -13 % wall at 1, 4,
-   8 vCPUs with 8192 pages), hence 12 % for "batch" at 4 vCPUs;
+   approximates: the gap grows with N (measured with 4096 pages: -5 % and -11 %
+   vCPU wall at 1 and 4 vCPUs; jittering exact mode does not change it), hence
+   12 % for "batch" at 4 vCPUs;
 3. the average pass time is total aging time / passes, and a pass more or less
    (of 30-100) moves it by 1-3 %.
+Measured for the others: "write" at 2 vCPUs +3 % wall, +6 % pass; "none" and
+"rcu" within 1 %.
+
+The second part holds the mean-field lock model to exact mode where it matters
+for the cover letter's "no opt" rows: a writer making one write-locked call
+after another while 4-16 vCPUs fault, with exact mode's costs jittered so that
+its threads have the random phases the model assumes.
 """
 
 from __future__ import annotations

@@ -23,11 +23,11 @@ Each cost of `FIT_PLAN` is a 1-D golden-section search over its rows, the
 others held: least squares of log errors for the fault path and the opt walk,
 minimax (the largest log error) for the no-opt costs, whose rows the lock
 contention makes the least smooth. `rounds` passes of the plan can be made
-because they interact. The packaged values came from `calibrate(scale=2)`, then
-the no-opt block (lock_handoff, spte_install, cacheline_transfer) and the opt
-pair (notifier_call, spte_test_clear) were refined on full-size grids after the
-load model became duty-weighted (costs.toml records each). The other costs keep
-their sourced values. Rows 32-112 are never used.
+because they interact. The packaged values: the no-opt block (lock_handoff,
+spte_install, cacheline_transfer) from a full-size grid (minimax over the ten
+no-opt cells, host_fault + spte_install held so row 1 stays), then steps 1-4 of
+the plan at full size, one round (costs.toml records each). The other costs
+keep their sourced values. Rows 32-112 are never used.
 
 Evaluation runs a faithful reduction (`scale` > 1): vcpu_bytes / scale, the pass
 fixed cost / scale and vCPU steps / scale, times x scale. Every time in the
