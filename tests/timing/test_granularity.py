@@ -38,7 +38,7 @@ from __future__ import annotations
 import pytest
 
 from mglru.timing import WRITE, Batch, Locked, TimingSim, Work, cost, load_costs
-from mglru.timing.lru_gen_bench import FAULT_WORK, load_factor, scaled_costs
+from mglru.timing.load import FAULT_WORK, load_factor, scaled_costs
 from mglru.timing.workloads import (AgingCall, VmLocks, WalkBatch, fault_benchmark, fault_body,
                                     uniform_pass)
 

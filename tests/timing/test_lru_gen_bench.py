@@ -63,13 +63,13 @@ def test_passes_go_through_the_abi_and_advance_max_seq(preset):
 def test_chunks_are_charged_with_the_kvm_model_accounting(monkeypatch):
     """The chunks the timing charges add up to the walks the KVM model logged, lock by lock."""
     seen: list[AgingEvent] = []
-    orig = bench._chunk_steps
+    orig = bench.chunk_steps
 
     def spy(c, locks, cw, cache):
         seen.extend(cw.events)
         return orig(c, locks, cw, cache)
 
-    monkeypatch.setattr(bench, "_chunk_steps", spy)
+    monkeypatch.setattr(bench, "chunk_steps", spy)
     k, vm, regions = _scenario("seed-v4-noopt", 2, 4 * MIB)
     r = run_lru_gen_benchmark(k, vm, MEMCG, regions, aging=True, granularity="aggregated")
     logged = vm.log.totals(source="walk")

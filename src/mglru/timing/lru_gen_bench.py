@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mglru.kvm.accounting import LOCK_RMAP, LOCK_SPIN, AgingEvent
+from mglru.kvm.accounting import LOCK_SPIN
 from mglru.lru_gen.aging import type_is_evictable
 from mglru.lru_gen.helpers import (
     ANON_AND_FILE,
@@ -68,10 +68,19 @@ from mglru.lru_gen.helpers import (
     PMD_NONE,
     lru_gen_from_seq,
 )
+from mglru.timing.chunks import ChunkWork, chunk_steps, walk_events
 from mglru.timing.costs import CostModel, load_costs
+from mglru.timing.load import (
+    AGING_WORK,
+    FAULT_WORK,
+    fault_work_ns,
+    load_factor,
+    quantize_load,
+    scaled_costs,
+)
 from mglru.timing.sim import TimingSim
-from mglru.timing.steps import WRITE, Batch, Locked, Segment, Work, cost, park
-from mglru.timing.workloads import PCP_BATCH, AgingRecord, FaultProgress, VmLocks, fault_body
+from mglru.timing.steps import WRITE, Batch, Locked, Work, cost, park
+from mglru.timing.workloads import AgingRecord, FaultProgress, VmLocks, fault_body
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -156,42 +165,6 @@ class BenchResult:
                 "events": self.events, "wall_s": self.wall_s}
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkWork:
-    """What the aging walk did on one chunk of PTE tables (the timing layer's input).
-
-    Attributes:
-        tables: PTE tables walked (present PMD entries).
-        ptes: present PTEs examined (MM_LEAF_OLD + MM_LEAF_YOUNG).
-        young: young PTEs whose folio moved to max_seq.
-        events: the chunk's notifier calls, one `AgingEvent` per notifier kind and
-            subscriber, charged by the subscriber's lock plan.
-        plans: per event, (common lock mode or None, arch lock modes per range).
-    """
-
-    tables: int
-    ptes: int
-    young: int
-    events: tuple[AgingEvent, ...] = ()
-    plans: tuple[tuple[str | None, tuple[str, ...]], ...] = ()
-
-
-def walk_events(sub: Any, row: np.ndarray) -> list[AgingEvent]:
-    """The notifier calls of one walk (or chunk) on one subscriber, as `AgingEvent`s.
-
-    The subscriber's own `account_aging` maps the walk's counters (columns of
-    `_walk_secondary`) to events and charges their locks; the events it appends
-    are taken back out of its log, which keeps one event per walk: the timing
-    layer needs them per chunk.
-    """
-    events = sub.log.events
-    n = len(events)
-    sub.account_aging(row)
-    out = events[n:]
-    del events[n:]
-    return out
-
-
 def default_aging(k: SimKernel, memcg_name: str) -> Callable[[], None]:
     """One aging pass as the v4 selftest's `lru_gen_do_aging_quiet` does it, through the ABI."""
     from mglru.tools.lru_gen.client import lru_gen_do_aging
@@ -200,111 +173,6 @@ def default_aging(k: SimKernel, memcg_name: str) -> Callable[[], None]:
         lru_gen_do_aging(k, memcg_name, swappiness=1, force_scan=True)
 
     return aging
-
-
-# -- the memory-system load of faulting vCPUs -------------------------------------------
-
-#: memory-bound work of one fault: what the load of other faulting vCPUs slows down
-#: (the VM exit and entry, `kvm_exit`, is core-bound and is not)
-FAULT_WORK = ("host_fault", "page_zero", "memcg_charge", "spte_install", "guest_page_access",
-              "lru_add_folio", "pcp_refill")
-#: memory-bound work of the aging thread (page-table, SPTE and folio accesses); the
-#: notifier call path, the handler entry and the debugfs round trip are core-bound
-AGING_WORK = ("pte_table", "pte_walk", "folio_update_gen", "inc_min_seq_folio",
-              "spte_test_clear")
-
-
-def fault_work_ns(c: CostModel) -> int:
-    """The memory-bound work of one fault at one vCPU (lru and pcp work amortized)."""
-    return (c.host_fault + c.page_zero + c.memcg_charge + c.spte_install + c.guest_page_access
-            + c.lru_add_folio + c.pcp_refill // PCP_BATCH)
-
-
-def load_factor(c: CostModel, load: float) -> float:
-    """How much slower memory-bound kernel work runs under `load`.
-
-    Shared-resource contention on the fault path (issue 6): `load` is the number
-    of other vCPUs busy with memory-bound work (each vCPU counts with the share
-    of its time it spends in it, its duty: about 0.6 alone, less when it waits
-    for locks). Each such vCPU adds `fault_contention` ns to the memory-bound
-    work of a fault (`fault_work_ns`); the same memory-system load slows the
-    memory-bound work of any thread by that fraction, the aging walk's included.
-    Weighting by duty keeps the load a traffic, not a head count: vCPUs stalled on
-    a lock load the memory system less.
-    """
-    return 1.0 + c.fault_contention * load / fault_work_ns(c)
-
-
-def _quantize(load: float) -> float:
-    """The load rounded to 1/8 (bodies and scaled costs are cached per value)."""
-    return round(max(load, 0.0) * 8) / 8
-
-
-def scaled_costs(c: CostModel, factor: float, keys: tuple[str, ...]) -> CostModel:
-    """`c` with the costs of `keys` multiplied by `factor` (rounded to ns)."""
-    if factor == 1.0:
-        return c
-    return c.replace(**{k: int(round(c[k] * factor)) for k in keys})
-
-
-# -- the timing of one chunk ----------------------------------------------------------
-
-def _call_body(c: CostModel, locks: VmLocks, ev: AgingEvent, plan: tuple, walk_ns: int,
-               cache: dict) -> tuple[Segment, ...]:
-    """The segments of one notifier call of `ev`'s kind, after `walk_ns` of walk.
-
-    Spec §6.2: kvm_handle_hva_range takes the common lock once per call that
-    found a memslot, unless the memslot walk is lockless; the arch handler then
-    takes its own lock per memslot range (seed 4-6/7). The work under the lock
-    is the handler's: `gfn_range` per range, `spte_test_clear` per SPTE visited,
-    atomics and cmpxchg attempts (retries included), flushes.
-    """
-    n = ev.calls
-    common, arch = plan
-    under = (ev.ranges * c.gfn_range + ev.visited * c.spte_test_clear + ev.atomics * c.atomic
-             + ev.cmpxchg * c.cmpxchg + ev.flushes * c.tlb_flush) // n
-    per_call_ranges = max(1, round(ev.ranges / n)) if ev.ranges else 0
-    key = (walk_ns, under, per_call_ranges, common, arch)
-    body = cache.get(key)
-    if body is not None:
-        return body
-    segs: list[Segment] = [Work(walk_ns + c.notifier_call)]
-    if common is not None and ev.slot_calls:
-        lock, mode = locks.lock_for(common)
-        segs.append(Locked(lock, mode, under))
-    else:
-        held = [m for m in arch if m != LOCK_RMAP]
-        if held and per_call_ranges:
-            lock, mode = locks.lock_for(held[0])
-            part = under // per_call_ranges
-            segs.extend(Locked(lock, mode, part) for _ in range(per_call_ranges))
-            segs.append(Work(under - part * per_call_ranges))
-        else:
-            rmaps = 2 * c.atomic * (ev.locks.get(LOCK_RMAP, 0) // n)
-            segs.append(Work(under + rmaps))
-    body = tuple(s for s in segs if not (isinstance(s, Work) and s.ns == 0))
-    if len(cache) > 512:
-        cache.clear()
-    cache[key] = body
-    return body
-
-
-def _chunk_steps(c: CostModel, locks: VmLocks, cw: ChunkWork, cache: dict) -> Iterator:
-    """Steps of one chunk: the walk cost spread over its calls, each call under its lock."""
-    walk = cw.tables * c.pte_table + cw.ptes * c.pte_walk + cw.young * c.folio_update_gen
-    nr_calls = sum(ev.calls for ev in cw.events)
-    if not nr_calls:
-        if walk:
-            yield cost(walk)
-        return
-    left = walk
-    for i, (ev, plan) in enumerate(zip(cw.events, cw.plans, strict=True)):
-        share = left if i == len(cw.events) - 1 else walk * ev.calls // nr_calls
-        left -= share
-        per_call = share // ev.calls
-        yield Batch(ev.calls, _call_body(c, locks, ev, plan, per_call, cache))
-        if share - per_call * ev.calls:
-            yield cost(share - per_call * ev.calls)
 
 
 # -- the run --------------------------------------------------------------------------
@@ -407,7 +275,7 @@ class _Run:
         pages, done, t0 = self.pages[i], 0, sim.now
         while done < pages:
             n = min(self.batch_pages, pages - done)
-            load = _quantize(self.load - self.duty[i])
+            load = quantize_load(self.load - self.duty[i])
             body = bodies.get(load)
             if body is None:
                 loaded = scaled_costs(c, load_factor(c, load), FAULT_WORK)
@@ -447,7 +315,7 @@ class _Run:
             work = yield park()
             while work[0] == "chunk":
                 self.pass_walked[-1] += work[1].ptes
-                yield from _chunk_steps(self._aging_costs(), self.locks, work[1], self.cache)
+                yield from chunk_steps(self._aging_costs(), self.locks, work[1], self.cache)
                 work = yield park()
             moved = work[1]
             c = self._aging_costs()
@@ -465,7 +333,7 @@ class _Run:
 
     def _aging_costs(self) -> CostModel:
         """The aging thread's costs under the load of the vCPUs faulting now (cached)."""
-        load = _quantize(self.load)
+        load = quantize_load(self.load)
         c = self.aging_costs.get(load)
         if c is None:
             c = self.aging_costs[load] = scaled_costs(
