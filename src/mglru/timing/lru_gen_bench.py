@@ -89,7 +89,7 @@ if TYPE_CHECKING:
     from mglru.mm.process import Mm
 
 __all__ = ["BenchResult", "ChunkWork", "CONFIGS", "CONFIG_PRESETS", "COVER_LETTER",
-           "EXACT_MAX_PAGES", "run_lru_gen_benchmark", "seed_benchmark", "default_aging",
+           "EXACT_MAX_PAGES", "EXACT_JITTER", "run_lru_gen_benchmark", "seed_benchmark", "default_aging",
            "walk_events", "fault_work_ns", "load_factor", "scaled_costs", "FAULT_WORK",
            "AGING_WORK"]
 
@@ -118,6 +118,9 @@ COVER_LETTER: dict[int, dict[str, tuple[float, float | None]]] = {
 }
 #: "auto" granularity runs exact events up to this many pages in all
 EXACT_MAX_PAGES = 1 << 16
+#: exact mode's default cost jitter (+-30 %): real faults vary, and with equal
+#: deterministic costs the vCPUs and the aging thread phase-lock (see fluid.py)
+EXACT_JITTER = 0.3
 
 _NS = 1e-9
 
@@ -183,7 +186,7 @@ class _Run:
     def __init__(self, k: SimKernel, vm: Kvm, regions: Sequence[tuple[int, int]],
                  aging: Callable[[], None] | None, costs: CostModel, granularity: str,
                  cpus: int | None, batch_pages: int | None, chunk_tables: int,
-                 fault_all: bool = True) -> None:
+                 fault_all: bool = True, jitter: float = 0.0) -> None:
         if len(regions) != len(vm.vcpus):
             raise ValueError(f"one region per vCPU: {len(vm.vcpus)} vCPUs, {len(regions)} regions")
         self.k = k
@@ -202,7 +205,8 @@ class _Run:
         self.batch_pages = batch_pages or (512 if granularity == "exact" else 4096)
         self.chunk_tables = chunk_tables
         # the host has a CPU for every vCPU thread and for the aging thread
-        self.sim = TimingSim(cpus or self.nr + 1, costs, granularity=granularity)
+        self.sim = TimingSim(cpus or self.nr + 1, costs, granularity=granularity,
+                             jitter=jitter if granularity == "exact" else 0.0)
         spin = vm.mmu.mmu_lock == LOCK_SPIN
         self.locks = VmLocks.create(self.sim, mmu_lock="spinlock" if spin else "qrwlock")
         self.progress = FaultProgress.create(self.nr)
@@ -482,7 +486,8 @@ def run_lru_gen_benchmark(k: SimKernel, vm: Kvm, memcg_name: str,
                           aging: Callable[[], None] | bool | None = None,
                           costs: CostModel | None = None, granularity: str = "auto", *,
                           cpus: int | None = None, batch_pages: int | None = None,
-                          chunk_tables: int = 64, fault_all: bool = True) -> BenchResult:
+                          chunk_tables: int = 64, fault_all: bool = True,
+                          jitter: float = EXACT_JITTER) -> BenchResult:
     """Simulate `access_tracking_perf_test -p`: vCPUs fault their regions while aging runs.
 
     The VM's vCPU i writes region i = (gpa, nbytes) once, page by page, from
@@ -507,6 +512,9 @@ def run_lru_gen_benchmark(k: SimKernel, vm: Kvm, memcg_name: str,
             it during a run without aging, whose timing does not depend on it (a
             fresh anonymous region takes one 4 KiB fault per page, THP off), so the
             table runs skip it there.
+        jitter: exact mode: costs drawn from [1 - jitter, 1 + jitter] x their value
+            (`TimingSim`, seeded), so that the vCPUs and the aging thread do not
+            phase-lock as they would with deterministic costs; ignored aggregated.
 
     Returns:
         The vCPU wall time, the average pass time and the number of passes.
@@ -521,7 +529,7 @@ def run_lru_gen_benchmark(k: SimKernel, vm: Kvm, memcg_name: str,
     elif aging is False:
         aging = None
     run = _Run(k, vm, regions, aging, costs if costs is not None else load_costs(), granularity,
-               cpus, batch_pages, chunk_tables, fault_all)
+               cpus, batch_pages, chunk_tables, fault_all, jitter)
     return run.run()
 
 
