@@ -89,9 +89,9 @@ if TYPE_CHECKING:
     from mglru.mm.process import Mm
 
 __all__ = ["BenchResult", "ChunkWork", "CONFIGS", "CONFIG_PRESETS", "COVER_LETTER",
-           "EXACT_MAX_PAGES", "EXACT_JITTER", "run_lru_gen_benchmark", "seed_benchmark", "default_aging",
-           "walk_events", "fault_work_ns", "load_factor", "scaled_costs", "FAULT_WORK",
-           "AGING_WORK"]
+           "EXACT_MAX_PAGES", "EXACT_JITTER", "run_lru_gen_benchmark", "seed_benchmark",
+           "default_aging", "walk_events", "fault_work_ns", "load_factor", "scaled_costs",
+           "FAULT_WORK", "AGING_WORK"]
 
 #: the cover letter's configurations, in its order
 CONFIGS = ("no aging", "no opt", "opt")

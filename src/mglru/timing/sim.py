@@ -62,6 +62,7 @@ from mglru.timing.steps import (
     Touch,
     Work,
 )
+from mglru.timing.streams import forget
 
 __all__ = ["TimingSim", "Thread", "Cpu", "URGENT", "NORMAL", "GRANULARITIES",
            "NEW", "RUNNABLE", "RUNNING", "SPINNING", "BLOCKED", "DONE"]
@@ -467,7 +468,7 @@ class TimingSim:
     def _exit(self, th: Thread) -> None:
         self._set_state(th, DONE)
         th.finished_at = self.now
-        fluid.forget(th)
+        forget(th)
         self._put_cpu(th)
 
     # -- locks -------------------------------------------------------------------------
