@@ -7,6 +7,11 @@ model's vCPU wall time and average aging pass, the cover letter's values
 beside them where the seed gives them (1-16 vCPUs) and the relative error.
 Rows without cover-letter values (32, 64, 112) are the model's predictions.
 
+`--also PRESET,...` adds one row per preset (aging on that kernel) to each vCPU
+count, and `--arch` runs the VM on another arch's KVM model: one design variable
+at a time against the cover letter's three (whose values are x86's, so other
+arches get no error column).
+
 Future optimizations:
 1. run the vCPU counts in parallel processes when the machine has the cores.
 """
@@ -41,7 +46,7 @@ def _vcpus(text: str) -> list[int]:
 
 
 def seed_table_rows(vcpus: list[int], *, scale: int = 1, costs=None, granularity: str = "auto",
-                    progress=None) -> list[dict]:
+                    progress=None, also: tuple[str, ...] = (), arch: str = "x86") -> list[dict]:
     """Run every (vCPUs, config) cell; the JSON records of the table.
 
     Args:
@@ -50,6 +55,8 @@ def seed_table_rows(vcpus: list[int], *, scale: int = 1, costs=None, granularity
         costs: the cost model (default: the packaged costs.toml).
         granularity: as for `run_lru_gen_benchmark`.
         progress: called as progress(done, total, n, config, record, seconds) after each cell.
+        also: presets to run besides the three configurations (aging on), one row each.
+        arch: the VM's arch (KVM model and its locks).
 
     Returns:
         One dict per cell: vcpus, config, vcpu_wall_s, aging_pass_s (None without
@@ -60,9 +67,9 @@ def seed_table_rows(vcpus: list[int], *, scale: int = 1, costs=None, granularity
     from mglru.timing.lru_gen_bench import CONFIGS
 
     c = costs if costs is not None else load_costs()
-    cells = [(n, config) for n in vcpus for config in CONFIGS]
+    cells = [(n, config) for n in vcpus for config in (*CONFIGS, *also)]
     rows = []
-    kwargs = {} if scale > 1 else {"granularity": granularity}
+    kwargs = {"arch": arch} if scale > 1 else {"granularity": granularity, "arch": arch}
     for i, (n, config) in enumerate(cells):
         t0 = time.perf_counter()
         r = evaluate(c, [(n, config)], scale, **kwargs)[(n, config)]
@@ -87,37 +94,43 @@ def _err(model: float | None, ref: float | None) -> str:
     return f"{(model / ref - 1) * 100:+.1f}%"
 
 
-def format_seed_table(rows: list[dict]) -> str:
-    """The cover letter's layout, with its values (1-16 vCPUs) and the relative errors beside."""
+def format_seed_table(rows: list[dict], arch: str = "x86") -> str:
+    """The cover letter's layout, its values (1-16 vCPUs, x86) and the relative errors beside."""
     from mglru.timing.lru_gen_bench import COVER_LETTER
 
-    head = (f"{'num_vcpus':<14}{'vcpu wall time':>15}{'cover letter':>14}{'error':>8}"
+    reference = COVER_LETTER if arch == "x86" else {}
+    w = max([14] + [len(f"{r['vcpus']} ({r['config']})") + 1 for r in rows])
+    head = (f"{'num_vcpus':<{w}}{'vcpu wall time':>15}{'cover letter':>14}{'error':>8}"
             f"{'aging avg pass time':>21}{'cover letter':>14}{'error':>8}{'passes':>8}")
-    lines = ["./access_tracking_perf_test -p -l -b 1G -v $N_VCPUS # 1G per vCPU (simulated)", "",
-             head]
+    where = "" if arch == "x86" else f", {arch} KVM model"
+    lines = ["./access_tracking_perf_test -p -l -b 1G -v $N_VCPUS "
+             f"# 1G per vCPU (simulated{where})", "", head]
     last = None
     for r in rows:
         if last is not None and r["vcpus"] != last:
             lines.append("")
         last = r["vcpus"]
-        ref_wall, ref_pass = COVER_LETTER.get(r["vcpus"], {}).get(r["config"], (None, None))
+        ref_wall, ref_pass = reference.get(r["vcpus"], {}).get(r["config"], (None, None))
         label = f"{r['vcpus']} ({r['config']})"
         a = r["aging_pass_s"]
         ref_w = "" if ref_wall is None else f"{ref_wall:.9f}"
         model_a = "n/a" if a is None else f"{a:.9f}"
-        ref_a = "n/a" if r["config"] == "no aging" else (
+        ref_a = "n/a" if r["config"] == "no aging" and reference else (
             "" if ref_pass is None else f"{ref_pass:.9f}")
         passes = "" if r["passes"] is None else r["passes"]
-        lines.append(f"{label:<14}{r['vcpu_wall_s']:>15.9f}{ref_w:>14}"
+        lines.append(f"{label:<{w}}{r['vcpu_wall_s']:>15.9f}{ref_w:>14}"
                      f"{_err(r['vcpu_wall_s'], ref_wall):>8}{model_a:>21}{ref_a:>14}"
                      f"{_err(a, ref_pass):>8}{passes:>8}")
     lines.append("")
-    lines.append("Cover letter values exist for 1-16 vCPUs (the calibration rows); "
-                 "32-112 are predictions.")
+    if reference:
+        lines.append("Cover letter values exist for 1-16 vCPUs (the calibration rows); "
+                     "32-112 are predictions.")
+    else:
+        lines.append(f"The cover letter measured x86; on {arch} every row is a prediction.")
     return "\n".join(lines)
 
 
-def _plot(rows: list[dict], path: str) -> None:
+def _plot(rows: list[dict], path: str, arch: str = "x86") -> None:
     try:
         import matplotlib
     except ModuleNotFoundError:
@@ -125,24 +138,30 @@ def _plot(rows: list[dict], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mglru.timing.lru_gen_bench import CONFIGS, COVER_LETTER
+    from mglru.timing.lru_gen_bench import COVER_LETTER
 
     colors = {"no aging": "tab:gray", "no opt": "tab:red", "opt": "tab:blue"}
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    extra = iter(["tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+                  "tab:cyan"] * 4)
+    for config in configs:
+        colors.setdefault(config, next(extra))
+    reference = COVER_LETTER if arch == "x86" else {}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for config in CONFIGS:
+    for config in configs:
         pts = [r for r in rows if r["config"] == config]
         xs = [r["vcpus"] for r in pts]
         ax1.plot(xs, [r["vcpu_wall_s"] for r in pts], "-o", color=colors[config], ms=4,
                  label=f"model: {config}")
-        ref = [(n, COVER_LETTER[n][config][0]) for n in xs if n in COVER_LETTER]
+        ref = [(n, reference[n][config][0]) for n in xs if config in reference.get(n, {})]
         if ref:
             ax1.plot(*zip(*ref, strict=True), "x", color=colors[config], ms=8,
                      label=f"cover letter: {config}")
-        if config == "no aging":
+        if all(r["aging_pass_s"] is None for r in pts):
             continue
         ax2.plot(xs, [r["aging_pass_s"] for r in pts], "-o", color=colors[config], ms=4,
                  label=f"model: {config}")
-        ref = [(n, COVER_LETTER[n][config][1]) for n in xs if n in COVER_LETTER]
+        ref = [(n, reference[n][config][1]) for n in xs if config in reference.get(n, {})]
         if ref:
             ax2.plot(*zip(*ref, strict=True), "x", color=colors[config], ms=8,
                      label=f"cover letter: {config}")
@@ -155,8 +174,9 @@ def _plot(rows: list[dict], path: str) -> None:
         ax.legend(fontsize=7)
         ax.set_xticks(sorted({r["vcpus"] for r in rows}))
         ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    fig.suptitle("access_tracking_perf_test -p -l (simulated, x86 TDP MMU): "
-                 "x = cover letter, calibration rows 1-16")
+    where = "x86 TDP MMU" if arch == "x86" else f"{arch} KVM model"
+    fig.suptitle(f"access_tracking_perf_test -p -l (simulated, {where}): "
+                 + ("x = cover letter, calibration rows 1-16" if reference else "predictions"))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -175,13 +195,24 @@ def _plot(rows: list[dict], path: str) -> None:
               type=click.Choice(["auto", "exact", "aggregated"]), help="timing granularity")
 @click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 64),
               help="faithful reduction: 1 GiB / SCALE per vCPU, times x SCALE (quick looks)")
+@click.option("--also", default="", metavar="PRESET,...",
+              help="more rows: aging on these presets (see `mglru presets`)")
+@click.option("--arch", default="x86", show_default=True,
+              type=click.Choice(["x86", "arm64", "riscv", "loongarch", "mips", "powerpc"]),
+              help="the VM's KVM model (the cover letter's values are x86's)")
 @click.option("--quiet", is_flag=True, help="no progress lines on stderr")
 def seed_table(vcpus: str, json_path: str | None, plot_path: str | None, costs_path: str | None,
-               granularity: str, scale: int, quiet: bool) -> None:
+               granularity: str, scale: int, also: str, arch: str, quiet: bool) -> None:
     """The cover letter's table: no aging / no opt / opt at 1 GiB per vCPU."""
+    from mglru.presets import PRESETS
     from mglru.timing.costs import load_costs
 
     counts = _vcpus(vcpus)
+    extra = tuple(p.strip() for p in also.split(",") if p.strip())
+    unknown = [p for p in extra if p not in PRESETS]
+    if unknown:
+        raise click.BadParameter(f"unknown preset(s) {', '.join(unknown)}; "
+                                 f"known: {', '.join(PRESETS)}", param_hint="--also")
     try:
         costs = load_costs(costs_path)
     except (KeyError, ValueError) as e:
@@ -199,12 +230,12 @@ def seed_table(vcpus: str, json_path: str | None, plot_path: str | None, costs_p
         sys.stderr.flush()
 
     rows = seed_table_rows(counts, scale=scale, costs=costs, granularity=granularity,
-                           progress=progress)
-    click.echo(format_seed_table(rows))
+                           progress=progress, also=extra, arch=arch)
+    click.echo(format_seed_table(rows, arch))
     if json_path:
         with open(json_path, "w") as f:
             json.dump([{k: r[k] for k in ("vcpus", "config", "vcpu_wall_s", "aging_pass_s",
                                           "passes")} for r in rows], f, indent=2)
             f.write("\n")
     if plot_path:
-        _plot(rows, plot_path)
+        _plot(rows, plot_path, arch)
