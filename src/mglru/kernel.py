@@ -26,7 +26,7 @@ from mglru.lru_gen import debugfs, sysfs
 from mglru.lru_gen.lruvec import Lruvec
 from mglru.lru_gen.mm_list import lru_gen_add_mm, lru_gen_del_mm, lru_gen_migrate_mm
 from mglru.lru_gen.state import LruGenCaps
-from mglru.mm import cgroupfs
+from mglru.mm import cgroupfs, vmstat
 from mglru.mm.fault import file_read, user_access
 from mglru.mm.filemap import File
 from mglru.mm.memcg import MemCgroup, MemcgTree
@@ -67,7 +67,7 @@ class SimKernel:
         #: the walk of the current reclaim context (current->reclaim_state->mm_walk)
         self.reclaim_walk = None
         self.swap = SwapDevice(self.cfg.swap_pages)
-        #: /proc/vmstat-like event counters (pswpout, pgsteal, workingset_refault, ...)
+        #: VM event counters by kernel name (pswpout, pgsteal_anon, ...; mm.vmstat)
         self.stats: collections.Counter[str] = collections.Counter()
         #: OOM events: dicts with reason, memcg path, victim pid, jiffies
         self.oom_events: list[dict] = []
@@ -291,8 +291,8 @@ class SimKernel:
         victim = max(cands, key=lambda p: p.mm.nr_mapped(), default=None)
         self.oom_events.append({"reason": reason, "memcg": memcg.path if memcg else None,
                                 "pid": victim.pid if victim else None, "jiffies": self.jiffies})
-        self.stats["oom_kill" if victim else "oom"] += 1
         if victim is not None:
+            self.stats["oom_kill"] += 1
             victim.memcg.nr_oom_kills += 1
             exit_mmap(self, victim)
             self.exit_task(victim)
@@ -304,7 +304,7 @@ class SimKernel:
         "/sys/kernel/mm/lru_gen/min_ttl_ms": (sysfs.min_ttl_ms_show, sysfs.min_ttl_ms_store),
         "/sys/kernel/debug/lru_gen": (debugfs.lru_gen_show, debugfs.lru_gen_write),
         "/sys/kernel/debug/lru_gen_full": (debugfs.lru_gen_full_show, None),
-        "/proc/vmstat": (lambda k: "".join(f"{n} {k.stats[n]}\n" for n in sorted(k.stats)), None),
+        "/proc/vmstat": (vmstat.vmstat_show, None),
     }
 
     def read(self, path: str) -> str:

@@ -76,6 +76,9 @@ class KernelConfig:
     independent_min_seq: bool = False
     #: v6.16: debugfs swappiness token `max` = anon only (spec §5.4)
     swappiness_max_token: bool = False
+    #: v6.15: memory.reclaim counts in pgscan/pgsteal_proactive, not _direct
+    #: (mm/vmstat; not in the spec)
+    proactive_reclaim_stats: bool = False
     # -- KVM (spec §6, seed 3-6/7) --------------------------------------------
     #: how KVM ages (docs/architecture.md, "Secondary MMUs"): write-lock (common
     #: mmu_lock, v6.10-v6.14), seed-v4 (3-6/7: lockless memslot walk, locks per
@@ -166,8 +169,9 @@ _V6_14 = _V6_12.replace(
 _V6_15 = _V6_14.replace(
     name="v6.15",
     kvm_aging="lockless",
+    proactive_reclaim_stats=True,
     notes="v6.14 plus lockless KVM aging (x86 TDP under RCU without retry; shadow MMU rmap "
-    "bit-lock); other arches keep the write lock (spec §8.1).",
+    "bit-lock); other arches keep the write lock (spec §8.1); pgsteal/pgscan_proactive.",
 )
 _V6_16 = _V6_15.replace(
     name="v6.16",

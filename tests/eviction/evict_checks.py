@@ -360,8 +360,10 @@ def audit(k: SimKernel, ledger: Ledger | None = None) -> Census:
     for mid in np.unique(mem.memcg[heads]):
         charged[int(mid)] = int(nr[mem.memcg[heads] == mid].sum())
     for memcg in k.memcgs.root.iter_preorder():
-        assert memcg.nr_charged == charged.get(memcg.id, 0), \
-            f"{memcg.path}: nr_charged {memcg.nr_charged} != {charged.get(memcg.id, 0)} pages"
+        # the page_counter is hierarchical: a memcg's usage includes its descendants'
+        want = sum(charged.get(m.id, 0) for m in memcg.iter_preorder())
+        assert memcg.nr_charged == want, \
+            f"{memcg.path}: nr_charged {memcg.nr_charged} != {want} pages in its subtree"
     # swap slots
     refs = np.concatenate(swap_refs + shmem_slots) if swap_refs or shmem_slots else np.empty(0)
     refs = refs.astype(np.int64)

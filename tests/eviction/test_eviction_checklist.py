@@ -95,10 +95,10 @@ def test_fc17_no_eviction_from_a_type_with_two_gens(preset: str) -> None:
     assert evict_folios(k, k.lruvec(a), ScanControl(), 60, 1 << 20) == 0
     assert snapshot(k) == snap, "evict_folios changed state with 2 generations per type"
 
-    dropped = stat(k, "file_dropped")
+    dropped = stat(k, "pgsteal_file")
     k.write(f"{CGROOT}/a/memory.reclaim", str(50 * PAGE))
     assert min_max_seq(k, a.id)[1] > 6, "reclaim had to age"
-    assert stat(k, "file_dropped") - dropped >= 50
+    assert stat(k, "pgsteal_file") - dropped >= 50
     audit(k)
 
 
@@ -186,10 +186,10 @@ def test_fc18_reclaim_ages_only_below_default_priority(preset: str, npages: int,
         if nr >> priority:
             break
     assert expect == agings
-    dropped = stat(k, "file_dropped")
+    dropped = stat(k, "pgsteal_file")
     k.write(f"{CGROOT}/a/memory.reclaim", f"{32 * PAGE} swappiness=0")
     assert min_max_seq(k, a.id)[1] - max_seq == agings
-    assert stat(k, "file_dropped") - dropped >= 32
+    assert stat(k, "pgsteal_file") - dropped >= 32
 
 
 # -- item 19 ---------------------------------------------------------------------------------

@@ -360,12 +360,12 @@ def test_fc27_refaults_count_by_stored_tier(preset: str) -> None:
     assert (f.pages[:64] < 0).all() and (f.pages[64:] >= 0).all()
     row = tier_rows(k, a.id)[1]
     assert row.evicted == [32, 16, 16, 0] and row.refaulted == [0] * 4
-    refaults = stat(k, "workingset_refault")
+    refaults = stat(k, "workingset_refault_file")
     m = p.mmap(48 * PAGE, file=f)
     p.access(m, 48 * PAGE)
     row = tier_rows(k, a.id)[1]
     assert row.refaulted == [16, 16, 16, 0]
-    assert stat(k, "workingset_refault") - refaults == 48
+    assert stat(k, "workingset_refault_file") - refaults == 48
     flags = k.mem.flags[f.pages[:48]].astype(int)
     field = (flags & LRU_REFS_MASK) >> LRU_REFS_SHIFT
     if k.cfg.two_step_promotion:
@@ -413,13 +413,13 @@ def test_fc27_recent_rule(preset: str, agings: int) -> None:
     mins, max_seq = min_max_seq(k, a.id)
     for pages, stored in groups:
         before = tier_rows(k, a.id)[1].refaulted[0]
-        n = stat(k, "workingset_refault")
+        n = stat(k, "workingset_refault_file")
         for i in pages:
             p.read(f, int(i) * PAGE, PAGE)
         after = tier_rows(k, a.id)[1].refaulted[0]
         want = len(pages) if recent(k, mins[1], max_seq, stored) else 0
         assert after - before == want, (stored, mins, max_seq)
-        assert stat(k, "workingset_refault") - n == len(pages)
+        assert stat(k, "workingset_refault_file") - n == len(pages)
 
 
 @pytest.mark.parametrize("preset", BOTH)

@@ -113,3 +113,22 @@ def test_rmdir_reparents_pages_by_placement_rules(preset: str) -> None:
     for pfn in f.pages:
         assert folio_seq(parent, k.mem.gen[pfn], 1) == parent.max_seq - 3
     check_invariants(k)
+
+
+def test_charges_are_hierarchical_and_a_parent_limit_binds_its_children():
+    """page_counter: a child's pages count in every ancestor's memory.current and memory.max."""
+    from mglru import SimKernel
+
+    k = SimKernel(config="v6.14", seed=0)
+    cg = "/sys/fs/cgroup"
+    k.mkdir(f"{cg}/p")
+    k.mkdir(f"{cg}/p/c")
+    k.write(f"{cg}/p/memory.max", str(4 << 20))
+    child = k.spawn(memcg="/p/c")
+    addr = child.mmap(8 << 20)
+    child.access(addr, 8 << 20, write=True)
+    parent_current = int(k.read(f"{cg}/p/memory.current"))
+    child_current = int(k.read(f"{cg}/p/c/memory.current"))
+    assert parent_current == child_current <= 4 << 20
+    assert int(k.read("/proc/vmstat").split("pswpout ")[1].split()[0]) >= (4 << 20) // 4096
+    assert int(k.read(f"{cg}/p/memory.events").split("max ")[1].split()[0]) > 0

@@ -46,6 +46,7 @@ from mglru.lru_gen.helpers import (
 )
 from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
 from mglru.lru_gen.pid import get_tier_idx, get_type_to_scan
+from mglru.mm.vmstat import count_reclaim
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -69,6 +70,8 @@ class ScanControl:
     may_unmap: bool = True
     gfp_io: bool = True
     proactive: bool = False
+    #: current_is_kswapd(): the reclaim counts as kswapd's (reclaimer_offset)
+    kswapd: bool = False
     #: memcg reclaim (limits, memory.reclaim): never aborts early (fairness)
     root_reclaim: bool = False
     #: swappiness override (proactive `swappiness=`), None = the memcg's
@@ -157,6 +160,7 @@ def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_
     for pfn in wb[:n_wb].tolist():
         k.start_writeback(pfn)  # the flusher, woken for dirty file folios
     sc.nr_scanned += scanned
+    count_reclaim(k, lruvec, sc, type_, "pgscan", isolated)
     return (scanned if isolated or not remaining else 0), out[:n_out].tolist()
 
 
@@ -190,6 +194,7 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
     mem = k.mem
     batch = isolated
     skip_retry = False
+    reclaimed = sc.nr_reclaimed
     while batch:
         kept = shrink_folio_list(k, lruvec, batch, sc)
         retry: list[int] = []
@@ -232,6 +237,7 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
             mem.flags[arr] |= PG_lru
             lru_gen_add_folio(mem, lruvec, arr)
         batch, skip_retry = retry[::-1], True
+    count_reclaim(k, lruvec, sc, type_, "pgsteal", sc.nr_reclaimed - reclaimed)
     return scanned
 
 
@@ -270,7 +276,8 @@ def run_eviction(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int, nr_to_
 
     if seq + MIN_NR_GENS > lruvec.max_seq:
         raise OSError(errno.EINVAL, "Invalid argument")
-    sc = ScanControl(nr_to_reclaim=nr_to_reclaim, proactive=True)
+    # lru_gen_seq_write()'s scan_control is not .proactive: it counts as direct
+    sc = ScanControl(nr_to_reclaim=nr_to_reclaim)
     while True:
         if seq < evictable_min_seq(lruvec, swappiness):
             return

@@ -20,6 +20,7 @@ from mglru.lru_gen.helpers import (
     lru_hist_from_seq,
 )
 from mglru.lru_gen.pid import folio_tier, folio_tier_refs
+from mglru.mm.vmstat import count_workingset
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -55,9 +56,10 @@ def lru_gen_refault(k: SimKernel, pfn: int, lruvec: Lruvec, shadow: int, in_faul
     memcg_id, nid, token, workingset = unpack_shadow(shadow)
     if memcg_id != lruvec.memcg.id or nid != lruvec.nid:
         return
-    k.stats["workingset_refault"] += 1
     flags = int(k.mem.flags[pfn])
     type_ = folio_is_file_lru(flags)
+    nr = 512 if flags & (1 << 10) else 1
+    count_workingset(k, lruvec, "refault", type_, nr)
     seq = token >> LRU_REFS_WIDTH
     if k.cfg.independent_min_seq:
         recent = abs(lruvec.max_seq - seq) < MAX_NR_GENS
@@ -65,7 +67,6 @@ def lru_gen_refault(k: SimKernel, pfn: int, lruvec: Lruvec, shadow: int, in_faul
         recent = seq == lruvec.min_seq[type_]
     if not recent:
         return
-    nr = 512 if flags & (1 << 10) else 1
     hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
     refs = (token & ((1 << LRU_REFS_WIDTH) - 1)) + 1
     if k.cfg.two_step_promotion:
@@ -74,14 +75,14 @@ def lru_gen_refault(k: SimKernel, pfn: int, lruvec: Lruvec, shadow: int, in_faul
         refs = (token & ((1 << LRU_REFS_WIDTH) - 1)) + int(workingset)
         tier = (refs + 1 - 1).bit_length() if refs else 0
     lruvec.refaulted[hist, type_, tier] += nr
-    k.stats["workingset_activate"] += 1
+    count_workingset(k, lruvec, "activate", type_, nr)
     if k.cfg.two_step_promotion:
         if workingset:
             flags |= PG_workingset
-            k.stats["workingset_restore"] += 1
+            count_workingset(k, lruvec, "restore", type_, nr)
         else:
             flags = (flags & ~LRU_REFS_MASK) | ((refs - 1) << LRU_REFS_SHIFT)
     elif in_fault or refs >= (1 << LRU_REFS_WIDTH) - 1:  # v6.10
         flags |= LRU_REFS_MASK | PG_workingset
-        k.stats["workingset_restore"] += 1
+        count_workingset(k, lruvec, "restore", type_, nr)
     k.mem.flags[pfn] = flags

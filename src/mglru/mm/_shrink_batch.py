@@ -152,7 +152,6 @@ def shrink_anon_batch(k: SimKernel, lruvec: Lruvec, pfns: list[int],
     # the caller frees them with the rest of the batch, in batch order
     k.swap.pswpout += n
     k.stats["pswpout"] += n
-    k.stats["pgsteal"] += n
     sc.nr_reclaimed += n
     lruvec.nr_evicted_pages += n
     done[take] = True

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from mglru.lru_gen.helpers import PAGE_SHIFT, PAGE_SIZE
 from mglru.lru_gen.kstrto import kstrtouint
+from mglru.mm.vmstat import memory_stat_show
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -22,7 +23,7 @@ __all__ = ["read", "write", "mkdir", "rmdir", "exists", "FILES"]
 
 #: files in every memcg directory
 FILES = ("cgroup.procs", "cgroup.controllers", "cgroup.subtree_control", "memory.current",
-         "memory.max", "memory.min", "memory.reclaim", "memory.events")
+         "memory.max", "memory.min", "memory.reclaim", "memory.events", "memory.stat")
 _ROOT_ONLY_ABSENT = ("memory.current", "memory.max", "memory.min", "memory.events")
 
 
@@ -54,6 +55,8 @@ def read(k: SimKernel, rel: str) -> str:
         return "memory\n"
     if name == "memory.current":
         return f"{memcg.nr_charged * PAGE_SIZE}\n"
+    if name == "memory.stat":
+        return memory_stat_show(k, memcg)
     if name == "memory.min":
         return f"{memcg.memory_min * PAGE_SIZE}\n"
     if name == "memory.events":

@@ -40,7 +40,7 @@ def _free_anon(k: SimKernel, heads: np.ndarray, nr: int) -> None:
         part = heads[memcgs == mid]
         if memcg is None:
             continue
-        memcg.nr_charged -= len(part) * nr
+        memcg.charge(-len(part) * nr)
         lru_part = np.intersect1d(part, on_lru)
         for nid in np.unique(mem.pfns_to_nid(lru_part)):
             sel = lru_part[mem.pfns_to_nid(lru_part) == nid]

@@ -53,6 +53,7 @@ from mglru.lru_gen.workingset import lru_gen_refault
 from mglru.mm.charge import alloc_pages_reclaim, limited, try_charge
 from mglru.mm.memory import ZERO_PFN
 from mglru.mm.rmap import rmap_note_anon, rmap_note_file
+from mglru.mm.vmstat import count_event
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -99,7 +100,7 @@ def new_folios(k: SimKernel, memcg: MemCgroup, pfns: npt.NDArray[np.int64], flag
             mem.flags[head + 1: head + nr_pages] = PG_tail
             mem.memcg[head: head + nr_pages] = memcg.id
         mem.flags[pfns] = flags | PG_head
-    memcg.nr_charged += len(pfns) * nr_pages
+    memcg.charge(len(pfns) * nr_pages)
     if not k.caps.lru_gen_enabled():
         # on the classic lists, which the model does not order; folio_add_lru()
         # activates faulted folios only under lru_gen_enabled(), so they are inactive
@@ -210,6 +211,15 @@ def _fault_ptes_pinned(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: 
     need = ~present | (on_zero if write else np.zeros_like(present))
     bits = PTE_PRESENT | PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
     swapped = need & ((f & PTE_SWAP) != 0)
+    # one fault per PTE that needs one; major if it reads swap or a missing file page
+    count_event(k, mm.memcg, "pgfault", int(need.sum()))
+    major = int(swapped.sum())
+    if vma.file is not None:
+        rest = need & ~swapped
+        pg = vma.pgoff + vpns[rest] - (vma.start >> PAGE_SHIFT)
+        pg = pg[pg < vma.file.npages]
+        major += len(np.unique(pg[vma.file.pages[pg] < 0]))
+    count_event(k, mm.memcg, "pgmajfault", major)
     if swapped.any():
         _swap_in(k, p, vma, idx[swapped], write)
         need &= ~swapped
@@ -282,12 +292,14 @@ def _fault_thp(k: SimKernel, p: Process, vma: Vma, block: int, write: bool) -> b
     if not write:
         pt.pmd_state[row] = PMD_HUGE_ZERO
         pt.pmd_flags[row] |= PTE_YOUNG
+        count_event(k, p.mm.memcg, "pgfault", 1)
         return True
     try_charge(k, p.mm.memcg, HPAGE_PMD_NR, p)
     head = k.mem.alloc_thp(p.nid)
     if head < 0:
         pt.pmd_state[row] = PMD_NONE
         return False
+    count_event(k, p.mm.memcg, "pgfault", 1)
     flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
     new_folios(k, p.mm.memcg, np.array([head], np.int64), flags, HPAGE_PMD_NR)
     rmap_note_anon(k, np.array([head], np.int64), np.array([row * 512], np.int64))

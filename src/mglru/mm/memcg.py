@@ -11,6 +11,7 @@ visible; the kernel refuses rmdir only while tasks or children remain (EBUSY).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from mglru.lru_gen.helpers import DEF_SWAPPINESS
@@ -41,6 +42,8 @@ class MemCgroup:
         #: memory.max in pages (None = "max")
         self.memory_max: int | None = None
         #: pages charged (memory.current / PAGE_SIZE)
+        #: pages charged to this memcg and its descendants (the page_counter's
+        #: usage: memory.current; a charge goes up the hierarchy, see `charge`)
         self.nr_charged = 0
         #: memory.min in pages (reclaim protection)
         self.memory_min = 0
@@ -48,6 +51,8 @@ class MemCgroup:
         self.nr_max_events = 0
         self.nr_oom_events = 0
         self.nr_oom_kills = 0
+        #: memcg events counted on this memcg itself (memory.stat sums the subtree)
+        self.events: Counter[str] = Counter()
 
     @property
     def path(self) -> str:
@@ -59,6 +64,13 @@ class MemCgroup:
 
     def __repr__(self) -> str:
         return f"MemCgroup(id={self.id}, path={self.path!r})"
+
+    def charge(self, nr: int) -> None:
+        """page_counter_charge (nr < 0: uncharge): this memcg and every ancestor."""
+        m: MemCgroup | None = self
+        while m is not None:
+            m.nr_charged += nr
+            m = m.parent
 
     def iter_preorder(self):
         """mem_cgroup_iter order: this memcg, then each child subtree in creation order."""

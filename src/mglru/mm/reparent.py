@@ -38,5 +38,6 @@ def reparent_memcg(k: SimKernel, memcg: MemCgroup) -> None:
         mem.memcg[mine] = parent.id
         if len(listed):
             lru_gen_add_folio(mem, parent.lruvecs[node.nid], listed)
-    parent.nr_charged += memcg.nr_charged
+    # the parent's page_counter already holds these pages (charges are
+    # hierarchical): only the removed memcg's own usage goes
     memcg.nr_charged = 0

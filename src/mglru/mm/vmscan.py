@@ -170,7 +170,7 @@ def _free_folios(k: SimKernel, heads: list[tuple[int, int]]) -> None:
     for mid in np.unique(mids):
         memcg = k.memcgs.by_id.get(int(mid))
         if memcg is not None:
-            memcg.nr_charged -= int(nr[mids == mid].sum())
+            memcg.charge(-int(nr[mids == mid].sum()))
     if (nr == 1).all():
         mem.free_pages(head)
         return
@@ -244,10 +244,8 @@ def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanCon
         else:
             _unmap(k, maps, None)
             k.drop_page_cache(pfn, shadow)
-            k.stats["file_dropped"] += nr
         freed.append((pfn, nr))
         sc.nr_reclaimed += nr
-        k.stats["pgsteal"] += nr
         lruvec.nr_evicted_pages += nr
     _free_folios(k, freed)
     return kept
