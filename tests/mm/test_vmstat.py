@@ -190,3 +190,16 @@ def test_memory_stat_is_read_only():
     assert e.value.errno == errno.EACCES
     assert k.read(f"{CG}/a/memory.stat") == before
     assert k.exists(f"{CG}/memory.stat")                 # the root has one too
+
+
+def test_a_pmd_folio_counts_as_512_pages():
+    """THP: anon in memory.stat is the charged size, head and tails together."""
+    k = SimKernel(config="v6.14", seed=0)
+    k.mkdir(f"{CG}/t")
+    p = k.spawn(memcg="/t")
+    addr = p.mmap(8 * MIB, thp=True)
+    p.access(addr, 8 * MIB, write=True)
+    m = _mstat(k, "t")
+    assert m["anon"] == int(k.read(f"{CG}/t/memory.current")) == 8 * MIB
+    assert m["pgfault"] == 8 * MIB // (2 * MIB)          # one fault per PMD
+    assert _vmstat(k)["nr_anon_pages"] == 8 * MIB // PAGE

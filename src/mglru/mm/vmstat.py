@@ -31,12 +31,15 @@ import numpy as np
 
 from mglru.lru_gen.helpers import (
     ANON_AND_FILE,
+    HPAGE_PMD_NR,
     LRU_GEN_ANON,
     MAX_NR_GENS,
     PAGE_SIZE,
     PG_anon,
     PG_dirty,
+    PG_head,
     PG_swapbacked,
+    PG_tail,
     PG_unevictable,
     PG_writeback,
 )
@@ -118,15 +121,22 @@ def _page_flags(k: SimKernel, memcg_ids: list[int] | None) -> dict[str, int]:
     mem = k.mem
     used = mem.memcg != 0 if memcg_ids is None else np.isin(mem.memcg, memcg_ids)
     flags = mem.flags[used]
+    # a PMD folio's state lives on its head: count heads as HPAGE_PMD_NR pages
+    flags = flags[(flags & PG_tail) == 0]
+    nr = np.where(flags & PG_head, HPAGE_PMD_NR, 1)
     anon = (flags & PG_anon) != 0
     file = ~anon
+
+    def pages(mask: np.ndarray) -> int:
+        return int(nr[mask].sum())
+
     return {
-        "anon": int(anon.sum()),
-        "file": int(file.sum()),
-        "shmem": int((file & ((flags & PG_swapbacked) != 0)).sum()),
-        "file_dirty": int((file & ((flags & PG_dirty) != 0)).sum()),
-        "file_writeback": int((file & ((flags & PG_writeback) != 0)).sum()),
-        "unevictable": int(((flags & PG_unevictable) != 0).sum()),
+        "anon": pages(anon),
+        "file": pages(file),
+        "shmem": pages(file & ((flags & PG_swapbacked) != 0)),
+        "file_dirty": pages(file & ((flags & PG_dirty) != 0)),
+        "file_writeback": pages(file & ((flags & PG_writeback) != 0)),
+        "unevictable": pages((flags & PG_unevictable) != 0),
     }
 
 
