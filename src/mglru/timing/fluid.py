@@ -157,9 +157,10 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
         return 0
     key = (id(b.body), n)
     # start from this body's last solution: contention changes little between batches
-    cyc, last, last_rec = th.plans.get(key, (base, None, None))
-    if last is None or len(last) != len(segs):
-        last = last_rec = None
+    body, cyc, last, last_rec = th.plans.get(key, (None, base, None, None))
+    if body is not b.body or len(last) != len(segs):
+        # a new body (or a recycled id): start from the costs alone
+        cyc, last, last_rec = base, None, None
     plan = list(last) if last is not None else [None] * len(segs)
     for _ in range(_ITERATIONS):
         total = 0.0
@@ -228,7 +229,7 @@ def run_batch(sim: TimingSim, th: Thread, b: Batch) -> int:
         rec[i] = (wait, wait2)
     if len(th.plans) > 64:
         th.plans.clear()
-    th.plans[key] = (cyc, plan, rec)
+    th.plans[key] = (b.body, cyc, plan, rec)
     duration = int(round(n * cyc))
     expires = now + duration + sim.window_ns
     duty: dict = {}
