@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
+
+from mglru.tools.bench_runner import peak_rss_mib, write_json
 
 
 def child(n: int) -> None:
@@ -27,7 +28,7 @@ def child(n: int) -> None:
     t0 = time.perf_counter()
     rows = seed_table_rows([n])
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(json.dumps({"vcpus": n, "pages": n << 18, "wall_s": round(wall, 2),
                       "peak_rss_mib": round(peak, 1),
                       "configs": {r["config"]: {"wall_s": r["wall_s"],
@@ -57,9 +58,7 @@ def main() -> int:
               f"peak RSS {rec['peak_rss_mib']:7.1f} MiB   ({cfg})", flush=True)
     print(f"all: {time.perf_counter() - t0:.1f} s (one process per vCPU count)")
     if args.json_path:
-        with open(args.json_path, "w") as f:
-            json.dump(records, f, indent=2)
-            f.write("\n")
+        write_json(args.json_path, records)
     return 0
 
 

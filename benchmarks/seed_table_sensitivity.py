@@ -14,11 +14,11 @@ Not collected by pytest (benchmarks/ is outside testpaths).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from mglru.timing.calibrate import ROWS, evaluate, relative_errors, table_cells
 from mglru.timing.costs import CostModel, load_costs
+from mglru.tools.bench_runner import write_json
 
 CELL_16 = (16, "no opt", "pass")
 
@@ -58,9 +58,7 @@ def main() -> int:
               f"16 no opt pass {r['no_opt_16_pass_pct']:+6.1f} %  "
               f"{r['cells_within_25_pct']}/{r['cells']} within 25 %", flush=True)
     if args.json_path:
-        with open(args.json_path, "w") as f:
-            json.dump(records, f, indent=2)
-            f.write("\n")
+        write_json(args.json_path, records)
     return 0
 
 

@@ -18,7 +18,6 @@ Future optimizations:
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -65,6 +64,7 @@ def seed_table_rows(vcpus: list[int], *, scale: int = 1, costs=None, granularity
     from mglru.timing.calibrate import evaluate
     from mglru.timing.costs import load_costs
     from mglru.timing.lru_gen_bench import CONFIGS
+    from mglru.tools.bench_runner import peak_rss_mib
 
     c = costs if costs is not None else load_costs()
     cells = [(n, config) for n in vcpus for config in (*CONFIGS, *also)]
@@ -75,17 +75,11 @@ def seed_table_rows(vcpus: list[int], *, scale: int = 1, costs=None, granularity
         r = evaluate(c, [(n, config)], scale, **kwargs)[(n, config)]
         rec = {"vcpus": n, "config": config, "vcpu_wall_s": r.vcpu_wall_s,
                "aging_pass_s": r.aging_pass_s, "passes": r.passes,
-               "wall_s": round(time.perf_counter() - t0, 3), "peak_rss_mib": _peak_rss_mib()}
+               "wall_s": round(time.perf_counter() - t0, 3), "peak_rss_mib": peak_rss_mib()}
         rows.append(rec)
         if progress is not None:
             progress(i + 1, len(cells), n, config, rec, rec["wall_s"])
     return rows
-
-
-def _peak_rss_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _err(model: float | None, ref: float | None) -> str:
@@ -151,20 +145,16 @@ def _plot(rows: list[dict], path: str, arch: str = "x86") -> None:
     for config in configs:
         pts = [r for r in rows if r["config"] == config]
         xs = [r["vcpus"] for r in pts]
-        ax1.plot(xs, [r["vcpu_wall_s"] for r in pts], "-o", color=colors[config], ms=4,
-                 label=f"model: {config}")
-        ref = [(n, reference[n][config][0]) for n in xs if config in reference.get(n, {})]
-        if ref:
-            ax1.plot(*zip(*ref, strict=True), "x", color=colors[config], ms=8,
-                     label=f"cover letter: {config}")
-        if all(r["aging_pass_s"] is None for r in pts):
-            continue
-        ax2.plot(xs, [r["aging_pass_s"] for r in pts], "-o", color=colors[config], ms=4,
-                 label=f"model: {config}")
-        ref = [(n, reference[n][config][1]) for n in xs if config in reference.get(n, {})]
-        if ref:
-            ax2.plot(*zip(*ref, strict=True), "x", color=colors[config], ms=8,
-                     label=f"cover letter: {config}")
+        # panel, model value, index of the cover letter's value
+        for ax, key, col in ((ax1, "vcpu_wall_s", 0), (ax2, "aging_pass_s", 1)):
+            if all(r[key] is None for r in pts):
+                continue
+            ax.plot(xs, [r[key] for r in pts], "-o", color=colors[config], ms=4,
+                    label=f"model: {config}")
+            ref = [(n, reference[n][config][col]) for n in xs if config in reference.get(n, {})]
+            if ref:
+                ax.plot(*zip(*ref, strict=True), "x", color=colors[config], ms=8,
+                        label=f"cover letter: {config}")
     ax1.set(xscale="log", xlabel="vCPUs (1 GiB each)", ylabel="vCPU wall time (s)",
             title="vCPU wall time")
     ax2.set(xscale="log", yscale="log", xlabel="vCPUs (1 GiB each)",
@@ -206,6 +196,7 @@ def seed_table(vcpus: str, json_path: str | None, plot_path: str | None, costs_p
     """The cover letter's table: no aging / no opt / opt at 1 GiB per vCPU."""
     from mglru.presets import PRESETS
     from mglru.timing.costs import load_costs
+    from mglru.tools.bench_runner import write_json
 
     counts = _vcpus(vcpus)
     extra = tuple(p.strip() for p in also.split(",") if p.strip())
@@ -233,9 +224,7 @@ def seed_table(vcpus: str, json_path: str | None, plot_path: str | None, costs_p
                            progress=progress, also=extra, arch=arch)
     click.echo(format_seed_table(rows, arch))
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump([{k: r[k] for k in ("vcpus", "config", "vcpu_wall_s", "aging_pass_s",
-                                          "passes")} for r in rows], f, indent=2)
-            f.write("\n")
+        write_json(json_path, [{k: r[k] for k in ("vcpus", "config", "vcpu_wall_s",
+                                                  "aging_pass_s", "passes")} for r in rows])
     if plot_path:
         _plot(rows, plot_path, arch)

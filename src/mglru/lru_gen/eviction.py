@@ -70,8 +70,6 @@ class ScanControl:
     may_unmap: bool = True
     gfp_io: bool = True
     proactive: bool = False
-    #: current_is_kswapd(): the reclaim counts as kswapd's (reclaimer_offset)
-    kswapd: bool = False
     #: memcg reclaim (limits, memory.reclaim): never aborts early (fairness)
     root_reclaim: bool = False
     #: swappiness override (proactive `swappiness=`), None = the memcg's

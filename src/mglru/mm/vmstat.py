@@ -4,8 +4,9 @@ Mechanism. Events are counted where the kernel counts them (MGLRU's
 `scan_folios` and `evict_folios`, `lru_gen_refault`, the fault and swap paths):
 globally in `k.stats` and, for memcg events, on the memcg of the lruvec in
 `memcg.events`. The reclaimer decides the suffix, as `reclaimer_offset()` does:
-kswapd, direct (memory.max, debugfs `-`, allocation-time global reclaim) or, from
-v6.15, proactive (memory.reclaim; before v6.15 it counts as direct). As in
+direct (memory.max, debugfs `-`, allocation-time global reclaim) or, from v6.15,
+proactive (memory.reclaim; before v6.15 it counts as direct). The model has no
+kswapd, so the _kswapd and _khugepaged counters stay 0. As in
 the kernel, `pgsteal_<reclaimer>` and `pgscan_<reclaimer>` reach /proc/vmstat only
 for global reclaim (`!cgroup_reclaim(sc)`), while `pgsteal_anon|file` and
 `pgscan_anon|file` always do; `pgscan` counts isolated pages (MGLRU).
@@ -32,7 +33,6 @@ import numpy as np
 from mglru.lru_gen.helpers import (
     ANON_AND_FILE,
     HPAGE_PMD_NR,
-    LRU_GEN_ANON,
     MAX_NR_GENS,
     PAGE_SIZE,
     PG_anon,
@@ -53,14 +53,12 @@ if TYPE_CHECKING:
 __all__ = ["reclaimer", "count_reclaim", "count_workingset", "count_event", "vmstat_show",
            "memory_stat_show", "TYPE_NAMES"]
 
-#: LRU type -> the suffix the kernel's per-type counters use
+#: LRU type (LRU_GEN_ANON, LRU_GEN_FILE) -> the suffix of the kernel's per-type counters
 TYPE_NAMES = ("anon", "file")
 
 
 def reclaimer(k: SimKernel, sc: ScanControl) -> str:
     """`reclaimer_offset()`: which pgsteal_/pgscan_ counter a reclaim counts in."""
-    if sc.kswapd:
-        return "kswapd"
     if sc.proactive and k.cfg.proactive_reclaim_stats:
         return "proactive"
     return "direct"
@@ -191,5 +189,3 @@ def memory_stat_show(k: SimKernel, memcg: MemCgroup) -> str:
     ]
     return "".join(f"{name} {value}\n" for name, value in lines)
 
-
-assert LRU_GEN_ANON == 0  # TYPE_NAMES is indexed by LRU type

@@ -256,20 +256,6 @@ class _Run:
                                 write=True)
             self.fdone[i] += n
 
-    def _vcpu_pages_at(self, i: int, now: int) -> int:
-        p = self.progress
-        if p.finished_at[i] is not None:
-            return self.pages[i]
-        done = p.pages_done[i]
-        start, n, ns_per_page, th = p.running[i]
-        if n:
-            b0, b1 = th.batch_span if th is not None else (0, 0)
-            if b0 == start and b1 > b0:
-                done += min(n, n * (now - start) // (b1 - b0))
-            elif ns_per_page > 0:
-                done += min(n, int((now - start) / ns_per_page))
-        return done
-
     # -- timing threads --------------------------------------------------------------------
     def _vcpu(self, i: int) -> Iterator:
         """vCPU i faults its region, its memory-bound work slowed by the others' (`load_factor`)."""
@@ -313,7 +299,7 @@ class _Run:
         rec.started_at = sim.now
         while not self.progress.all_done():
             t0 = sim.now
-            self.pass_faulted.append(sum(self._vcpu_pages_at(i, sim.now) for i in range(self.nr)))
+            self.pass_faulted.append(self.progress.pages_at(sim.now))
             self.pass_walked.append(0)
             yield cost(sim.costs.aging_pass_fixed)
             work = yield park()
@@ -463,7 +449,7 @@ class _Cursor:
             return None
         i = int(region[self.idx])
         if i >= 0 and run.fdone[i] < run.pages[i]:
-            run._fault(i, run._vcpu_pages_at(i, now))
+            run._fault(i, run.progress.vcpu_pages(i, now))
         end = self.idx + 1
         lim = min(n, self.idx + run.chunk_tables)
         while end < lim and region[end] == i:

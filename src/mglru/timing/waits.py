@@ -53,11 +53,10 @@ if TYPE_CHECKING:
     from mglru.timing.locks import CacheLine, Lock
     from mglru.timing.sim import Thread
 
-__all__ = ["line_env", "transfer_p", "lock_env", "gap_moments", "writer_wait", "reader_wait",
-           "MAX_STALL"]
+__all__ = ["line_env", "transfer_p", "lock_env", "gap_moments", "writer_wait", "reader_wait"]
 
 #: the largest stalled fraction a reader is given (a writer never holds 100 %)
-MAX_STALL = 0.98
+_MAX_STALL = 0.98
 
 
 def line_env(line: CacheLine, th: Thread, now: int) -> tuple[int, float, float, float]:
@@ -203,4 +202,4 @@ def reader_wait(env: tuple, c: float, convoy: float) -> tuple[float, float]:
             pc += c / cycle
     if sigma <= 0:
         return 0.0, 0.0
-    return c * min(sigma, MAX_STALL), min(1.0, pc)
+    return c * min(sigma, _MAX_STALL), min(1.0, pc)

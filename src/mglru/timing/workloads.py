@@ -147,16 +147,19 @@ class FaultProgress:
         This is what a pass starting at `now` should find populated in the
         functional model (fault it in up to these counts, then walk).
         """
-        out = []
-        for done, (start, n, ns_per_page, th) in zip(self.pages_done, self.running, strict=True):
-            if n:
-                b0, b1 = th.batch_span if th is not None else (0, 0)
-                if b0 == start and b1 > b0:
-                    done += min(n, n * (now - start) // (b1 - b0))
-                elif ns_per_page > 0:
-                    done += min(n, int((now - start) / ns_per_page))
-            out.append(done)
-        return out
+        return [self.vcpu_pages(i, now) for i in range(len(self.pages_done))]
+
+    def vcpu_pages(self, i: int, now: int) -> int:
+        """Pages faulted by vCPU `i` at `now`, its running step pro rata."""
+        done = self.pages_done[i]
+        start, n, ns_per_page, th = self.running[i]
+        if n:
+            b0, b1 = th.batch_span if th is not None else (0, 0)
+            if b0 == start and b1 > b0:
+                done += min(n, n * (now - start) // (b1 - b0))
+            elif ns_per_page > 0:
+                done += min(n, int((now - start) / ns_per_page))
+        return done
 
     def pages_at(self, now: int) -> int:
         """Pages faulted by all vCPUs at `now` (see `vcpu_pages_at`)."""
