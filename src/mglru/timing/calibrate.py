@@ -25,7 +25,8 @@ minimax (the largest log error) for the no-opt costs, whose rows the lock
 contention makes the least smooth. `rounds` passes of the plan can be made
 because they interact. The packaged values: the no-opt block (lock_handoff,
 spte_install, cacheline_transfer) from a full-size grid (minimax over the ten
-no-opt cells, host_fault + spte_install held so row 1 stays), then steps 1-4 of
+no-opt cells, host_fault + spte_install held so row 1 stays;
+benchmarks/calibrate_no_opt_grid.py), then steps 1-4 of
 the plan at full size, one round (costs.toml records each). The other costs
 keep their sourced values. Rows 32-112 are never used.
 
