@@ -15,13 +15,7 @@ import numpy as np
 
 from mglru import SimKernel
 from mglru.lru_gen.aging import try_to_inc_max_seq
-from mglru.lru_gen.helpers import (
-    PMD_SHIFT,
-    PG_head,
-    PG_swapbacked,
-    PG_tail,
-    PG_unevictable,
-)
+from mglru.mm.page import PMD_SHIFT, PG_head, PG_swapbacked, PG_tail, PG_unevictable
 
 __all__ = [
     "LRU_GEN", "LRU_GEN_FULL", "ENABLED", "MIN_TTL", "CGROOT", "Gen", "NodeBlock",

@@ -22,18 +22,32 @@ from typing import Any
 
 import numpy as np
 
+from mglru.kvm import create_vm
 from mglru.lru_gen import debugfs, sysfs
+from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
 from mglru.lru_gen.lruvec import Lruvec
 from mglru.lru_gen.mm_list import lru_gen_add_mm, lru_gen_del_mm, lru_gen_migrate_mm
 from mglru.lru_gen.state import LruGenCaps
-from mglru.mm import cgroupfs, vmstat
-from mglru.mm.fault import file_read, user_access
+from mglru.mm import vmstat
 from mglru.mm.filemap import File
 from mglru.mm.memcg import MemCgroup, MemcgTree
 from mglru.mm.memory import PhysMem
+from mglru.mm.page import (
+    PTE_DIRTY,
+    PTE_WRITE,
+    PG_active,
+    PG_dirty,
+    PG_lru,
+    PG_reclaim,
+    PG_writeback,
+)
 from mglru.mm.page_idle import PAGE_IDLE_BITMAP, page_idle_read, page_idle_write, pagemap_read
 from mglru.mm.process import Process
+from mglru.mm.rmap import folio_mappings, rmap_enable
 from mglru.mm.swap import SwapDevice
+from mglru.paths import cgroupfs
+from mglru.paths.exit import exit_mmap
+from mglru.paths.fault import file_read, user_access
 from mglru.presets import KernelConfig, resolve_config
 
 __all__ = ["SimKernel", "KernelWarning", "CGROUP_ROOT"]
@@ -183,8 +197,6 @@ class SimKernel:
         """
         if not p.alive:
             return
-        from mglru.mm.exit import exit_mmap
-
         exit_mmap(self, p)
         p.alive = False
         p.mm.users = 0
@@ -204,8 +216,6 @@ class SimKernel:
 
     def create_vm(self, process: Process, **kwargs: Any):
         """KVM_CREATE_VM on a process; see `mglru.kvm.create_vm` for the arguments."""
-        from mglru.kvm import create_vm
-
         return create_vm(self, process, **kwargs)
 
     def file_read(self, p: Process, file: File, offset: int, nbytes: int) -> None:
@@ -215,9 +225,6 @@ class SimKernel:
     # -- reclaim support ------------------------------------------------------------
     def start_writeback(self, pfn: int) -> None:
         """The flusher submits a dirty file folio: PG_dirty -> PG_writeback."""
-        from mglru.lru_gen.helpers import PTE_DIRTY, PTE_WRITE, PG_dirty, PG_writeback
-        from mglru.mm.rmap import folio_mappings
-
         self.mem.flags[pfn] = (int(self.mem.flags[pfn]) & ~PG_dirty) | PG_writeback
         self._writeback.add(pfn)
         # folio_clear_dirty_for_io() -> folio_mkclean(): PTEs clean and write-protected,
@@ -228,9 +235,6 @@ class SimKernel:
 
     def end_writeback(self) -> None:
         """Complete submitted writeback; PG_reclaim folios rotate to the oldest tail."""
-        from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
-        from mglru.lru_gen.helpers import PG_active, PG_reclaim, PG_writeback
-
         done, self._writeback = self._writeback, set()
         for pfn in sorted(done):
             flags = int(self.mem.flags[pfn]) & ~PG_writeback
@@ -240,7 +244,7 @@ class SimKernel:
                     self.mem.pfn_to_nid(pfn)]
                 arr = np.array([pfn], np.int64)
                 lru_gen_del_folio(self.mem, lruvec, arr, reclaiming=True)
-                self.mem.flags[pfn] = (flags & ~(PG_reclaim | PG_active)) | (1 << 7)
+                self.mem.flags[pfn] = (flags & ~(PG_reclaim | PG_active)) | PG_lru
                 lru_gen_add_folio(self.mem, lruvec, arr, reclaiming=True)
 
     @contextlib.contextmanager
@@ -260,8 +264,6 @@ class SimKernel:
 
     def folio_mapped(self, pfn: int) -> bool:
         """folio_mapped(): any PTE or PMD maps it."""
-        from mglru.mm.rmap import folio_mappings
-
         return bool(folio_mappings(self, pfn))
 
     def drop_page_cache(self, pfn: int, shadow: int, slot: int = 0) -> None:
@@ -270,8 +272,6 @@ class SimKernel:
         A shmem folio written to swap leaves its swap slot instead (the slot
         holds the shadow, as the swap cache does).
         """
-        from mglru.mm.rmap import rmap_enable
-
         pgoff = int(rmap_enable(self)[pfn])
         for f in self.files.values():
             if pgoff < f.npages and f.pages[pgoff] == pfn:
@@ -284,8 +284,6 @@ class SimKernel:
 
     def oom_kill(self, reason: str, memcg: MemCgroup | None) -> Process | None:
         """The OOM killer: kill the task of `memcg` (or any) mapping the most memory."""
-        from mglru.mm.exit import exit_mmap
-
         cands = [p for p in self.procs.values()
                  if memcg is None or p.memcg in set(memcg.iter_preorder())]
         victim = max(cands, key=lambda p: p.mm.nr_mapped(), default=None)

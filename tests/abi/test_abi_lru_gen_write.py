@@ -14,9 +14,9 @@ from kernel_checks import CGROOT, LRU_GEN, age, mm_stats, pte_of, snapshot
 
 from mglru import SimKernel
 from mglru.lru_gen.aging import inc_max_seq, try_to_inc_min_seq
-from mglru.lru_gen.helpers import PTE_YOUNG
 from mglru.lru_gen.mm_list import iterate_mm_list
 from mglru.lru_gen.walk import MmWalk, walk_mm
+from mglru.mm.page import PTE_YOUNG
 
 PAGE = 4096
 PRESETS = ("v6.10", "v6.14", "v6.16")

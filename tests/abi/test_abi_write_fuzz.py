@@ -13,8 +13,7 @@ fully valid write returns its byte count.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from kernel_checks import CGROOT, LRU_GEN, age, check_invariants, eviction_available, snapshot
 from strategies import WriteOracle, lru_gen_writes
 

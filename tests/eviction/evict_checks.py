@@ -26,7 +26,7 @@ import numpy as np
 from kernel_checks import LRU_GEN, LRU_GEN_FULL, parse_lru_gen
 
 from mglru import SimKernel
-from mglru.lru_gen.helpers import (
+from mglru.mm.page import (
     PMD_HUGE_ZERO,
     PMD_LEAF,
     PTE_PRESENT,

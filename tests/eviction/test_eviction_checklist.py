@@ -37,7 +37,7 @@ from kernel_checks import LRU_GEN, snapshot
 
 from mglru.lru_gen.aging import try_to_inc_min_seq
 from mglru.lru_gen.eviction import ScanControl, evict_folios, should_run_aging
-from mglru.lru_gen.helpers import (
+from mglru.mm.page import (
     PTE_DIRTY,
     PG_active,
     PG_dirty,

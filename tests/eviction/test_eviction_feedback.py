@@ -30,14 +30,8 @@ from evict_checks import (
 )
 
 from mglru.lru_gen.bloom import test_bloom_filter as bloom_has
-from mglru.lru_gen.helpers import (
-    LRU_REFS_MASK,
-    LRU_REFS_SHIFT,
-    PTE_YOUNG,
-    PG_referenced,
-    PG_workingset,
-)
 from mglru.mm.mmu_notifier import mmu_notifier_register
+from mglru.mm.page import LRU_REFS_MASK, LRU_REFS_SHIFT, PTE_YOUNG, PG_referenced, PG_workingset
 
 BOTH = ("v6.10", "v6.14")
 MIN_TTL = "/sys/kernel/mm/lru_gen/min_ttl_ms"

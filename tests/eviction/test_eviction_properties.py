@@ -275,7 +275,7 @@ def canonical(k) -> dict:
     """
     import numpy as np
 
-    from mglru.lru_gen.helpers import PTE_SWAP
+    from mglru.mm.page import PTE_SWAP
 
     mem = k.mem
     shadows = k.swap.shadow
@@ -318,7 +318,7 @@ def test_batch_shrink_matches_per_folio_shrink(preset: str, run_: tuple[int, lis
     reaches the same canonical state after every operation."""
     import numpy as np
 
-    from mglru.mm import _shrink_batch
+    from mglru.lru_gen import _shrink_batch
 
     limit, ops = run_
     fast = Runner(preset, 1 << 20, limit)

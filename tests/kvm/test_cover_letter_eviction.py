@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from kvm_helpers import ENABLED, LRU_GEN, MIB, make_vm
 
-from mglru.lru_gen.helpers import PTE_PRESENT, PTE_SWAP
+from mglru.mm.page import PTE_PRESENT, PTE_SWAP
 
 N = MIB >> 12
 

@@ -11,13 +11,14 @@ from kvm_helpers import ENABLED, MIB, make_vm
 
 from mglru.kernel import KernelWarning
 from mglru.kvm import RACE_TOUCH, RACE_ZAP
-from mglru.lru_gen.helpers import MM_LEAF_OLD, MM_NONLEAF_FOUND, PTE_YOUNG
+from mglru.lru_gen.helpers import MM_LEAF_OLD, MM_NONLEAF_FOUND
 from mglru.mm.mmu_notifier import (
     mmu_notifier_clear_flush_young,
     mmu_notifier_clear_young,
     mmu_notifier_test_clear_young_bitmap,
     mmu_notifier_test_young,
 )
+from mglru.mm.page import PTE_YOUNG
 
 PAGE = 4096
 N = 256

@@ -8,7 +8,7 @@ from kvm_helpers import MIB, make_vm
 
 from mglru.kvm.spte import SPTE_ACCESSED, SPTE_DIRTY, SPTE_HUGE, SPTE_PRESENT, SPTE_WRITABLE
 from mglru.kvm.vcpu import GuestTlb
-from mglru.lru_gen.helpers import PTE_YOUNG
+from mglru.mm.page import PTE_YOUNG
 from mglru.tools.bench_vm import populate_vm
 
 PAGE = 4096

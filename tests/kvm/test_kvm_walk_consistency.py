@@ -13,21 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from kvm_helpers import LRU_GEN, MIB
 
 from mglru import SimKernel
 from mglru.kvm.spte import SPTE_ACCESSED, SPTE_HUGE, SPTE_PRESENT
-from mglru.lru_gen.helpers import (
-    MM_LEAF_YOUNG,
-    PMD_LEAF,
-    PMD_TABLE,
-    PTE_PRESENT,
-    PTE_SPECIAL,
-    PTE_YOUNG,
-)
+from mglru.lru_gen.helpers import MM_LEAF_YOUNG
 from mglru.mm.mmu_notifier import mmu_notifier_clear_young, mmu_notifier_test_young
+from mglru.mm.page import PMD_LEAF, PMD_TABLE, PTE_PRESENT, PTE_SPECIAL, PTE_YOUNG
 
 PAGE = 4096
 FIELDS = ("calls", "slot_calls", "ranges", "young", "visited", "cleared", "atomics", "cmpxchg",

@@ -22,10 +22,7 @@ from kernel_checks import (
 
 from mglru import SimKernel
 from mglru.lru_gen.aging import try_to_inc_min_seq
-from mglru.lru_gen.helpers import (
-    LRU_REFS_MASK,
-    PG_referenced,
-)
+from mglru.mm.page import LRU_REFS_MASK, PG_referenced
 
 PAGE = 4096
 

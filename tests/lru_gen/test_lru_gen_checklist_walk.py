@@ -34,7 +34,7 @@ from kernel_checks import (
 )
 
 from mglru import SimKernel
-from mglru.lru_gen.helpers import (
+from mglru.mm.page import (
     PMD_LEAF,
     PMD_SHIFT,
     PTE_DIRTY,

@@ -20,7 +20,7 @@ from kernel_checks import (
 )
 
 from mglru import SimKernel
-from mglru.lru_gen.helpers import (
+from mglru.mm.page import (
     PMD_HUGE_ZERO,
     PMD_LEAF,
     PMD_TABLE,

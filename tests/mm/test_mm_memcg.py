@@ -15,7 +15,7 @@ from kernel_checks import (
 )
 
 from mglru import SimKernel
-from mglru.lru_gen.helpers import PTE_YOUNG, PG_active
+from mglru.mm.page import PTE_YOUNG, PG_active
 
 PAGE = 4096
 

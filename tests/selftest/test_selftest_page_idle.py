@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from mglru import SimKernel
-from mglru.tools.access_tracking import TestFailure, TestSkip
-from mglru.tools.access_tracking import page_idle as page_idle_mod
+from mglru.tools.access_tracking import TestFailure, TestSkip, page_idle as page_idle_mod
 from mglru.tools.access_tracking.page_idle import lookup_pfns, mark_vcpu_memory_idle
 from mglru.tools.memstress import VcpuThreads, memstress_create_vm, memstress_set_write_percent
 

@@ -8,8 +8,13 @@ import pytest
 from selftest_helpers import MEMCG, NINETY, run
 
 from mglru import SimKernel
-from mglru.tools.access_tracking import EXIT_INTERRUPTED, KSFT_FAIL, KSFT_PASS, KSFT_SKIP
-from mglru.tools.access_tracking import flows as flows_mod
+from mglru.tools.access_tracking import (
+    EXIT_INTERRUPTED,
+    KSFT_FAIL,
+    KSFT_PASS,
+    KSFT_SKIP,
+    flows as flows_mod,
+)
 
 TIMED = re.compile(r"^(.{30}): (\d+)\.(\d{9})s$")
 

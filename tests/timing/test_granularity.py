@@ -39,8 +39,14 @@ import pytest
 
 from mglru.timing import WRITE, Batch, Locked, TimingSim, Work, cost, load_costs
 from mglru.timing.load import FAULT_WORK, load_factor, scaled_costs
-from mglru.timing.workloads import (AgingCall, VmLocks, WalkBatch, fault_benchmark, fault_body,
-                                    uniform_pass)
+from mglru.timing.workloads import (
+    AgingCall,
+    VmLocks,
+    WalkBatch,
+    fault_benchmark,
+    fault_body,
+    uniform_pass,
+)
 
 
 def _batch_pass(pages: int):

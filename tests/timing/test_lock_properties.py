@@ -18,8 +18,7 @@ the interleaving, the timeline must keep:
 
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from mglru.timing import READ, WRITE, TimingSim, acquire, cost, load_costs
 

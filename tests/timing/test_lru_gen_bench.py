@@ -7,7 +7,7 @@ import pytest
 import mglru.timing.lru_gen_bench as bench
 from mglru import SimKernel
 from mglru.kvm.accounting import AgingEvent
-from mglru.lru_gen.helpers import PAGE_SHIFT
+from mglru.mm.page import PAGE_SHIFT
 from mglru.timing import load_costs
 from mglru.timing.lru_gen_bench import (
     COVER_LETTER,

@@ -55,13 +55,13 @@ from mglru.lru_gen._walk_kernel import (
     SEC_VISITED,
     SEC_YOUNG,
 )
-from mglru.lru_gen.helpers import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 from mglru.mm.mmu_notifier import (
     BITMAP_PAGES,
     MMU_NOTIFIER_FAST_FAILED,
     MMU_NOTIFIER_FAST_YOUNG,
     mmu_notifier_register,
 )
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
 from mglru.presets import ARCHES
 
 if TYPE_CHECKING:

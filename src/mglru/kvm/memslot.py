@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from mglru.lru_gen.helpers import PAGE_SHIFT, PAGE_SIZE
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE
 
 __all__ = ["Memslot", "KvmGfnRange", "Memslots", "hva_to_gfn_memslot"]
 

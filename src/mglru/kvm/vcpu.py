@@ -38,8 +38,8 @@ from mglru.kvm.spte import (
     SPTE_PRESENT,
     SPTE_WRITABLE,
 )
-from mglru.lru_gen.helpers import PAGE_SHIFT, PMD_SIZE
-from mglru.mm.fault import get_user_pages
+from mglru.mm.page import PAGE_SHIFT, PMD_SIZE
+from mglru.paths.fault import get_user_pages
 
 if TYPE_CHECKING:
     from mglru.kvm.kvm_main import Kvm

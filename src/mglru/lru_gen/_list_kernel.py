@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mglru.lru_gen.helpers import (
+from mglru.lru_gen.lists import LRU_LIST_SHIFT as _LIST_SHIFT, ORDER_MASK as _ORDER_MASK
+from mglru.mm.page import (
     LRU_REFS_MASK as _REFS_MASK,
     LRU_REFS_SHIFT as _REFS_SHIFT,
     PG_head as _PG_head,
@@ -19,7 +20,6 @@ from mglru.lru_gen.helpers import (
     PG_tail as _PG_tail,
     PG_workingset as _PG_workingset,
 )
-from mglru.lru_gen.lists import LRU_LIST_SHIFT as _LIST_SHIFT, ORDER_MASK as _ORDER_MASK
 
 
 @njit(cache=True)

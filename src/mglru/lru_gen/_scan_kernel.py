@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mglru.lru_gen.helpers import (
+from mglru.lru_gen.lists import LRU_LIST_SHIFT as _LIST_SHIFT
+from mglru.mm.page import (
     LRU_REFS_MASK as _REFS_MASK,
     LRU_REFS_SHIFT as _REFS_SHIFT,
     PG_anon as _PG_anon,
@@ -29,7 +30,6 @@ from mglru.lru_gen.helpers import (
     PG_workingset as _PG_workingset,
     PG_writeback as _PG_writeback,
 )
-from mglru.lru_gen.lists import LRU_LIST_SHIFT as _LIST_SHIFT
 
 
 @njit(cache=True)

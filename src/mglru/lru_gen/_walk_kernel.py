@@ -45,13 +45,15 @@ from numba import njit
 
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.lru_gen.helpers import (
-    LRU_REFS_MASK as _REFS_MASK,
     MM_LEAF_OLD as _OLD,
     MM_LEAF_TOTAL as _TOTAL,
     MM_LEAF_YOUNG as _YOUNG_ST,
     MM_NONLEAF_ADDED as _NL_ADDED,
     MM_NONLEAF_FOUND as _NL_FOUND,
     MM_NONLEAF_TOTAL as _NL_TOTAL,
+)
+from mglru.mm.page import (
+    LRU_REFS_MASK as _REFS_MASK,
     PMD_LEAF as _PMD_LEAF,
     PMD_TABLE as _PMD_TABLE,
     PTE_DIRTY as _DIRTY,

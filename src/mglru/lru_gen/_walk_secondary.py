@@ -37,10 +37,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mglru.lru_gen.helpers import (
+from mglru.lru_gen.helpers import MM_LEAF_OLD as _OLD, MM_LEAF_YOUNG as _YOUNG_ST
+from mglru.mm.page import (
     LRU_REFS_MASK as _REFS_MASK,
-    MM_LEAF_OLD as _OLD,
-    MM_LEAF_YOUNG as _YOUNG_ST,
     PTE_DIRTY as _DIRTY,
     PTE_PRESENT as _PRESENT,
     PTE_SPECIAL as _SPECIAL,

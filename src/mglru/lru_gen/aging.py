@@ -27,7 +27,6 @@ from mglru.lru_gen.helpers import (
     LRU_REFS_FLAGS_V6_10,
     MAX_NR_GENS,
     MAX_NR_TIERS,
-    MAX_SWAPPINESS,
     MIN_NR_GENS,
     SWAPPINESS_ANON_ONLY,
     lru_gen_from_seq,
@@ -36,6 +35,7 @@ from mglru.lru_gen.helpers import (
 from mglru.lru_gen.lists import renumber, reserve_tail
 from mglru.lru_gen.mm_list import iterate_mm_list, iterate_mm_list_nowalk
 from mglru.lru_gen.walk import MmWalk, walk_mm
+from mglru.mm.memcg import MAX_SWAPPINESS
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel

@@ -13,12 +13,11 @@ import errno
 from typing import TYPE_CHECKING
 
 from mglru.lru_gen.aging import try_to_inc_max_seq
+from mglru.lru_gen.eviction import get_swappiness, run_eviction
 from mglru.lru_gen.helpers import (
     ANON_AND_FILE,
     MAX_NR_GENS,
     MAX_NR_TIERS,
-    MAX_SWAPPINESS,
-    MIN_LRU_BATCH,
     MM_STATS_V6_10,
     MM_STATS_V6_12,
     SWAPPINESS_ANON_ONLY,
@@ -26,12 +25,13 @@ from mglru.lru_gen.helpers import (
     lru_hist_from_seq,
 )
 from mglru.lru_gen.kstrto import ScanFail, Scanner, kstrtouint
+from mglru.mm.memcg import MAX_SWAPPINESS
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
     from mglru.lru_gen.lruvec import Lruvec
 
-__all__ = ["lru_gen_show", "lru_gen_full_show", "lru_gen_write", "run_cmd", "get_swappiness"]
+__all__ = ["lru_gen_show", "lru_gen_full_show", "lru_gen_write", "run_cmd"]
 
 MAX_NUMNODES = 1024
 _U32 = 1 << 32
@@ -115,17 +115,6 @@ def lru_gen_full_show(k: SimKernel) -> str:
 
 
 # -- write ---------------------------------------------------------------------------
-def get_swappiness(k: SimKernel, lruvec: Lruvec) -> int:
-    """Default swappiness of a debugfs command (may_swap = 1). Spec §4.1, §5.4.
-
-    0 when fewer than MIN_LRU_BATCH swap slots are free (mem_cgroup_get_nr_swap_pages
-    counts free swap, so a full device stops anon reclaim; there is no demotion).
-    """
-    if k.swap.nr_free < MIN_LRU_BATCH:
-        return 0
-    return lruvec.memcg.swappiness if lruvec.memcg.parent else k.cfg.swappiness
-
-
 def run_aging(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int, force_scan: bool) -> None:
     """The `+` command. Spec §5.4; v6.10 return codes in §8.4."""
     max_seq = lruvec.max_seq
@@ -165,7 +154,6 @@ def run_cmd(k: SimKernel, cmd: str, memcg_id: int, nid: int, seq: int, swappines
     if cmd == "+":
         run_aging(k, lruvec, seq, swappiness, opt != 0)
     elif cmd == "-":
-        from mglru.lru_gen.eviction import run_eviction
 
         run_eviction(k, lruvec, seq, swappiness, opt)
     else:

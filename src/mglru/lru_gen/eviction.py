@@ -4,7 +4,7 @@ Mechanism: `try_to_shrink_lruvec` asks `get_nr_to_scan` how much to scan (and
 ages when eviction is no longer possible), then `evict_folios` isolates a
 batch from the tail of the oldest generation of the type the PID controller
 picks (`isolate_folios` -> `scan_folios` -> `sort_folio` / `isolate_folio`),
-hands it to `shrink_folio_list` (mm.vmscan) and puts the survivors back.
+hands it to `shrink_folio_list` (lru_gen.vmscan) and puts the survivors back.
 Budgets are the kernel's: at most MIN_LRU_BATCH isolated and MAX_LRU_BATCH
 examined per call.
 
@@ -32,7 +32,15 @@ from mglru.lru_gen.helpers import (
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
     MAX_LRU_BATCH,
+    MIN_LRU_BATCH,
     MIN_NR_GENS,
+    lru_gen_from_seq,
+    lru_hist_from_seq,
+)
+from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
+from mglru.lru_gen.pid import get_tier_idx, get_type_to_scan
+from mglru.lru_gen.vmscan import shrink_folio_list
+from mglru.mm.page import (
     PG_active,
     PG_dirty,
     PG_lru,
@@ -41,11 +49,7 @@ from mglru.lru_gen.helpers import (
     PG_unevictable,
     PG_workingset,
     PG_writeback,
-    lru_gen_from_seq,
-    lru_hist_from_seq,
 )
-from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
-from mglru.lru_gen.pid import get_tier_idx, get_type_to_scan
 from mglru.mm.vmstat import count_reclaim
 
 if TYPE_CHECKING:
@@ -53,7 +57,7 @@ if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.memcg import MemCgroup
 
-__all__ = ["ScanControl", "evictable_min_seq", "should_run_aging", "get_nr_to_scan",
+__all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging", "get_nr_to_scan",
            "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
 
 
@@ -78,6 +82,17 @@ class ScanControl:
     target: MemCgroup | None = None
     #: counters a user asks for after a run
     stats: dict = field(default_factory=dict)
+
+
+def get_swappiness(k: SimKernel, lruvec: Lruvec) -> int:
+    """Default swappiness of a debugfs command (may_swap = 1). Spec §4.1, §5.4.
+
+    0 when fewer than MIN_LRU_BATCH swap slots are free (mem_cgroup_get_nr_swap_pages
+    counts free swap, so a full device stops anon reclaim; there is no demotion).
+    """
+    if k.swap.nr_free < MIN_LRU_BATCH:
+        return 0
+    return lruvec.memcg.swappiness if lruvec.memcg.parent else k.cfg.swappiness
 
 
 def evictable_min_seq(lruvec: Lruvec, swappiness: int) -> int:
@@ -180,7 +195,6 @@ def isolate_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: in
 def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
                  nr_to_scan: int) -> int:
     """Isolate, reclaim and put back one batch. Spec §4.2. Returns pages scanned."""
-    from mglru.mm.vmscan import shrink_folio_list
 
     k.end_writeback()
     scanned, type_, isolated = isolate_folios(k, lruvec, sc, swappiness, nr_to_scan)
@@ -244,7 +258,6 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
 
     Returns whether the lruvec should be rotated (it aged instead of evicting).
     """
-    from mglru.lru_gen.debugfs import get_swappiness
 
     swappiness = 0 if not sc.may_swap else (
         sc.swappiness if sc.swappiness is not None else get_swappiness(k, lruvec))

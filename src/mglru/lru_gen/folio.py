@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.helpers import (
+from mglru.lru_gen.helpers import MAX_NR_GENS
+from mglru.lru_gen.lists import list_add, list_del, list_gens
+from mglru.mm.page import (
     HPAGE_PMD_NR,
-    MAX_NR_GENS,
     PG_active,
     PG_dirty,
     PG_head,
@@ -26,7 +27,6 @@ from mglru.lru_gen.helpers import (
     PG_workingset,
     PG_writeback,
 )
-from mglru.lru_gen.lists import list_add, list_del, list_gens
 
 if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec

@@ -1,7 +1,8 @@
 """Shorthand helpers: constants, folio flag bits and the seq-derived indices.
 
-Section "shorthand helpers" of mm/vmscan.c and the constants of
-include/linux/mmzone.h (spec §1, §2.4).
+Section "shorthand helpers" of mm/vmscan.c and the MGLRU constants of
+include/linux/mmzone.h. The machine's own names (page geometry, PG_* bits,
+PTE bits) live in `mglru.mm.page`.
 
 Mechanism: a folio's state is a handful of bits in per-pfn numpy arrays
 (`PhysMem.flags`, `PhysMem.gen`, ...). Generations are identified by the
@@ -10,27 +11,26 @@ the Bloom filter slot are always derived through the `*_from_seq` helpers, as
 in the kernel, so that one name means one concept.
 
 Future optimizations:
-1. pack refs/flags into the gen byte if memory per page ever matters more
-   than clarity.
+1. none pending: these are constants and pure functions.
 """
 
 from __future__ import annotations
+
+from mglru.mm.memcg import MAX_SWAPPINESS
+from mglru.mm.page import LRU_REFS_MASK, LRU_REFS_SHIFT, PG_referenced, PG_workingset
 
 # --- generations, tiers, batches (spec §1) -----------------------------------
 MIN_NR_GENS = 2
 MAX_NR_GENS = 4
 MAX_NR_TIERS = 4
-LRU_REFS_WIDTH = 2
 MIN_LRU_BATCH = 64  # BITS_PER_LONG
 MAX_LRU_BATCH = MIN_LRU_BATCH * 64
 NR_BLOOM_FILTERS = 2
 BLOOM_FILTER_SHIFT = 15
 MEMCG_NR_GENS = 3
 MEMCG_NR_BINS = 8
-MIN_SWAPPINESS = 0
-MAX_SWAPPINESS = 200
+#: debugfs swappiness `max` (v6.16): reclaim anon only
 SWAPPINESS_ANON_ONLY = MAX_SWAPPINESS + 1
-DEF_SWAPPINESS = 60
 DEF_PRIORITY = 12
 BITS_PER_LONG = 64
 
@@ -44,53 +44,10 @@ LRU_GEN_MM_WALK = 1
 LRU_GEN_NONLEAF_YOUNG = 2
 LRU_GEN_SECONDARY_MMU_WALK = 3  # seed v4 only, never merged
 
-# --- page geometry -------------------------------------------------------------
-PAGE_SHIFT = 12
-PAGE_SIZE = 1 << PAGE_SHIFT
-PTRS_PER_PTE = 512
-PTRS_PER_PMD = 512
-PMD_SHIFT = PAGE_SHIFT + 9
-PMD_SIZE = 1 << PMD_SHIFT
-PUD_SHIFT = PMD_SHIFT + 9
-PUD_SIZE = 1 << PUD_SHIFT
-HPAGE_PMD_NR = PTRS_PER_PTE
-FIRST_USER_ADDRESS = 0
-TASK_SIZE = 1 << 47
-
-# --- folio flag bits (PhysMem.flags, uint16) ------------------------------------
-PG_referenced = 1 << 0
-PG_workingset = 1 << 1
-PG_active = 1 << 2
-PG_dirty = 1 << 3
-PG_swapbacked = 1 << 4
-PG_swapcache = 1 << 5
-PG_reclaim = 1 << 6
-PG_lru = 1 << 7
-PG_unevictable = 1 << 8
-PG_writeback = 1 << 9
-PG_head = 1 << 10  # first pfn of a PMD-sized folio
-PG_tail = 1 << 11  # other pfns of a PMD-sized folio (state lives on the head)
-PG_anon = 1 << 12  # folio_test_anon(): mapping is an anon_vma
-PG_mlocked = 1 << 13
-LRU_REFS_SHIFT = 14
-LRU_REFS_MASK = 0b11 << LRU_REFS_SHIFT
+#: the folio flags folio_update_gen() resets when the walk moves a folio
 LRU_REFS_FLAGS = LRU_REFS_MASK | PG_referenced
-#: before v6.14 folio_update_gen() also cleared PG_workingset (spec §8.4)
+#: before v6.14 folio_update_gen() also cleared PG_workingset
 LRU_REFS_FLAGS_V6_10 = LRU_REFS_MASK | PG_referenced | PG_workingset
-
-# --- PTE / PMD bits (Mm page tables, uint8) -------------------------------------
-PTE_PRESENT = 1 << 0
-PTE_YOUNG = 1 << 1
-PTE_DIRTY = 1 << 2
-PTE_SPECIAL = 1 << 3
-PTE_WRITE = 1 << 4
-#: not present, pfn holds a swap slot (a swap entry)
-PTE_SWAP = 1 << 5
-
-PMD_NONE = 0  # no PTE table and no leaf
-PMD_TABLE = 1  # points to a PTE table (non-leaf)
-PMD_LEAF = 2  # transparent huge page leaf
-PMD_HUGE_ZERO = 3  # the huge zero page
 
 # --- mm_stats (spec §1, §3.12; v6.12 removed two) --------------------------------
 MM_LEAF_TOTAL = 0
@@ -135,7 +92,3 @@ def folio_lru_refs(flags: int) -> int:
         return 0
     return ((flags & LRU_REFS_MASK) >> LRU_REFS_SHIFT) + 1
 
-
-def folio_is_file_lru(flags: int) -> int:
-    """Type of a folio: file iff not swap-backed (lazy-free anon counts as file)."""
-    return 0 if flags & PG_swapbacked else 1

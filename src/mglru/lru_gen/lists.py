@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.helpers import PG_swapbacked, PG_tail
+from mglru.mm.page import PG_swapbacked, PG_tail
 
 if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen.bloom import update_bloom_filter
-from mglru.lru_gen.helpers import (
-    LRU_REFS_FLAGS,
-    LRU_REFS_FLAGS_V6_10,
-    MAX_NR_GENS,
-    MIN_LRU_BATCH,
+from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
+from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_NR_GENS, MIN_LRU_BATCH
+from mglru.mm.mmu_notifier import mmu_notifier_clear_young
+from mglru.mm.page import (
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SHIFT,
@@ -46,6 +45,7 @@ from mglru.lru_gen.helpers import (
     PG_swapcache,
     PG_tail,
     PG_workingset,
+    is_zero_pfn,
 )
 from mglru.mm.process import VM_SPECIAL
 
@@ -78,7 +78,6 @@ def _clear_young_notify(k: SimKernel, mm, addr: int, idx: int, fast_only: bool) 
 
 
 def _notifier_clear_young(mm, start: int, end: int, fast_only: bool = False) -> bool:
-    from mglru.mm.mmu_notifier import mmu_notifier_clear_young
 
     return bool(mmu_notifier_clear_young(mm, start, end, fast_only=fast_only))
 
@@ -116,7 +115,6 @@ def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> 
             lruvec.nr_pages[new_gen, t, 0] += nr
         return
     if lru_gen_set_refs(k, pfn) and old_gen >= 0 and old_gen != new_gen:
-        from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
 
         arr = np.array([pfn])
         lru_gen_del_folio(mem, lruvec, arr, reclaiming=False)
@@ -183,7 +181,7 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
         if (f & (PTE_PRESENT | PTE_SPECIAL)) != PTE_PRESENT:
             continue
         pfn = int(fp[j])
-        if pfn < 1024 or not node.start_pfn <= pfn < node.end_pfn:
+        if is_zero_pfn(pfn) or not node.start_pfn <= pfn < node.end_pfn:
             continue
         if not f & PTE_YOUNG and not has_notifiers:
             continue

@@ -109,3 +109,17 @@ class Lruvec:
     def total_pages(self) -> int:
         """All pages on this lruvec's MGLRU lists."""
         return int(self.nr_pages.sum())
+
+    def nr_lru_pages(self) -> list[tuple[int, int]]:
+        """(inactive, active) pages per type, as /proc/vmstat and memory.stat count them.
+
+        MGLRU reports its two youngest generations as active (include/linux/mm_inline.h:
+        lru_gen_is_active()).
+        """
+        per_gen = np.maximum(self.nr_pages.sum(axis=2), 0)   # [gen][type]
+        young = [self.max_seq % MAX_NR_GENS, (self.max_seq - 1) % MAX_NR_GENS]
+        out = []
+        for t in range(ANON_AND_FILE):
+            active = int(per_gen[young, t].sum())
+            out.append((int(per_gen[:, t].sum()) - active, active))
+        return out

@@ -15,16 +15,12 @@ from typing import TYPE_CHECKING
 from mglru.lru_gen.helpers import (
     LRU_GEN_ANON,
     LRU_GEN_FILE,
-    LRU_REFS_MASK,
-    LRU_REFS_SHIFT,
     MAX_NR_TIERS,
-    MAX_SWAPPINESS,
     MIN_LRU_BATCH,
-    MIN_SWAPPINESS,
-    PG_referenced,
-    PG_workingset,
     lru_hist_from_seq,
 )
+from mglru.mm.memcg import MAX_SWAPPINESS, MIN_SWAPPINESS
+from mglru.mm.page import LRU_REFS_MASK, LRU_REFS_SHIFT, PG_referenced, PG_workingset
 
 if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec

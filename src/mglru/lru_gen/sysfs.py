@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
-from mglru.lru_gen.helpers import LRU_GEN_CORE, PG_lru, PG_tail
+from mglru.lru_gen.helpers import LRU_GEN_CORE
 from mglru.lru_gen.kstrto import kstrtouint
+from mglru.mm.page import PG_lru, PG_tail
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel

@@ -29,11 +29,11 @@ from mglru.lru_gen.helpers import (
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
     MAX_NR_GENS,
-    MAX_SWAPPINESS,
     NR_MM_STATS_ALL,
-    PAGE_SHIFT,
     filter_gen_from_seq,
 )
+from mglru.mm.memcg import MAX_SWAPPINESS
+from mglru.mm.page import PAGE_SHIFT
 from mglru.mm.process import (
     VM_EXEC,
     VM_HUGETLB,

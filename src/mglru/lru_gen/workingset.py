@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mglru.lru_gen.helpers import (
+from mglru.lru_gen.helpers import MAX_NR_GENS, lru_hist_from_seq
+from mglru.lru_gen.pid import folio_tier, folio_tier_refs
+from mglru.mm.page import (
     LRU_REFS_MASK,
     LRU_REFS_SHIFT,
     LRU_REFS_WIDTH,
-    MAX_NR_GENS,
     PG_workingset,
     folio_is_file_lru,
-    lru_hist_from_seq,
 )
-from mglru.lru_gen.pid import folio_tier, folio_tier_refs
 from mglru.mm.vmstat import count_workingset
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mglru.lru_gen.helpers import PAGE_SHIFT
+from mglru.mm.page import PAGE_SHIFT
 
 __all__ = ["File"]
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from mglru.lru_gen.helpers import DEF_SWAPPINESS
-
 if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.process import Mm, Process
@@ -24,6 +22,11 @@ __all__ = ["MemCgroup", "MemcgTree", "MEM_CGROUP_ID_MAX"]
 
 MEM_CGROUP_ID_MAX = 0xFFFF
 
+
+#: swappiness bounds and default (include/linux/swap.h; mm/vmscan.c: vm_swappiness)
+MIN_SWAPPINESS = 0
+MAX_SWAPPINESS = 200
+DEF_SWAPPINESS = 60
 
 class MemCgroup:
     """One memory cgroup."""

@@ -9,7 +9,7 @@ Per-pfn state, 9 bytes per 4 KiB page:
 =========  ======  =====================================================
 array      dtype   meaning
 =========  ======  =====================================================
-flags      uint16  PG_* bits and the 2-bit refs field (lru_gen.helpers)
+flags      uint16  PG_* bits and the 2-bit refs field (mm.page)      
 gen        uint8   the folio's gen field: gen index + 1, 0 = not on MGLRU
 lru        uint32  which generation *list* holds it and where (see
                    lru_gen.lists); lists are sorted lazily, so the list
@@ -32,13 +32,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.helpers import HPAGE_PMD_NR, PAGE_SHIFT
+from mglru.mm.page import (
+    HPAGE_PMD_NR,
+    HUGE_ZERO_PFN,
+    NR_RESERVED_PFNS,
+    PAGE_SHIFT,
+    ZERO_PFN,
+    is_zero_pfn,
+)
 
 __all__ = ["PhysMem", "Node", "OutOfMemory", "ZERO_PFN", "HUGE_ZERO_PFN"]
-
-ZERO_PFN = 0
-HUGE_ZERO_PFN = HPAGE_PMD_NR
-_RESERVED_PFNS = 2 * HPAGE_PMD_NR
 
 
 class OutOfMemory(MemoryError):
@@ -77,7 +80,7 @@ class PhysMem:
         start = 0
         for nid, nbytes in enumerate(node_bytes):
             end = start + (nbytes >> PAGE_SHIFT)
-            fresh = start + (_RESERVED_PFNS if nid == 0 else 0)
+            fresh = start + (NR_RESERVED_PFNS if nid == 0 else 0)
             self.nodes.append(Node(nid, start, end, fresh, []))
             start = end
         self.max_pfn = start
@@ -104,10 +107,7 @@ class PhysMem:
         """Nodes of many pfns."""
         return np.searchsorted(self._node_starts, pfns, side="right") - 1
 
-    @staticmethod
-    def is_zero_pfn(pfn: int) -> bool:
-        """The zero page or a page of the huge zero page."""
-        return pfn < _RESERVED_PFNS
+    is_zero_pfn = staticmethod(is_zero_pfn)
 
     def high_water(self, nid: int) -> int:
         """One past the highest pfn of node `nid` ever allocated."""

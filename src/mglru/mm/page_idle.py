@@ -25,18 +25,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mglru.lru_gen.helpers import (
+from mglru.mm.mmu_notifier import mmu_notifier_clear_young
+from mglru.mm.page import (
     PAGE_SHIFT,
     PAGE_SIZE,
-    PG_anon,
-    PG_lru,
-    PG_tail,
     PMD_LEAF,
     PMD_SIZE,
     PTE_PRESENT,
     PTE_SPECIAL,
     PTE_SWAP,
     PTE_YOUNG,
+    PG_anon,
+    PG_lru,
+    PG_tail,
+    is_zero_pfn,
 )
 from mglru.mm.rmap import folio_mappings
 
@@ -64,7 +66,7 @@ def _page_ext(k: SimKernel) -> np.ndarray:
 def _get_folio(k: SimKernel, pfn: int) -> int:
     """page_idle_get_folio(): the head of an LRU folio, or -1."""
     mem = k.mem
-    if pfn < 1024 or pfn >= mem.max_pfn:
+    if is_zero_pfn(pfn) or pfn >= mem.max_pfn:
         return -1
     head = pfn & ~511 if mem.flags[pfn] & PG_tail else pfn
     return head if mem.flags[head] & PG_lru else -1
@@ -72,7 +74,6 @@ def _get_folio(k: SimKernel, pfn: int) -> int:
 
 def _clear_pte_refs(k: SimKernel, head: int) -> None:
     """page_idle_clear_pte_refs(): clear accessed bits in every mapping, notifiers included."""
-    from mglru.mm.mmu_notifier import mmu_notifier_clear_young
 
     referenced = False
     for m in folio_mappings(k, head):

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.helpers import (
+from mglru.mm.page import (
     PAGE_SHIFT,
     PAGE_SIZE,
+    PMD_LEAF,
     PMD_NONE,
     PMD_SHIFT,
     PMD_SIZE,
+    PTE_PRESENT,
     PTRS_PER_PTE,
 )
 
@@ -192,7 +194,6 @@ class Mm:
 
     def nr_mapped(self) -> int:
         """Pages mapped by present PTEs and THP PMDs (an RSS estimate)."""
-        from mglru.lru_gen.helpers import PMD_LEAF, PTE_PRESENT
 
         n = self.pt.nr_rows
         return int(np.count_nonzero(self.pt.pte_flags[:n] & PTE_PRESENT)

@@ -19,14 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.helpers import (
-    PAGE_SHIFT,
-    PG_anon,
-    PMD_LEAF,
-    PTE_PRESENT,
-    PTE_SPECIAL,
-    PTRS_PER_PTE,
-)
+from mglru.mm.page import PAGE_SHIFT, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTRS_PER_PTE, PG_anon
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel

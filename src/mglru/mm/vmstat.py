@@ -30,10 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mglru.lru_gen.helpers import (
-    ANON_AND_FILE,
+from mglru.mm.page import (
     HPAGE_PMD_NR,
-    MAX_NR_GENS,
     PAGE_SIZE,
     PG_anon,
     PG_dirty,
@@ -102,15 +100,12 @@ def _reclaimers(k: SimKernel) -> tuple[str, ...]:
 
 
 def _lru_sizes(lruvecs: Iterable[Lruvec]) -> dict[str, int]:
-    """inactive/active anon/file pages: MGLRU's two youngest generations are active."""
+    """inactive/active anon/file pages, as each lruvec reports them (`Lruvec.nr_lru_pages`)."""
     out = dict.fromkeys(("inactive_anon", "active_anon", "inactive_file", "active_file"), 0)
     for lruvec in lruvecs:
-        per_gen = np.maximum(lruvec.nr_pages.sum(axis=2), 0)   # [gen][type]
-        young = [lruvec.max_seq % MAX_NR_GENS, (lruvec.max_seq - 1) % MAX_NR_GENS]
-        for t in range(ANON_AND_FILE):
-            active = int(per_gen[young, t].sum())
+        for t, (inactive, active) in enumerate(lruvec.nr_lru_pages()):
             out[f"active_{TYPE_NAMES[t]}"] += active
-            out[f"inactive_{TYPE_NAMES[t]}"] += int(per_gen[:, t].sum()) - active
+            out[f"inactive_{TYPE_NAMES[t]}"] += inactive
     return out
 
 

@@ -63,11 +63,9 @@ from mglru.lru_gen.helpers import (
     MAX_NR_GENS,
     MM_LEAF_OLD,
     MM_LEAF_YOUNG,
-    PAGE_SHIFT,
-    PAGE_SIZE,
-    PMD_NONE,
     lru_gen_from_seq,
 )
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_NONE
 from mglru.timing.chunks import ChunkWork, chunk_steps, walk_events
 from mglru.timing.costs import CostModel, load_costs
 from mglru.timing.load import (

@@ -67,7 +67,7 @@ def run_one(gib: float, cold_gib: float, config: str = "v6.14") -> dict[str, Any
     import numpy as np
 
     from mglru import SimKernel
-    from mglru.lru_gen.helpers import PTE_SWAP
+    from mglru.mm.page import PTE_SWAP
 
     if not 0 < cold_gib <= gib:
         raise ValueError(f"cold must be in (0, gib]: got cold={cold_gib}, gib={gib}")

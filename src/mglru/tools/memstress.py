@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.helpers import PAGE_SIZE, PMD_SIZE
+from mglru.mm.page import PAGE_SIZE, PMD_SIZE
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
-from mglru.lru_gen.helpers import PG_tail
+from mglru.mm.page import PG_tail
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel

@@ -1,4 +1,4 @@
-"""Reclaim outside MGLRU proper: shrink_folio_list, memcg and global reclaim, OOM.
+"""Reclaim outside MGLRU proper: shrink_folio_list and the rmap walk.
 
 Spec §4.2 step 3 (`shrink_folio_list` / `folio_check_references`), §4.7 (the
 rmap walk), §4.9 (min_ttl and the OOM signal). What the model keeps of
@@ -7,11 +7,7 @@ anonymous folios to the swap device, clean file folios dropped, dirty file
 folios left for writeback, unmapping of every PTE (secondary MMUs are told
 through invalidate_range), shadow entries for refault detection.
 
-Memory pressure: a memcg over `memory.max` reclaims from itself
-(`try_to_free_mem_cgroup_pages`, priorities 12..0) before a charge succeeds,
-and OOM-kills a task of the memcg if that fails; a node out of free pages runs
-`lru_gen_age_node` (the min_ttl check, which may signal OOM) and then global
-reclaim over every memcg, round robin (the memcg LRU of §4.9 is not modelled).
+The reclaim entry points (memcg and global reclaim) are in `mglru.paths.reclaim`.
 """
 
 from __future__ import annotations
@@ -20,9 +16,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mglru.lru_gen.eviction import ScanControl, try_to_shrink_lruvec
-from mglru.lru_gen.helpers import (
-    DEF_PRIORITY,
+from mglru.lru_gen._shrink_batch import shrink_anon_batch
+from mglru.lru_gen.look_around import lru_gen_look_around, lru_gen_set_refs
+from mglru.lru_gen.workingset import lru_gen_eviction
+from mglru.mm import mmu_notifier
+from mglru.mm.page import (
+    PAGE_SIZE,
+    PMD_NONE,
+    PMD_SIZE,
+    PMD_TABLE,
+    PTE_SWAP,
+    PTE_YOUNG,
+    PTRS_PER_PTE,
     PG_active,
     PG_anon,
     PG_dirty,
@@ -30,40 +35,21 @@ from mglru.lru_gen.helpers import (
     PG_referenced,
     PG_swapbacked,
     PG_writeback,
-    PMD_NONE,
-    PMD_TABLE,
-    PTRS_PER_PTE,
-    PMD_SIZE,
-    PTE_SWAP,
-    PTE_YOUNG,
-    PAGE_SIZE,
 )
-from mglru.lru_gen.look_around import lru_gen_look_around, lru_gen_set_refs
-from mglru.lru_gen.workingset import lru_gen_eviction
 from mglru.mm.process import VM_EXEC, VM_LOCKED
 from mglru.mm.rmap import Mapping, folio_mappings
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
+    from mglru.lru_gen.eviction import ScanControl
     from mglru.lru_gen.lruvec import Lruvec
-    from mglru.mm.memcg import MemCgroup
 
-__all__ = ["shrink_folio_list", "folio_referenced", "try_to_free_mem_cgroup_pages",
-           "shrink_node", "lru_gen_age_node", "MemcgOom"]
-
-MAX_RECLAIM_RETRIES = 16
-SWAP_CLUSTER_MAX = 32
-
-
-class MemcgOom(MemoryError):
-    """A charge could not be satisfied: the memcg OOM killer ran (see k.oom_events)."""
+__all__ = ["shrink_folio_list", "folio_referenced"]
 
 
 def _secondary(mm, kind: str, start: int, end: int) -> bool:
     if not mm.has_notifiers():
         return False
-    from mglru.mm import mmu_notifier
-
     return bool(getattr(mmu_notifier, f"mmu_notifier_{kind}")(mm, start, end))
 
 
@@ -183,7 +169,6 @@ def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanCon
     Cold singly mapped anon folios are swapped out together first (see
     `_shrink_batch`); the others go through the per-folio path below.
     """
-    from mglru.mm._shrink_batch import shrink_anon_batch
 
     mem = k.mem
     kept: list[int] = []
@@ -249,60 +234,3 @@ def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanCon
         lruvec.nr_evicted_pages += nr
     _free_folios(k, freed)
     return kept
-
-
-def try_to_free_mem_cgroup_pages(k: SimKernel, memcg: MemCgroup, nr_pages: int,
-                                 swappiness: int | None = None, proactive: bool = False) -> int:
-    """Reclaim from a memcg subtree, priorities 12 down to 0. Returns pages reclaimed."""
-    sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), proactive=proactive,
-                     swappiness=swappiness, priority=DEF_PRIORITY, target=memcg)
-    k.reclaim_walk = None
-    while sc.priority >= 0:
-        for mc in memcg.iter_preorder():
-            for lruvec in mc.lruvecs:
-                try_to_shrink_lruvec(k, lruvec, sc)
-            if sc.nr_reclaimed >= sc.nr_to_reclaim:
-                return sc.nr_reclaimed
-        sc.priority -= 1
-    return sc.nr_reclaimed
-
-
-def lru_gen_age_node(k: SimKernel, nid: int) -> bool:
-    """kswapd's min_ttl check (spec §4.9). Returns True if OOM should be invoked."""
-    if not k.min_ttl or not k.caps.lru_gen_enabled():
-        return False
-    for lruvec in (m.lruvecs[nid] for m in k.memcgs.root.iter_preorder()):
-        from mglru.lru_gen.aging import type_is_evictable
-        from mglru.lru_gen.debugfs import get_swappiness
-
-        swappiness = get_swappiness(k, lruvec)
-        memcg = lruvec.memcg
-        if memcg.parent is not None and memcg.nr_charged <= memcg.memory_min:
-            continue  # mem_cgroup_below_min(NULL, memcg): protected, not reclaimable
-        total = sum(lruvec.nr_pages_of_seq(s, t) for t in (0, 1)
-                    if type_is_evictable(t, swappiness)
-                    for s in range(lruvec.min_seq[t], lruvec.max_seq + 1))
-        if not total >> DEF_PRIORITY:
-            continue
-        seq = min(lruvec.min_seq[t] for t in (0, 1) if type_is_evictable(t, swappiness))
-        birth = lruvec.timestamps[seq % 4]
-        if k.jiffies - birth > k.min_ttl:  # time_is_before_jiffies(birth + min_ttl)
-            return False
-    return True
-
-
-def shrink_node(k: SimKernel, nid: int, nr_pages: int) -> int:
-    """Global reclaim for an allocation on node `nid`: min_ttl check, then all memcgs."""
-    if lru_gen_age_node(k, nid):
-        k.oom_kill("min_ttl", None)
-        return 0
-    sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), root_reclaim=True)
-    k.reclaim_walk = None
-    while sc.priority >= 0 and sc.nr_reclaimed < sc.nr_to_reclaim:
-        for memcg in k.memcgs.root.iter_preorder():
-            try_to_shrink_lruvec(k, memcg.lruvecs[nid], sc)
-            if sc.nr_reclaimed >= sc.nr_to_reclaim:
-                break
-        sc.priority -= 1
-    return sc.nr_reclaimed
-

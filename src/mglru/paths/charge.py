@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mglru.mm.memory import OutOfMemory
-from mglru.mm.vmscan import (
+from mglru.paths.reclaim import (
     MAX_RECLAIM_RETRIES,
     MemcgOom,
     shrink_node,

@@ -11,9 +11,13 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from mglru.lru_gen.helpers import PAGE_SHIFT, PAGE_SIZE
+from mglru.lru_gen.helpers import SWAPPINESS_ANON_ONLY
 from mglru.lru_gen.kstrto import kstrtouint
+from mglru.mm.memcg import MAX_SWAPPINESS
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE
 from mglru.mm.vmstat import memory_stat_show
+from mglru.paths.reclaim import MAX_RECLAIM_RETRIES, try_to_free_mem_cgroup_pages
+from mglru.paths.reparent import reparent_memcg
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -93,7 +97,6 @@ def write(k: SimKernel, rel: str, data: str) -> int:
                 raise OSError(errno.EINVAL, "Invalid argument") from None
             # memory_max_write(): reclaim down to the new limit, allowing
             # MAX_RECLAIM_RETRIES fruitless passes, then OOM-kill until under it
-            from mglru.mm.vmscan import MAX_RECLAIM_RETRIES, try_to_free_mem_cgroup_pages
 
             nr_reclaims = MAX_RECLAIM_RETRIES
             while memcg.nr_charged > memcg.memory_max:
@@ -154,8 +157,6 @@ def memory_reclaim(k: SimKernel, memcg: MemCgroup, data: str) -> None:
         OSError: EINVAL for bad input (nothing reclaimed), EAGAIN if the amount
             could not be reclaimed after MAX_RECLAIM_RETRIES fruitless tries.
     """
-    from mglru.lru_gen.helpers import MAX_SWAPPINESS, SWAPPINESS_ANON_ONLY
-    from mglru.mm.vmscan import MAX_RECLAIM_RETRIES, try_to_free_mem_cgroup_pages
 
     buf = data.strip()
     nbytes, rest = memparse(buf)
@@ -221,7 +222,6 @@ def rmdir(k: SimKernel, path: str, root: str) -> None:
         raise OSError(errno.ENOENT, "No such file or directory", path)
     if memcg.procs or memcg.children:
         raise OSError(errno.EBUSY, "Device or resource busy", path)
-    from mglru.mm.reparent import reparent_memcg
 
     reparent_memcg(k, memcg)
     k.memcgs.remove(memcg)

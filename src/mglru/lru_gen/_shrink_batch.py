@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.helpers import (
+from mglru.lru_gen.helpers import lru_hist_from_seq
+from mglru.mm.page import (
     LRU_REFS_MASK,
     LRU_REFS_SHIFT,
     LRU_REFS_WIDTH,
@@ -43,7 +44,6 @@ from mglru.lru_gen.helpers import (
     PG_swapbacked,
     PG_workingset,
     PG_writeback,
-    lru_hist_from_seq,
 )
 from mglru.mm.process import VM_LOCKED
 from mglru.mm.rmap import rmap_enable

@@ -20,20 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from mglru.lru_gen.folio import lru_gen_add_folio
-from mglru.lru_gen.helpers import (
+from mglru.lru_gen.walk import vma_has_recency
+from mglru.lru_gen.workingset import lru_gen_refault
+from mglru.mm.memory import ZERO_PFN
+from mglru.mm.page import (
     HPAGE_PMD_NR,
-    PAGE_SHIFT,
-    PG_active,
-    PG_anon,
-    PG_dirty,
-    PG_head,
-    PG_lru,
-    PG_referenced,
-    PG_swapbacked,
-    PG_tail,
-    PG_workingset,
     LRU_REFS_MASK,
     LRU_REFS_SHIFT,
+    PAGE_SHIFT,
     PMD_HUGE_ZERO,
     PMD_LEAF,
     PMD_NONE,
@@ -46,14 +40,20 @@ from mglru.lru_gen.helpers import (
     PTE_SWAP,
     PTE_WRITE,
     PTE_YOUNG,
+    PG_active,
+    PG_anon,
+    PG_dirty,
+    PG_head,
+    PG_lru,
+    PG_referenced,
+    PG_swapbacked,
+    PG_tail,
     PG_unevictable,
+    PG_workingset,
 )
-from mglru.lru_gen.walk import vma_has_recency
-from mglru.lru_gen.workingset import lru_gen_refault
-from mglru.mm.charge import alloc_pages_reclaim, limited, try_charge
-from mglru.mm.memory import ZERO_PFN
 from mglru.mm.rmap import rmap_note_anon, rmap_note_file
 from mglru.mm.vmstat import count_event
+from mglru.paths.charge import alloc_pages_reclaim, limited, try_charge
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen.folio import lru_gen_del_folio
-from mglru.lru_gen.helpers import (
+from mglru.mm.page import (
     HPAGE_PMD_NR,
     PAGE_SHIFT,
-    PG_anon,
     PMD_LEAF,
     PMD_NONE,
     PTE_PRESENT,
     PTE_SPECIAL,
     PTE_SWAP,
+    PG_anon,
 )
 
 if TYPE_CHECKING:
