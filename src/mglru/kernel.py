@@ -48,7 +48,7 @@ from mglru.mm.swap import SwapDevice
 from mglru.paths import cgroupfs
 from mglru.paths.exit import exit_mmap
 from mglru.paths.fault import file_read, user_access
-from mglru.presets import KernelConfig, resolve_config
+from mglru.presets import KernelConfig, resolve_config, rules_of
 
 __all__ = ["SimKernel", "KernelWarning", "CGROUP_ROOT"]
 
@@ -64,6 +64,8 @@ class SimKernel:
 
     def __init__(self, config: str | KernelConfig = "v6.10", seed: int = 0, **overrides: Any) -> None:
         self.cfg = resolve_config(config, **overrides)
+        #: what this configuration does, decided once (`mglru.presets.Rules`)
+        self.rules = rules_of(self.cfg)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.clock_ns = 0

@@ -12,10 +12,11 @@ See docs/architecture.md, "Presets", for the table of differences.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KernelConfig", "PRESETS", "resolve_config"]
+__all__ = ["KernelConfig", "PRESETS", "Rules", "resolve_config", "rules_of"]
 
 SECONDARY_WALK_MODES = ("none", "seed-v4", "notify", "bitmap", "fast-only")
 LOOK_AROUND_MODES = ("v6.10", "seed-v4", "v6.12", "bitmap", "fast-only")
@@ -70,6 +71,10 @@ class KernelConfig:
     two_step_promotion: bool = False
     #: v6.14 rework: debugfs `+` returns -EEXIST instead of 0/-ERANGE (spec §8.4)
     aging_rc_eexist: bool = False
+    #: v6.14 rework: lru_gen_folio_seq() places entering folios by PG_workingset
+    #: (active ones in max_seq - 1 unless workingset); before, every active folio
+    #: enters max_seq (include/linux/mm_inline.h: lru_gen_add_folio(), 6.1-6.13)
+    workingset_folio_seq: bool = False
     #: v6.14 rework: inc_min_seq counts moved folios as protected (spec §3.11)
     protect_in_inc_min_seq: bool = False
     #: v6.14 rework: anon and file min_seq move independently (spec §2.2, §8.4)
@@ -159,6 +164,7 @@ _V6_12 = _V6_10.replace(
 _V6_14 = _V6_12.replace(
     name="v6.14",
     two_step_promotion=True,
+    workingset_folio_seq=True,
     aging_rc_eexist=True,
     protect_in_inc_min_seq=True,
     independent_min_seq=True,
@@ -219,3 +225,96 @@ def resolve_config(config: str | KernelConfig = "v6.10", **overrides: Any) -> Ke
                 f"unknown preset {config!r}; valid presets: {', '.join(PRESETS)}"
             ) from None
     return base.replace(**overrides) if overrides else base
+
+
+# -- version rules ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What a configuration does, decided once at boot (`rules_of`).
+
+    The preset vocabulary above names versions (`secondary_walk="seed-v4"`); the
+    rest of the model asks these behaviour-named questions instead, so no code
+    outside this module compares against a version name.
+    """
+
+    # -- lru_gen/enabled -------------------------------------------------------------
+    #: NR_LRU_GEN_CAPS: 4 with the seed's cap 0x8 (v4 2/7), else 3
+    nr_lru_gen_caps: int
+    #: the secondary walk needs CONFIG_LRU_GEN_WALKS_SECONDARY_MMU and cap 0x8 (v4 2/7)
+    secondary_walk_gated: bool
+    # -- the aging walk (mm/vmscan.c: walk_pte_range, walk_pmd_range_locked) ---------
+    #: aging consults secondary MMUs at all
+    walk_secondary: bool
+    #: v4 2/7: a PTE old in the primary MMU asks test_young first; clear_young only
+    #: for the ones a secondary MMU reports young
+    walk_tests_young: bool
+    #: v6.12: every PTE goes through {ptep,pmdp}_clear_young_notify()
+    walk_clears_young_notify: bool
+    #: the v5 what-if: only subscribers that answer a fast-only test/clear are asked
+    walk_fast_only: bool
+    #: the v3 what-if: an mm whose secondary MMUs cannot all age locklessly is not walked
+    walk_needs_all_fast: bool
+    #: the v3 what-if: one notifier call covers up to 64 PTEs through a bitmap
+    secondary_bitmap_batch: bool
+    # -- where a folio enters (include/linux/mm_inline.h) -----------------------------
+    #: v6.14 lru_gen_folio_seq(): placement by PG_workingset (an active folio goes to
+    #: max_seq - 1 unless workingset); before, lru_gen_add_folio() puts every active
+    #: folio in max_seq and inactive ones by their distance from min_seq
+    folio_seq_by_workingset: bool
+    # -- look-around (mm/vmscan.c: lru_gen_look_around, mm/rmap.c) --------------------
+    #: v6.10: folio_referenced_one() calls look-around for a young PTE and then still
+    #: ptep_clear_flush_young_notify(); look-around itself sees only primary PTEs
+    look_around_then_clear_flush: bool
+    #: v4 2/7: the target PTE asks the secondary MMUs (clear_young) before the primary
+    look_around_target_secondary_first: bool
+    #: v6.12: the target and the window go through ptep_clear_young_notify()
+    look_around_notify: bool
+    #: the v3/v5 what-ifs: the window asks only subscribers that can answer fast
+    look_around_window_fast_only: bool
+    #: v4 and later: a one-page window returns early, unlisted folios are skipped
+    look_around_skips_lone_and_unlisted: bool
+    # -- KVM (virt/kvm/kvm_main.c, arch/*/kvm) ----------------------------------------
+    #: v4 4/7: mmu_lock moves from kvm_handle_hva_range() into each arch's handler
+    kvm_arch_aging_locks: bool
+    #: v4 3/7: test_young/clear_young walk the memslots without mmu_lock
+    kvm_lockless_test_clear_young: bool
+    #: v6.15: all aging notifiers lockless where the arch selects
+    #: KVM_MMU_LOCKLESS_AGING
+    kvm_lockless_aging: bool
+    #: x86 TDP ages A/D SPTEs by atomic fetch-and under RCU (v4 5/7, v6.15)
+    kvm_tdp_atomic_aging: bool
+    #: v4 5/7: a lost cmpxchg on an access-tracked SPTE retries while it is a present
+    #: leaf (v6.15 gives up after one try)
+    kvm_cmpxchg_retry: bool
+
+
+def rules_of(cfg: KernelConfig) -> Rules:
+    """The behaviour rules of a configuration (cached: configs are immutable)."""
+    return _rules_cached(cfg)
+
+
+@functools.lru_cache(maxsize=64)
+def _rules_cached(cfg: KernelConfig) -> Rules:
+    walk, la, kvm = cfg.secondary_walk, cfg.look_around, cfg.kvm_aging
+    what_if = la in ("bitmap", "fast-only")
+    return Rules(
+        nr_lru_gen_caps=4 if walk == "seed-v4" else 3,
+        secondary_walk_gated=walk == "seed-v4",
+        walk_secondary=walk != "none",
+        walk_tests_young=walk == "seed-v4",
+        walk_clears_young_notify=walk in ("notify", "bitmap", "fast-only"),
+        walk_fast_only=walk == "fast-only",
+        walk_needs_all_fast=walk == "bitmap",
+        secondary_bitmap_batch=walk == "bitmap",
+        folio_seq_by_workingset=cfg.workingset_folio_seq,
+        look_around_then_clear_flush=la == "v6.10",
+        look_around_target_secondary_first=la == "seed-v4",
+        look_around_notify=la in ("v6.12", "bitmap", "fast-only"),
+        look_around_window_fast_only=what_if,
+        look_around_skips_lone_and_unlisted=la != "v6.10",
+        kvm_arch_aging_locks=kvm == "seed-v4",
+        kvm_lockless_test_clear_young=kvm == "seed-v4",
+        kvm_lockless_aging=kvm == "lockless",
+        kvm_tdp_atomic_aging=kvm in ("seed-v4", "lockless"),
+        kvm_cmpxchg_retry=kvm == "seed-v4",
+    )

@@ -34,7 +34,7 @@ class Arm64(SecondaryMmuBase):
 
     def clear_policy(self) -> int:
         """Shared walk with a racy try-set under seed-v4; exclusive otherwise."""
-        return TRYSET_ABORT if self.cfg.kvm_aging == "seed-v4" else PLAIN
+        return TRYSET_ABORT if self.rules.kvm_arch_aging_locks else PLAIN
 
     def kvm_test_age_gfn(self, rng: KvmGfnRange, ev: AgingEvent) -> bool:
         """The stage-2 walker visits every leaf of the range (no early exit). Spec §6.4."""

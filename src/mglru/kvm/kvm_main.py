@@ -244,7 +244,7 @@ class Kvm:
     def account_aging(self, row: npt.NDArray[np.int64]) -> None:
         """Charge one aging walk's calls on this VM (columns of `_walk_kernel`)."""
         r = [int(x) for x in row]
-        clear_kind = FAST_ONLY if self.k.cfg.secondary_walk == "fast-only" else CLEAR_YOUNG
+        clear_kind = FAST_ONLY if self.k.rules.walk_fast_only else CLEAR_YOUNG
         for kind, calls, slots, ranges, visited, young, cleared in (
                 (TEST_YOUNG, r[SEC_TEST_CALLS], r[SEC_TEST_SLOT], r[SEC_TEST_RANGES],
                  r[SEC_TEST_VISITED], r[SEC_TEST_YOUNG], 0),

@@ -56,7 +56,7 @@ from mglru.kvm.spte import (
 if TYPE_CHECKING:
     from mglru.kvm.kvm_main import Kvm
     from mglru.kvm.memslot import KvmGfnRange
-    from mglru.presets import KernelConfig
+    from mglru.presets import KernelConfig, Rules
 
 __all__ = ["SecondaryMmu", "SecondaryMmuBase", "PLAIN", "ATOMIC", "VOLATILE", "CMPXCHG_RETRY",
            "CMPXCHG_ONCE", "TRYSET_ABORT", "RACE_TOUCH", "RACE_ZAP"]
@@ -125,6 +125,11 @@ class SecondaryMmuBase:
         """The kernel's configuration."""
         return self.kvm.k.cfg
 
+    @property
+    def rules(self) -> Rules:
+        """The kernel's version rules."""
+        return self.kvm.k.rules
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.family}, kvm_aging={self.cfg.kvm_aging})"
 
@@ -135,7 +140,7 @@ class SecondaryMmuBase:
 
     def arch_locks(self, notifier: str) -> tuple[str, ...]:
         """Locks the handler takes per gfn range. Seed 4/7 moved them into each arch."""
-        if self.cfg.kvm_aging == "seed-v4":
+        if self.rules.kvm_arch_aging_locks:
             return (self.seed_v4_lock,)
         return ()
 
@@ -146,18 +151,17 @@ class SecondaryMmuBase:
         v6.15: all three aging notifiers where the arch selects lockless aging.
         The v5 fast-only call is lockless by construction.
         """
-        mode = self.cfg.kvm_aging
         if notifier == FAST_ONLY:
             return True
-        if mode == "seed-v4":
+        if self.rules.kvm_lockless_test_clear_young:
             return notifier != CLEAR_FLUSH_YOUNG
-        if mode == "lockless":
+        if self.rules.kvm_lockless_aging:
             return self.selects_lockless_aging
         return False
 
     def fast_only_capable(self) -> bool:
         """No mmu_lock on the aging path: the arch locks nothing but RCU. Seed thread, v3/v5."""
-        if self.cfg.kvm_aging == "seed-v4" or (self.cfg.kvm_aging == "lockless"
+        if self.rules.kvm_arch_aging_locks or (self.rules.kvm_lockless_aging
                                                and self.selects_lockless_aging):
             return all(lock not in _MMU_LOCKS for lock in self.arch_locks(FAST_ONLY))
         return False

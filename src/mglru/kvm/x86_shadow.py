@@ -36,10 +36,10 @@ class X86Shadow(SecondaryMmuBase):
         """clear_bit with A/D bits; access tracking otherwise (cmpxchg once in v6.15)."""
         if self.kvm.ad_bits:
             return ATOMIC
-        return CMPXCHG_ONCE if self.cfg.kvm_aging == "lockless" else PLAIN
+        return CMPXCHG_ONCE if self.rules.kvm_lockless_aging else PLAIN
 
     def arch_locks(self, notifier: str) -> tuple[str, ...]:
         """seed-v4: write lock per range; v6.15: one rmap bit lock per rmap visited."""
-        if self.cfg.kvm_aging == "lockless":
+        if self.rules.kvm_lockless_aging:
             return (LOCK_RMAP,)
         return super().arch_locks(notifier)

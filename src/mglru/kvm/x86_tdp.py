@@ -44,12 +44,11 @@ class X86Tdp(SecondaryMmuBase):
     def clear_policy(self) -> int:
         """See the table in the module docstring."""
         ad = self.kvm.ad_bits
-        mode = self.cfg.kvm_aging
-        if mode == "seed-v4":
-            return ATOMIC if ad else CMPXCHG_RETRY
-        if mode == "lockless":
-            return ATOMIC if ad else CMPXCHG_ONCE
-        return VOLATILE if ad else PLAIN
+        if not self.rules.kvm_tdp_atomic_aging:
+            return VOLATILE if ad else PLAIN
+        if ad:
+            return ATOMIC
+        return CMPXCHG_RETRY if self.rules.kvm_cmpxchg_retry else CMPXCHG_ONCE
 
     def arch_locks(self, notifier: str) -> tuple[str, ...]:
         """The TDP iterator runs under RCU in every version (no mmu_lock of its own).
@@ -59,6 +58,6 @@ class X86Tdp(SecondaryMmuBase):
         them under per-rmap bit locks, which empty rmaps do not take (the
         model maps no nested guest, so its rmaps are empty).
         """
-        if self.nested and self.cfg.kvm_aging == "seed-v4":
+        if self.nested and self.rules.kvm_arch_aging_locks:
             return (LOCK_WRITE, LOCK_RCU)
         return (LOCK_RCU,)

@@ -4,7 +4,7 @@ Mechanism: when the rmap walk of eviction finds a young PTE, MGLRU harvests up
 to 64 neighbouring PTEs of the same table (spatial locality), promotes what it
 finds young, and feeds dense windows into the current Bloom filter so the next
 aging walk scans that table. How secondary MMUs take part depends on the
-version (cfg.look_around):
+version (`Rules.look_around_*`):
 
 - v6.10: called only for a primary-young PTE; primary bits only; the caller
   then still runs ptep_clear_flush_young_notify().
@@ -124,17 +124,16 @@ def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> 
 
 def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> bool:
     """Harvest the PTEs around a mapping of a folio under reclaim; returns referenced."""
-    cfg = k.cfg
+    rules = k.rules
     mm, vma, addr, idx = m.mm, m.vma, m.addr, m.index
-    mode = cfg.look_around
     ff = mm.pt.flat_flags()
     young = 0
-    fast_only = mode in ("bitmap", "fast-only")
-    if mode == "v6.10":
+    fast_only = rules.look_around_window_fast_only
+    if not (rules.look_around_target_secondary_first or rules.look_around_notify):
         if not ff[idx] & PTE_YOUNG:
             return False
         young_target = True
-    elif mode == "seed-v4":
+    elif rules.look_around_target_secondary_first:
         secondary = mm.has_notifiers() and _notifier_clear_young(mm, addr, addr + PAGE_SIZE)
         if ff[idx] & PTE_YOUNG:
             ff[idx] &= ~np.uint8(PTE_YOUNG)
@@ -158,7 +157,7 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
         return young_target
     start = max(addr & ~(PMD_SIZE - 1), vma.start)
     end = min(addr | (PMD_SIZE - 1), vma.end - 1) + 1
-    if mode != "v6.10" and end - start == PAGE_SIZE:
+    if rules.look_around_skips_lone_and_unlisted and end - start == PAGE_SIZE:
         return True
     half = MIN_LRU_BATCH * PAGE_SIZE // 2
     if end - start > MIN_LRU_BATCH * PAGE_SIZE:
@@ -170,7 +169,7 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
             start, end = addr - half, addr + half
     node = k.mem.nodes[lruvec.nid]
     memcg_id = lruvec.memcg.id
-    has_notifiers = mm.has_notifiers() and mode not in ("v6.10", "seed-v4")
+    has_notifiers = mm.has_notifiers() and rules.look_around_notify
     base_idx = idx - ((addr - start) >> PAGE_SHIFT)
     fp = mm.pt.flat_pfn()
     n = (end - start) >> PAGE_SHIFT
@@ -188,9 +187,9 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
         head = pfn & ~511 if k.mem.flags[pfn] & PG_tail else pfn
         if k.mem.memcg[head] != memcg_id:
             continue
-        if mode != "v6.10" and k.mem.gen[head] == 0:
+        if rules.look_around_skips_lone_and_unlisted and k.mem.gen[head] == 0:
             continue  # not on an MGLRU list (e.g. the folio under reclaim)
-        if mode in ("v6.10", "seed-v4"):
+        if not rules.look_around_notify:
             if not f & PTE_YOUNG:
                 continue
             ff[j] &= ~np.uint8(PTE_YOUNG)

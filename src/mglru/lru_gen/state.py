@@ -15,7 +15,7 @@ from mglru.lru_gen.helpers import (
     LRU_GEN_NONLEAF_YOUNG,
     LRU_GEN_SECONDARY_MMU_WALK,
 )
-from mglru.presets import KernelConfig
+from mglru.presets import KernelConfig, rules_of
 
 __all__ = ["LruGenCaps"]
 
@@ -36,7 +36,7 @@ class LruGenCaps:
     @staticmethod
     def nr_caps_of(cfg: KernelConfig) -> int:
         """NR_LRU_GEN_CAPS: 4 with the seed's cap bit 0x8, else 3."""
-        return 4 if cfg.secondary_walk == "seed-v4" else 3
+        return rules_of(cfg).nr_lru_gen_caps
 
     @property
     def nr_caps(self) -> int:
@@ -61,7 +61,7 @@ class LruGenCaps:
 
     def should_walk_secondary_mmu(self) -> bool:
         """CONFIG_LRU_GEN_WALKS_SECONDARY_MMU && cap 0x8 (seed 2/7)."""
-        return (self.cfg.secondary_walk == "seed-v4" and self.cfg.walks_secondary_mmu
+        return (rules_of(self.cfg).secondary_walk_gated and self.cfg.walks_secondary_mmu
                 and self.get_cap(LRU_GEN_SECONDARY_MMU_WALK))
 
     def enabled_mask(self) -> int:

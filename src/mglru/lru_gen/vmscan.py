@@ -77,7 +77,7 @@ def folio_referenced(k: SimKernel, lruvec: Lruvec, pfn: int,
             if _secondary(m.mm, "clear_flush_young", m.addr, m.addr + PAGE_SIZE) or young:
                 referenced += 1
             continue
-        if k.cfg.look_around == "v6.10":
+        if k.rules.look_around_then_clear_flush:
             if lru_gen_look_around(k, lruvec, m, k.reclaim_walk):
                 referenced += 1
             ff = pt.flat_flags()

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from mglru.kernel import SimKernel
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.process import Mm, Vma
+    from mglru.presets import Rules
 
 __all__ = ["MmWalk", "walk_mm", "should_skip_vma", "vma_has_recency"]
 
@@ -124,6 +125,20 @@ def _segments(subs: list) -> tuple:
             cols[:, 3].copy(), cols[:, 4].copy())
 
 
+def aging_subscribers(rules: Rules, mm: Mm) -> list | None:
+    """The notifier subscribers the aging walk asks about `mm`, or None to skip the mm.
+
+    The fast-only what-if (v5) asks only subscribers that answer without locks;
+    the bitmap what-if (v3) skips an mm whose secondary MMUs cannot all do so.
+    """
+    subs = list(mm.notifiers)
+    if rules.walk_fast_only:
+        return [s for s in subs if s.fast_only_capable()]
+    if rules.walk_needs_all_fast and any(not s.fast_only_capable() for s in subs):
+        return None
+    return subs
+
+
 def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None) -> None:
     """Harvest accessed bits of one mm into `walk.lruvec`'s generations. Spec §3.4."""
     lruvec = walk.lruvec
@@ -131,26 +146,22 @@ def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None
         return
     cfg = k.cfg
     caps = k.caps
-    mode = cfg.secondary_walk
-    subs = list(mm.notifiers)
-    if mode == "fast-only":
-        subs = [s for s in subs if s.fast_only_capable()]
-    if mode == "bitmap" and any(not s.fast_only_capable() for s in subs):
+    rules = k.rules
+    subs = aging_subscribers(rules, mm)
+    if subs is None:
         return  # v3: an mm whose secondary MMU cannot age locklessly is not walked
     has_notifiers = bool(subs)
-    if mode == "none":
+    if not rules.walk_secondary:
         pte_mode, sec_on = 0, False
-    elif mode == "seed-v4":
+    elif rules.walk_tests_young:
         pte_mode, sec_on = 1, caps.should_walk_secondary_mmu()
     else:
         pte_mode, sec_on = 2, has_notifiers
     nonleaf_clear = caps.should_clear_pmd_young()
     if cfg.nonleaf_young_respects_force_scan and walk.force_scan:
         nonleaf_clear = False
-    if mode == "seed-v4" and caps.should_walk_secondary_mmu():
-        nonleaf_clear = False
-    if pte_mode == 2 and has_notifiers:
-        nonleaf_clear = False
+    if sec_on:
+        nonleaf_clear = False  # a young secondary PTE is not seen in the non-leaf PMD
 
     st = lruvec.mm_state
     assert st is not None
@@ -187,7 +198,7 @@ def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None
             write_f if write_f is not None else _EMPTY_FILTER, write_f is not None,
             mm.id, pte_mode, pte_mode, sec_on, has_notifiers, cfg.two_step_promotion,
             LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10, 8,
-            arrays, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, mode == "bitmap",
+            arrays, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, rules.secondary_bitmap_batch,
             walk.nr_pages, walk.mm_stats, sec_stats, moved, ptl_busy)
         walk.nr_rows += len(chunk)
         _apply_batch(walk)

@@ -65,6 +65,7 @@ from mglru.lru_gen.helpers import (
     MM_LEAF_YOUNG,
     lru_gen_from_seq,
 )
+from mglru.lru_gen.walk import aging_subscribers
 from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_NONE
 from mglru.timing.chunks import ChunkWork, chunk_steps, walk_events
 from mglru.timing.costs import CostModel, load_costs
@@ -348,9 +349,7 @@ class _Run:
     def _pacer(self, mm: Mm, walk: MmWalk, sec_stats: np.ndarray) -> Iterator[np.ndarray]:
         """`SimKernel.walk_pacer` of this run: each chunk is charged before the next is chosen."""
         cursor = _Cursor(self, mm, walk)
-        subs = list(mm.notifiers)
-        if self.k.cfg.secondary_walk == "fast-only":
-            subs = [s for s in subs if s.fast_only_capable()]
+        subs = aging_subscribers(self.k.rules, mm) or []
         if len(subs) != len(sec_stats):
             subs = []   # secondary MMUs off for this walk: sec_stats has no rows
         while True:
