@@ -161,3 +161,18 @@ def test_guest_modes_and_size_checks() -> None:
         memstress_create_vm(k, p, mode=9, nr_vcpus=0, vcpu_memory_bytes=MIB)
     args = memstress_create_vm(k, p, mode=6, nr_vcpus=1, vcpu_memory_bytes=MIB, arch="arm64")
     assert args.vm.mmu.name == "arm64"
+
+
+@pytest.mark.parametrize("slots", [1, 2])
+def test_memslots_live_in_address_space_0_only(slots: int) -> None:
+    """memstress maps test memory into address space 0 only (lib/memstress.c), even on
+    x86 where the VM has an SMM address space, so each aging notifier call covers one
+    range, not two."""
+    k, _, args, _ = _create(2, 4 * MIB, slots=slots)
+    vm = args.vm
+    assert vm.memslots.nr_address_spaces == 2  # x86 with SMM built in
+    assert len(vm.memslots.by_as[0]) == slots
+    assert vm.memslots.by_as[1] == []
+    # an aging call over the test memory finds exactly one range per memslot
+    ranges = list(vm.memslots.ranges(vm.process.mm.vmas[-1].start, vm.process.mm.vmas[-1].end))
+    assert len(ranges) == 1

@@ -118,18 +118,21 @@ class Kvm:
             self.mmu.ensure(as_id, self.memslots.gfn_limit(as_id))
         return slot
 
-    def add_memory(self, nbytes: int, *, gpa: int | None = None, thp: bool = False) -> int:
-        """mmap `nbytes` in the VMM process and map it at `gpa` in every address space.
+    def add_memory(self, nbytes: int, *, gpa: int | None = None, thp: bool = False,
+                   as_ids: tuple[int, ...] | None = None) -> int:
+        """mmap `nbytes` in the VMM process and map it at `gpa` in address spaces `as_ids`.
 
-        The SMM address space of x86 aliases the same host memory, as QEMU does.
-        Returns the gpa (by default the first free 2 MiB-aligned one).
+        By default every address space: the SMM address space of x86 aliases the
+        same host memory, as QEMU does. The KVM selftests' memstress maps address
+        space 0 only (tools/testing/selftests/kvm/lib/memstress.c). Returns the gpa
+        (by default the first free 2 MiB-aligned one).
         """
         size = -(-nbytes // PAGE_SIZE) * PAGE_SIZE
         if gpa is None:
             gpa = -(-(self.memslots.gfn_limit(0) << PAGE_SHIFT) // PMD_SIZE) * PMD_SIZE
         hva = self.process.mmap(size, thp=thp)
         slot_id = len(self.memslots.by_as[0])
-        for as_id in range(self.memslots.nr_address_spaces):
+        for as_id in range(self.memslots.nr_address_spaces) if as_ids is None else as_ids:
             self.set_user_memory_region(slot_id, as_id, gpa, size, hva)
         return gpa
 

@@ -292,9 +292,11 @@ def memstress_create_vm(k: SimKernel, process: Process, *, mode: int, nr_vcpus: 
     size = guest_num_pages * guest_page_size
     vm = k.create_vm(process, arch=arch, nr_vcpus=nr_vcpus, tdp_mmu=tdp_mmu)
     slot_bytes = size // slots
-    gpa = vm.add_memory(slot_bytes, thp=src.thp)
+    # memstress's memslots are in address space 0 only (lib/memstress.c), even
+    # where x86 has an SMM address space
+    gpa = vm.add_memory(slot_bytes, thp=src.thp, as_ids=(0,))
     for i in range(1, slots):
-        vm.add_memory(slot_bytes, gpa=gpa + i * slot_bytes, thp=src.thp)
+        vm.add_memory(slot_bytes, gpa=gpa + i * slot_bytes, thp=src.thp, as_ids=(0,))
     if log:
         log(f"guest physical test memory: [{gpa:#x}, {gpa + size:#x})")
     args = MemstressArgs(k, process, vm, mode, src, gpa, size, guest_page_size,

@@ -153,7 +153,7 @@ def _warm_up(kernel: Any, params: TestParams, arch: str) -> None:
     k.mkdir("/sys/fs/cgroup/warm_up")
     p = k.spawn(memcg="/warm_up")
     vm = k.create_vm(p, arch=arch, tdp_mmu=params.tdp_mmu)
-    gpa = vm.add_memory(4 << 20, thp=params.backing_src == "anonymous_thp")
+    gpa = vm.add_memory(4 << 20, thp=params.backing_src == "anonymous_thp", as_ids=(0,))
     vm.vcpu_access(0, gpa, 4 << 20, write=True)
     for _ in range(2):
         lru_gen_do_aging(k, "warm_up")
