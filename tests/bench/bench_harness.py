@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from mglru.bench.aging_thread import AgingRecord, aging_thread, charge, drive_aging
 from mglru.bench.chunks import ChunkWork
-from mglru.bench.vcpu import PTRS_PER_PTE, FaultProgress, VmLocks, vcpu_fault_region
+from mglru.bench.fault import PTRS_PER_PTE, VmLocks
+from mglru.bench.vcpu import FaultProgress, vcpu_fault_region
 from mglru.kvm.accounting import AgingEvent
 from mglru.timing import TimingSim
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from bench_harness import calls, chunk, drive, fault_benchmark, one_pass, start_aging, uniform_pass
 
-from mglru.bench.vcpu import VmLocks
+from mglru.bench.fault import VmLocks
 from mglru.timing import READ, WRITE, TimingSim, zero_costs
 
 GRANULARITIES = ["exact", "aggregated"]

@@ -38,8 +38,8 @@ from __future__ import annotations
 import pytest
 from bench_harness import calls, chunk, fault_benchmark, uniform_pass
 
+from mglru.bench.fault import VmLocks, fault_body
 from mglru.bench.load import FAULT_WORK, load_factor, scaled_costs
-from mglru.bench.vcpu import VmLocks, fault_body
 from mglru.timing import WRITE, Batch, Locked, TimingSim, Work, cost, load_costs
 
 

@@ -1,18 +1,12 @@
-"""The vCPU side of the -p scenario: VM locks and the fault loop. Mirrors mglru/bench/vcpu.py."""
+"""One fault, the VM's locks and the vCPU loop. Mirrors mglru/bench/fault.py and vcpu.py."""
 
 from __future__ import annotations
 
 import pytest
 
+from mglru.bench.fault import FOLIO_BATCH_SIZE, MEMCG_CHARGE_BATCH, PCP_BATCH, VmLocks
 from mglru.bench.load import FaultLoad
-from mglru.bench.vcpu import (
-    FOLIO_BATCH_SIZE,
-    MEMCG_CHARGE_BATCH,
-    PCP_BATCH,
-    FaultProgress,
-    VmLocks,
-    vcpu_fault_region,
-)
+from mglru.bench.vcpu import FaultProgress, vcpu_fault_region
 from mglru.timing import READ, WRITE, TimingSim, zero_costs
 
 GRANULARITIES = ["exact", "aggregated"]

@@ -7,7 +7,8 @@ Scale benchmarks (`mglru bench ...`), each size in a fresh interpreter:
 The `-p` scenario of access_tracking_perf_test (seed v4 7/7) on the timing
 engine (`mglru.timing`), which knows no benchmark:
 
-    vcpu          the VM's shared locks and lines, one fault, the vCPU fault loop
+    fault         the VM's shared locks and lines, one guest page fault
+    vcpu          the vCPU fault loop and its progress
     load          the memory-system load of the faulting vCPUs
     chunks        a walk chunk's notifier calls as timing steps (the call cost formula)
     aging_thread  the aging thread's passes and the driver that feeds it chunks

@@ -25,7 +25,7 @@ from mglru.lru_gen.helpers import MAX_LRU_BATCH
 from mglru.timing.steps import WRITE, Batch, Locked, cost, park
 
 if TYPE_CHECKING:
-    from mglru.bench.vcpu import VmLocks
+    from mglru.bench.fault import VmLocks
     from mglru.timing.costs import CostModel
     from mglru.timing.sim import TimingSim
     from mglru.timing.threads import Thread

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from mglru.bench.vcpu import VmLocks
+from mglru.bench.fault import VmLocks
 from mglru.kvm.accounting import LOCK_RMAP, AgingEvent
 from mglru.timing.costs import CostModel
 from mglru.timing.steps import Batch, Locked, Segment, Work, cost

@@ -12,7 +12,7 @@ step's duty and takes its fault costs from it, the aging thread its walk costs.
 
 from __future__ import annotations
 
-from mglru.bench.vcpu import PCP_BATCH
+from mglru.bench.fault import PCP_BATCH
 from mglru.timing.costs import CostModel
 
 __all__ = ["FAULT_WORK", "AGING_WORK", "fault_work_ns", "load_factor", "quantize_load",

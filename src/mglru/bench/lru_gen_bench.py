@@ -57,8 +57,9 @@ import numpy as np
 
 from mglru.bench.aging_thread import AgingRecord, aging_thread, charge, drive_aging
 from mglru.bench.chunks import ChunkWork, walk_events
+from mglru.bench.fault import VmLocks
 from mglru.bench.load import FaultLoad
-from mglru.bench.vcpu import FaultProgress, VmLocks, vcpu_fault_region
+from mglru.bench.vcpu import FaultProgress, vcpu_fault_region
 from mglru.bench.walk_cursor import VmRegions, WalkCursor
 from mglru.kvm.accounting import LOCK_SPIN
 from mglru.lru_gen.aging import type_is_evictable

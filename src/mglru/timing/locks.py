@@ -52,16 +52,29 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from mglru.timing.steps import MODES, READ, WRITE
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from mglru.timing.sim import TimingSim
+    from mglru.timing.costs import CostModel
     from mglru.timing.threads import Thread
 
-__all__ = ["LockError", "ModeStats", "CacheLine", "Lock", "SpinLock", "QRWLock", "RWSem", "Rcu",
-           "Held", "assert_held"]
+__all__ = ["READ", "WRITE", "MODES", "LockError", "ModeStats", "Machine", "CacheLine", "Lock",
+           "SpinLock", "QRWLock", "RWSem", "Rcu", "Held", "assert_held"]
+
+#: shared mode: read_lock, down_read, rcu_read_lock
+READ = "read"
+#: exclusive mode: write_lock, spin_lock, down_write
+WRITE = "write"
+MODES = (READ, WRITE)
+
+
+class Machine(Protocol):
+    """What locks need of the event loop (`mglru.timing.sim.TimingSim`)."""
+
+    #: the cost model (atomics, line transfers)
+    costs: CostModel
+    #: the thread whose generator is running (lockdep checks), or None
+    active: Thread | None
 
 
 class LockError(AssertionError):
@@ -104,7 +117,7 @@ class CacheLine:
 
     kind = "line"
 
-    def __init__(self, sim: TimingSim, name: str) -> None:
+    def __init__(self, sim: Machine, name: str) -> None:
         self.sim = sim
         self.name = name
         self.owner: Thread | None = None
@@ -149,7 +162,7 @@ class Lock:
     spinning = True
     modes: tuple[str, ...] = MODES
 
-    def __init__(self, sim: TimingSim, name: str) -> None:
+    def __init__(self, sim: Machine, name: str) -> None:
         self.sim = sim
         self.name = name
         self.line = CacheLine(sim, name)
@@ -300,7 +313,7 @@ class Rcu:
     spinning = False
     modes = (READ,)
 
-    def __init__(self, sim: TimingSim, name: str = "rcu") -> None:
+    def __init__(self, sim: Machine, name: str = "rcu") -> None:
         self.sim = sim
         self.name = name
         self.readers: dict[Thread, int] = {}

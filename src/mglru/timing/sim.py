@@ -180,7 +180,7 @@ class TimingSim:
         at = self.now if at is None else at
         if at < self.now:
             raise ValueError(f"cannot spawn in the past: at={at} < now={self.now}")
-        th = Thread(self, name, [gen], since=at)
+        th = Thread(name, [gen], since=at)
         self.threads[name] = th
         self._schedule(at, URGENT if at == self.now else NORMAL, _WAKE, th)
         return th

@@ -38,21 +38,16 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mglru.timing.locks import MODES, READ, WRITE, CacheLine, Lock, Rcu
+
 if TYPE_CHECKING:
     import random
-
-    from mglru.timing.locks import CacheLine, Lock, Rcu
 
 __all__ = ["READ", "WRITE", "MODES", "Cost", "Acquire", "Touch", "Sleep", "SynchronizeRcu", "Park",
            "park",
            "Work", "Atomic", "Locked", "Batch", "Segment", "Step", "cost", "acquire", "touch",
            "sleep", "synchronize_rcu", "batch", "expand_batch"]
 
-#: shared mode: read_lock, down_read, rcu_read_lock
-READ = "read"
-#: exclusive mode: write_lock, spin_lock, down_write
-WRITE = "write"
-MODES = (READ, WRITE)
 
 
 @dataclass(frozen=True, slots=True)

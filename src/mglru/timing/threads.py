@@ -4,7 +4,8 @@ A `Thread` is a stack of generators (a `Batch` expanded in exact mode runs as
 a nested generator) plus what the event loop (`mglru.timing.sim`) needs to
 resume it: the value its last step returns, a release debt (the time its last
 release took on the lock word, paid before its next step), the locks it holds
-and how many of them forbid preemption. Time is accounted per state:
+and how many of them forbid preemption. It depends on no other module of the
+engine (the bottom of `mglru.timing`). Time is accounted per state:
 `oncpu_ns` (on a core, working or spinning), `spin_ns` (the part spent waiting
 for spinning locks and cache lines), `runq_ns` (runnable, waiting for a core),
 `blocked_ns` (sleeping).
@@ -14,11 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mglru.timing.locks import Held
-    from mglru.timing.sim import TimingSim
+from typing import Any
 
 __all__ = ["Cpu", "Thread", "NEW", "RUNNABLE", "RUNNING", "SPINNING", "BLOCKED", "DONE"]
 
@@ -56,7 +53,6 @@ class Thread:
         parked: stopped at a `park()` step until `TimingSim.unpark`.
     """
 
-    sim: TimingSim
     name: str
     gens: list[Generator] = field(default_factory=list)
     state: str = NEW
@@ -67,7 +63,8 @@ class Thread:
     prelude: Any = None
     nonpreempt: int = 0
     spin_since: int = 0
-    held: list[Held] = field(default_factory=list)
+    #: the `mglru.timing.locks.Held` of each lock it holds, in acquisition order
+    held: list[Any] = field(default_factory=list)
     since: int = 0
     started_at: int | None = None
     finished_at: int | None = None
