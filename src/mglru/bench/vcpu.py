@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FaultProgress", "vcpu_fault_region"]
 
+
 @dataclass(slots=True)
 class FaultProgress:
     """Pages faulted so far per vCPU and finish times.
