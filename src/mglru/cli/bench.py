@@ -35,7 +35,7 @@ def _sizes(text: str) -> list[float]:
               help="write the records as JSON to this file")
 def aging(gib: str, config: str, vm: bool, json_path: str | None) -> None:
     """Populate one process per size and time one force_scan aging pass."""
-    from mglru.tools.bench_aging import run_sizes
+    from mglru.bench.aging import run_sizes
 
     sizes = _sizes(gib)
     if vm and config == "v6.14":
@@ -67,7 +67,7 @@ def aging(gib: str, config: str, vm: bool, json_path: str | None) -> None:
               help="write the records as JSON to this file")
 def reclaim(gib: str, cold: float, config: str, json_path: str | None) -> None:
     """Age a process so its cold part is oldest, then time memory.reclaim of that part."""
-    from mglru.tools.bench_reclaim import run_sizes
+    from mglru.bench.reclaim import run_sizes
 
     sizes = _sizes(gib)
 
