@@ -74,6 +74,7 @@ def seed_benchmark(nr_vcpus: int, config: str = "opt", vcpu_bytes: int = 1 << 30
     p = k.spawn(memcg=f"/{memcg}")
     # memstress writes each page once: no translation is reused, so a guest TLB
     # changes nothing here and is left out (tlb_entries=0)
-    vm = k.create_vm(p, arch=arch, nr_vcpus=nr_vcpus, mem_bytes=total, tlb_entries=0)
+    vm = k.create_vm(p, arch=arch, nr_vcpus=nr_vcpus, tlb_entries=0)
+    vm.add_memory(total, gpa=0, as_ids=(0,))   # memstress: address space 0 only
     regions = [(i * vcpu_bytes, vcpu_bytes) for i in range(nr_vcpus)]
     return run_lru_gen_benchmark(k, vm, memcg, regions, with_aging, costs, granularity, **kwargs)
