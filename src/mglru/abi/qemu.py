@@ -37,7 +37,7 @@ from pathlib import Path
 
 from mglru.abi.cgroup import CgroupHierarchy
 from mglru.abi.kernel import DEFAULT_CGROUP_ROOT, LRU_GEN_ENABLED, BackendError
-from mglru.abi.qemu_images import KernelImage, KernelImageError, build_initramfs, kernel_image
+from mglru.abi.qemu_images import KernelImage, build_initramfs, kernel_image
 
 __all__ = ["QemuKernel", "GuestTask", "QemuError", "qemu_binary", "MADV_HUGEPAGE",
            "MADV_PAGEOUT", "MADV_COLD"]
@@ -202,7 +202,19 @@ class QemuKernel:
             raise
         self.boot_seconds = time.monotonic() - start
 
+    def _send(self, line: bytes) -> None:
+        assert self._sock is not None
+        try:
+            self._sock.sendall(line)
+        except ConnectionError:
+            raise self._fail("the agent channel closed") from None
+
     def _fail(self, what: str) -> QemuError:
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=2)  # a dying QEMU: let its last words reach the log
+            except subprocess.TimeoutExpired:
+                pass
         qemu_err = ""
         if self._tmp is not None:
             try:
@@ -238,7 +250,7 @@ class QemuKernel:
             if time.monotonic() - start > self.boot_timeout:
                 raise self._fail(f"the guest did not boot within {self.boot_timeout:.0f} s")
             self._seq += 1
-            self._sock.sendall(b"%d PING\n" % self._seq)
+            self._send(b"%d PING\n" % self._seq)
             try:
                 while True:
                     tag, _, _ = self._readline().partition(b" ")
@@ -269,7 +281,10 @@ class QemuKernel:
     def _readline(self) -> bytes:
         assert self._sock is not None
         while b"\n" not in self._buf:
-            data = self._sock.recv(1 << 20)
+            try:
+                data = self._sock.recv(1 << 20)
+            except ConnectionError:
+                data = b""
             if not data:
                 raise self._fail("the agent closed the channel")
             self._buf += data
@@ -283,7 +298,7 @@ class QemuKernel:
         self._seq += 1
         tag = b"%d" % self._seq
         self._sock.settimeout(self.command_timeout)
-        self._sock.sendall(b" ".join([tag, cmd.encode(), *(a.encode() for a in args)]) + b"\n")
+        self._send(b" ".join([tag, cmd.encode(), *(a.encode() for a in args)]) + b"\n")
         try:
             while True:
                 words = self._readline().split(b" ")

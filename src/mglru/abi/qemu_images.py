@@ -1,16 +1,17 @@
 """Kernel images and the initramfs for the QEMU backend: fetched once, cached, pinned.
 
     image = kernel_image("6.12")          # downloads on first use, then offline
-    image.vmlinuz, image.version          # "/root/.cache/mglru/kernels/6.12/vmlinuz", "6.12.118-1~deb12u1"
+    image.vmlinuz                         # ~/.cache/mglru/kernels/6.12/vmlinuz
+    image.version                         # "6.12.118-1~deb12u1"
     initrd = build_initramfs(image)       # our init + static agent + busybox-static
 
 Named kernels are Debian's cloud kernels (`CONFIG_LRU_GEN=y`, debugfs, memcg):
 `apt-get download` fetches the package of the metapackage's current dependency;
 the kernel and the few modules the guest needs (`GUEST_MODULES`, with their
-dependencies) are kept, the rest of the package is dropped. `pinned.json` in each kernel's directory records the
-package name, version and sha256 of the .deb it came from; later runs use the
-cache and never touch apt. A path to a `linux-image-*.deb` works the same way,
-cached by the file's sha256.
+dependencies) are kept, the rest of the package is dropped. `pinned.json` in
+each kernel's directory records the package name, version and sha256 of the
+.deb it came from; later runs use the cache and never touch apt. A path to a
+`linux-image-*.deb` works the same way, cached by the file's sha256.
 
 The cache lives in `$XDG_CACHE_HOME/mglru/kernels` (default `~/.cache/mglru/kernels`).
 """

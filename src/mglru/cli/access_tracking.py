@@ -75,8 +75,8 @@ def c_help(arch: str = "x86") -> str:
         lines.append(f"         {name}{'' if src.supported else ' (not modelled)'}")
     lines += [
         "",
-        "mglru options: --kernel sim|host|qemu:NAME, --config PRESET, --rules v4|upstream, --json FILE,",
-        "               --arch ARCH, --no-tdp-mmu, --seed N (see --help)",
+        "mglru options: --kernel sim|host|qemu:NAME, --config PRESET, --rules v4|upstream,",
+        "               --json FILE, --arch ARCH, --no-tdp-mmu, --seed N (see --help)",
         "",
     ]
     return "\n".join(lines)

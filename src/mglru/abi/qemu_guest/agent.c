@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <setjmp.h>
 
 #define MAX_LINE (8 << 20)
 #define MAX_TASKS 64
@@ -71,6 +72,13 @@ static void reply_err(FILE *f, const char *id, int e) {
 static char *arg(char **save) { return strtok_r(NULL, " \n", save); }
 
 /* --- the task side: runs in the forked child --------------------------------------- */
+static sigjmp_buf touch_fault;
+
+static void on_segv(int sig) {
+	(void)sig;
+	siglongjmp(touch_fault, 1);
+}
+
 static void task_loop(int in, int outfd) {
 	FILE *r = fdopen(in, "r"), *w = fdopen(outfd, "w");
 	char buf[256];
@@ -85,11 +93,17 @@ static void task_loop(int in, int outfd) {
 			void *p = mmap(NULL, a, PROT_READ | PROT_WRITE,
 				       (b ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
 			res = p == MAP_FAILED ? -1 : (long)p;
-		} else if (!strcmp(op, "TOUCH")) {  /* TOUCH addr len write */
-			volatile char *p = (volatile char *)a;
-			for (unsigned long off = 0; off < b; off += 4096) {
-				if (c) p[off] = (char)(p[off] + 1);
-				else (void)p[off];
+		} else if (!strcmp(op, "TOUCH")) {  /* TOUCH addr len write; EFAULT if unmapped */
+			volatile char *volatile p = (volatile char *)a;
+			signal(SIGSEGV, on_segv);
+			signal(SIGBUS, on_segv);
+			if (sigsetjmp(touch_fault, 1)) {
+				errno = EFAULT; res = -1;
+			} else {
+				for (unsigned long off = 0; off < b; off += 4096) {
+					if (c) p[off] = (char)(p[off] + 1);
+					else (void)p[off];
+				}
 			}
 		} else if (!strcmp(op, "MADVISE")) { /* MADVISE addr len advice */
 			res = madvise((void *)a, b, (int)c);
