@@ -66,6 +66,17 @@ def test_model_trace_is_deterministic_and_records_errnos():
     assert [r[2] for r in a.results] == ["ok", "EINVAL", "EINVAL"]
 
 
+def test_rmdir_and_write_results_are_recorded():
+    """A busy rmdir records EBUSY and the scenario goes on; a memcg file write records ok."""
+    sc = {s.name: s for s in builtin_scenarios()}
+    assert [r[2] for r in run_scenario(sim(), sc["rmdir_busy"]).results] == ["EBUSY", "ok"]
+    t = run_scenario(sim(), sc["memory_reclaim"])
+    assert t.results[-1][1:] == ("write: 8M", "ok")
+    bad = load_scenario("w", '[[step]]\nop = "write"\ntext = "1"\n')
+    with pytest.raises(ScenarioError, match="either path, or memcg and file"):
+        run_scenario(sim(), bad)
+
+
 def test_runner_cleans_up_memcgs():
     """The scenario's memcgs are removed afterwards (the guest runs the next one)."""
     k = sim()

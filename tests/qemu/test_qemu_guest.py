@@ -134,3 +134,17 @@ def test_ctrl_c_stops_qemu(tmp_path):
         assert not os.path.exists(f"/proc/{qemus[0]}")
     finally:
         child.kill()
+
+
+def test_thp_region_is_pmd_aligned(guest612):
+    """mmap(thp=True) starts on a 2 MiB boundary, and writing it faults in huge pages."""
+    guest612.mkdir("/sys/fs/cgroup/t3")
+    p = guest612.spawn("/t3")
+    addr = p.mmap(4 << 20, thp=True)
+    assert addr % (2 << 20) == 0
+    p.access(addr, 4 << 20, write=True)
+    stat = dict(line.split() for line in
+                guest612.read("/sys/fs/cgroup/t3/memory.stat").splitlines())
+    assert int(stat["anon_thp"]) == 4 << 20
+    guest612.exit_task(p)
+    guest612.rmdir("/sys/fs/cgroup/t3")

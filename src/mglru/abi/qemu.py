@@ -46,6 +46,8 @@ QEMU = "qemu-system-x86_64"
 #: madvise(2) advice numbers (include/uapi/asm-generic/mman-common.h)
 MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLD, MADV_PAGEOUT = 14, 15, 20, 21
 _PR_SET_PDEATHSIG = 1
+_PING_INTERVAL = 5.0
+PMD_SIZE = 2 << 20
 
 
 class QemuError(BackendError):
@@ -85,8 +87,8 @@ class GuestTask:
         return int(self.kernel._call("TASK", str(self.pid), *map(str, words)).decode() or 0)
 
     def mmap(self, nbytes: int, *, thp: bool = False, shared: bool = False) -> int:
-        """mmap(2) anonymous memory (MAP_SHARED: shmem); `thp` adds MADV_HUGEPAGE."""
-        addr = self._op("MMAP", nbytes, int(shared))
+        """mmap(2) anonymous memory (MAP_SHARED: shmem); `thp`: PMD-aligned, MADV_HUGEPAGE."""
+        addr = self._op("MMAP", nbytes, int(shared), PMD_SIZE if thp else 0)
         self._op("MADVISE", addr, nbytes, MADV_HUGEPAGE if thp else MADV_NOHUGEPAGE)
         return addr
 
@@ -208,6 +210,9 @@ class QemuKernel:
             self._sock.sendall(line)
         except ConnectionError:
             raise self._fail("the agent channel closed") from None
+        except TimeoutError:
+            raise self._fail(f"the agent took no request for {self.command_timeout:.0f} s"
+                             ) from None
 
     def _fail(self, what: str) -> QemuError:
         if self._proc is not None:
@@ -241,20 +246,36 @@ class QemuKernel:
             time.sleep(0.05)
 
     def _wait_for_agent(self, start: float) -> None:
-        """PING until the agent answers; replies to earlier PINGs are skipped by id."""
+        """PING until the agent answers; replies to earlier PINGs are skipped by id.
+
+        QEMU holds what we send until the guest opens its port, so one PING is
+        normally enough; another goes every few seconds in case one was lost,
+        never so many that the socket's buffer fills.
+        """
         assert self._sock is not None
         self._sock.settimeout(0.5)
+        sent: set[bytes] = set()
+        last_ping = -_PING_INTERVAL
         while True:
             if self._proc is not None and self._proc.poll() is not None:
                 raise self._fail("the guest stopped before its agent answered")
-            if time.monotonic() - start > self.boot_timeout:
+            now = time.monotonic()
+            if now - start > self.boot_timeout:
                 raise self._fail(f"the guest did not boot within {self.boot_timeout:.0f} s")
-            self._seq += 1
-            self._send(b"%d PING\n" % self._seq)
+            if now - last_ping >= _PING_INTERVAL:
+                self._seq += 1
+                try:
+                    self._sock.sendall(b"%d PING\n" % self._seq)
+                    sent.add(b"%d" % self._seq)
+                except TimeoutError:
+                    pass
+                except ConnectionError:
+                    raise self._fail("the agent channel closed") from None
+                last_ping = now
             try:
                 while True:
                     tag, _, _ = self._readline().partition(b" ")
-                    if tag == b"%d" % self._seq:
+                    if tag in sent:
                         return
             except TimeoutError:
                 continue

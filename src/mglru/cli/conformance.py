@@ -66,7 +66,8 @@ def conformance(kernels: tuple[str, ...], names: tuple[str, ...], json_file: str
         click.echo(f"Error: {e}", err=True)
         ctx.exit(1)
     except OSError as e:
-        click.echo(f"Error: {e.filename + ': ' if e.filename else ''}{e.strerror}", err=True)
+        click.echo(f"Error: {str(e.filename) + ': ' if e.filename else ''}{e.strerror or e}",
+                   err=True)
         ctx.exit(1)
     click.echo(f"{'scenario':<16} {'kernel':<7} {'preset':<7} {'match':<6} differences")
     for r in results:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mglru.abi.kernel import DEFAULT_CGROUP_ROOT, LRU_GEN, Kernel, kernel_kind
-from mglru.conformance.scenario import Scenario, Step, parse_size
+from mglru.conformance.scenario import Scenario, ScenarioError, Step, parse_size
 from mglru.tools.lru_gen import LruGenStats, MemcgNotFound, read_lru_gen
 
 __all__ = ["Trace", "Snapshot", "UnsupportedStep", "run_scenario"]
@@ -93,12 +93,16 @@ class _Runner:
         return tagged(name, self.s.name)
 
     def command(self, i: int, step: Step, path: str, text: str) -> None:
+        self.record(i, f"{step.op}: {text.strip()}", lambda: self.k.write(path, text))
+
+    def record(self, i: int, what: str, action: Any) -> None:
+        """Run an action whose errno is part of the trace."""
         try:
-            self.k.write(path, text)
+            action()
             result = "ok"
         except OSError as e:
             result = errno.errorcode.get(e.errno or 0, str(e.errno))
-        self.trace.results.append((i, f"{step.op}: {text.strip()}", result))
+        self.trace.results.append((i, what, result))
 
     def fields(self, memcg: str) -> dict[str, int]:
         m, node = _node0(read_lru_gen(self.k), self.memcg(memcg))
@@ -114,7 +118,8 @@ class _Runner:
         if op == "mkdir":
             self.k.mkdir(_memcg_dir(self.memcg(a["memcg"])))
         elif op == "rmdir":
-            self.k.rmdir(_memcg_dir(self.memcg(a["memcg"])))
+            self.record(i, f"rmdir {a['memcg']}",
+                        lambda: self.k.rmdir(_memcg_dir(self.memcg(a["memcg"]))))
         elif op == "spawn":
             self.tasks[a["task"]] = self.k.spawn(memcg=self.memcg(a["memcg"]))
         elif op == "mmap":
@@ -142,7 +147,11 @@ class _Runner:
         elif op == "lru_gen":
             self.command(i, step, LRU_GEN, a["command"].format(**self.fields(a["memcg"])) + "\n")
         elif op == "write":
-            self.command(i, step, a["path"], a["text"])
+            if (a["path"] is None) == (a["memcg"] is None or a["file"] is None):
+                raise ScenarioError(f"{self.s.name}: step {i} (write): give either path, "
+                                    "or memcg and file")
+            path = a["path"] or f"{_memcg_dir(self.memcg(a['memcg']))}/{a['file']}"
+            self.command(i, step, path, a["text"])
         elif op == "snapshot":
             self.snapshot(a["name"])
 

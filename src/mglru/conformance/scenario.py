@@ -32,8 +32,9 @@
     memcg = "/a"                      # {max_seq_minus_1} {max_seq_plus_1} are filled in
     command = "+ {id} 0 {max_seq_plus_1} 1 1"   # and {max_seq_minus_2}
     [[step]]
-    op = "write"                      # any file, e.g. memory.reclaim
-    path = "/sys/fs/cgroup/a/memory.reclaim"
+    op = "write"                      # a memcg's file ("path = ..." for any other file)
+    memcg = "/a"
+    file = "memory.reclaim"
     text = "8M"
     [[step]]
     op = "exit"                       # the task exits
@@ -42,8 +43,8 @@
     op = "snapshot"                   # record lru_gen and memory.stat now
     name = "after-faults"
 
-Every command step (`age`, `evict`, `lru_gen`, `write`) records "ok" or the errno's
-name; the results are compared like snapshots.
+Every command step (`age`, `evict`, `lru_gen`, `write`, `rmdir`) records "ok" or
+the errno's name; the results are compared like snapshots.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ STEP_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "evict": (("memcg",), {"seq": "{max_seq_minus_2}", "swappiness": 200,
                            "nr_to_reclaim": None}),
     "lru_gen": (("memcg", "command"), {}),
-    "write": (("path", "text"), {}),
+    "write": (("text",), {"path": None, "memcg": None, "file": None}),
     "snapshot": (("name",), {}),
     "vm_touch": (("region",), {"write": False}),
 }

@@ -47,6 +47,10 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
     ("stale_seqs", "6.12"): _FAULT_ACTIVE,
     ("refault", "6.1"): f"{_FAULT_ACTIVE}; {_REFAULT_TOKEN_6_1}",
     ("refault", "6.12"): _FAULT_ACTIVE,
+    ("rmdir_busy", "6.1"): _FAULT_ACTIVE,
+    ("rmdir_busy", "6.12"): _FAULT_ACTIVE,
+    ("thp", "6.1"): _FAULT_ACTIVE,
+    ("thp", "6.12"): _FAULT_ACTIVE,
 }
 
 

@@ -89,10 +89,19 @@ static void task_loop(int in, int outfd) {
 		int n = sscanf(buf, "%15s %lu %lu %lu", op, &a, &b, &c);
 		if (n < 1) { fprintf(w, "ERR %d\n", EINVAL); fflush(w); continue; }
 		errno = 0;
-		if (!strcmp(op, "MMAP")) {          /* MMAP len shared */
-			void *p = mmap(NULL, a, PROT_READ | PROT_WRITE,
+		if (!strcmp(op, "MMAP")) {          /* MMAP len shared align */
+			/* over-map by `align` and trim, so a THP region starts on a PMD boundary */
+			char *p = mmap(NULL, a + c, PROT_READ | PROT_WRITE,
 				       (b ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS, -1, 0);
-			res = p == MAP_FAILED ? -1 : (long)p;
+			if (p == MAP_FAILED) {
+				res = -1;
+			} else {
+				unsigned long start = (unsigned long)p, head = 0;
+				if (c) head = (c - start % c) % c;
+				if (head) munmap(p, head);
+				if (c - head) munmap(p + head + a, c - head);
+				res = (long)(start + head);
+			}
 		} else if (!strcmp(op, "TOUCH")) {  /* TOUCH addr len write; EFAULT if unmapped */
 			volatile char *volatile p = (volatile char *)a;
 			signal(SIGSEGV, on_segv);
@@ -101,7 +110,9 @@ static void task_loop(int in, int outfd) {
 				errno = EFAULT; res = -1;
 			} else {
 				for (unsigned long off = 0; off < b; off += 4096) {
-					if (c) p[off] = (char)(p[off] + 1);
+					/* a pure store: a write fault, never a read fault first
+					 * (which would map the zero page, or the huge zero page) */
+					if (c) p[off] = 1;
 					else (void)p[off];
 				}
 			}
