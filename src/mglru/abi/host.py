@@ -37,6 +37,9 @@ class HostKernel:
             one (the selftest's `-r`).
     """
 
+    #: the backend kind (see `mglru.abi.kernel.kernel_kind`)
+    kind = "host"
+
     def __init__(self, root: str | os.PathLike[str] = "/", cgroup_root: str | None = None) -> None:
         self.root = os.fspath(root)
         self._cgroup_root_hint = cgroup_root

@@ -26,6 +26,8 @@ from typing import Protocol, runtime_checkable
 __all__ = [
     "Kernel",
     "FeatureUnavailable",
+    "BackendError",
+    "kernel_kind",
     "LRU_GEN",
     "LRU_GEN_FULL",
     "LRU_GEN_ENABLED",
@@ -55,8 +57,8 @@ class Kernel(Protocol):
 
     `SimKernel` satisfies it as is; `HostKernel` maps it onto a filesystem.
     Optional extras a backend may add (tools look them up with `getattr`):
-    `access(path, write) -> bool` (whether `open(2)` would succeed) and
-    `cgroup` (the detected `CgroupHierarchy`).
+    `access(path, write) -> bool` (whether `open(2)` would succeed),
+    `cgroup` (the detected `CgroupHierarchy`) and `kind` (see `kernel_kind`).
     """
 
     def read(self, path: str) -> str:
@@ -116,3 +118,16 @@ class FeatureUnavailable(RuntimeError):
         self.reason = reason
         self.hint = hint
         super().__init__(f"{reason}; {hint}" if hint else reason)
+
+
+class BackendError(RuntimeError):
+    """A kernel backend could not be started or stopped answering (QEMU missing, no boot)."""
+
+
+def kernel_kind(kernel: object) -> str:
+    """What a backend is: "sim" (the model), "host" (a filesystem) or "qemu" (a booted guest).
+
+    Backends say so with a `kind` attribute; one without it is a host-like
+    filesystem view, as the tools treated every non-simulated kernel so far.
+    """
+    return getattr(kernel, "kind", "host")

@@ -2,7 +2,7 @@
 
     mglru access-tracking-perf-test [-h] [-m mode] [-b vcpu_bytes] [-v vcpus] [-o]
         [-s mem_type] [-l] [-p] [-r memcg_root] [-w n]
-        [--kernel sim|host] [--config PRESET] [--rules v4|upstream] [--json FILE]
+        [--kernel sim|host|qemu:6.12|...] [--config PRESET] [--rules v4|upstream] [--json FILE]
         [--arch ARCH] [--no-tdp-mmu] [--seed N]
 
 `-h` prints the C test's help; `--help` click's. Exit codes are kselftest's:
@@ -17,6 +17,8 @@ import sys
 
 import click
 
+from mglru.backends import KERNEL_SPEC_HELP, KernelSpec
+from mglru.cli.lru_gen import KernelSpecType
 from mglru.presets import ARCHES, PRESETS
 from mglru.tools.access_tracking import (
     DEFAULT_PER_VCPU_MEM_SIZE,
@@ -73,8 +75,8 @@ def c_help(arch: str = "x86") -> str:
         lines.append(f"         {name}{'' if src.supported else ' (not modelled)'}")
     lines += [
         "",
-        "mglru options: --kernel sim|host, --config PRESET, --rules v4|upstream, --json FILE,",
-        "               --arch ARCH, --no-tdp-mmu, --seed N (see --help)",
+        "mglru options: --kernel sim|host|qemu:NAME, --config PRESET, --rules v4|upstream,",
+        "               --json FILE, --arch ARCH, --no-tdp-mmu, --seed N (see --help)",
         "",
     ]
     return "\n".join(lines)
@@ -112,8 +114,9 @@ class _Size(click.ParamType):
               help="memory cgroup hierarchy root (with -l) [default: /sys/fs/cgroup]")
 @click.option("-w", "warn_only", type=int, default=None, metavar="n",
               help="idle page checks: >0 warn only, 0 fail [default: auto]")
-@click.option("--kernel", "kernel", type=click.Choice(["sim", "host"]), default="sim",
-              show_default=True, help="the simulated kernel or this host")
+@click.option("--kernel", "kernel", type=KernelSpecType(), default="sim", show_default=True,
+              help=f"the simulated kernel, this host, or a stock kernel in QEMU "
+                   f"({KERNEL_SPEC_HELP})")
 @click.option("--config", type=click.Choice(list(PRESETS)), default=DEFAULT_CONFIG,
               show_default=True, help="simulated kernel preset")
 @click.option("--rules", type=click.Choice(list(RULES)), default=None,
@@ -131,7 +134,7 @@ class _Size(click.ParamType):
 def access_tracking_perf_test(show_help: bool, modes: tuple[int, ...], vcpu_bytes: int,
                               vcpus: int, overlap: bool, mem_type: str, lru_gen: bool,
                               benchmark: bool, memcg_root: str, warn_only: int | None,
-                              kernel: str, config: str, rules: str | None,
+                              kernel: KernelSpec, config: str, rules: str | None,
                               json_file: str | None, arch: str | None, tdp_mmu: bool,
                               seed: int, test_clear_caps: str | None) -> None:
     """KVM's access_tracking_perf_test (with the v4 series' -l/-p/-r) on a kernel.
@@ -150,10 +153,12 @@ def access_tracking_perf_test(show_help: bool, modes: tuple[int, ...], vcpu_byte
     except ValueError:
         raise click.BadParameter(f"not hex: {test_clear_caps!r}",
                                  param_hint="--test-clear-caps") from None
+    if kernel.kind == "sim":  # "sim:PRESET" is --config PRESET
+        config, kernel = kernel.arg or config, KernelSpec("sim")
     params = TestParams(vcpu_memory_bytes=vcpu_bytes, nr_vcpus=vcpus, overlap=overlap,
                         backing_src=mem_type, modes=list(modes) or None, lru_gen=lru_gen,
                         benchmark=benchmark, cgroup_root=memcg_root, warn_only=warn_only,
-                        kernel=kernel, config=config, rules=rules, arch=arch, tdp_mmu=tdp_mmu,
+                        kernel=str(kernel), config=config, rules=rules, arch=arch, tdp_mmu=tdp_mmu,
                         seed=seed, clear_caps_after_check=clear)
     result = run_access_tracking_perf_test(params)
     if json_file:

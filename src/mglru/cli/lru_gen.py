@@ -2,9 +2,10 @@
 
 The commands only read and write the kernel's files (`mglru.tools.lru_gen`),
 so they behave the same on `--kernel host` (the running kernel, or `--root` a
-directory laid out like one) and `--kernel sim` (a fresh `SimKernel` of
+directory laid out like one), `--kernel sim` (a fresh `SimKernel` of
 `--config`; each invocation starts a new one, so `sim` mostly shows what an
-idle kernel prints).
+idle kernel prints) and `--kernel qemu:6.12` (a stock kernel booted in QEMU for
+this one command; see `mglru.backends`).
 
 MEMCG is an id (all digits), a path below the cgroup root ("/a/b", "/" for the
 root memcg) or a name as lru_gen_util takes it ("a/b" means "/a/b").
@@ -23,7 +24,16 @@ from typing import Any
 
 import click
 
-from mglru.abi import LRU_GEN, LRU_GEN_ENABLED, FeatureUnavailable, HostKernel, Kernel
+from mglru.abi import LRU_GEN, LRU_GEN_ENABLED, FeatureUnavailable, Kernel
+from mglru.abi.kernel import BackendError
+from mglru.backends import (
+    DEFAULT_SIM_PRESET,
+    KERNEL_SPEC_HELP,
+    KernelSpec,
+    UnknownKernel,
+    open_kernel,
+    parse_kernel_spec,
+)
 from mglru.presets import PRESETS
 from mglru.tools.lru_gen import (
     CAP_NAMES,
@@ -47,7 +57,7 @@ __all__ = ["lru_gen", "EXIT_ERROR", "EXIT_UNAVAILABLE"]
 EXIT_ERROR = 1
 #: a missing feature: kselftest's KSFT_SKIP, as the selftest port reports it
 EXIT_UNAVAILABLE = 4
-DEFAULT_SIM_CONFIG = "seed-v4"
+DEFAULT_SIM_CONFIG = DEFAULT_SIM_PRESET
 
 
 @contextmanager
@@ -59,6 +69,9 @@ def _reported_errors() -> Iterator[None]:
     except FeatureUnavailable as e:
         click.echo(f"Error: {e}", err=True)
         ctx.exit(EXIT_UNAVAILABLE)
+    except BackendError as e:
+        click.echo(f"Error: {e}", err=True)
+        ctx.exit(EXIT_ERROR)
     except (CommandError, LruGenParseError, MemcgNotFound, ValueError) as e:
         click.echo(f"Error: {e}", err=True)
         ctx.exit(EXIT_ERROR)
@@ -78,22 +91,37 @@ def _backend_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "[default: /]")(f)
     f = click.option("--config", type=click.Choice(list(PRESETS)), default=None,
                      help=f"kernel preset for --kernel sim [default: {DEFAULT_SIM_CONFIG}]")(f)
-    f = click.option("--kernel", "kernel_kind", type=click.Choice(["host", "sim"]),
-                     default="host", show_default=True,
-                     help="the running kernel, or a fresh simulated one")(f)
+    f = click.option("--kernel", "kernel_kind", type=KernelSpecType(), default="host",
+                     show_default=True,
+                     help="the running kernel, a fresh simulated one, or a stock kernel "
+                          f"booted in QEMU ({KERNEL_SPEC_HELP})")(f)
     return f
 
 
-def _make_kernel(kind: str, config: str | None, root: str | None) -> Kernel:
-    if kind == "host":
-        if config is not None:
-            raise click.UsageError("--config applies to --kernel sim only")
-        return HostKernel(root or "/")
-    if root is not None:
-        raise click.UsageError("--root applies to --kernel host only")
-    from mglru import SimKernel
+class KernelSpecType(click.ParamType):
+    """A `--kernel` value, checked by `parse_kernel_spec`."""
 
-    return SimKernel(config or DEFAULT_SIM_CONFIG)
+    name = "kernel"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        """parse_kernel_spec()."""
+        if isinstance(value, KernelSpec):
+            return value
+        try:
+            return parse_kernel_spec(value)
+        except UnknownKernel as e:
+            self.fail(str(e), param, ctx)
+
+
+@contextmanager
+def _make_kernel(spec: KernelSpec, config: str | None, root: str | None) -> Iterator[Kernel]:
+    """Open the kernel for one command (a QEMU guest stops when the command ends)."""
+    if config is not None and spec.kind != "sim":
+        raise click.UsageError("--config applies to --kernel sim only")
+    if root is not None and spec.kind != "host":
+        raise click.UsageError("--root applies to --kernel host only")
+    with open_kernel(spec, config=config, root=root) as kernel:
+        yield kernel
 
 
 def _memcg_ref(text: str) -> str | int:
@@ -129,7 +157,8 @@ def lru_gen() -> None:
 @click.option("--input", "input_file", type=click.File("r"), default=None,
               help="parse a captured lru_gen or lru_gen_full file ('-' for stdin) instead")
 @_backend_options
-def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: str, config: str | None,
+def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: KernelSpec,
+         config: str | None,
          root: str | None, as_json: bool) -> None:
     """Print the generations of every memcg (or of MEMCG), with per-seq page sums."""
     with _reported_errors():
@@ -138,7 +167,8 @@ def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: str, confi
                 raise click.UsageError("--input reads a file; --config and --root do not apply")
             stats = parse_lru_gen(input_file.read(), source=input_file.name)
         else:
-            stats = read_lru_gen(_make_kernel(kernel_kind, config, root), full)
+            with _make_kernel(kernel_kind, config, root) as kernel:
+                stats = read_lru_gen(kernel, full)
         if memcg is not None:
             stats = LruGenStats((stats.find(_memcg_ref(memcg)),), stats.full)
         if as_json:
@@ -156,11 +186,10 @@ def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: str, confi
 @click.option("--force-scan/--no-force-scan", default=True, show_default=True,
               help="force_scan field: scan page tables even if the Bloom filters say no")
 @_backend_options
-def age(memcg: str, swappiness: str, force_scan: bool, kernel_kind: str, config: str | None,
-        root: str | None, as_json: bool) -> None:
+def age(memcg: str, swappiness: str, force_scan: bool, kernel_kind: KernelSpec,
+        config: str | None, root: str | None, as_json: bool) -> None:
     """Create a generation on every node of MEMCG (`+ id node max_seq 1 1`, as lru_gen_util)."""
-    with _reported_errors():
-        kernel = _make_kernel(kernel_kind, config, root)
+    with _reported_errors(), _make_kernel(kernel_kind, config, root) as kernel:
         commands, after = age_memcg(kernel, _memcg_ref(memcg), _swappiness(swappiness),
                                     force_scan)
         _report(commands, after, as_json)
@@ -177,11 +206,10 @@ def age(memcg: str, swappiness: str, force_scan: bool, kernel_kind: str, config:
               help="stop after this many pages (needs --swappiness)")
 @_backend_options
 def evict(memcg: str, seq: int | None, nid: int | None, swappiness: str | None,
-          nr_to_reclaim: int | None, kernel_kind: str, config: str | None, root: str | None,
-          as_json: bool) -> None:
+          nr_to_reclaim: int | None, kernel_kind: KernelSpec, config: str | None,
+          root: str | None, as_json: bool) -> None:
     """Evict the oldest generations of MEMCG (`- id node seq [swappiness [nr_to_reclaim]]`)."""
-    with _reported_errors():
-        kernel = _make_kernel(kernel_kind, config, root)
+    with _reported_errors(), _make_kernel(kernel_kind, config, root) as kernel:
         commands, after = evict_memcg(kernel, _memcg_ref(memcg), seq, nid,
                                       _swappiness(swappiness), nr_to_reclaim)
         _report(commands, after, as_json)
@@ -209,11 +237,10 @@ def _debugfs_state(kernel: Kernel) -> str:
 @click.option("--rules", type=click.Choice(list(RULES)), default=None,
               help="exit 4 with the reason unless the selftest would use MGLRU under these rules")
 @_backend_options
-def caps(rules: str | None, kernel_kind: str, config: str | None, root: str | None,
+def caps(rules: str | None, kernel_kind: KernelSpec, config: str | None, root: str | None,
          as_json: bool) -> None:
     """Show the lru_gen caps and whether the selftest (v4 or upstream rules) can use MGLRU."""
-    with _reported_errors():
-        kernel = _make_kernel(kernel_kind, config, root)
+    with _reported_errors(), _make_kernel(kernel_kind, config, root) as kernel:
         mask = read_caps(kernel)
         verdicts: dict[str, FeatureUnavailable | None] = {}
         for r in RULES:

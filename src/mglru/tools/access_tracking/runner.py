@@ -14,8 +14,9 @@ Order, as in the C `main()` and `setup_vm_and_run()`:
 2. the test hook `clear_caps_after_check` writes `enabled` without those
    bits (cap 0x8 off turns the seed's secondary-MMU walk off);
 3. `-p` without `-l` fails; `-p` without the timing model skips;
-4. `--kernel host` stops here with a skip: a KVM guest cannot be run from
-   Python (no vCPU threads, no guest code), so only the checks ran;
+4. a real kernel (`--kernel host`, `--kernel qemu:...`) stops here with a
+   skip: a KVM guest cannot be run from Python (no vCPU threads, no guest
+   code), so only the checks ran;
 5. per guest mode: spawn the test process (the simulated kernel's stand-in
    for this program), create the memcg and move the process into it (`-l`),
    create the VM through memstress, run the benchmark or the flow; then move
@@ -30,8 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mglru.abi import HostKernel
-from mglru.abi.kernel import LRU_GEN_ENABLED, FeatureUnavailable, Kernel
+from mglru.abi.kernel import LRU_GEN_ENABLED, BackendError, FeatureUnavailable, Kernel, kernel_kind
+from mglru.backends import open_kernel
 from mglru.tools.access_tracking.benchmark import run_benchmark, timing_model_status
 from mglru.tools.access_tracking.context import TestContext
 from mglru.tools.access_tracking.flows import (
@@ -75,6 +76,14 @@ HOST_UNSUPPORTED = ("--kernel host: this port cannot run a KVM guest from Python
                     "/dev/kvm, vCPU threads and compiled guest code); the feature checks passed. "
                     "Run tools/testing/selftests/kvm/access_tracking_perf_test on the host, or "
                     "this test with --kernel sim")
+
+
+def _real_kernel_unsupported(kind: str) -> str:
+    """HOST_UNSUPPORTED, naming the real kernel the checks ran on."""
+    if kind == "host":
+        return HOST_UNSUPPORTED
+    return HOST_UNSUPPORTED.replace("--kernel host", f"--kernel {kind}", 1).replace(
+        "on the host", "in the guest", 1)
 
 
 @dataclass
@@ -129,13 +138,6 @@ def _clear_caps(kernel: Kernel, mask: int, log: Log) -> None:
         test_assert(False, f"test hook: writing 0x{caps:x} to {LRU_GEN_ENABLED} failed "
                            f"({e.strerror})", "clear_caps_after_check")
     log.record["caps_after_hook"] = kernel.read(LRU_GEN_ENABLED).strip()
-
-
-def _sim_kernel(params: TestParams) -> Kernel:
-    """A fresh simulated kernel of the run's preset."""
-    from mglru.kernel import SimKernel
-
-    return SimKernel(config=params.config, seed=params.seed)
 
 
 def _warm_up(kernel: Any, params: TestParams, arch: str) -> None:
@@ -234,9 +236,17 @@ def _run(params: TestParams, kernel: Kernel | None, log: Log) -> None:
     except UnsupportedBackingSrc as e:
         raise TestSkip(str(e)) from None
     if kernel is None:
-        kernel = HostKernel() if params.kernel == "host" else _sim_kernel(params)
-    cfg = getattr(kernel, "cfg", None)
-    log.record.update(kernel=params.kernel if cfg is None else "sim",
+        with open_kernel(params.kernel, config=params.config, seed=params.seed) as k:
+            _run_on(params, k, rules, log)
+    else:
+        _run_on(params, kernel, rules, log)
+
+
+def _run_on(params: TestParams, kernel: Kernel, rules: str, log: Log) -> None:
+    """main() after the kernel is open."""
+    sim = kernel_kind(kernel) == "sim"
+    cfg = kernel.cfg if sim else None  # type: ignore[attr-defined]
+    log.record.update(kernel="sim" if sim else params.kernel,
                       config=None if cfg is None else cfg.name, rules=rules)
     if cfg is not None:
         _check_options(params, params.arch or cfg.arch)
@@ -250,7 +260,7 @@ def _run(params: TestParams, kernel: Kernel | None, log: Log) -> None:
         bench_fn, why = timing_model_status()
         test_require(bench_fn is not None, f"timing model not available ({why})")
     if cfg is None:
-        raise TestSkip(HOST_UNSUPPORTED)
+        raise TestSkip(_real_kernel_unsupported(params.kernel))
     arch = params.arch or cfg.arch
     if params.lru_gen:
         try:
@@ -275,9 +285,8 @@ def run_access_tracking_perf_test(params: TestParams, kernel: Kernel | None = No
         The exit code, status, message and JSON record.
     """
     log = log or Log()
-    cfg = getattr(kernel, "cfg", None)
-    if cfg is not None and params.rules is None:
-        params.config = cfg.name
+    if kernel is not None and kernel_kind(kernel) == "sim" and params.rules is None:
+        params.config = kernel.cfg.name  # type: ignore[attr-defined]
     rec = log.record
     rec.update(test="access_tracking_perf_test", clock="host", nr_vcpus=params.nr_vcpus,
                vcpu_memory_bytes=params.vcpu_memory_bytes, overlap=params.overlap,
@@ -296,6 +305,9 @@ def run_access_tracking_perf_test(params: TestParams, kernel: Kernel | None = No
         code, status, message = KSFT_SKIP, "skip", e.message
         if e.hint:
             rec["hint"] = e.hint
+    except BackendError as e:
+        log.skip(str(e), "")
+        code, status, message = KSFT_SKIP, "skip", str(e)
     except KeyboardInterrupt:
         print("Interrupted", file=log.err)
         code, status, message = EXIT_INTERRUPTED, "interrupted", "KeyboardInterrupt"

@@ -8,7 +8,9 @@ made strict and complete:
   memcg line without a path (id 0: memcg disabled) is accepted;
 - lru_gen_full's tier lines (`tier` + 6 marked counts) and mm_stats lines (4
   or 6 marked counts) are recognised by shape and attached to the generation
-  above them; the `x` marks of its generation lines are kept;
+  above them; the `x` marks of its generation lines are kept; a blank mark
+  (v6.1's lru_gen_seq_show_full() prints ' ' for counts that later kernels
+  mark 'x') is kept as ' ';
 - anything else is rejected with `LruGenParseError`, naming the line number,
   its text and what was expected there.
 
@@ -40,8 +42,10 @@ __all__ = ["LruGenParseError", "parse_lru_gen", "format_lru_gen"]
 _MEMCG = re.compile(r"memcg\s+(\d+)(?: (.*))?")
 _NUM = re.compile(r"\d+")
 _PAGES = re.compile(r"(\d+)(x?)")
-_TIER_COUNT = re.compile(r"(\d+)([RTxrep])")
-_MM_COUNT = re.compile(r"(\d+)([TOYDFAtoydfax])")
+#: a count's mark may be blank: v6.1 prints ' ' where later kernels print 'x'
+_TIER_COUNT = re.compile(r"(\d+)([RTxrep]?)")
+#: mm_stats letters: TOYDFA since v6.6 (TYFA since v6.12), LOYNFA in v6.1
+_MM_COUNT = re.compile(r"(\d+)([TOYDFALNtoydfalnx]?)")
 _GEN_SHAPE = "'seq age_ms nr_anon nr_file' (unsigned decimal numbers)"
 
 
@@ -95,7 +99,7 @@ def _marked(tokens: list[str], pattern: re.Pattern[str]) -> list[MarkedCount] | 
         m = pattern.fullmatch(tok)
         if m is None:
             return None
-        out.append(MarkedCount(int(m.group(1)), m.group(2)))
+        out.append(MarkedCount(int(m.group(1)), m.group(2) or " "))
     return out
 
 
@@ -122,7 +126,13 @@ def _mm_stats(tokens: list[str]) -> MmStats | None:
     if len(tokens) not in (4, 6):
         return None
     counts = _marked(tokens, _MM_COUNT)
-    return None if counts is None else MmStats(tuple(counts))
+    if counts is None:
+        return None
+    blank = [c.mark == " " for c in counts]
+    # v6.1 (6 counts) leaves every mark blank or none; 4-count kernels mark every count
+    if any(blank) and (len(counts) == 4 or not all(blank)):
+        return None
+    return MmStats(tuple(counts))
 
 
 class _Parser:
@@ -184,7 +194,7 @@ class _Parser:
             return
         raise self.fail(f"a generation line {_GEN_SHAPE}, or in lru_gen_full a tier line "
                         "('tier' + 6 counts marked R/T/x or r/e/p) or an mm_stats line "
-                        "(4 or 6 counts marked with TOYDFA/toydfa/x)")
+                        "(4 or 6 counts marked with TOYDFA/LOYNFA/toydfa/x)")
 
     def tier_line(self, node: _Node, tier: TierStats) -> None:
         if not node.gens or node.gens[-1].mm_stats is not None:
