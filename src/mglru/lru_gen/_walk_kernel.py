@@ -15,10 +15,11 @@ once per run, as `reset_batch_size()` does. Per PMD entry:
   decides whether it goes into the next generation's filter.
 
 `walk_pte_range` walks each VMA range of the table (the kernel's
-get_next_vma() restart) with one of four engines: primary accessed bits
-only (`pte_range_primary`, the hot loop of `mglru bench aging`), or the
-secondary-MMU engines of `_walk_secondary`. Every engine finds folios with
-`get_pfn_folio` and updates them with `walk_update_folio` (`_walk_folio`).
+get_next_vma() restart) for primary accessed bits (the hot loop of
+`mglru bench aging`); `walk_pte_range_notify` does it in an mm whose
+notifiers the walk calls, with the engines of `_walk_secondary`. Every loop
+finds folios with `get_pfn_folio` and updates them with `walk_update_folio`
+(`_walk_folio`).
 The state comes grouped as in `_walk_state`; the behaviour of the modelled
 version as flags there (`get_pfn_checks_node`, `test_before_clear`,
 `clear_notify`, `batch_calls`).
@@ -116,35 +117,48 @@ def _bloom_set(filt, k0, k1):
 
 
 @njit(cache=True, _nrt=False)
-def pte_range_primary(pfns, flags, lo, hi, fo, w):
-    """walk_pte_range() over [lo, hi) of one table when only primary bits matter.
+def walk_pte_range(row, r_i, pt, fo, w):
+    """walk_pte_range() on PTE table `row` when only primary accessed bits matter.
 
-    Returns (young PTEs, folios moved). NOTE: the hot loop of a large walk;
-    its helpers cost nothing only because they, like it, are compiled
-    without reference counting (see `_walk_folio`).
+    Walks each walked VMA range of the table (`r_i`: the first that may
+    overlap it), as the kernel restarts with get_next_vma(). Returns (PTEs
+    walked, young, folios moved). NOTE: the hot loop of a large walk; it and
+    its helpers are compiled without reference counting, so a helper call
+    costs what inlining it by hand did (see `_walk_folio`).
     """
-    young_n = n_old = 0
+    base = pt.pmd_addr[row] >> 12  # vpn of the first PTE slot
+    end = base + 512
+    pfns = pt.pte_pfn[row]
+    flags = pt.pte_flags[row]
+    total = young_n = n_old = 0
     batch = new_batch()
-    for i in range(lo, hi):
-        f = flags[i]
-        if (f & (_PRESENT | _SPECIAL)) != _PRESENT:
-            continue
-        pfn = np.int64(pfns[i])
-        if pfn < 1024:  # the (huge) zero page
-            continue
-        if not (f & _YOUNG):
-            if not w.get_pfn_checks_node or w.node_start <= pfn < w.node_end:
-                n_old += 1
-            continue
-        head = get_pfn_folio(pfn, fo, w)
-        if head < 0:
-            continue
-        flags[i] = f & np.uint8(0xFF ^ _YOUNG)
-        young_n += 1
-        batch = walk_update_folio(head, (f & _DIRTY) != 0, fo, w, batch)
+    j = r_i
+    while j < w.rng_start.shape[0] and w.rng_start[j] < end:
+        lo = max(base, w.rng_start[j]) - base
+        hi = min(end, w.rng_end[j]) - base
+        j += 1
+        total += hi - lo
+        for i in range(lo, hi):
+            f = flags[i]
+            if (f & (_PRESENT | _SPECIAL)) != _PRESENT:
+                continue
+            pfn = np.int64(pfns[i])
+            if pfn < 1024:  # the (huge) zero page
+                continue
+            if not (f & _YOUNG):
+                if not w.get_pfn_checks_node or w.node_start <= pfn < w.node_end:
+                    n_old += 1
+                continue
+            head = get_pfn_folio(pfn, fo, w)
+            if head < 0:
+                continue
+            young_n += 1
+            batch = walk_update_folio(head, (f & _DIRTY) != 0, fo, w, batch)
+            # NOTE: after the folio update, so that it reuses get_pfn_folio()'s loads
+            flags[i] = f & np.uint8(0xFF ^ _YOUNG)
     w.mm_stats[_YOUNG_ST] += young_n
     w.mm_stats[_OLD] += n_old
-    return young_n, flush_batch(batch, w)
+    return total, young_n, flush_batch(batch, w)
 
 
 @njit(cache=True)
@@ -173,11 +187,12 @@ def _spte_layout(base, lo, hi, sec, sptes, seg_lo, seg_hi, cache):
 
 
 @njit(cache=True)
-def walk_pte_range(row, r_i, pt, fo, w, sec, sptes, seg_lo, seg_hi, scratch, cache):
-    """walk_pte_range() over the walked VMA ranges of PTE table `row`.
+def walk_pte_range_notify(row, r_i, pt, fo, w, sec, sptes, seg_lo, seg_hi, scratch, cache):
+    """walk_pte_range() on PTE table `row` of an mm whose notifiers the walk calls.
 
-    `r_i` is the first walk range that may overlap the table, `seg_lo:seg_hi`
-    the segments that may. Returns (PTEs walked, young, moved, cache).
+    As `walk_pte_range`, each VMA range with the fastest engine of
+    `_walk_secondary` that fits it; `seg_lo:seg_hi` are the segments that
+    may overlap the table. Returns (PTEs walked, young, moved, cache).
     """
     base = pt.pmd_addr[row] >> 12  # vpn of the first PTE slot
     end = base + 512
@@ -190,21 +205,18 @@ def walk_pte_range(row, r_i, pt, fo, w, sec, sptes, seg_lo, seg_hi, scratch, cac
         hi = min(end, w.rng_end[j]) - base
         j += 1
         total += hi - lo
+        y = -1
         m = 0
-        if not (sec.on and sec.has_notifiers):
-            y, m = pte_range_primary(pfns, flags, lo, hi, fo, w)
-        else:
-            y = -1
-            if seg_hi > seg_lo:
-                ok, layout, cache = _spte_layout(base, lo, hi, sec, sptes, seg_lo, seg_hi, cache)
-                if ok:
-                    y, m = pte_range_notify_simple(pfns, flags, lo, hi, fo, w, sec, layout)
-                else:
-                    y, m = pte_range_notify_phased(pfns, flags, base, lo, hi, fo, w, sec, sptes,
-                                                   seg_lo, seg_hi, scratch)
-            if y < 0:
-                y, m = pte_range_notify_each(pfns, flags, base, lo, hi, fo, w, sec, sptes,
-                                             seg_lo, seg_hi, scratch)
+        if seg_hi > seg_lo:
+            ok, layout, cache = _spte_layout(base, lo, hi, sec, sptes, seg_lo, seg_hi, cache)
+            if ok:
+                y, m = pte_range_notify_simple(pfns, flags, lo, hi, fo, w, sec, layout)
+            else:
+                y, m = pte_range_notify_phased(pfns, flags, base, lo, hi, fo, w, sec, sptes,
+                                               seg_lo, seg_hi, scratch)
+        if y < 0:
+            y, m = pte_range_notify_each(pfns, flags, base, lo, hi, fo, w, sec, sptes, seg_lo,
+                                         seg_hi, scratch)
         young_n += y
         moved += m
     return total, young_n, moved, cache
@@ -292,8 +304,13 @@ def walk_pmd_range(rows, pt, fo, w, sec, sptes, scratch):
             if w.has_write:
                 _bloom_set(w.bloom_write, k0, k1)
             continue
-        total, young_n, m, cache = walk_pte_range(row, r_i, pt, fo, w, sec, sptes, seg_i,
-                                                  seg_hi, scratch, cache)
+        if sec.on and sec.has_notifiers:
+            total, young_n, m, cache = walk_pte_range_notify(row, r_i, pt, fo, w, sec, sptes,
+                                                             seg_i, seg_hi, scratch, cache)
+        else:
+            # NOTE: a call of a reference-counted function costs an incref and a
+            # decref of every array it is handed; this one has none
+            total, young_n, m = walk_pte_range(row, r_i, pt, fo, w)
         moved += m
         w.mm_stats[_TOTAL] += total
         # suitable_to_scan(): dense tables carry over to the next generation

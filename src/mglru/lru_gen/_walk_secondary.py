@@ -301,9 +301,11 @@ def pte_range_notify_simple(pfns, flags, lo, hi, fo, w, sec, layout):
         if sec.test_before_clear and not young_p:
             # test_young(): kvm_test_age_gfn per memslot range, ORed
             t_calls += 1
-            y = False
-            for k in range(nseg):
-                st = age_spte(arr0 if k == 0 else arr1, (off0 if k == 0 else off1) + i, False)
+            st = age_spte(arr0, off0 + i, False)
+            y = (st & _PA) == _PA
+            t_vis += st & SPTE_PRESENT
+            if nseg == 2:
+                st = age_spte(arr1, off1 + i, False)
                 y |= (st & _PA) == _PA
                 t_vis += st & SPTE_PRESENT
             if not y:
@@ -315,9 +317,14 @@ def pte_range_notify_simple(pfns, flags, lo, hi, fo, w, sec, layout):
             continue
         # clear_young(): every memslot range
         c_calls += 1
-        sy = False
-        for k in range(nseg):
-            st = age_spte(arr0 if k == 0 else arr1, (off0 if k == 0 else off1) + i, True)
+        st = age_spte(arr0, off0 + i, True)
+        c_vis += st & SPTE_PRESENT
+        sy = (st & _PA) == _PA
+        if sy:
+            cleared += 1
+            wc += _is_wc(st)
+        if nseg == 2:
+            st = age_spte(arr1, off1 + i, True)
             c_vis += st & SPTE_PRESENT
             if (st & _PA) == _PA:
                 sy = True
