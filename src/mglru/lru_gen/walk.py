@@ -4,8 +4,8 @@ Mechanism: `walk_mm` takes an mm's page-table rows in address order, keeps the
 address ranges of VMAs that `should_skip_vma` lets through (coalescing is
 implicit: a PTE table shared by several VMAs is visited once, covering all of
 them, as `get_next_vma` arranges in the kernel), and hands them to the compiled
-`walk_pmd_range` (through `walk_rows`). Secondary MMUs are seen through the segments each notifier
-subscriber exports (`aging_segments`), see `_walk_kernel`.
+`walk_pmd_range` (through `walk_rows`). Secondary MMUs are seen through the
+segments each notifier subscriber exports (`aging_segments`), see `_walk_kernel`.
 
 The walk resumes per PUD (1 GiB of rows) when the timing model asks for steps
 (`rows_per_step`); the functional result is the same as one pass because
