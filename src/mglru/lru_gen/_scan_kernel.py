@@ -1,13 +1,18 @@
-"""The compiled inner loop of `scan_folios` / `sort_folio` / `isolate_folio`. Spec §4.5.
+"""The compiled inner loop of scan_folios() / sort_folio() / isolate_folio() (mm/vmscan.c).
 
-One call pops folios from the tail of one generation list (given tail-first
-as a cached array, re-validated per folio against its `lru` word), sorts the
-ones that stay on MGLRU (unevictable, promoted, protected, ineligible,
-writeback) and isolates candidates, within the kernel's budgets. List moves
-take keys from the head/tail counters passed in `ctr` (see lru_gen.lists).
+Mechanism (v6.10-v6.14): one call pops folios from the tail of one
+generation list (given tail-first as a cached array, re-validated per folio
+against its `lru` word), sorts the ones that stay on MGLRU (unevictable,
+promoted, protected by their tier, ineligible, under writeback) and isolates
+candidates, within the kernel's budgets (MAX_LRU_BATCH folios, at most 64
+isolated or skipped). List moves take keys from the head/tail counters
+passed in `ctr` (see lru_gen.lists).
 
 Outputs: `out` (isolated head pfns), `wb` (dirty file folios the flusher must
 start), and `res` = [scanned, isolated, skipped, pos, sorted, remaining].
+
+Future optimizations:
+1. keep the tail-first order incrementally instead of rebuilding the cache.
 """
 
 from __future__ import annotations
@@ -52,9 +57,25 @@ def _tier(f, two_step):
 
 
 @njit(cache=True)
-def scan_list(cand, snap, pos, flags, gen, lru, old_gen, typ, tier_idx, two_step, refs_flags,
-              shift, gfp_io, remaining, ctr, nr_pages, nr_listed, protected, out, wb, res):
-    """Pop from the tail of list `old_gen` (cand[pos:] is its cached tail-first order)."""
+def scan_list(tail, pos, remaining, folios, lists, ctl, outp):
+    """Pop from the tail of list `old_gen` (see the module).
+
+    The groups are plain tuples (numba types those in C; a named tuple costs
+    about 1.5 us a field per call):
+
+    * `tail` = (cand, snap): cand[pos:] is the list's cached tail-first
+      order, snap its folios' `lru` words when cached;
+    * `folios` = (flags, gen, lru), per pfn;
+    * `lists` = (nr_pages, nr_listed, protected, ctr): the lruvec's counts
+      [gen][type], this tier's protected counts and the list-key counters;
+    * `ctl` = (old_gen, typ, tier_idx, two_step, refs_flags, shift, gfp_io);
+    * `outp` = (out, wb, res).
+    """
+    cand, snap = tail
+    flags, gen, lru = folios
+    nr_pages, nr_listed, protected, ctr = lists
+    old_gen, typ, tier_idx, two_step, refs_flags, shift, gfp_io = ctl
+    out, wb, res = outp
     scanned = isolated = skipped = sorted_ = 0
     n_out = n_wb = 0
     new_old = (old_gen + 1) % 4

@@ -1,38 +1,28 @@
-"""The compiled inner loop of the page-table walk (walk_pmd_range / walk_pte_range).
+"""The compiled page-table walk of aging: walk_pmd_range() down to walk_pte_range().
 
-Spec §3.6-3.8 and §3.12, seed 2/7. One call walks a run of PTE-table rows of
-one mm for one lruvec and returns deltas that `walk.walk_mm` applies once, as
-the kernel batches them in `walk->nr_pages` (STYLE: batched deltas are applied
-once). The function is written once for every modelled version; the caller
-passes the version's behaviour as small integer modes:
+Mechanism (mm/vmscan.c, v6.10-v6.14, and the seed series v4 2/7): one call of
+`walk_pmd_range` walks a run of PTE-table rows of one mm (in address order,
+clipped to the walked VMAs) for one lruvec and returns the folios it moved;
+the page deltas build up in `walk->nr_pages` and `walk.walk_mm` applies them
+once per run, as `reset_batch_size()` does. Per PMD entry:
 
-pte_mode
-    0  v6.10: get_pte_pfn() checks present/zero/special only; an old PTE is
-       counted MM_LEAF_OLD; the node range is checked in get_pfn_folio().
-    1  seed v4 (2/7): node range in get_pte_pfn(); an old PTE asks
-       test_young() first (if the cap allows) and is MM_LEAF_OLD if neither
-       MMU saw an access; then clear_young() and the primary bit.
-    2  v6.12 clear_young_notify: get_pte_pfn() rejects old PTEs only when
-       the mm has no notifiers; after get_pfn_folio(), one primary
-       test-and-clear OR clear_young() per candidate.
-thp_mode
-    0  v6.10: old THP PMDs are MM_LEAF_OLD; primary bit only.
-    1  seed v4: get_pmd_pfn() with node filter; old and no notifiers ->
-       MM_LEAF_OLD; lru_gen_pmdp_test_and_clear_young() in the locked pass.
-    2  v6.12: get_pmd_pfn() accepts young-or-notifiers; pmdp_clear_young_notify.
-sec_on
-    whether notifier calls are made from the walk at all (v4: the Kconfig
-    and cap 0x8; notify: the mm has notifiers).
-batch_calls
-    v3-bitmap: one notifier call covers the candidate PTEs of a 64-PTE window.
+* a THP leaf passes get_pmd_pfn() and goes to `walk_pmd_range_locked`
+  (pmdp_test_and_clear_young, plus the notifier's clear_young over its 512
+  pages when the walk reaches secondary MMUs);
+* a PTE table is skipped unless its non-leaf accessed bit (when the walk
+  clears it, should_clear_pmd_young()) and the Bloom filter of `max_seq`
+  say it may hold young PTEs; then `walk_pte_range`, and suitable_to_scan()
+  decides whether it goes into the next generation's filter.
 
-Secondary MMUs are seen through *segments*: a run of host virtual pages
-[vpn0, vpn1) whose SPTE state lives in `sptes[arr][gfn0 + vpn - vpn0]` (no
-SPTEs past the array's end), for subscriber `sub`. The model of KVM
-(mglru.kvm) owns those arrays and turns the per-subscriber call counts in
-`sec_stats` into lock acquisitions. The notifier work itself lives in
-`_walk_secondary`; the per-PTE loop below is its fallback for tables that
-need exact call order.
+`walk_pte_range` walks each VMA range of the table (the kernel's
+get_next_vma() restart) for primary accessed bits (the hot loop of
+`mglru bench aging`); `walk_pte_range_notify` does it in an mm whose
+notifiers the walk calls, with the engines of `_walk_secondary`. Every loop
+finds folios with `get_pfn_folio` and updates them with `walk_update_folio`
+(`_walk_folio`).
+The state comes grouped as in `_walk_state`; the behaviour of the modelled
+version as flags there (`get_pfn_checks_node`, `test_before_clear`,
+`clear_notify`, `batch_calls`).
 
 Future optimizations:
 1. skip whole rows with a packed young bitmap when most PTEs are old.
@@ -53,25 +43,24 @@ from mglru.lru_gen.helpers import (
     MM_NONLEAF_TOTAL as _NL_TOTAL,
 )
 from mglru.mm.page import (
-    LRU_REFS_MASK as _REFS_MASK,
+    NR_RESERVED_PFNS as _RESERVED,
     PMD_LEAF as _PMD_LEAF,
     PMD_TABLE as _PMD_TABLE,
     PTE_DIRTY as _DIRTY,
     PTE_PRESENT as _PRESENT,
     PTE_SPECIAL as _SPECIAL,
     PTE_YOUNG as _YOUNG,
-    PG_anon as _PG_anon,
-    PG_dirty as _PG_dirty,
-    PG_head as _PG_head,
-    PG_referenced as _PG_referenced,
-    PG_swapbacked as _PG_swapbacked,
-    PG_swapcache as _PG_swapcache,
-    PG_tail as _PG_tail,
-    PG_workingset as _PG_workingset,
 )
 
-invalidate_stale(__file__, "_walk_secondary.py")
+# numba keys its cache on this file only: drop it when a compiled callee changes
+invalidate_stale(__file__, "_walk_secondary.py", "_walk_folio.py", "_walk_state.py")
 
+from mglru.lru_gen._walk_folio import (  # noqa: E402  (after the cache check)
+    flush_batch,
+    get_pfn_folio,
+    new_batch,
+    walk_update_folio,
+)
 from mglru.lru_gen._walk_secondary import (  # noqa: E402, F401  (re-exported: the SEC_* contract)
     NR_SEC_STATS,
     SEC_BATCHES,
@@ -92,11 +81,18 @@ from mglru.lru_gen._walk_secondary import (  # noqa: E402, F401  (re-exported: t
     SPTE_HUGE,
     SPTE_PRESENT,
     SPTE_WRITABLE,
-    YOUNG_PTE,
-    pte_sec_row,
-    pte_sec_row_simple,
+    pte_range_notify_each,
+    pte_range_notify_phased,
+    pte_range_notify_simple,
     sec_range,
     simple_layout,
+)
+from mglru.lru_gen._walk_state import (  # noqa: E402
+    Folios,
+    PageTable,
+    PteScratch,
+    SecondaryMmu,
+    WalkArgs,
 )
 
 _GOLDEN_RATIO_64 = np.uint64(0x61C8864680B583EB)
@@ -123,359 +119,218 @@ def _bloom_set(filt, k0, k1):
     filt[k1 >> 6] |= np.uint64(1) << np.uint64(k1 & 63)
 
 
-@njit(cache=True)
-def _folio_ok(pfn, folio_flags, folio_gen, folio_memcg, node_start, node_end, memcg_id,
-              can_swap):
-    """get_pfn_folio(): on an MGLRU list, this node, this memcg, type allowed."""
-    if pfn < node_start or pfn >= node_end:
-        return -1
-    head = pfn
-    if folio_flags[pfn] & _PG_tail:
-        head = pfn & ~np.int64(511)
-    if folio_gen[head] == 0:
-        return -1
-    if folio_memcg[head] != memcg_id:
-        return -1
-    if not can_swap and (folio_flags[head] & _PG_swapbacked):
-        return -1
-    return head
+@njit(cache=True, _nrt=False)
+def walk_pte_range(row, r_i, pt, fo, w):
+    """walk_pte_range() on PTE table `row` when only primary accessed bits matter.
+
+    Walks each walked VMA range of the table (`r_i`: the first that may
+    overlap it), as the kernel restarts with get_next_vma(). Returns (PTEs
+    walked, young, folios moved). NOTE: the hot loop of a large walk; it and
+    its helpers are compiled without reference counting, so a helper call
+    costs what inlining it by hand did (see `_walk_folio`).
+    """
+    base = pt.pmd_addr[row] >> 12  # vpn of the first PTE slot
+    end = base + 512
+    pfns = pt.pte_pfn[row]
+    flags = pt.pte_flags[row]
+    total = young_n = n_old = 0
+    batch = new_batch()
+    j = r_i
+    while j < w.rng_start.shape[0] and w.rng_start[j] < end:
+        lo = max(base, w.rng_start[j]) - base
+        hi = min(end, w.rng_end[j]) - base
+        j += 1
+        total += hi - lo
+        for i in range(lo, hi):
+            f = flags[i]
+            if (f & (_PRESENT | _SPECIAL)) != _PRESENT:
+                continue
+            pfn = np.int64(pfns[i])
+            if pfn < _RESERVED:  # is_zero_pfn(): the (huge) zero page
+                continue
+            if not (f & _YOUNG):
+                if not w.get_pfn_checks_node or w.node_start <= pfn < w.node_end:
+                    n_old += 1
+                continue
+            head = get_pfn_folio(pfn, fo, w)
+            if head < 0:
+                continue
+            young_n += 1
+            batch = walk_update_folio(head, (f & _DIRTY) != 0, fo, w, batch)
+            # NOTE: after the folio update, so that it reuses get_pfn_folio()'s loads
+            flags[i] = f & np.uint8(0xFF ^ _YOUNG)
+    w.mm_stats[_YOUNG_ST] += young_n
+    w.mm_stats[_OLD] += n_old
+    return total, young_n, flush_batch(batch, w)
 
 
 @njit(cache=True)
-def _update_folio(head, dirty, new_gen, folio_flags, folio_gen, two_step, refs_flags, delta):
-    """walk_update_folio() + folio_update_gen(). Returns 1 if the folio moved gens."""
-    f = folio_flags[head]
-    if dirty and not (f & _PG_dirty):
-        if not ((f & _PG_anon) and (f & _PG_swapbacked) and not (f & _PG_swapcache)):
-            f |= _PG_dirty
-    old = np.int64(folio_gen[head]) - 1
-    if two_step and not (f & (_PG_referenced | _PG_workingset)):
-        # first sighting only marks the folio (spec §2.6, v6.14+)
-        folio_flags[head] = (f & ~np.uint16(_REFS_MASK)) | _PG_referenced
+def _spte_layout(base, lo, hi, sec, sptes, seg_lo, seg_hi, cache):
+    """The simple layout of [lo, hi) for `pte_range_notify_simple`, if it has one.
+
+    Returns (ok, layout, cache): `cache` keeps the last layout's SPTE arrays
+    across tables, since a typed-list lookup costs microseconds.
+    """
+    c_s0, c_s1, c_arr0, c_arr1 = cache
+    s0, s1, nseg = simple_layout(sec, seg_lo, seg_hi, base + lo, base + hi)
+    ok = sec.sec_stats.shape[0] == 1 and not sec.batch_calls and nseg > 0
+    if ok:
+        if s0 != c_s0:
+            c_arr0 = sptes[sec.seg_arr[s0]]
+            c_s0 = s0
+        if nseg == 2 and s1 != c_s1:
+            c_arr1 = sptes[sec.seg_arr[s1]]
+            c_s1 = s1
+    off0 = sec.seg_gfn0[s0] + base - sec.seg_vpn0[s0] if ok else 0
+    off1 = sec.seg_gfn0[s1] + base - sec.seg_vpn0[s1] if ok and nseg == 2 else off0
+    # an array covers the whole range or (no SPTEs there) none of it
+    ok = ok and (off0 + hi <= c_arr0.shape[0] or off0 + lo >= c_arr0.shape[0]) and (
+        nseg == 1 or off1 + hi <= c_arr1.shape[0] or off1 + lo >= c_arr1.shape[0])
+    return ok, (c_arr0, off0, c_arr1, off1, nseg), (c_s0, c_s1, c_arr0, c_arr1)
+
+
+@njit(cache=True)
+def walk_pte_range_notify(row, r_i, pt, fo, w, sec, sptes, seg_lo, seg_hi, scratch, cache):
+    """walk_pte_range() on PTE table `row` of an mm whose notifiers the walk calls.
+
+    As `walk_pte_range`, each VMA range with the fastest engine of
+    `_walk_secondary` that fits it; `seg_lo:seg_hi` are the segments that
+    may overlap the table. Returns (PTEs walked, young, moved, cache).
+    """
+    base = pt.pmd_addr[row] >> 12  # vpn of the first PTE slot
+    end = base + 512
+    pfns = pt.pte_pfn[row]
+    flags = pt.pte_flags[row]
+    total = young_n = moved = 0
+    j = r_i
+    while j < w.rng_start.shape[0] and w.rng_start[j] < end:
+        lo = max(base, w.rng_start[j]) - base
+        hi = min(end, w.rng_end[j]) - base
+        j += 1
+        total += hi - lo
+        y = -1
+        m = 0
+        if seg_hi > seg_lo:
+            ok, layout, cache = _spte_layout(base, lo, hi, sec, sptes, seg_lo, seg_hi, cache)
+            if ok:
+                y, m = pte_range_notify_simple(pfns, flags, lo, hi, fo, w, sec, layout)
+            else:
+                y, m = pte_range_notify_phased(pfns, flags, base, lo, hi, fo, w, sec, sptes,
+                                               seg_lo, seg_hi, scratch)
+        if y < 0:
+            y, m = pte_range_notify_each(pfns, flags, base, lo, hi, fo, w, sec, sptes, seg_lo,
+                                         seg_hi, scratch)
+        young_n += y
+        moved += m
+    return total, young_n, moved, cache
+
+
+@njit(cache=True)
+def walk_pmd_range_locked(row, pt, fo, w, sec, sptes, seg_lo, seg_hi, scratch):
+    """walk_pmd_range_locked() on one THP leaf that passed get_pmd_pfn(). Returns moved."""
+    head = get_pfn_folio(np.int64(pt.pmd_pfn[row]), fo, w)
+    if head < 0:
         return 0
-    f = f & ~np.uint16(refs_flags)
-    if two_step:
-        f |= _PG_workingset
-    folio_flags[head] = f
-    folio_gen[head] = new_gen + 1
-    if old >= 0 and old != new_gen:
-        nr = 512 if f & _PG_head else 1
-        typ = 0 if f & _PG_swapbacked else 1
-        delta[old, typ] -= nr
-        delta[new_gen, typ] += nr
-        return 1
-    return 0
+    young = (pt.pmd_flags[row] & _YOUNG) != 0
+    pt.pmd_flags[row] &= ~np.uint8(_YOUNG)
+    if sec.on:
+        base = pt.pmd_addr[row] >> 12
+        if sec_range(sptes, sec, seg_lo, seg_hi, base, 512, True, True, scratch.win_young):
+            young = True
+    if not young:
+        w.mm_stats[_OLD] += 1
+        return 0
+    w.mm_stats[_YOUNG_ST] += 1
+    batch = walk_update_folio(head, (pt.pmd_flags[row] & _DIRTY) != 0, fo, w, new_batch())
+    return flush_batch(batch, w)
 
 
 @njit(cache=True)
-def _pte_young_only(row, lo, hi, pte_pfn, pte_flags, folio_flags, folio_gen, folio_memcg,
-                    node_start, node_end, memcg_id, can_swap, new_gen, two_step, refs_flags,
-                    node_first, delta, stats, moved_out):
-    """walk_pte_range() over [lo, hi) of one table when only primary bits matter.
+def walk_pmd_range(rows, pt, fo, w, sec, sptes, scratch):
+    """walk_pmd_range() over PTE-table rows in address order, clipped to the walk ranges.
 
-    NOTE: the hot loop of a large walk. It repeats get_pfn_folio() and
-    folio_update_gen() by hand because numba's IR inlining of the helpers
-    made it 5x slower (measured: 77 ms vs 14 ms for 4 Mi PTEs).
+    `pt`, `fo`, `w`, `sec`, `scratch` are the groups of `_walk_state`;
+    `sptes` the typed list of SPTE arrays the segments index. Returns the
+    folios moved between generations (`walk->batched`).
     """
-    young_n = 0
+    cache = (np.int64(-1), np.int64(-1), sptes[0], sptes[0])
     moved = 0
-    n_old = 0
-    run_key = -1
-    run_n = 0
-    pfns = pte_pfn[row]
-    flags = pte_flags[row]
-    for i in range(lo, hi):
-        f = flags[i]
-        if (f & (_PRESENT | _SPECIAL)) != _PRESENT:
-            continue
-        pfn = np.int64(pfns[i])
-        if pfn < 1024:  # the (huge) zero page
-            continue
-        in_node = node_start <= pfn < node_end
-        if not (f & _YOUNG):
-            if not node_first or in_node:
-                n_old += 1
-            continue
-        if not in_node:
-            continue
-        ffl = np.int64(folio_flags[pfn])
-        head = pfn
-        if ffl & _PG_tail:
-            head = pfn & ~np.int64(511)
-            ffl = np.int64(folio_flags[head])
-        g = np.int64(folio_gen[head])
-        if g == 0 or np.int64(folio_memcg[head]) != memcg_id:
-            continue
-        if not can_swap and (ffl & _PG_swapbacked):
-            continue
-        flags[i] = f & np.uint8(0xFF ^ _YOUNG)
-        young_n += 1
-        if (f & _DIRTY) and not (ffl & _PG_dirty):
-            if not ((ffl & _PG_anon) and (ffl & _PG_swapbacked) and not (ffl & _PG_swapcache)):
-                ffl |= _PG_dirty
-        if two_step and not (ffl & (_PG_referenced | _PG_workingset)):
-            folio_flags[head] = np.uint16((ffl & ~np.int64(_REFS_MASK)) | _PG_referenced)
-            continue
-        ffl &= ~refs_flags
-        if two_step:
-            ffl |= _PG_workingset
-        folio_flags[head] = np.uint16(ffl)
-        folio_gen[head] = np.uint8(new_gen + 1)
-        if g - 1 != new_gen:
-            # run-length accumulate: consecutive folios usually share (old gen, type)
-            key = (g - 1) * 2 + (0 if ffl & _PG_swapbacked else 1)
-            if key != run_key:
-                if run_n:
-                    delta[run_key >> 1, run_key & 1] -= run_n
-                    delta[new_gen, run_key & 1] += run_n
-                run_key = key
-                run_n = 0
-            run_n += 512 if ffl & _PG_head else 1
-            moved += 1
-    if run_n:
-        delta[run_key >> 1, run_key & 1] -= run_n
-        delta[new_gen, run_key & 1] += run_n
-    stats[_YOUNG_ST] += young_n
-    stats[_OLD] += n_old
-    moved_out[0] += moved
-    return young_n
-
-
-@njit(cache=True)
-def walk_rows(rows, pmd_addr, pmd_state, pmd_flags, pmd_pfn, pte_pfn, pte_flags,
-              rng_start, rng_end,
-              folio_flags, folio_gen, folio_memcg, node_start, node_end, memcg_id, new_gen,
-              can_swap, force_scan, nonleaf_clear, bloom_read, has_read, bloom_write,
-              has_write, mm_id, pte_mode, thp_mode, sec_on, has_notifiers, two_step,
-              refs_flags, suitable_n,
-              sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, batch_calls,
-              delta, stats, sec_stats, moved_out, ptl_busy):
-    """Walk PTE-table rows (in address order) clipped to the walk ranges.
-
-    `ptl_busy[row]` marks PTE tables whose lock another CPU holds (a test hook).
-
-    Returns the number of folios moved between generations (`walk->batched`).
-    """
-    last_window = -1
-    win_young = np.zeros(sec_stats.shape[0], np.int8)
-    # scratch for pte_sec_row, one slot per PTE of a table
-    s_cls = np.zeros(512, np.int8)
-    s_answered = np.zeros(512, np.int8)
-    s_fnd = np.zeros(512, np.int64)
-    s_ysub = np.zeros(512, np.int8)
-    s_heads = np.zeros(512, np.int64)
-    # the SPTE arrays of the last simple layout (typed-list lookups are slow)
-    one_sub = sec_stats.shape[0] == 1 and not batch_calls
-    c_s0 = c_s1 = -1
-    c_arr0 = c_arr1 = sptes[0]
     r_i = 0
-    nrng = rng_start.shape[0]
-    nseg = seg_vpn0.shape[0]
+    nrng = w.rng_start.shape[0]
+    nseg = sec.seg_vpn0.shape[0]
     seg_i = 0
     for ri in range(rows.shape[0]):
         row = rows[ri]
-        base = pmd_addr[row] >> 12  # vpn of the first PTE slot
-        vpn2 = pmd_addr[row] >> 21
+        base = pt.pmd_addr[row] >> 12
         end = base + 512
-        while r_i < nrng and rng_end[r_i] <= base:
+        while r_i < nrng and w.rng_end[r_i] <= base:
             r_i += 1
-        if r_i >= nrng or rng_start[r_i] >= end:
+        if r_i >= nrng or w.rng_start[r_i] >= end:
             continue  # no walked VMA in this table
-        while seg_i < nseg and seg_vpn1[seg_i] <= base:
+        while seg_i < nseg and sec.seg_vpn1[seg_i] <= base:
             seg_i += 1
-        seg_lo = seg_i
         seg_hi = seg_i
-        while seg_hi < nseg and seg_vpn0[seg_hi] < end:
+        while seg_hi < nseg and sec.seg_vpn0[seg_hi] < end:
             seg_hi += 1
-        state = pmd_state[row]
+        state = pt.pmd_state[row]
         if state != _PMD_TABLE and state != _PMD_LEAF:
-            stats[_TOTAL] += 1  # none or huge zero page
+            w.mm_stats[_TOTAL] += 1  # none or huge zero page
             continue
         if state == _PMD_LEAF:
-            stats[_TOTAL] += 1
-            pfn = np.int64(pmd_pfn[row])
-            young_p = (pmd_flags[row] & _YOUNG) != 0
-            if thp_mode == 0:
-                if not young_p:
-                    stats[_OLD] += 1
-                    continue
-                if pfn < node_start or pfn >= node_end:
-                    continue
-            else:
-                if pfn < node_start or pfn >= node_end:
-                    continue
-                if not young_p and not has_notifiers:
-                    stats[_OLD] += 1
-                    continue
-            # the locked pass (walk_pmd_range_locked)
-            head = _folio_ok(pfn, folio_flags, folio_gen, folio_memcg, node_start, node_end,
-                             memcg_id, can_swap)
-            if head < 0:
+            w.mm_stats[_TOTAL] += 1
+            # get_pmd_pfn(), and the old-PMD test before the locked pass
+            pfn = np.int64(pt.pmd_pfn[row])
+            old = not (pt.pmd_flags[row] & _YOUNG)
+            in_node = w.node_start <= pfn < w.node_end
+            if w.get_pfn_checks_node and not in_node:
                 continue
-            young = young_p
-            pmd_flags[row] &= ~np.uint8(_YOUNG)
-            if sec_on and (thp_mode != 2 or has_notifiers):
-                if sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, seg_lo,
-                             seg_hi, base, 512, True, sec_stats, True, win_young):
-                    young = True
-            if not young:
-                stats[_OLD] += 1
+            if old and (not w.get_pfn_checks_node or not sec.has_notifiers):
+                w.mm_stats[_OLD] += 1
                 continue
-            stats[_YOUNG_ST] += 1
-            moved_out[0] += _update_folio(head, (pmd_flags[row] & _DIRTY) != 0, new_gen,
-                                                  folio_flags, folio_gen, two_step, refs_flags, delta)
+            if not in_node:
+                continue
+            moved += walk_pmd_range_locked(row, pt, fo, w, sec, sptes, seg_i, seg_hi, scratch)
             continue
         # a PTE table
-        stats[_NL_TOTAL] += 1
-        if nonleaf_clear:
-            if not (pmd_flags[row] & _YOUNG):
+        w.mm_stats[_NL_TOTAL] += 1
+        if w.nonleaf_clear:
+            if not (pt.pmd_flags[row] & _YOUNG):
                 continue
-            pmd_flags[row] &= ~np.uint8(_YOUNG)
-        k0, k1 = bloom_keys(mm_id, vpn2)
-        if not force_scan and has_read and not _bloom_test(bloom_read, k0, k1):
+            pt.pmd_flags[row] &= ~np.uint8(_YOUNG)
+        k0, k1 = bloom_keys(w.mm_id, pt.pmd_addr[row] >> 21)
+        if not w.force_scan and w.has_read and not _bloom_test(w.bloom_read, k0, k1):
             continue
-        stats[_NL_FOUND] += 1
-        if ptl_busy[row]:
-            # spin_trylock() failed: reported "suitable" without a scan (spec §3.7 quirk)
-            stats[_NL_ADDED] += 1
-            if has_write:
-                _bloom_set(bloom_write, k0, k1)
+        w.mm_stats[_NL_FOUND] += 1
+        if pt.ptl_busy[row]:
+            # spin_trylock() failed: walk_pte_range() reports "suitable" without a scan
+            w.mm_stats[_NL_ADDED] += 1
+            if w.has_write:
+                _bloom_set(w.bloom_write, k0, k1)
             continue
-        total = 0
-        young_n = 0
-        n_old = 0
-        j = r_i
-        while j < nrng and rng_start[j] < end:
-            lo = max(base, rng_start[j]) - base
-            hi = min(end, rng_end[j]) - base
-            total += hi - lo
-            if not (sec_on and has_notifiers):
-                # the common case: primary accessed bits only
-                young_n += _pte_young_only(row, lo, hi, pte_pfn, pte_flags, folio_flags,
-                                           folio_gen, folio_memcg, node_start, node_end,
-                                           memcg_id, can_swap, new_gen, two_step, refs_flags,
-                                           pte_mode != 0, delta, stats, moved_out)
-                j += 1
-                continue
-            if pte_mode != 0 and seg_hi > seg_lo:
-                # secondary MMUs (see _walk_secondary): one loop for the usual layout
-                got = -1
-                s0, s1, nseg2 = simple_layout(seg_vpn0, seg_vpn1, seg_lo, seg_hi, base + lo,
-                                              base + hi)
-                if one_sub and nseg2:
-                    if s0 != c_s0:
-                        c_arr0 = sptes[seg_arr[s0]]
-                        c_s0 = s0
-                    if nseg2 == 2 and s1 != c_s1:
-                        c_arr1 = sptes[seg_arr[s1]]
-                        c_s1 = s1
-                    off0 = seg_gfn0[s0] + base - seg_vpn0[s0]
-                    off1 = seg_gfn0[s1] + base - seg_vpn0[s1] if nseg2 == 2 else off0
-                    # an array covers the whole table or (no SPTEs there) none of it
-                    use0 = off0 + hi <= c_arr0.shape[0]
-                    use1 = nseg2 == 2 and off1 + hi <= c_arr1.shape[0]
-                    if (use0 or off0 + lo >= c_arr0.shape[0]) and (
-                            nseg2 == 1 or use1 or off1 + lo >= c_arr1.shape[0]):
-                        got = pte_sec_row_simple(
-                            pte_pfn[row], pte_flags[row], lo, hi, folio_flags, folio_gen,
-                            folio_memcg, node_start, node_end, memcg_id, can_swap, new_gen,
-                            two_step, refs_flags, pte_mode, c_arr0, off0, use0, c_arr1, off1,
-                            use1, nseg2, delta, stats, sec_stats, moved_out)
-                if got < 0:  # other layouts: in phases, then the folio updates here
-                    got = pte_sec_row(row, lo, hi, pte_pfn, pte_flags, folio_flags, folio_gen,
-                                      folio_memcg, node_start, node_end, memcg_id, can_swap,
-                                      pte_mode, base, sptes, seg_vpn0, seg_vpn1, seg_gfn0,
-                                      seg_arr, seg_sub, seg_lo, seg_hi, batch_calls, stats,
-                                      sec_stats, s_cls, s_answered, s_fnd, s_ysub, s_heads)
-                    for i in range(lo, hi):
-                        if got < 0 or s_cls[i] != YOUNG_PTE:
-                            continue
-                        f = pte_flags[row, i]
-                        pte_flags[row, i] = f & ~np.uint8(_YOUNG)
-                        stats[_YOUNG_ST] += 1
-                        moved_out[0] += _update_folio(s_heads[i], (f & _DIRTY) != 0, new_gen,
-                                                      folio_flags, folio_gen, two_step,
-                                                      refs_flags, delta)
-                if got >= 0:
-                    young_n += got
-                    j += 1
-                    continue
-            for i in range(lo, hi):
-                vpn = base + i
-                f = pte_flags[row, i]
-                if not (f & _PRESENT):
-                    continue
-                pfn = np.int64(pte_pfn[row, i])
-                if pfn < 1024 or (f & _SPECIAL):  # zero page / special mapping
-                    continue
-                young_p = (f & _YOUNG) != 0
-                if pte_mode == 0:
-                    if not young_p:
-                        n_old += 1
-                        continue
-                    head = _folio_ok(pfn, folio_flags, folio_gen, folio_memcg, node_start,
-                                     node_end, memcg_id, can_swap)
-                    if head < 0:
-                        continue
-                    pte_flags[row, i] = f & ~np.uint8(_YOUNG)
-                elif pte_mode == 1:
-                    if pfn < node_start or pfn >= node_end:
-                        continue
-                    if not young_p:
-                        sec_young = False
-                        if sec_on:
-                            sec_young = sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr,
-                                                  seg_sub, seg_lo, seg_hi, vpn, 1, False,
-                                                  sec_stats, True, win_young)
-                        if not sec_young:
-                            n_old += 1
-                            continue
-                    head = _folio_ok(pfn, folio_flags, folio_gen, folio_memcg, node_start,
-                                     node_end, memcg_id, can_swap)
-                    if head < 0:
-                        continue
-                    if sec_on:
-                        sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, seg_lo,
-                                  seg_hi, vpn, 1, True, sec_stats, True, win_young)
-                    if young_p:
-                        pte_flags[row, i] = f & ~np.uint8(_YOUNG)
-                else:
-                    if pfn < node_start or pfn >= node_end:
-                        continue
-                    if not young_p and not has_notifiers:
-                        continue
-                    head = _folio_ok(pfn, folio_flags, folio_gen, folio_memcg, node_start,
-                                     node_end, memcg_id, can_swap)
-                    if head < 0:
-                        continue
-                    young = young_p
-                    if young_p:
-                        pte_flags[row, i] = f & ~np.uint8(_YOUNG)
-                    count = True
-                    if batch_calls:
-                        # v3: one call per 64-PTE window (a bitmap of its candidates)
-                        window = vpn >> 6
-                        count = window != last_window
-                        if count:
-                            last_window = window
-                            for sub in range(sec_stats.shape[0]):
-                                sec_stats[sub, SEC_BATCHES] += 1
-                    if sec_range(sptes, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub,
-                                 seg_lo, seg_hi, vpn, 1, True, sec_stats, count, win_young):
-                        young = True
-                    if not young:
-                        continue
-                young_n += 1
-                stats[_YOUNG_ST] += 1
-                moved_out[0] += _update_folio(head, (f & _DIRTY) != 0, new_gen,
-                                                      folio_flags, folio_gen, two_step,
-                                                      refs_flags, delta)
-            j += 1
-        stats[_TOTAL] += total
-        stats[_OLD] += n_old
+        if sec.on and sec.has_notifiers:
+            total, young_n, m, cache = walk_pte_range_notify(row, r_i, pt, fo, w, sec, sptes,
+                                                             seg_i, seg_hi, scratch, cache)
+        else:
+            # NOTE: a call of a reference-counted function costs an incref and a
+            # decref of every array it is handed; this one has none
+            total, young_n, m = walk_pte_range(row, r_i, pt, fo, w)
+        moved += m
+        w.mm_stats[_TOTAL] += total
         # suitable_to_scan(): dense tables carry over to the next generation
-        if young_n * suitable_n >= total:
-            stats[_NL_ADDED] += 1
-            if has_write:
-                _bloom_set(bloom_write, k0, k1)
-    return moved_out[0]
+        if young_n * w.suitable_n >= total:
+            w.mm_stats[_NL_ADDED] += 1
+            if w.has_write:
+                _bloom_set(w.bloom_write, k0, k1)
+    return moved
+
+
+@njit(cache=True)
+def walk_rows(rows, pt, fo, w, sec, sptes, scratch):
+    """`walk_pmd_range` from Python: the groups as plain tuples in their fields' order.
+
+    NOTE: numba types a plain tuple argument in C but a named tuple field by
+    field in Python (measured: 216 us a call with named tuples, 88 us with
+    plain ones), so the named tuples are built on this side.
+    """
+    return walk_pmd_range(rows, PageTable(*pt), Folios(*fo), WalkArgs(*w), SecondaryMmu(*sec),
+                          sptes, PteScratch(*scratch))

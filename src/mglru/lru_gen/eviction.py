@@ -163,12 +163,13 @@ def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_
     wb = np.empty(MAX_LRU_BATCH, np.int64)
     res = np.zeros(6, np.int64)
     hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
-    scan_list(cand, snap, pos, mem.flags, mem.gen, mem.lru, gen, type_, tier_idx,
-              k.cfg.two_step_promotion,
-              LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10,
-              0 if k.cfg.protect_in_inc_min_seq else 1, sc.gfp_io, remaining, ctr,
-              lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0], lruvec.protected[hist, type_],
-              out, wb, res)
+    scan_list((cand, snap), pos, remaining, (mem.flags, mem.gen, mem.lru),
+              (lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0], lruvec.protected[hist, type_],
+               ctr),
+              (gen, type_, tier_idx, k.cfg.two_step_promotion,
+               LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10,
+               0 if k.cfg.protect_in_inc_min_seq else 1, sc.gfp_io),
+              (out, wb, res))
     mem.order_head, mem.order_tail = int(ctr[0]), int(ctr[1])
     scanned, isolated, n_out, pos, n_wb, remaining = (int(v) for v in res)
     lruvec.scan_cache[key] = [cand, snap, pos, mem.order_tail]

@@ -4,8 +4,8 @@ Mechanism: `walk_mm` takes an mm's page-table rows in address order, keeps the
 address ranges of VMAs that `should_skip_vma` lets through (coalescing is
 implicit: a PTE table shared by several VMAs is visited once, covering all of
 them, as `get_next_vma` arranges in the kernel), and hands them to the compiled
-`walk_rows`. Secondary MMUs are seen through the segments each notifier
-subscriber exports (`aging_segments`), see `_walk_kernel`.
+`walk_pmd_range` (through `walk_rows`). Secondary MMUs are seen through the
+segments each notifier subscriber exports (`aging_segments`), see `_walk_kernel`.
 
 The walk resumes per PUD (1 GiB of rows) when the timing model asks for steps
 (`rows_per_step`); the functional result is the same as one pass because
@@ -25,6 +25,7 @@ import numpy.typing as npt
 from numba.typed import List as NumbaList
 
 from mglru.lru_gen._walk_kernel import NR_SEC_STATS, walk_rows
+from mglru.lru_gen._walk_state import Folios, PageTable, SecondaryMmu, WalkArgs, new_scratch
 from mglru.lru_gen.helpers import (
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
@@ -151,17 +152,18 @@ def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None
     if subs is None:
         return  # v3: an mm whose secondary MMU cannot age locklessly is not walked
     has_notifiers = bool(subs)
-    if not rules.walk_secondary:
-        pte_mode, sec_on = 0, False
-    elif rules.walk_tests_young:
-        pte_mode, sec_on = 1, caps.should_walk_secondary_mmu()
+    if rules.walk_tests_young:
+        sec_on = caps.should_walk_secondary_mmu()
     else:
-        pte_mode, sec_on = 2, has_notifiers
+        sec_on = rules.walk_clears_young_notify and has_notifiers
     nonleaf_clear = caps.should_clear_pmd_young()
     if cfg.nonleaf_young_respects_force_scan and walk.force_scan:
         nonleaf_clear = False
     if sec_on:
         nonleaf_clear = False  # a young secondary PTE is not seen in the non-leaf PMD
+
+    # a walk that may consult secondary MMUs checks the folio's node in get_pfn_folio()
+    get_pfn_checks_node = rules.walk_secondary
 
     st = lruvec.mm_state
     assert st is not None
@@ -174,32 +176,39 @@ def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None
     pt = mm.pt
     rows = pt.sorted_rows()
     step = rows_per_step or max(len(rows), 1)
-    new_gen = lruvec.max_seq % MAX_NR_GENS
     mem = k.mem
-    moved = np.zeros(1, np.int64)
     ptl_busy = np.zeros(pt.nr_rows, np.uint8)
     for vpn2 in mm.ptl_contended:
         row = pt.row_of.get(vpn2)
         if row is not None:
             ptl_busy[row] = 1
+    tables = PageTable(pt.pmd_addr, pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.pte_pfn,
+                       pt.pte_flags, ptl_busy)
+    folios = Folios(mem.flags, mem.gen, mem.memcg)
+    args = WalkArgs(
+        node_start=node.start_pfn, node_end=node.end_pfn, memcg_id=lruvec.memcg.id,
+        new_gen=lruvec.max_seq % MAX_NR_GENS, can_swap=walk.swappiness != 0,
+        force_scan=walk.force_scan, nonleaf_clear=nonleaf_clear,
+        get_pfn_checks_node=get_pfn_checks_node, two_step=cfg.two_step_promotion,
+        refs_flags=LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10,
+        mm_id=mm.id, rng_start=rng_start, rng_end=rng_end,
+        bloom_read=read_f if read_f is not None else _EMPTY_FILTER, has_read=read_f is not None,
+        bloom_write=write_f if write_f is not None else _EMPTY_FILTER,
+        has_write=write_f is not None, suitable_n=8, nr_pages=walk.nr_pages,
+        mm_stats=walk.mm_stats)
+    sec = SecondaryMmu(
+        on=sec_on, has_notifiers=has_notifiers, test_before_clear=rules.walk_tests_young,
+        clear_notify=rules.walk_clears_young_notify, batch_calls=rules.secondary_bitmap_batch,
+        seg_vpn0=seg_vpn0, seg_vpn1=seg_vpn1, seg_gfn0=seg_gfn0, seg_arr=seg_arr, seg_sub=seg_sub,
+        sec_stats=sec_stats)
     # a pacer (the timing layer) hands out the rows as they exist when the walk
     # gets to them, letting other tasks fault in between (see SimKernel.walk_pacer)
     pacer = getattr(k, "walk_pacer", None)
     chunks = ((rows[lo:lo + step] for lo in range(0, len(rows), step)) if pacer is None
               else pacer(mm, walk, sec_stats))
     for chunk in chunks:
-        moved[0] = 0
-        walk.batched += walk_rows(
-            chunk, pt.pmd_addr, pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.pte_pfn, pt.pte_flags,
-            rng_start, rng_end,
-            mem.flags, mem.gen, mem.memcg, node.start_pfn, node.end_pfn, lruvec.memcg.id,
-            new_gen, walk.swappiness != 0, walk.force_scan, nonleaf_clear,
-            read_f if read_f is not None else _EMPTY_FILTER, read_f is not None,
-            write_f if write_f is not None else _EMPTY_FILTER, write_f is not None,
-            mm.id, pte_mode, pte_mode, sec_on, has_notifiers, cfg.two_step_promotion,
-            LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10, 8,
-            arrays, seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub, rules.secondary_bitmap_batch,
-            walk.nr_pages, walk.mm_stats, sec_stats, moved, ptl_busy)
+        walk.batched += walk_rows(chunk, tuple(tables), tuple(folios), tuple(args), tuple(sec),
+                                  arrays, tuple(new_scratch(len(sec_stats))))
         walk.nr_rows += len(chunk)
         _apply_batch(walk)
     walk.nr_mms += 1
