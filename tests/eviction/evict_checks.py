@@ -474,8 +474,9 @@ def cold_anon(k: SimKernel, memcg, p, npages: int) -> int:
     lru_gen_folio_seq()) or max_seq = 3 (before: lru_gen_add_folio(), every faulted
     folio is active); the first force_scan aging finds them young (v6.10 promotes them
     to 3; v6.14+ only sets PG_referenced, §2.6); the third aging retires generation 2
-    (§3.11), moving what is still on its list to 3. So they end up cold (PTE accessed bits clear, refs clear) in
-    the oldest generation, seq 3, with max_seq 6 and both min_seq 3.
+    (§3.11), moving what is still on its list to 3. So they end up cold (PTE
+    accessed bits clear, refs clear) in the oldest generation, seq 3, with max_seq 6
+    and both min_seq 3.
     """
     addr = p.mmap(npages * PAGE)
     p.access(addr, npages * PAGE, write=True)

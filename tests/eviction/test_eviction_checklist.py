@@ -208,9 +208,10 @@ def test_fc19_promoted_folios_are_sorted_not_evicted(preset: str) -> None:
     v6.14+ needs the second one, spec §2.6). Aging changes only gen fields, so all 400
     folios still sit on the list they entered, which is the oldest one on v6.14 (the
     fault put them in max_seq - 1 = 2); before v6.14 the fault put them in max_seq = 3,
-    so a third aging (nothing young) makes list 3 the oldest (lazy sorting, spec §2.2). After `-` on the
-    oldest generation, every folio whose gen field was not the oldest is resident and
-    on the list of its gen, and only folios whose gen field was the oldest were evicted.
+    so a third aging (nothing young) makes list 3 the oldest (lazy sorting, spec §2.2).
+    After `-` on the oldest generation, every folio whose gen field was not the oldest
+    is resident and on the list of its gen, and only folios whose gen field was the
+    oldest were evicted.
     """
     k = new_kernel(preset)
     a = child(k)
