@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from kvm_helpers import ENABLED, MIB, make_vm
 
-from mglru.kernel import KernelWarning
 from mglru.kvm import RACE_TOUCH, RACE_ZAP
 from mglru.lru_gen.helpers import MM_LEAF_OLD, MM_NONLEAF_FOUND
 from mglru.mm.mmu_notifier import (
@@ -175,10 +174,15 @@ def test_r09_x86_shadow_mmu_under_the_write_lock() -> None:
         make_vm(model="arm64", nested=True)
 
 
-def test_r10_arm64_read_lock_and_eagain_warns() -> None:
+@pytest.mark.parametrize("debug", [False, True])
+def test_r10_arm64_read_lock_and_eagain_goes_on(debug: bool) -> None:
     """R10 (6/7): arm64 ages under the read lock with a shared walk; a lost AF try-set
-    returns -EAGAIN, stops the walk and trips the WARN reviewers pointed out."""
-    s = populated(model="arm64", debug=False)
+    makes stage2_age_walker() return -EAGAIN, which a walker without
+    KVM_PGTABLE_WALK_HANDLE_FAULT ignores (arch/arm64/kvm/hyp/pgtable.c,
+    kvm_pgtable_walk_continue(), 6.12): the walk ages the remaining leaves,
+    kvm_pgtable_walk() returns 0 and the WARN_ON() around it stays quiet. The lost
+    leaf keeps its Access Flag and counts as young (noted before the try-set)."""
+    s = populated(model="arm64", debug=debug)
     s.age()
     assert s.vm.log.totals("test_young").locks == {"read": N}
     s.vm.vcpu_access(0, 0, 4 * PAGE)
@@ -186,13 +190,13 @@ def test_r10_arm64_read_lock_and_eagain_warns() -> None:
     s.vm.race_hook = lambda kvm, as_id, gfn, attempt: RACE_TOUCH if gfn == 1 else None
     assert mmu_notifier_clear_young(s.p.mm, hva, hva + 4 * PAGE)
     ev = s.vm.log.events[-1]
-    assert (ev.cleared, ev.failed, ev.walk_aborted, ev.visited) == (1, 1, 1, 2)
-    assert list(s.vm.mmu.sptes[0][:4] & 2) == [0, 2, 2, 2]  # the walk stopped at gfn 1
-    assert any("-EAGAIN" in w for w in s.k.warnings)
-    d = populated(model="arm64")
-    d.vm.race_hook = s.vm.race_hook
-    with pytest.raises(KernelWarning):
-        mmu_notifier_clear_young(d.p.mm, hva, hva + 4 * PAGE)
+    assert (ev.cleared, ev.failed, ev.visited, ev.cmpxchg) == (3, 1, 4, 4)
+    assert list(s.vm.mmu.sptes[0][:4] & 2) == [0, 2, 0, 0]  # only gfn 1 keeps its AF
+    assert not s.k.warnings
+    # a lost race on the only accessed leaf: still reported young, the walk ends quietly
+    s.vm.race_hook = lambda kvm, as_id, gfn, attempt: RACE_TOUCH
+    assert mmu_notifier_clear_young(s.p.mm, hva + PAGE, hva + 2 * PAGE)
+    assert s.vm.log.events[-1].failed == 1 and not s.k.warnings
 
 
 def test_r11_other_arches_spinlock_per_range() -> None:

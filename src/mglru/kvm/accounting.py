@@ -64,7 +64,6 @@ class AgingEvent:
         recursive: acquisitions of mmu_lock while the common memslot walk
             already held it (seed v4 4/7 on clear_flush_young, spec §6.5):
             a self-deadlock in the real kernel, recorded here.
-        walk_aborted: stage-2 walks stopped by -EAGAIN (seed 6/7; WARNs).
     """
 
     notifier: str
@@ -82,7 +81,6 @@ class AgingEvent:
     flushes: int = 0
     locks: Counter = field(default_factory=Counter)
     recursive: int = 0
-    walk_aborted: int = 0
 
     @property
     def lock(self) -> str:
