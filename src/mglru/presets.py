@@ -144,7 +144,9 @@ _SEED_V4 = _V6_10.replace(
     look_around="seed-v4",
     kvm_aging="seed-v4",
     notes="All seven v4 patches: Kconfig + cap 0x8 (1-2/7), lockless memslot walk (3/7), "
-    "per-arch locks (4-6/7), selftest (7/7).",
+    "per-arch locks (4-6/7), selftest (7/7). clear_flush_young keeps the common mmu_lock, "
+    "so where the arch handler locks too (arm64, spinlock arches, x86 with shadow pages) "
+    "evicting a VM's PMD-mapped THP self-deadlocks: the model raises KernelDeadlock.",
 )
 _SEED_V4_NOOPT = _SEED_V4.replace(
     name="seed-v4-noopt",

@@ -167,12 +167,25 @@ class Kvm:
     # -- kvm_handle_hva_range (spec §6.2) ------------------------------------------------
     def kvm_handle_hva_range(self, notifier: str, start: int, end: int, test_only: bool,
                              flush_on_ret: bool) -> bool:
-        """Run the arch handler on every memslot range of hva [start, end); one event."""
+        """Run the arch handler on every memslot range of hva [start, end); one event.
+
+        Raises:
+            KernelDeadlock: the handler would take mmu_lock, which this walk holds
+                (seed v4 4/7 with clear_flush_young: `takes_mmu_lock_twice`).
+        """
         ev = AgingEvent(notifier, calls=1)
         lockless = self.mmu.memslot_walk_lockless(notifier)
         handler = self.mmu.kvm_test_age_gfn if test_only else self.mmu.kvm_age_gfn
+        twice = self.mmu.takes_mmu_lock_twice(notifier)
         young = False
         for slot, g0, g1 in self.memslots.ranges(start, end):
+            if twice:
+                common, arch = self.mmu.lock_plan(notifier)
+                self.k.deadlock(
+                    f"{notifier}: kvm_handle_hva_range() holds kvm->mmu_lock ({common}) and "
+                    f"the {self.mmu.name} handler takes it again ({', '.join(arch)}): "
+                    "self-deadlock (seed v4 4/7 moved the lock into the arch handlers, "
+                    "clear_flush_young kept the common one)")
             ev.ranges += 1
             young |= handler(KvmGfnRange(slot, g0, g1, lockless), ev)
         self._finish(ev, young, flush_on_ret)

@@ -178,6 +178,18 @@ class SecondaryMmuBase:
         common = None if self.memslot_walk_lockless(notifier) else self.mmu_lock
         return common, self.arch_locks(notifier)
 
+    def takes_mmu_lock_twice(self, notifier: str) -> bool:
+        """Whether the handler takes kvm->mmu_lock while the memslot walk holds it.
+
+        Seed 4/7 moves the lock of kvm_age_gfn() into each arch but leaves
+        clear_flush_young on the locking kvm_handle_hva_range() (only test and
+        clear_young become lockless, 3/7): where the handler locks mmu_lock
+        (arm64 for read, x86's shadow-MMU rmaps for write, the spinlock
+        arches), the same thread takes it twice and hangs.
+        """
+        common, arch = self.lock_plan(notifier)
+        return common is not None and any(lock in _MMU_LOCKS for lock in arch)
+
     # -- accounting -----------------------------------------------------------------
     def charge_locks(self, ev: AgingEvent, slot_calls: int, ranges: int, rmaps: int) -> None:
         """Add the lock acquisitions of `lock_plan` for these counts to an event."""
@@ -188,8 +200,6 @@ class SecondaryMmuBase:
             n = rmaps if lock == LOCK_RMAP else ranges
             if n:
                 ev.locks[lock] += n
-            if common is not None and lock in _MMU_LOCKS:
-                ev.recursive += ranges
 
     def atomics_for(self, cleared: int, cleared_wc: int) -> tuple[int, int]:
         """(atomics, cmpxchg) of a race-free walk that cleared `cleared` leaves.
