@@ -288,6 +288,9 @@ class Rules:
     #: v4 5/7: a lost cmpxchg on an access-tracked SPTE retries while it is a present
     #: leaf (v6.15 gives up after one try)
     kvm_cmpxchg_retry: bool
+    #: the v5 what-if: x86 answers the fast-only call from the TDP MMU and declines
+    #: only while shadow-MMU SPTEs exist, not whenever a nested guest has run
+    kvm_fast_only_tdp_answers: bool
 
 
 def rules_of(cfg: KernelConfig) -> Rules:
@@ -319,4 +322,5 @@ def _rules_cached(cfg: KernelConfig) -> Rules:
         kvm_lockless_aging=kvm == "lockless",
         kvm_tdp_atomic_aging=kvm in ("seed-v4", "lockless"),
         kvm_cmpxchg_retry=kvm == "seed-v4",
+        kvm_fast_only_tdp_answers=walk == "fast-only",
     )

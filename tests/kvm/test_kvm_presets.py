@@ -344,3 +344,30 @@ def test_r18_v5_fast_only_skips_slow_secondary_mmus() -> None:
     assert len(s.vm.log) == 0 and s.gens()[-2:] == [1, 0]
     hva = s.vm.gpa_to_hva(0)
     assert not mmu_notifier_clear_young(s.p.mm, hva, hva + PAGE, fast_only=True)
+
+
+def test_r18_v5_fast_only_x86_declines_only_with_shadow_sptes() -> None:
+    """R18 (thread, Sean / v5): x86 answers the fast-only call from the TDP MMU under
+    RCU also after a nested guest ran; it declines only while shadow-MMU SPTEs exist
+    (their rmap walk needs mmu_lock). The locking test/clear_young still walk the
+    rmaps under the write lock."""
+    s = populated("v5-fast-only", nested=True)
+    assert s.vm.fast_only_capable()
+    s.age()
+    f = s.vm.log.totals("test_clear_young_fast_only")
+    assert (f.calls, f.young) == (N, N // 2) and f.locks == {"rcu": 2 * N}
+    s.vm.vcpu_access(0, 0, PAGE)
+    s.vm.log.clear()
+    hva = s.vm.gpa_to_hva(0)
+    assert mmu_notifier_test_young(s.p.mm, hva)
+    assert s.vm.log.events[-1].locks == {"write": 2, "rcu": 2}
+    assert mmu_notifier_clear_young(s.p.mm, hva, hva + PAGE, fast_only=True)
+    assert s.vm.log.events[-1].locks == {"rcu": 2} and not s.vm.mmu.sptes[0][0] & 2
+
+    s = populated("v5-fast-only", nested=True, shadow_sptes=True)
+    assert not s.vm.fast_only_capable()
+    s.p.access(s.vm.gpa_to_hva(0), PAGE)
+    s.age()
+    assert len(s.vm.log) == 0 and s.gens()[-2:] == [1, 0]
+    with pytest.raises(ValueError, match="nested"):
+        make_vm("v5-fast-only", shadow_sptes=True)

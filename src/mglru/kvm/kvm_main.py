@@ -283,7 +283,7 @@ _MODELS: dict[str, type[SecondaryMmuBase]] = {
 def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcpus: int = 1,
               tdp_mmu: bool = True, ad_bits: bool = True, tlb_entries: int = 1536,
               nr_address_spaces: int | None = None, mem_bytes: int = 0,
-              thp: bool = False, nested: bool = False) -> Kvm:
+              thp: bool = False, nested: bool = False, shadow_sptes: bool = False) -> Kvm:
     """KVM_CREATE_VM on `process`: registers the VM's MMU notifier on its mm.
 
     Args:
@@ -304,10 +304,12 @@ def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcp
         thp: back `mem_bytes` with transparent huge pages.
         nested: x86 TDP only: a nested guest has run, so shadow pages exist
             and aging walks rmaps too (`kvm_memslots_have_rmaps`, seed 5/7).
+        shadow_sptes: with `nested`: shadow-MMU SPTEs are mapped now, so the
+            v5 fast-only call declines (it answers from the TDP MMU otherwise).
 
     Raises:
         ValueError: unknown arch, `tdp_mmu=False` off x86, `nested` without
-            the TDP MMU.
+            the TDP MMU, `shadow_sptes` without `nested`.
     """
     arch = arch or k.cfg.arch
     if arch not in _MODELS:
@@ -321,9 +323,12 @@ def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcp
         nr_address_spaces = k.cfg.kvm_nr_address_spaces if arch == "x86" else 1
     if nested and model is not X86Tdp:
         raise ValueError("nested=True models shadow pages next to the x86 TDP MMU")
+    if shadow_sptes and not nested:
+        raise ValueError("shadow_sptes=True needs nested=True")
     vm = Kvm(k, process, model, arch, nr_vcpus, ad_bits, tlb_entries, nr_address_spaces)
     if nested:
         vm.mmu.nested = True
+        vm.mmu.shadow_sptes = shadow_sptes
     if mem_bytes:
         vm.add_memory(mem_bytes, thp=thp)
     return vm
