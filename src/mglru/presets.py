@@ -65,6 +65,10 @@ class KernelConfig:
     look_around: str = "v6.10"
     #: number of mm_stats shown by lru_gen_full: 6 before v6.12, 4 after
     nr_mm_stats: int = 6
+    #: 6.1: lru_gen_refault() counts workingset_refault_* only for refaults it finds
+    #: recent and never counts workingset_activate_* (mm/workingset.c, 6.1); later
+    #: versions count every refault and activate the recent ones
+    refault_stats_only_recent: bool = False
     #: v6.12 "ignore non-leaf pmd_young for force_scan=true"
     nonleaf_young_respects_force_scan: bool = False
     #: v6.14 rework: first young detection only sets PG_referenced (spec §2.6)
@@ -137,6 +141,20 @@ _V6_10 = KernelConfig(
     notes="The base the seed applies to; ages like the 6.1 LTS (spec §8.4). Aging ignores "
     "secondary MMUs; look-around then ptep_clear_flush_young_notify in rmap.",
 )
+_V6_1 = _V6_10.replace(
+    name="v6.1",
+    refault_stats_only_recent=True,
+    notes="The 6.1 LTS. Modelled difference from v6.10: mm/workingset.c lru_gen_refault() "
+    "returns early for a refault that is not recent (shadow seq != min_seq), so "
+    "workingset_refault_* counts only recent ones, and it never counts "
+    "workingset_activate_*. Same as v6.10: 6 mm_stats letters, lru_gen_add_folio()'s "
+    "placement, one-step promotion, coupled min_seq. Not modelled: mm/vmscan.c "
+    "should_run_aging() also ages with 3 generations when max_seq holds over 1/2 of the "
+    "pages or min_seq under 1/4, get_nr_to_scan() differs around it; no memcg LRU "
+    "(reclaim walks memcgs with shrink_node_memcgs()); mm/memory.c "
+    "lru_gen_enter_fault() knows only VM_SEQ_READ/VM_RAND_READ (no FMODE_NOREUSE: "
+    "POSIX_FADV_NOREUSE files keep recency).",
+)
 _SEED_V4 = _V6_10.replace(
     name="seed-v4",
     walks_secondary_mmu=True,
@@ -205,7 +223,7 @@ _V5_FAST_ONLY = _V6_12.replace(
 
 PRESETS: dict[str, KernelConfig] = {
     c.name: c
-    for c in (_V6_10, _SEED_V4, _SEED_V4_NOOPT, _V6_12, _V6_14, _V6_15, _V6_16,
+    for c in (_V6_1, _V6_10, _SEED_V4, _SEED_V4_NOOPT, _V6_12, _V6_14, _V6_15, _V6_16,
               _V3_BITMAP, _V5_FAST_ONLY)
 }
 

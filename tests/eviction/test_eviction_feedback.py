@@ -509,3 +509,38 @@ def test_fc28_min_ttl_oom(preset: str, elapsed: int | None, memory_min: int, oom
         # 16000 pages wanted, 16384 - 1024 reserved available: at least 640 swapped
         assert k.oom_events == [] and stat(k, "pswpout") >= 16000 - (16384 - 1024)
     audit(k)
+
+
+@pytest.mark.parametrize("preset", ["v6.1", "v6.10"])
+@pytest.mark.parametrize("agings", [0, 1])
+def test_v6_1_refault_stats_count_only_recent_refaults(preset: str, agings: int) -> None:
+    """mm/workingset.c lru_gen_refault(), 6.1: a refault whose shadow seq is not min_seq
+    returns before any counting, so workingset_refault_file counts only recent
+    refaults, and workingset_activate_file is never counted. v6.10 counts every
+    refault and activates the recent ones. `refaulted` (the PID's r) counts the recent
+    ones on both. Setup as in the recent-rule test above: two groups evicted with
+    stored seqs 1 and 2 (read(2) entered min_seq + 1 = 1); with swappiness 0 the file
+    min_seq ends at 2, so only the second group is recent, aged or not."""
+    k = new_kernel(preset)
+    a = child(k)
+    p = k.spawn(memcg="/a")
+    f = k.open_file("f", 100 * PAGE)
+    p.read(f, 0, 100 * PAGE)
+    groups = []
+    for nr in (1, None):
+        evict(k, a.id, 1, 0, nr)
+        evicted = np.nonzero(f.pages < 0)[0]
+        groups.append(sorted(set(evicted) - {i for g in groups for i in g}))
+    assert [len(g) for g in groups] == [64, 36] and min_max_seq(k, a.id)[0][1] == 2
+    for _ in range(agings):
+        age(k, a.id, 0)
+    for pages, recent in zip(groups, (False, True), strict=True):
+        r0, a0 = stat(k, "workingset_refault_file"), stat(k, "workingset_activate_file")
+        rt0 = tier_rows(k, a.id)[1].refaulted[0]
+        for i in pages:
+            p.read(f, int(i) * PAGE, PAGE)
+        counted = len(pages) if recent or preset == "v6.10" else 0
+        activated = len(pages) if recent and preset == "v6.10" else 0
+        assert stat(k, "workingset_refault_file") - r0 == counted
+        assert stat(k, "workingset_activate_file") - a0 == activated
+        assert tier_rows(k, a.id)[1].refaulted[0] - rt0 == (len(pages) if recent else 0)

@@ -32,7 +32,7 @@ from mglru.mm.page import (
 
 PAGE = 4096
 #: presets with the ladder of lru_gen_add_folio() (6.1-6.13 bases)
-LADDER = ("v6.10", "seed-v4", "seed-v4-noopt", "v6.12", "v3-bitmap", "v5-fast-only")
+LADDER = ("v6.1", "v6.10", "seed-v4", "seed-v4-noopt", "v6.12", "v3-bitmap", "v5-fast-only")
 #: presets with v6.14's lru_gen_folio_seq()
 BY_WORKINGSET = ("v6.14", "v6.15", "v6.16")
 
