@@ -50,13 +50,20 @@ from mglru.paths.exit import exit_mmap
 from mglru.paths.fault import file_read, user_access
 from mglru.presets import KernelConfig, resolve_config, rules_of
 
-__all__ = ["SimKernel", "KernelWarning", "CGROUP_ROOT"]
+__all__ = ["SimKernel", "KernelWarning", "KernelDeadlock", "CGROUP_ROOT"]
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 class KernelWarning(AssertionError):
     """A WARN_ON_ONCE fired with `KernelConfig.debug` on (CONFIG_DEBUG_VM)."""
+
+
+class KernelDeadlock(AssertionError):
+    """The modelled kernel would hang here (e.g. a lock taken twice by one thread).
+
+    Raised whatever `KernelConfig.debug` says: a real kernel does not go on.
+    """
 
 
 class SimKernel:
@@ -133,10 +140,15 @@ class SimKernel:
         if what not in self.warnings:
             self.warnings.append(what)
 
+    def deadlock(self, what: str) -> None:
+        """The kernel hangs here: raise KernelDeadlock (there is no state to go on from)."""
+        raise KernelDeadlock(what)
+
     # -- memcgs and lruvecs ------------------------------------------------------
     def _init_lruvecs(self, memcg: MemCgroup) -> None:
         walks = self.cfg.hw_pte_young
-        memcg.lruvecs = [Lruvec(memcg, n.nid, self.cfg.nr_hist_gens, self.jiffies, walks)
+        memcg.lruvecs = [Lruvec(memcg, n.nid, self.cfg.nr_hist_gens, self.jiffies, walks,
+                                self.rules.folio_seq_by_workingset)
                          for n in self.mem.nodes]
 
     def lruvec(self, memcg: MemCgroup | int | str = 1, nid: int = 0) -> Lruvec:

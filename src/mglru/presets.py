@@ -68,6 +68,10 @@ class KernelConfig:
     look_around: str = "v6.10"
     #: number of mm_stats shown by lru_gen_full: 6 before v6.12, 4 after
     nr_mm_stats: int = 6
+    #: 6.1: lru_gen_refault() counts workingset_refault_* only for refaults it finds
+    #: recent and never counts workingset_activate_* (mm/workingset.c, 6.1); later
+    #: versions count every refault and activate the recent ones
+    refault_stats_only_recent: bool = False
     #: v6.12 "ignore non-leaf pmd_young for force_scan=true"
     nonleaf_young_respects_force_scan: bool = False
     #: v6.14 rework: first young detection only sets PG_referenced (spec §2.6)
@@ -140,6 +144,20 @@ _V6_10 = KernelConfig(
     notes="The base the seed applies to; ages like the 6.1 LTS (spec §8.4). Aging ignores "
     "secondary MMUs; look-around then ptep_clear_flush_young_notify in rmap.",
 )
+_V6_1 = _V6_10.replace(
+    name="v6.1",
+    refault_stats_only_recent=True,
+    notes="The 6.1 LTS. Modelled difference from v6.10: mm/workingset.c lru_gen_refault() "
+    "returns early for a refault that is not recent (shadow seq != min_seq), so "
+    "workingset_refault_* counts only recent ones, and it never counts "
+    "workingset_activate_*. Same as v6.10: 6 mm_stats letters, lru_gen_add_folio()'s "
+    "placement, one-step promotion, coupled min_seq. Not modelled: mm/vmscan.c "
+    "should_run_aging() also ages with 3 generations when max_seq holds over 1/2 of the "
+    "pages or min_seq under 1/4, get_nr_to_scan() differs around it; no memcg LRU "
+    "(reclaim walks memcgs with shrink_node_memcgs()); mm/memory.c "
+    "lru_gen_enter_fault() knows only VM_SEQ_READ/VM_RAND_READ (no FMODE_NOREUSE: "
+    "POSIX_FADV_NOREUSE files keep recency).",
+)
 _SEED_V4 = _V6_10.replace(
     name="seed-v4",
     walks_secondary_mmu=True,
@@ -147,7 +165,9 @@ _SEED_V4 = _V6_10.replace(
     look_around="seed-v4",
     kvm_aging="seed-v4",
     notes="All seven v4 patches: Kconfig + cap 0x8 (1-2/7), lockless memslot walk (3/7), "
-    "per-arch locks (4-6/7), selftest (7/7).",
+    "per-arch locks (4-6/7), selftest (7/7). clear_flush_young keeps the common mmu_lock, "
+    "so where the arch handler locks too (arm64, spinlock arches, x86 with shadow pages) "
+    "evicting a VM's PMD-mapped THP self-deadlocks: the model raises KernelDeadlock.",
 )
 _SEED_V4_NOOPT = _SEED_V4.replace(
     name="seed-v4-noopt",
@@ -206,7 +226,7 @@ _V5_FAST_ONLY = _V6_12.replace(
 
 PRESETS: dict[str, KernelConfig] = {
     c.name: c
-    for c in (_V6_10, _SEED_V4, _SEED_V4_NOOPT, _V6_12, _V6_14, _V6_15, _V6_16,
+    for c in (_V6_1, _V6_10, _SEED_V4, _SEED_V4_NOOPT, _V6_12, _V6_14, _V6_15, _V6_16,
               _V3_BITMAP, _V5_FAST_ONLY)
 }
 
@@ -289,6 +309,9 @@ class Rules:
     #: v4 5/7: a lost cmpxchg on an access-tracked SPTE retries while it is a present
     #: leaf (v6.15 gives up after one try)
     kvm_cmpxchg_retry: bool
+    #: the v5 what-if: x86 answers the fast-only call from the TDP MMU and declines
+    #: only while shadow-MMU SPTEs exist, not whenever a nested guest has run
+    kvm_fast_only_tdp_answers: bool
 
 
 def rules_of(cfg: KernelConfig) -> Rules:
@@ -320,4 +343,5 @@ def _rules_cached(cfg: KernelConfig) -> Rules:
         kvm_lockless_aging=kvm == "lockless",
         kvm_tdp_atomic_aging=kvm in ("seed-v4", "lockless"),
         kvm_cmpxchg_retry=kvm == "seed-v4",
+        kvm_fast_only_tdp_answers=walk == "fast-only",
     )

@@ -98,16 +98,18 @@ def test_fc29_enabled_seed_secondary_mmu_cap(preset: str, kconfig: bool, after_y
 def test_enabled_core_bit_moves_folios(preset: str) -> None:
     """§5.1: clearing bit 0 drains every folio off the generations (setting PG_active for
     those in the two youngest, spec §2.5 removal); setting it refills them through
-    lru_gen_add_folio: formerly active folios go to max_seq - 1 (max_seq if workingset),
-    inactive anon to max_seq - 1, inactive file to max_seq - 3 (max_seq - 2 if
-    workingset). Pages are conserved."""
+    lru_gen_add_folio. v6.14 (lru_gen_folio_seq()): formerly active folios go to
+    max_seq - 1 (max_seq if workingset), inactive anon to max_seq - 1, inactive file
+    to max_seq - 3 (max_seq - 2 if workingset). Before (include/linux/mm_inline.h,
+    6.1-6.13): every formerly active folio goes to max_seq, inactive file to
+    min_seq + 1 (min_seq with at most 3 generations). Pages are conserved."""
     k = kernel(preset)
     k.mkdir(CGROOT + "/a")
     p = k.spawn(memcg="/a")
     anon = p.mmap(4 * PAGE)
     p.access(anon, 4 * PAGE, write=True)
     cold = k.open_file("cold", 3 * PAGE)
-    p.read(cold, 0, 3 * PAGE)  # seq 0: inactive
+    p.read(cold, 0, 3 * PAGE)  # seq 0 (v6.10: 1), moved up by aging to min_seq: inactive
     k.write(LRU_GEN, "+ 2 0 3")
     p.access(anon, 4 * PAGE)
     k.write(LRU_GEN, "+ 2 0 4")  # anon now in max_seq - 1 (PG_workingset on v6.14)
@@ -117,11 +119,13 @@ def test_enabled_core_bit_moves_folios(preset: str) -> None:
     k.write(ENABLED, "6")  # the core off, the other caps on
     assert k.read(ENABLED) == "0x0006\n"
     assert all(g.anon == g.file == 0 for g in parse_lru_gen(k.read(LRU_GEN))[2].nodes[0].gens)
+    assert (lv.max_seq, lv.min_seq) == (5, [2, 2])
     k.write(ENABLED, "7")
-    two_step = preset == "v6.14"
-    assert folio_seq(lv, k.mem.gen[anon_pfn], 0) == (lv.max_seq if two_step else lv.max_seq - 1)
+    # v6.14: workingset, so max_seq; before, every active folio enters max_seq
+    assert folio_seq(lv, k.mem.gen[anon_pfn], 0) == lv.max_seq
+    cold_seq = lv.max_seq - 3 if preset == "v6.14" else lv.min_seq[1] + 1
     for pfn in cold.pages:
-        assert folio_seq(lv, k.mem.gen[pfn], 1) == lv.max_seq - 3
+        assert folio_seq(lv, k.mem.gen[pfn], 1) == cold_seq
     check_invariants(k)
 
 

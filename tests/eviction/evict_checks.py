@@ -451,14 +451,32 @@ def parse_events(text: str) -> dict[str, int]:
 
 
 # -- recipes ---------------------------------------------------------------------------------
+def file_in_three_gens(k: SimKernel, memcg) -> int:
+    """Leave a fresh lruvec's file type with 3 empty generations; returns the oldest, 2.
+
+    `-` with swappiness 0 retires file's empty seqs 0 and 1 (min_seq[file] 2), an
+    aging adds seq 4. With three generations every version's read(2) enters the
+    oldest one without any aging that would clear its refs: before v6.14
+    lru_gen_add_folio() (include/linux/mm_inline.h) takes min_seq once min_seq +
+    MIN_NR_GENS >= max_seq, v6.14's lru_gen_folio_seq() clamps max_seq - 3 to min_seq.
+    """
+    evict(k, memcg.id, 0, 0)
+    age(k, memcg.id, 0)
+    mins, max_seq = min_max_seq(k, memcg.id)
+    assert (mins[1], max_seq) == (2, 4)
+    return 2
+
+
 def cold_anon(k: SimKernel, memcg, p, npages: int) -> int:
     """Write `npages` anonymous pages in a fresh lruvec, then age three times without access.
 
-    Returns their address. Spec §2.5: the fault puts them in max_seq - 1 = 2; the first
-    force_scan aging finds them young (v6.10 promotes them to 3; v6.14+ only sets
-    PG_referenced, §2.6); the third aging retires generation 2 (§3.11), moving what is
-    still on its list to 3. So they end up cold (PTE accessed bits clear, refs clear) in
-    the oldest generation, seq 3, with max_seq 6 and both min_seq 3.
+    Returns their address. The fault puts them in max_seq - 1 = 2 (v6.14+,
+    lru_gen_folio_seq()) or max_seq = 3 (before: lru_gen_add_folio(), every faulted
+    folio is active); the first force_scan aging finds them young (v6.10 promotes them
+    to 3; v6.14+ only sets PG_referenced, §2.6); the third aging retires generation 2
+    (§3.11), moving what is still on its list to 3. So they end up cold (PTE
+    accessed bits clear, refs clear) in the oldest generation, seq 3, with max_seq 6
+    and both min_seq 3.
     """
     addr = p.mmap(npages * PAGE)
     p.access(addr, npages * PAGE, write=True)

@@ -18,6 +18,7 @@ from evict_checks import (
     child,
     cold_anon,
     evict,
+    file_in_three_gens,
     gen_field,
     min_max_seq,
     new_kernel,
@@ -95,8 +96,9 @@ def test_fc20_tier_protection_follows_the_pid_formula(preset: str, history: str)
     """Spec §9 item 20: "Tier protection follows the PID formulas exactly (integer math,
     gains 2/3, floor 64)."
 
-    Groups of 8 file pages are read(2) 1, 2, 3 and 5 times into the oldest generation,
-    which gives them known tiers (spec §2.6, and §8.4 for v6.10). With a PID history on
+    Groups of 8 file pages are read(2) 1, 2, 3 and 5 times into the oldest generation
+    (file kept at 3 generations, so that every version puts them there), which gives
+    them known tiers (spec §2.6, and §8.4 for v6.10). With a PID history on
     the file type, one `-` pass (file only) must evict exactly the groups whose tier is
     <= get_tier_idx computed here from the printed counters, and protect the others
     into min_seq + 1 (the lazily promoted working set always). Then, by spec §4.2 and
@@ -109,12 +111,13 @@ def test_fc20_tier_protection_follows_the_pid_formula(preset: str, history: str)
     a = child(k)
     p = k.spawn(memcg="/a")
     two_step = k.cfg.two_step_promotion
+    oldest = file_in_three_gens(k, a)
     f = k.open_file("f", 32 * PAGE)
     groups = {1: range(0, 8), 2: range(8, 16), 3: range(16, 24), 5: range(24, 32)}
     for reads, pages in groups.items():
         for _ in range(reads):
             p.read(f, pages.start * PAGE, 8 * PAGE)
-    assert pages_by_seq(k, a.id)[0] == (0, 32)
+    assert pages_by_seq(k, a.id)[oldest] == (0, 32)
     lv = k.lruvec(a)
     lv.avg_refaulted[1] = HISTORY[history][0]
     lv.avg_total[1] = HISTORY[history][1]
@@ -133,12 +136,13 @@ def test_fc20_tier_protection_follows_the_pid_formula(preset: str, history: str)
         if not keep:
             evicted[tier] += 8
     pfns = f.pages.copy()
-    evict(k, a.id, 0, 0, 1)
+    evict(k, a.id, oldest, 0, 1)
     for reads, pages in groups.items():
         sel = np.array(pages)
         if fate[reads]:
             assert (f.pages[sel] == pfns[sel]).all(), f"group read {reads}x must be protected"
-            assert (gen_field(k, pfns[sel]) == 1).all(), "protected into min_seq + 1"
+            assert (gen_field(k, pfns[sel]) == (oldest + 1) % 4).all(), \
+                "protected into min_seq + 1"
         else:
             assert (f.pages[sel] < 0).all(), f"group read {reads}x must be evicted"
     after = tier_rows(k, a.id)[1]
@@ -172,9 +176,12 @@ def test_fc21_type_selection(preset: str, history: str, swappiness: int) -> None
     k = new_kernel(preset)
     a = child(k)
     p = k.spawn(memcg="/a")
-    anon = cold_anon(k, a, p, 100)
     f = k.open_file("f", 100 * PAGE)
+    # read(2) before cold_anon's agings: into seq 0 (v6.14: max_seq - 3) or 1 (before:
+    # min_seq + 1 with 4 generations); each aging of the full type moves them up
+    # (inc_min_seq), so they reach the oldest generation, seq 3, with the anon pages
     p.read(f, 0, 100 * PAGE)
+    anon = cold_anon(k, a, p, 100)
     assert pages_by_seq(k, a.id)[3] == (100, 100)
     lv = k.lruvec(a)
     for t, (ref, tot) in enumerate(TYPE_HISTORY[history]):
@@ -335,7 +342,8 @@ def test_fc27_refaults_count_by_stored_tier(preset: str) -> None:
     tier computed from flags."
 
     Groups of 16 file pages read 1, 2 and 3 times (tiers 0, 1, 2) sit at the tail of
-    the oldest generation, 200 filler pages read once behind them. One `-` batch of 64
+    the oldest generation (file kept at 3 generations, so that every version puts them
+    there), 200 filler pages read once behind them. One `-` batch of 64
     evicts the groups and 16 filler pages: `e` per tier must be 32/16/16 (the oldest
     generation keeps filler, so min_seq and its counters stay). Faulting the groups
     back through a mapping is a recent refault (same max_seq and min_seq): `r` per
@@ -345,12 +353,13 @@ def test_fc27_refaults_count_by_stored_tier(preset: str) -> None:
     k = new_kernel(preset)
     a = child(k)
     p = k.spawn(memcg="/a")
+    oldest = file_in_three_gens(k, a)
     f = k.open_file("f", 248 * PAGE)
     for reads, first in ((1, 0), (2, 16), (3, 32)):
         for _ in range(reads):
             p.read(f, first * PAGE, 16 * PAGE)
     p.read(f, 48 * PAGE, 200 * PAGE)
-    evict(k, a.id, 0, 0, 1)
+    evict(k, a.id, oldest, 0, 1)
     assert (f.pages[:64] < 0).all() and (f.pages[64:] >= 0).all()
     row = tier_rows(k, a.id)[1]
     assert row.evicted == [32, 16, 16, 0] and row.refaulted == [0] * 4
@@ -382,10 +391,11 @@ def recent(k, lv_min_seq: int, lv_max_seq: int, stored: int) -> bool:
 def test_fc27_recent_rule(preset: str, agings: int) -> None:
     """Spec §9 item 27 and §4.8: which refaults are "recent".
 
-    100 file pages in the oldest generation are evicted in two `-` commands: 64, then
-    the remaining 36, which empties the generation so min_seq advances before they are
-    written out (try_to_inc_min_seq precedes shrink_folio_list, spec §4.2): the shadows
-    store seq 0 and seq 2, which the test reads as min_seq after each command. After 0
+    100 file pages read(2) into seq 0 (v6.14: max_seq - 3) or seq 1 (before: min_seq +
+    1 with 4 generations) are evicted in two `-` commands: 64, then the remaining 36,
+    which empties the generation so min_seq advances before they are written out
+    (try_to_inc_min_seq precedes shrink_folio_list, spec §4.2): the shadows store
+    that seq and seq 2, which the test reads as min_seq after each command. After 0
     or 1 agings the pages are read back; each group counts in `refaulted` iff the
     version's rule calls it recent (upstream |max_seq - seq| < 4, v6.10 seq ==
     min_seq), while workingset_refault counts every one.
@@ -395,13 +405,15 @@ def test_fc27_recent_rule(preset: str, agings: int) -> None:
     p = k.spawn(memcg="/a")
     f = k.open_file("f", 100 * PAGE)
     p.read(f, 0, 100 * PAGE)
+    first = 0 if k.cfg.workingset_folio_seq else 1
+    assert pages_by_seq(k, a.id)[first] == (0, 100)
     groups = []
     for nr in (1, None):
-        evict(k, a.id, 0, 0, nr)
+        evict(k, a.id, first, 0, nr)
         stored = min_max_seq(k, a.id)[0][1]
         evicted = np.nonzero(f.pages < 0)[0]
         groups.append((sorted(set(evicted) - {i for g, _ in groups for i in g}), stored))
-    assert [len(g) for g, _ in groups] == [64, 36] and [s for _, s in groups] == [0, 2]
+    assert [len(g) for g, _ in groups] == [64, 36] and [s for _, s in groups] == [first, 2]
     for _ in range(agings):
         age(k, a.id, 0)
     mins, max_seq = min_max_seq(k, a.id)
@@ -425,7 +437,9 @@ def test_fc27_workingset_restore_on_swap_in(preset: str) -> None:
     in batches of 64, whose stored seq the test reads as min_seq after each batch.
     Swapped back in by a fault (PG_active, §2.5 rule 1), a page refaulting recently
     gets PG_workingset back -- upstream if it had it (W), v6.10 on every recent refault
-    in a fault -- and lands in max_seq; the others land in max_seq - 1.
+    in a fault. On v6.14 (lru_gen_folio_seq()) the workingset ones land in max_seq and
+    the others in max_seq - 1; before, lru_gen_add_folio() puts every active folio in
+    max_seq.
     """
     k = new_kernel(preset)
     a = child(k)
@@ -453,7 +467,8 @@ def test_fc27_workingset_restore_on_swap_in(preset: str) -> None:
     want_ws = is_recent & was_ws
     assert is_recent.any()
     assert (ws == want_ws).all()
-    assert (gens == np.where(want_ws, max_seq % 4, (max_seq - 1) % 4)).all()
+    youngest = want_ws | (not k.cfg.workingset_folio_seq)
+    assert (gens == np.where(youngest, max_seq % 4, (max_seq - 1) % 4)).all()
     audit(k)
 
 
@@ -494,3 +509,38 @@ def test_fc28_min_ttl_oom(preset: str, elapsed: int | None, memory_min: int, oom
         # 16000 pages wanted, 16384 - 1024 reserved available: at least 640 swapped
         assert k.oom_events == [] and stat(k, "pswpout") >= 16000 - (16384 - 1024)
     audit(k)
+
+
+@pytest.mark.parametrize("preset", ["v6.1", "v6.10"])
+@pytest.mark.parametrize("agings", [0, 1])
+def test_v6_1_refault_stats_count_only_recent_refaults(preset: str, agings: int) -> None:
+    """mm/workingset.c lru_gen_refault(), 6.1: a refault whose shadow seq is not min_seq
+    returns before any counting, so workingset_refault_file counts only recent
+    refaults, and workingset_activate_file is never counted. v6.10 counts every
+    refault and activates the recent ones. `refaulted` (the PID's r) counts the recent
+    ones on both. Setup as in the recent-rule test above: two groups evicted with
+    stored seqs 1 and 2 (read(2) entered min_seq + 1 = 1); with swappiness 0 the file
+    min_seq ends at 2, so only the second group is recent, aged or not."""
+    k = new_kernel(preset)
+    a = child(k)
+    p = k.spawn(memcg="/a")
+    f = k.open_file("f", 100 * PAGE)
+    p.read(f, 0, 100 * PAGE)
+    groups = []
+    for nr in (1, None):
+        evict(k, a.id, 1, 0, nr)
+        evicted = np.nonzero(f.pages < 0)[0]
+        groups.append(sorted(set(evicted) - {i for g in groups for i in g}))
+    assert [len(g) for g in groups] == [64, 36] and min_max_seq(k, a.id)[0][1] == 2
+    for _ in range(agings):
+        age(k, a.id, 0)
+    for pages, recent in zip(groups, (False, True), strict=True):
+        r0, a0 = stat(k, "workingset_refault_file"), stat(k, "workingset_activate_file")
+        rt0 = tier_rows(k, a.id)[1].refaulted[0]
+        for i in pages:
+            p.read(f, int(i) * PAGE, PAGE)
+        counted = len(pages) if recent or preset == "v6.10" else 0
+        activated = len(pages) if recent and preset == "v6.10" else 0
+        assert stat(k, "workingset_refault_file") - r0 == counted
+        assert stat(k, "workingset_activate_file") - a0 == activated
+        assert tier_rows(k, a.id)[1].refaulted[0] - rt0 == (len(pages) if recent else 0)

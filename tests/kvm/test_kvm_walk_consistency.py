@@ -45,6 +45,11 @@ def build(preset: str, layout: str, seed: int):
         for vm in vms:
             vm.add_memory(2 * MIB, thp=layout == "thp")
             vm.vcpu_access(0, 0, 2 * MIB, write=True)
+    # before v6.14 a fault enters max_seq (lru_gen_add_folio()), where the walk's
+    # promotion would not show: an aging that skips anon VMAs (swappiness 0) moves
+    # max_seq on and leaves the guest's folios, PTEs and SPTEs as they are
+    lv = k.lruvec("/vm")
+    k.write(LRU_GEN, f"+ {lv.memcg.id} 0 {lv.max_seq} 0 1")
     if layout == "huge-under-4k":  # a 2 MiB SPTE whose host pages are 4 KiB PTEs
         arr = vms[0].mmu.sptes[0]
         arr[:512] = SPTE_HUGE

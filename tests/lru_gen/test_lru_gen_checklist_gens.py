@@ -71,13 +71,22 @@ def test_fc01_fresh_lruvec_has_gens_0_to_3(preset: str) -> None:
 
 
 # -- item 2 ------------------------------------------------------------------------------
+# where a fault (PG_active) and a read(2) land with 4 generations of each type:
+# v6.14's lru_gen_folio_seq() puts a non-workingset active folio in max_seq - 1 and a
+# cold file folio in max_seq - 3; before (include/linux/mm_inline.h lru_gen_add_folio(),
+# 6.1-6.13) every active folio enters max_seq and a cold file folio min_seq + 1
+FAULT_READ_OFFSETS = {"v6.10": (0, 1), "v6.14": (-1, -3)}
+
+
 @pytest.mark.parametrize("preset", ["v6.10", "v6.14"])
 def test_fc02_fault_lands_in_max_seq_minus_1_read_in_oldest(preset: str) -> None:
-    """§9.2: "A page faulted in (anon or file, recency VMA) appears in `max_seq-1`; a
-    page-cache page added by `read()` (not in a fault) appears in the oldest allowed gen
-    (`max(max_seq-3, min_seq)`)." Covers anon, THP, file and shmem (swap-backed, so
-    counted as anon) faults, read(2), after aging, and with min_seq[file] above
-    max_seq-3 so that the clamp decides."""
+    """§9.2 as of v6.14: "A page faulted in (anon or file, recency VMA) appears in
+    `max_seq-1`; a page-cache page added by `read()` (not in a fault) appears in the
+    oldest allowed gen (`max(max_seq-3, min_seq)`)." Before v6.14 the fault lands in
+    max_seq and, with four generations, the read in min_seq + 1. Covers anon, THP, file
+    and shmem (swap-backed, so counted as anon) faults, read(2), after aging, and with
+    min_seq[file] close enough to max_seq that the oldest generation is the only choice."""
+    fault_off, read_off = FAULT_READ_OFFSETS[preset]
     k = kernel(preset)
     k.mkdir(CGROOT + "/a")
     p = k.spawn(memcg="/a")
@@ -92,9 +101,14 @@ def test_fc02_fault_lands_in_max_seq_minus_1_read_in_oldest(preset: str) -> None
     p.access(shm, 3 * PAGE, write=True)
     p.read(f, 32 * PAGE, 5 * PAGE)
     by_seq = {g.seq: (g.anon, g.file) for g in gens_of(k, 2).gens}
-    assert by_seq == {0: (0, 5), 1: (0, 0), 2: (10 + 512 + 3, 6), 3: (0, 0)}
+    expect = {seq: (0, 0) for seq in range(4)}
+    # max_seq 3, min_seq 0: v6.14 faults in 2 and reads in 0; before, 3 and 1
+    expect[3 + fault_off] = (10 + 512 + 3, 6)
+    expect[3 + read_off if read_off < 0 else 0 + read_off] = (0, 5)
+    assert by_seq == expect
 
-    # after two agings (max_seq 5): a fault lands in 4, a read(2) in 5 - 3 = 2
+    # after two agings (max_seq 5, min_seq 2): a fault lands in 4 (v6.14) or 5; a
+    # read(2) in 5 - 3 = 2 (v6.14) or min_seq + 1 = 3
     age(k, 2)
     age(k, 2)
     lv = k.lruvec("/a")
@@ -102,8 +116,9 @@ def test_fc02_fault_lands_in_max_seq_minus_1_read_in_oldest(preset: str) -> None
     more = p.mmap(4 * PAGE)
     p.access(more, 4 * PAGE, write=True)
     p.read(f, 40 * PAGE, 2 * PAGE)
-    assert folio_seq(lv, k.mem.gen[pte_of(p, more)[0]], 0) == 4
-    assert folio_seq(lv, k.mem.gen[f.pages[40]], 1) == 2
+    assert folio_seq(lv, k.mem.gen[pte_of(p, more)[0]], 0) == 5 + fault_off
+    assert folio_seq(lv, k.mem.gen[f.pages[40]], 1) == (5 + read_off if read_off < 0
+                                                         else 2 + read_off)
 
     # retire the empty old file generations (as eviction does): the clamp to
     # min_seq[file] now decides where read(2) puts a page
@@ -171,10 +186,12 @@ def test_fc03_aging_adds_one_empty_generation_aged_zero(preset: str) -> None:
 def test_fc04_full_type_retires_oldest_gen_moving_folios_up(preset: str) -> None:
     """§9.4 (evictable case): "If a type already has 4 gens, aging first increments its
     `min_seq`, moving the oldest folios to `min_seq+1` (counted as protected)". A fresh
-    lruvec already has 4 generations; read(2) puts 16 file pages into seq 0. Aging moves
-    them to seq 1 and clears their refs. "Counted as protected" is v6.14+ (spec §3.11,
-    §8.4): protected[tier 0] += 16, immediately folded by reset_ctrl_pos() into
-    avg_total = 16 / 2 = 8, shown as `T` on the max_seq line; v6.10 counts nothing."""
+    lruvec already has 4 generations; read(2) puts 16 file pages into seq 0 (v6.14) or
+    seq 1 (before: min_seq + 1), so v6.10 first ages once without moving them, to make
+    them the oldest. Aging then moves them to the next seq and clears their refs.
+    "Counted as protected" is v6.14+ (spec §3.11, §8.4): protected[tier 0] += 16,
+    immediately folded by reset_ctrl_pos() into avg_total = 16 / 2 = 8, shown as `T` on
+    the max_seq line; v6.10 counts nothing."""
     k = kernel(preset)
     k.mkdir(CGROOT + "/a")
     p = k.spawn(memcg="/a")
@@ -182,14 +199,19 @@ def test_fc04_full_type_retires_oldest_gen_moving_folios_up(preset: str) -> None
     p.read(f, 0, 16 * PAGE)
     pfns = f.pages.copy()
     assert (k.mem.flags[pfns] & PG_referenced).all()
-    assert gens_of(k, 2).by_seq(0).file == 16
-    age(k, 2)
     lv = k.lruvec("/a")
-    assert lv.min_seq == [1, 1]
+    base = 0 if preset == "v6.14" else 1
+    assert gens_of(k, 2).by_seq(base).file == 16
+    if base:
+        age(k, 2)  # retires the empty seq 0 (min_seq [1, 1]); the pages stay in seq 1
+        assert lv.min_seq == [1, 1] and gens_of(k, 2).by_seq(1).file == 16
+        assert (k.mem.flags[pfns] & PG_referenced).all()
+    age(k, 2)
+    assert lv.min_seq == [base + 1, base + 1]
     blk = gens_of(k, 2)
-    assert blk.seqs() == [1, 2, 3, 4]
-    assert blk.by_seq(1).file == 16
-    assert (k.mem.gen[pfns] == 1 % 4 + 1).all()
+    assert blk.seqs() == [base + 1, base + 2, base + 3, base + 4]
+    assert blk.by_seq(base + 1).file == 16
+    assert (k.mem.gen[pfns] == (base + 1) % 4 + 1).all()
     assert not (k.mem.flags[pfns] & (PG_referenced | LRU_REFS_MASK)).any()
     assert t_stat(k, 2, 1, 0) == (8 if preset == "v6.14" else 0)
     assert t_stat(k, 2, 0, 0) == 0

@@ -89,17 +89,19 @@ def test_exit_tears_down_the_mm_and_stops_walks() -> None:
 def test_rmdir_reparents_pages_by_placement_rules(preset: str) -> None:
     """rmdir of a memcg with charged pages moves them to the parent (the model's decision,
     docs/architecture.md): they leave the child's generations as lru_gen_del_folio does
-    (PG_active for the two youngest gens) and enter the parent's by spec §2.5: formerly
-    active folios in max_seq - 1 (max_seq with PG_workingset), inactive file folios in
-    max_seq - 3. Totals and memory.current move with them."""
+    (PG_active for the two youngest gens) and enter the parent's like any added folio:
+    on v6.14 (lru_gen_folio_seq()) formerly active folios in max_seq - 1 (max_seq with
+    PG_workingset), inactive file folios in max_seq - 3; before (lru_gen_add_folio(),
+    include/linux/mm_inline.h 6.1-6.13) active ones in max_seq, inactive file ones in
+    min_seq + 1 (four generations). Totals and memory.current move with them."""
     k = SimKernel(preset, node_bytes=(64 << 20,), debug=True)
     k.mkdir(CGROOT + "/a")
     k.mkdir(CGROOT + "/a/b")
     p = k.spawn(memcg="/a/b")
     a = p.mmap(8 * PAGE)
-    p.access(a, 8 * PAGE, write=True)  # active: max_seq - 1
+    p.access(a, 8 * PAGE, write=True)  # active: max_seq - 1 (v6.14) or max_seq
     f = k.open_file("f", 4 * PAGE)
-    p.read(f, 0, 4 * PAGE)  # inactive: oldest
+    p.read(f, 0, 4 * PAGE)  # inactive: seq 0 (v6.14) or 1; the child never ages
     age(k, 2)
     age(k, 2)  # the parent is now at max_seq 5
     k.write(CGROOT + "/cgroup.procs", str(p.pid))
@@ -108,10 +110,12 @@ def test_rmdir_reparents_pages_by_placement_rules(preset: str) -> None:
     assert totals(k) == {2: 12}
     assert k.read(CGROOT + "/a/memory.current") == f"{12 * PAGE}\n"
     anon_pfn = pte_of(p, a)[0]
-    assert folio_seq(parent, k.mem.gen[anon_pfn], 0) == parent.max_seq - 1 == 4
+    upstream = preset == "v6.14"
+    assert (parent.max_seq, parent.min_seq) == (5, [2, 2])
+    assert folio_seq(parent, k.mem.gen[anon_pfn], 0) == (4 if upstream else 5)
     assert not k.mem.flags[anon_pfn] & PG_active
     for pfn in f.pages:
-        assert folio_seq(parent, k.mem.gen[pfn], 1) == parent.max_seq - 3
+        assert folio_seq(parent, k.mem.gen[pfn], 1) == (2 if upstream else 3)
     check_invariants(k)
 
 

@@ -60,11 +60,8 @@ class AgingEvent:
         retries: cmpxchg retries (seed 5/7: still a present leaf).
         failed: cmpxchg / try-set races lost and given up.
         flushes: remote TLB flushes (kvm_flush_remote_tlbs).
-        locks: lock mode -> acquisitions.
-        recursive: acquisitions of mmu_lock while the common memslot walk
-            already held it (seed v4 4/7 on clear_flush_young, spec §6.5):
-            a self-deadlock in the real kernel, recorded here.
-        walk_aborted: stage-2 walks stopped by -EAGAIN (seed 6/7; WARNs).
+        locks: lock mode -> acquisitions (a call that would take mmu_lock
+            twice never gets here: it raises KernelDeadlock).
     """
 
     notifier: str
@@ -81,8 +78,6 @@ class AgingEvent:
     failed: int = 0
     flushes: int = 0
     locks: Counter = field(default_factory=Counter)
-    recursive: int = 0
-    walk_aborted: int = 0
 
     @property
     def lock(self) -> str:

@@ -4,9 +4,12 @@ What differs from the base: upstream never selects lockless aging, so the
 common code holds mmu_lock for write and the stage-2 walk is exclusive (the
 AF "try-set" is a plain store that cannot fail). Seed 6/7 takes the lock for
 *read* and makes the walk shared: the AF is cleared by compare-exchange, and
-a lost race returns -EAGAIN, which stops the walk and trips the
-`WARN_ON(kvm_pgtable_walk(...))` reviewers pointed out (young was already
-noted, so the call still reports young). TLB invalidation is left to
+a lost race makes stage2_age_walker() return -EAGAIN. The age walker does not
+set KVM_PGTABLE_WALK_HANDLE_FAULT, so kvm_pgtable_walk_continue() ignores it
+(arch/arm64/kvm/hyp/pgtable.c, 6.12): the walk visits the remaining leaves,
+kvm_pgtable_walk() returns 0 and the `WARN_ON()` around it stays quiet. The
+lost leaf keeps its Access Flag; young was noted before the try-set, so the
+call reports young. TLB invalidation is left to
 clear_flush_young (arm64 does not elide it). A test walks every leaf of the
 range: the stage-2 walker has no early exit.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from mglru.kvm.accounting import LOCK_READ, LOCK_WRITE, AgingEvent
-from mglru.kvm.mmu import PLAIN, TRYSET_ABORT, SecondaryMmuBase
+from mglru.kvm.mmu import PLAIN, TRYSET_EAGAIN, SecondaryMmuBase
 from mglru.kvm.spte import SPTE_ACCESSED, leaf_heads
 
 if TYPE_CHECKING:
@@ -34,7 +37,7 @@ class Arm64(SecondaryMmuBase):
 
     def clear_policy(self) -> int:
         """Shared walk with a racy try-set under seed-v4; exclusive otherwise."""
-        return TRYSET_ABORT if self.rules.kvm_arch_aging_locks else PLAIN
+        return TRYSET_EAGAIN if self.rules.kvm_arch_aging_locks else PLAIN
 
     def kvm_test_age_gfn(self, rng: KvmGfnRange, ev: AgingEvent) -> bool:
         """The stage-2 walker visits every leaf of the range (no early exit). Spec §6.4."""

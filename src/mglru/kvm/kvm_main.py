@@ -170,12 +170,25 @@ class Kvm:
     # -- kvm_handle_hva_range (spec §6.2) ------------------------------------------------
     def kvm_handle_hva_range(self, notifier: str, start: int, end: int, test_only: bool,
                              flush_on_ret: bool) -> bool:
-        """Run the arch handler on every memslot range of hva [start, end); one event."""
+        """Run the arch handler on every memslot range of hva [start, end); one event.
+
+        Raises:
+            KernelDeadlock: the handler would take mmu_lock, which this walk holds
+                (seed v4 4/7 with clear_flush_young: `takes_mmu_lock_twice`).
+        """
         ev = AgingEvent(notifier, calls=1)
         lockless = self.mmu.memslot_walk_lockless(notifier)
         handler = self.mmu.kvm_test_age_gfn if test_only else self.mmu.kvm_age_gfn
+        twice = self.mmu.takes_mmu_lock_twice(notifier)
         young = False
         for slot, g0, g1 in self.memslots.ranges(start, end):
+            if twice:
+                common, arch = self.mmu.lock_plan(notifier)
+                self.k.deadlock(
+                    f"{notifier}: kvm_handle_hva_range() holds kvm->mmu_lock ({common}) and "
+                    f"the {self.mmu.name} handler takes it again ({', '.join(arch)}): "
+                    "self-deadlock (seed v4 4/7 moved the lock into the arch handlers, "
+                    "clear_flush_young kept the common one)")
             ev.ranges += 1
             young |= handler(KvmGfnRange(slot, g0, g1, lockless), ev)
         self._finish(ev, young, flush_on_ret)
@@ -273,7 +286,7 @@ _MODELS: dict[str, type[SecondaryMmuBase]] = {
 def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcpus: int = 1,
               tdp_mmu: bool = True, ad_bits: bool = True, tlb_entries: int = 1536,
               nr_address_spaces: int | None = None, mem_bytes: int = 0,
-              thp: bool = False, nested: bool = False) -> Kvm:
+              thp: bool = False, nested: bool = False, shadow_sptes: bool = False) -> Kvm:
     """KVM_CREATE_VM on `process`: registers the VM's MMU notifier on its mm.
 
     Args:
@@ -294,10 +307,12 @@ def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcp
         thp: back `mem_bytes` with transparent huge pages.
         nested: x86 TDP only: a nested guest has run, so shadow pages exist
             and aging walks rmaps too (`kvm_memslots_have_rmaps`, seed 5/7).
+        shadow_sptes: with `nested`: shadow-MMU SPTEs are mapped now, so the
+            v5 fast-only call declines (it answers from the TDP MMU otherwise).
 
     Raises:
         ValueError: unknown arch, `tdp_mmu=False` off x86, `nested` without
-            the TDP MMU.
+            the TDP MMU, `shadow_sptes` without `nested`.
     """
     arch = arch or k.cfg.arch
     if arch not in _MODELS:
@@ -311,9 +326,12 @@ def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcp
         nr_address_spaces = k.cfg.kvm_nr_address_spaces if arch == "x86" else 1
     if nested and model is not X86Tdp:
         raise ValueError("nested=True models shadow pages next to the x86 TDP MMU")
+    if shadow_sptes and not nested:
+        raise ValueError("shadow_sptes=True needs nested=True")
     vm = Kvm(k, process, model, arch, nr_vcpus, ad_bits, tlb_entries, nr_address_spaces)
     if nested:
         vm.mmu.nested = True
+        vm.mmu.shadow_sptes = shadow_sptes
     if mem_bytes:
         vm.add_memory(mem_bytes, thp=thp)
     return vm

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from mglru.presets import KernelConfig, Rules
 
 __all__ = ["SecondaryMmu", "SecondaryMmuBase", "PLAIN", "ATOMIC", "VOLATILE", "CMPXCHG_RETRY",
-           "CMPXCHG_ONCE", "TRYSET_ABORT", "RACE_TOUCH", "RACE_ZAP"]
+           "CMPXCHG_ONCE", "TRYSET_EAGAIN", "RACE_TOUCH", "RACE_ZAP"]
 
 # how an accessed leaf is aged (clear_policy)
 PLAIN = 0          # exclusive under mmu_lock: a plain store
@@ -67,8 +67,11 @@ ATOMIC = 1         # atomic fetch-and / clear_bit: cannot fail
 VOLATILE = 2       # v6.10 x86 TDP A/D under the lock: atomic only if W and not D
 CMPXCHG_RETRY = 3  # seed 5/7, x86 without A/D: retry while still a present leaf
 CMPXCHG_ONCE = 4   # v6.15, x86 without A/D: give up, the SPTE stays accessed
-TRYSET_ABORT = 5   # seed 6/7, arm64 shared walk: -EAGAIN stops the walk (WARN)
-_RACY = (CMPXCHG_RETRY, CMPXCHG_ONCE, TRYSET_ABORT)
+#: seed 6/7, arm64 shared walk: a lost try-set returns -EAGAIN, which a walker without
+#: KVM_PGTABLE_WALK_HANDLE_FAULT ignores (arch/arm64/kvm/hyp/pgtable.c,
+#: kvm_pgtable_walk_continue(), 6.12): the walk goes on and returns 0, no WARN
+TRYSET_EAGAIN = 5
+_RACY = (CMPXCHG_RETRY, CMPXCHG_ONCE, TRYSET_EAGAIN)
 
 # what a race hook may report
 RACE_TOUCH = "touch"  # a concurrent writer changed the SPTE; still a present, accessed leaf
@@ -175,6 +178,18 @@ class SecondaryMmuBase:
         common = None if self.memslot_walk_lockless(notifier) else self.mmu_lock
         return common, self.arch_locks(notifier)
 
+    def takes_mmu_lock_twice(self, notifier: str) -> bool:
+        """Whether the handler takes kvm->mmu_lock while the memslot walk holds it.
+
+        Seed 4/7 moves the lock of kvm_age_gfn() into each arch but leaves
+        clear_flush_young on the locking kvm_handle_hva_range() (only test and
+        clear_young become lockless, 3/7): where the handler locks mmu_lock
+        (arm64 for read, x86's shadow-MMU rmaps for write, the spinlock
+        arches), the same thread takes it twice and hangs.
+        """
+        common, arch = self.lock_plan(notifier)
+        return common is not None and any(lock in _MMU_LOCKS for lock in arch)
+
     # -- accounting -----------------------------------------------------------------
     def charge_locks(self, ev: AgingEvent, slot_calls: int, ranges: int, rmaps: int) -> None:
         """Add the lock acquisitions of `lock_plan` for these counts to an event."""
@@ -185,8 +200,6 @@ class SecondaryMmuBase:
             n = rmaps if lock == LOCK_RMAP else ranges
             if n:
                 ev.locks[lock] += n
-            if common is not None and lock in _MMU_LOCKS:
-                ev.recursive += ranges
 
     def atomics_for(self, cleared: int, cleared_wc: int) -> tuple[int, int]:
         """(atomics, cmpxchg) of a race-free walk that cleared `cleared` leaves.
@@ -281,13 +294,9 @@ class SecondaryMmuBase:
                         continue
                     ev.failed += 1  # not a leaf any more: continue the walk, not young
                     break
+                # CMPXCHG_ONCE gives up; TRYSET_EAGAIN's -EAGAIN is ignored by the
+                # stage-2 walk, which visits the next leaf: the same outcome
                 ev.failed += 1
                 ret = True  # young was noted before the update was tried
-                if policy == TRYSET_ABORT:
-                    ev.walk_aborted += 1
-                    self.kvm.k.warn_on_once(
-                        True, "kvm_pgtable_stage2_test_clear_young: WARN_ON(walk returned "
-                        "-EAGAIN) (seed v4 6/7)")
-                    return ret
                 break
         return ret

@@ -17,14 +17,18 @@ lockless (v6.15)               atomic fetch-and      one cmpxchg; a lost race
 =============================  ====================  =============================
 
 A VM that ran a nested guest also has shadow-MMU rmaps (`nested=True`):
-seed-v4 then takes mmu_lock for write around their walk (5/7).
+seed-v4 then takes mmu_lock for write around their walk (5/7). The v5
+fast-only call (the thread: Sean, "on x86 it darn well better be active if
+the TDP MMU is enabled") answers from the TDP MMU under RCU and declines only
+while shadow-MMU SPTEs exist (`shadow_sptes`, kvm->arch.indirect_shadow_pages),
+since only their rmap walk needs the lock.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from mglru.kvm.accounting import LOCK_RCU, LOCK_WRITE
+from mglru.kvm.accounting import FAST_ONLY, LOCK_RCU, LOCK_WRITE
 from mglru.kvm.mmu import ATOMIC, CMPXCHG_ONCE, CMPXCHG_RETRY, PLAIN, VOLATILE, SecondaryMmuBase
 
 __all__ = ["X86Tdp"]
@@ -40,6 +44,9 @@ class X86Tdp(SecondaryMmuBase):
     seed_v4_lock: ClassVar[str] = LOCK_RCU
     #: shadow pages exist (a nested guest ran); set by create_vm(nested=True)
     nested: bool = False
+    #: shadow-MMU SPTEs are mapped now (indirect shadow pages); set by
+    #: create_vm(shadow_sptes=True). Only the v5 fast-only call looks at it.
+    shadow_sptes: bool = False
 
     def clear_policy(self) -> int:
         """See the table in the module docstring."""
@@ -59,5 +66,8 @@ class X86Tdp(SecondaryMmuBase):
         model maps no nested guest, so its rmaps are empty).
         """
         if self.nested and self.rules.kvm_arch_aging_locks:
+            if (notifier == FAST_ONLY and self.rules.kvm_fast_only_tdp_answers
+                    and not self.shadow_sptes):
+                return (LOCK_RCU,)  # v5: no shadow SPTEs to walk, the TDP MMU answers
             return (LOCK_WRITE, LOCK_RCU)
         return (LOCK_RCU,)

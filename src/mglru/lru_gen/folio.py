@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.helpers import MAX_NR_GENS
+from mglru.lru_gen.helpers import MAX_NR_GENS, MIN_NR_GENS
 from mglru.lru_gen.lists import list_add, list_del, list_gens
 from mglru.mm.page import (
     HPAGE_PMD_NR,
@@ -48,13 +48,19 @@ def folio_nr_pages(flags: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
 
 def lru_gen_folio_seq(lruvec: Lruvec, flags: npt.NDArray[np.uint16],
                       reclaiming: bool) -> npt.NDArray[np.int64]:
-    """Target seq of folios entering MGLRU, clamped to min_seq. Spec §2.5.
+    """Target seq of folios entering MGLRU.
+
+    From v6.14 (include/linux/mm_inline.h: lru_gen_folio_seq()), clamped to min_seq:
 
     1. PG_active: max_seq if PG_workingset else max_seq - 1;
     2. added by reclaim: max_seq - 3 (so the oldest);
     3. anon not in swap cache, or PG_reclaim and (dirty or writeback): max_seq - 1;
     4. else max_seq - 3, or max_seq - 2 with PG_workingset.
+
+    Before (6.1-6.13: lru_gen_add_folio()), see `_folio_seq_by_distance`.
     """
+    if not lruvec.folio_seq_by_workingset:
+        return _folio_seq_by_distance(lruvec, flags, reclaiming)
     max_seq = lruvec.max_seq
     ws = (flags & PG_workingset) != 0
     if reclaiming:
@@ -69,6 +75,29 @@ def lru_gen_folio_seq(lruvec: Lruvec, flags: npt.NDArray[np.uint16],
     types = folio_types(flags)
     min_seq = np.asarray(lruvec.min_seq, np.int64)[types]
     return np.maximum(seq, min_seq)
+
+
+def _folio_seq_by_distance(lruvec: Lruvec, flags: npt.NDArray[np.uint16],
+                           reclaiming: bool) -> npt.NDArray[np.int64]:
+    """Target seq before v6.14 (include/linux/mm_inline.h: lru_gen_add_folio(), 6.1-6.13).
+
+    1. PG_active: max_seq, workingset or not ("freshly faulted in");
+    2. anon not in swap cache, or PG_reclaim and (dirty or writeback): max_seq - 1,
+       even when added by reclaim;
+    3. added by reclaim, or at most MIN_NR_GENS + 1 generations of the type:
+       min_seq of the type (the oldest);
+    4. else min_seq + 1 (the second oldest).
+    """
+    max_seq = lruvec.max_seq
+    types = folio_types(flags)
+    min_seq = np.asarray(lruvec.min_seq, np.int64)[types]
+    oldest = np.full(len(flags), reclaiming) | (min_seq + MIN_NR_GENS >= max_seq)
+    seq = np.where(oldest, min_seq, min_seq + 1)
+    anon_not_sc = (flags & PG_swapbacked != 0) & (flags & PG_swapcache == 0)
+    reclaim_wb = (flags & PG_reclaim != 0) & (flags & (PG_dirty | PG_writeback) != 0)
+    seq[anon_not_sc | reclaim_wb] = max_seq - 1
+    seq[(flags & PG_active) != 0] = max_seq
+    return seq
 
 
 def account_listed(lruvec: Lruvec, gens: npt.NDArray[np.int64], types: npt.NDArray[np.int64],

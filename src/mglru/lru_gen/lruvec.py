@@ -63,9 +63,11 @@ class Lruvec:
     """One lruvec: the MGLRU state of a memcg on a node. Spec §2.2."""
 
     def __init__(self, memcg: MemCgroup, nid: int, nr_hist_gens: int, now: int,
-                 walks_mmu: bool) -> None:
+                 walks_mmu: bool, folio_seq_by_workingset: bool = True) -> None:
         self.memcg = memcg
         self.nid = nid
+        #: where entering folios go: v6.14's rule, or the older one (`lru_gen_folio_seq`)
+        self.folio_seq_by_workingset = folio_seq_by_workingset
         self.max_seq = MIN_NR_GENS + 1
         self.min_seq = [0, 0]
         self.timestamps = [now] * MAX_NR_GENS

@@ -3,7 +3,9 @@
 A shadow packs (memcg id, node, token, workingset) into one int64:
 token = (min_seq[type] << LRU_REFS_WIDTH) | max(refs - 1, 0). A refault is
 "recent" if the eviction lruvec's max_seq is within MAX_NR_GENS of the stored
-seq (upstream); v6.10 compared it with min_seq for equality (§8.4).
+seq (upstream); v6.10 compared it with min_seq for equality (§8.4). 6.1
+(mm/workingset.c) counts workingset_refault only for recent refaults and has
+no workingset_activate count (`KernelConfig.refault_stats_only_recent`).
 """
 
 from __future__ import annotations
@@ -58,12 +60,14 @@ def lru_gen_refault(k: SimKernel, pfn: int, lruvec: Lruvec, shadow: int, in_faul
     flags = int(k.mem.flags[pfn])
     type_ = folio_is_file_lru(flags)
     nr = 512 if flags & (1 << 10) else 1
-    count_workingset(k, lruvec, "refault", type_, nr)
     seq = token >> LRU_REFS_WIDTH
     if k.cfg.independent_min_seq:
         recent = abs(lruvec.max_seq - seq) < MAX_NR_GENS
     else:
         recent = seq == lruvec.min_seq[type_]
+    only_recent = k.cfg.refault_stats_only_recent  # 6.1: returns before counting
+    if recent or not only_recent:
+        count_workingset(k, lruvec, "refault", type_, nr)
     if not recent:
         return
     hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
@@ -74,7 +78,8 @@ def lru_gen_refault(k: SimKernel, pfn: int, lruvec: Lruvec, shadow: int, in_faul
         refs = (token & ((1 << LRU_REFS_WIDTH) - 1)) + int(workingset)
         tier = (refs + 1 - 1).bit_length() if refs else 0
     lruvec.refaulted[hist, type_, tier] += nr
-    count_workingset(k, lruvec, "activate", type_, nr)
+    if not only_recent:
+        count_workingset(k, lruvec, "activate", type_, nr)
     if k.cfg.two_step_promotion:
         if workingset:
             flags |= PG_workingset
