@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     ("mglru.cli.lru_gen", "lru_gen"),
     ("mglru.cli.access_tracking", "access_tracking_perf_test"),
     ("mglru.cli.reproduce", "reproduce"),
+    ("mglru.cli.replay", "replay"),
 )
 
 

@@ -60,9 +60,10 @@ class Engine:
             if self.last_access_ms is not None:
                 truth = self.guest_last_ms.get(id(s.vm))
                 if truth is None:
-                    truth = self.guest_last_ms[id(s.vm)] = np.zeros(
-                        max(len(a) for a in s.vm.mmu.sptes) or 1, np.uint32)
-            run_guest(self.k, s, stop, truth, t_ms)
+                    truth = np.zeros(max(len(a) for a in s.vm.mmu.sptes), np.uint32)
+            truth = run_guest(self.k, s, stop, truth, t_ms)
+            if truth is not None:
+                self.guest_last_ms[id(s.vm)] = truth
 
     def run(self, streams: Sequence[Stream], *, quantum_ms: float = 1.0,
             every_ms: float | None = None, callback: Callback | None = None) -> None:
@@ -71,8 +72,8 @@ class Engine:
         Args:
             streams: host and guest streams (their `pos` says where each resumes).
             quantum_ms: scheduling granularity; 0 interleaves by exact timestamps.
-            every_ms: call `callback(k, now_ns)` at each multiple of this period
-                (from the earliest stream's start) that the streams pass.
+            every_ms: call `callback(k, now_ns)` every `every_ms` of simulated
+                time from the clock at the start of the run, while streams run.
             callback: the periodic agent.
 
         Raises:
@@ -85,7 +86,7 @@ class Engine:
         live = [s for s in streams if not s.done]
         quantum = int(quantum_ms * 1_000_000)
         period = int(every_ms * 1_000_000) if every_ms and callback else 0
-        next_cb = (min(s.next_ns() for s in live) + period) if live and period else None
+        next_cb = self.k.clock_ns + period if live and period else None
         while live:
             s = min(live, key=lambda x: x.next_ns())
             now = s.next_ns()
