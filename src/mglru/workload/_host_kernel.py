@@ -61,12 +61,14 @@ def host_hits(vpns, writes, t_ms, lo, hi, vstart, vend, vrow0, vkind, rows,
     `last_ms` is not empty (ground truth: 0 means never accessed).
     """
     truth = len(last_ms) > 0
+    v = -1
     for i in range(lo, hi):
         vpn = vpns[i]
         w = writes[i] != 0
-        v = _find_vma(vstart, vend, vpn)
-        if v < 0:
-            return i
+        if v < 0 or vpn < vstart[v] or vpn >= vend[v]:  # most accesses stay in one VMA
+            v = _find_vma(vstart, vend, vpn)
+            if v < 0:
+                return i
         row = rows[vrow0[v] + (vpn >> 9) - (vstart[v] >> 9)]
         st = pmd_state[row]
         sub = vpn & (_PTRS - 1)

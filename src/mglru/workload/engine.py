@@ -95,7 +95,9 @@ class Engine:
                 callback(self.k, next_cb)
                 next_cb += period
                 continue
-            if quantum:
+            if len(live) == 1:
+                limit = None  # nobody to interleave with: run to the end or the callback
+            elif quantum:
                 limit = now + quantum
             else:  # exact time order; ties go to the earlier stream in `streams`
                 others = [o.next_ns() for o in live if o is not s]

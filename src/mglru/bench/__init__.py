@@ -1,0 +1,1 @@
+"""Benchmarks of the simulated kernel (one fresh interpreter per measured size)."""
