@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings, strategies as st
+from test_host_exact import _state
 
 from mglru import SimKernel
 from mglru.mm.page import PAGE_SIZE
 from mglru.workload import Engine, guest_stream, host_stream
 from mglru.workload.host import set_clock
-
-from test_host_exact import _state
 
 GUEST, HOST = 1024, 32
 PERIOD_MS = 10

@@ -13,8 +13,8 @@ import hashlib
 
 import numpy as np
 from hypothesis import given, settings, strategies as st
-
 from kernel_checks import snapshot
+
 from mglru import SimKernel
 from mglru.mm.page import PAGE_SIZE
 from mglru.workload import Engine, host_stream

@@ -19,7 +19,6 @@ import numpy as np
 from numba import njit
 
 from mglru.mm.page import (
-    PG_dirty as _PG_dirty,
     PMD_LEAF as _PMD_LEAF,
     PMD_NONE as _PMD_NONE,
     PMD_TABLE as _PMD_TABLE,
@@ -29,6 +28,7 @@ from mglru.mm.page import (
     PTE_WRITE as _PTE_WRITE,
     PTE_YOUNG as _PTE_YOUNG,
     PTRS_PER_PTE as _PTRS,
+    PG_dirty as _PG_dirty,
 )
 
 __all__ = ["host_hits", "KIND_THP", "KIND_FILE"]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from mglru.workload.guest import run_guest
 from mglru.workload.host import access_ms, run_host, set_clock
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ class Engine:
         if s.kind == "host":
             run_host(self.k, s, stop, self.last_access_ms, t_ms)
         else:
-            from mglru.workload.guest import run_guest  # the guest loop compiles on first use
-
             truth = None
             if self.last_access_ms is not None:
                 truth = self.guest_last_ms.get(id(s.vm))

@@ -127,7 +127,8 @@ def read_csv(path: str) -> Trace:
                 if "op" in col:
                     write[kept] = fields[col["op"]].strip().lower() in _WRITE_OPS
             except (ValueError, IndexError, OverflowError):
-                raise TraceError(f"{path}: bad request at byte offset {off}: {text[:60]!r}") from None
+                raise TraceError(f"{path}: bad request at byte offset {off}: "
+                                 f"{text[:60]!r}") from None
             if size[kept] < 0 or (kept and t[kept] < t[kept - 1]):
                 raise TraceError(f"{path}: bad request at byte offset {off} "
                                  f"(negative size or time going backwards): {text[:60]!r}")
