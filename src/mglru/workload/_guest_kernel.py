@@ -102,7 +102,7 @@ def _find_slot(base, end, g):
 
 
 @njit(cache=True)
-def guest_hits(gfns, writes, t_ms, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits,
+def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits,
                keys, prv, nxt, lst, where, entries, last_ms):
     """Apply accesses [lo, hi) until one needs KVM's fault path.
 
@@ -140,5 +140,5 @@ def guest_hits(gfns, writes, t_ms, lo, hi, slot_base, slot_end, sptes, ad_bits, 
                 where[head] = s + 1
                 _push_newest(s, prv, nxt, lst)
         if truth:
-            last_ms[g] = t_ms[i]
+            last_ms[g] = t_ns[i] // 1_000_000 + 1
     return hi, fast

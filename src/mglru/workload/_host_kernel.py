@@ -53,12 +53,12 @@ def _find_vma(vstart, vend, vpn):
 
 
 @njit(cache=True)
-def host_hits(vpns, writes, t_ms, lo, hi, vstart, vend, vrow0, vkind, rows,
+def host_hits(vpns, writes, t_ns, lo, hi, vstart, vend, vrow0, vkind, rows,
               pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn, mem_flags, last_ms):
     """Apply accesses [lo, hi) until one needs a fault; returns that index (or hi).
 
-    `t_ms[i]` is stored in `last_ms[pfn]` for each applied access when
-    `last_ms` is not empty (ground truth: 0 means never accessed).
+    Each applied access stores its time, in ms since boot plus one, in
+    `last_ms[pfn]` when `last_ms` is not empty (ground truth: 0 = never).
     """
     truth = len(last_ms) > 0
     v = -1
@@ -78,7 +78,7 @@ def host_hits(vpns, writes, t_ms, lo, hi, vstart, vend, vrow0, vkind, rows,
                 if st == _PMD_LEAF:
                     pmd_flags[row] |= np.uint8(_PTE_YOUNG | (_PTE_DIRTY if w else 0))
                     if truth:
-                        last_ms[np.int64(pmd_pfn[row]) + sub] = t_ms[i]
+                        last_ms[np.int64(pmd_pfn[row]) + sub] = t_ns[i] // 1_000_000 + 1
                     continue
                 if st != _PMD_TABLE:
                     return i
@@ -99,5 +99,5 @@ def host_hits(vpns, writes, t_ms, lo, hi, vstart, vend, vrow0, vkind, rows,
         else:
             pte_flags[idx] = f | np.uint8(_PTE_YOUNG)
         if truth:
-            last_ms[pfn] = t_ms[i]
+            last_ms[pfn] = t_ns[i] // 1_000_000 + 1
     return hi

@@ -9,7 +9,7 @@ lru_gen, age) with the clock at that time.
 
 Ground truth: `last_access_ms[pfn]` is the simulated time (ms since boot plus
 one; 0 = never) of the last access to the page, for host tasks (per pfn) and
-`guest_last_ms[vm][gfn]` for guests, updated by the compiled loops.
+`guest_last_ms[id(vm)][gfn]` for guests, updated by the compiled loops.
 
     eng = Engine(k)
     eng.run([host_stream(p, a, pages, rate=50e6)], every_ms=100, callback=agent)
@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mglru.workload.guest import run_guest
-from mglru.workload.host import access_ms, run_host, set_clock
+from mglru.workload.host import run_host, set_clock
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -46,21 +46,17 @@ class Engine:
             np.zeros(k.mem.max_pfn, np.uint32) if truth else None)
         #: per VM (by id()) per-gfn last guest access, filled by guest streams
         self.guest_last_ms: dict[int, npt.NDArray[np.uint32]] = {}
-        self._t_ms: dict[int, npt.NDArray[np.uint32]] = {}
 
     def _run_one(self, s: Stream, stop: int) -> None:
-        t_ms = self._t_ms.get(id(s))
-        if t_ms is None and self.last_access_ms is not None:
-            t_ms = self._t_ms[id(s)] = access_ms(s.t_ns)
         if s.kind == "host":
-            run_host(self.k, s, stop, self.last_access_ms, t_ms)
+            run_host(self.k, s, stop, self.last_access_ms)
         else:
             truth = None
             if self.last_access_ms is not None:
                 truth = self.guest_last_ms.get(id(s.vm))
                 if truth is None:
                     truth = np.zeros(max(len(a) for a in s.vm.mmu.sptes), np.uint32)
-            truth = run_guest(self.k, s, stop, truth, t_ms)
+            truth = run_guest(self.k, s, stop, truth)
             if truth is not None:
                 self.guest_last_ms[id(s.vm)] = truth
 

@@ -36,8 +36,8 @@ def _grow(a: npt.NDArray, n: int) -> npt.NDArray:
     return out
 
 
-def run_guest(k: SimKernel, s: Stream, stop: int, last_ms: npt.NDArray[np.uint32] | None,
-              t_ms: npt.NDArray[np.uint32] | None = None) -> npt.NDArray[np.uint32] | None:
+def run_guest(k: SimKernel, s: Stream, stop: int,
+              last_ms: npt.NDArray[np.uint32] | None) -> npt.NDArray[np.uint32] | None:
     """Apply accesses [s.pos, stop) of guest stream `s`; the clock ends at the last one's time.
 
     `last_ms` is indexed by gfn and grown as needed; the (possibly new) array
@@ -47,8 +47,6 @@ def run_guest(k: SimKernel, s: Stream, stop: int, last_ms: npt.NDArray[np.uint32
         ValueError: an access in no memslot (an MMIO exit), as `vcpu_access`.
     """
     kvm, vcpu = s.vm, s.vm.vcpus[s.vcpu]
-    if t_ms is None:
-        t_ms = access_ms(s.t_ns) if last_ms is not None else _EMPTY_U32
     entries = vcpu.tlb.entries
     keys = np.zeros(max(entries, 1), np.int64)
     prv = np.zeros(max(entries, 1), np.int32)
@@ -70,7 +68,7 @@ def run_guest(k: SimKernel, s: Stream, stop: int, last_ms: npt.NDArray[np.uint32
         truth = last_ms if last_ms is not None else _EMPTY_U32
         as_bits = np.int64(as_id << _AS_SHIFT)
         tlb_load(vcpu.tlb.keys, keys, prv, nxt, lst, where, as_bits)
-        j, fast = guest_hits(s.pages, s.writes, t_ms, i, stop, base, end, sptes, kvm.ad_bits,
+        j, fast = guest_hits(s.pages, s.writes, s.t_ns, i, stop, base, end, sptes, kvm.ad_bits,
                              as_bits, keys, prv, nxt, lst, where, entries, truth)
         vcpu.tlb.keys = tlb_store(keys, nxt, lst, where, as_bits)
         if fast:
@@ -86,7 +84,7 @@ def run_guest(k: SimKernel, s: Stream, stop: int, last_ms: npt.NDArray[np.uint32
         if s.record_faults:
             s.fault_index.append(j)
         if last_ms is not None and g < len(last_ms):
-            last_ms[g] = t_ms[j]
+            last_ms[g] = access_ms(s.t_ns[j])
         i = s.pos = j + 1
     if stop > 0:
         set_clock(k, int(s.t_ns[stop - 1]))

@@ -35,9 +35,9 @@ def set_clock(k: SimKernel, ns: int) -> None:
         k.clock_ns = int(ns)
 
 
-def access_ms(t_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.uint32]:
-    """Ground-truth stamps: simulated ms since boot plus 1 (0 = never accessed)."""
-    return (t_ns // 1_000_000 + 1).astype(np.uint32)
+def access_ms(t_ns: int) -> int:
+    """Ground-truth stamp of a time: simulated ms since boot plus 1 (0 = never accessed)."""
+    return int(t_ns) // 1_000_000 + 1
 
 
 class _VmaTable:
@@ -75,8 +75,8 @@ def _pfn_of(mm: Mm, vpn: int) -> int:
     return int(pt.pte_pfn[row, vpn & (PTRS_PER_PTE - 1)])
 
 
-def run_host(k: SimKernel, s: Stream, stop: int, last_ms: npt.NDArray[np.uint32] | None,
-             t_ms: npt.NDArray[np.uint32] | None = None) -> None:
+def run_host(k: SimKernel, s: Stream, stop: int,
+             last_ms: npt.NDArray[np.uint32] | None) -> None:
     """Apply accesses [s.pos, stop) of host stream `s`; the clock ends at the last one's time.
 
     Raises:
@@ -87,15 +87,13 @@ def run_host(k: SimKernel, s: Stream, stop: int, last_ms: npt.NDArray[np.uint32]
     mm = p.mm
     table = _VmaTable()
     truth = last_ms if last_ms is not None else _EMPTY_U32
-    if t_ms is None:
-        t_ms = access_ms(s.t_ns) if last_ms is not None else _EMPTY_U32
     mem_flags = k.mem.flags
     i = s.pos
     while i < stop:
         mm.use()  # every access is by a running task of this mm (lru_gen_use_mm)
         v = table.of(mm)
         pt = mm.pt
-        j = host_hits(s.pages, s.writes, t_ms, i, stop, v.start, v.end, v.row0, v.kind, v.rows,
+        j = host_hits(s.pages, s.writes, s.t_ns, i, stop, v.start, v.end, v.row0, v.kind, v.rows,
                       pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn(),
                       mem_flags, truth)
         s.hits += j - i
@@ -111,7 +109,7 @@ def run_host(k: SimKernel, s: Stream, stop: int, last_ms: npt.NDArray[np.uint32]
         if last_ms is not None:
             pfn = _pfn_of(mm, vpn)
             if pfn >= 0:
-                last_ms[pfn] = t_ms[j]
+                last_ms[pfn] = access_ms(s.t_ns[j])
         i = s.pos = j + 1
     if stop > 0:
         set_clock(k, int(s.t_ns[stop - 1]))
