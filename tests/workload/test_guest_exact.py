@@ -76,7 +76,7 @@ def test_guest_streams_equal_per_page(case):
     try:
         Engine(k1).run(streams, quantum_ms=0, every_ms=PERIOD_MS, callback=_agent)
     except Exception as e:  # noqa: BLE001 - the per-page path must fail the same way
-        err1 = type(e)
+        err1 = (type(e), str(e))
 
     # the reference: accesses in (time, stream) order, the agent at each PERIOD_MS mark
     order = [(int(t), si, i) for si, sp in enumerate(specs) for i, t in enumerate(sp[2])]
@@ -95,7 +95,7 @@ def test_guest_streams_equal_per_page(case):
             else:
                 task2.access(base2 + page * PAGE_SIZE, PAGE_SIZE, write=write)
     except Exception as e:  # noqa: BLE001
-        err2 = type(e)
+        err2 = (type(e), str(e))
     assert err1 == err2
     if err1 is None:
         assert sum(s.hits + s.faults for s in streams) == len(order)

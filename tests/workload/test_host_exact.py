@@ -90,13 +90,13 @@ def test_stream_equals_per_page(case):
     try:
         Engine(k1).run([s], quantum_ms=0.5)
     except Exception as e:  # noqa: BLE001 - the per-page path must fail the same way
-        err1 = (type(e), s.pos)
+        err1 = (type(e), str(e), s.pos)
     for i in range(n):
         set_clock(k2, int(t[i]))
         try:
             p2.access(bases2[0] + int(pages[i]) * PAGE_SIZE, PAGE_SIZE, write=bool(writes[i]))
         except Exception as e:  # noqa: BLE001
-            err2 = (type(e), i)
+            err2 = (type(e), str(e), i)
             break
     if err1 is None and err2 is None:
         assert s.hits + s.faults == n
