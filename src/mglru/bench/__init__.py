@@ -17,4 +17,6 @@ engine (`mglru.timing`), which knows no benchmark:
     seed          the cover letter's configurations, rows and seed_benchmark
     calibrate     fitting costs.toml on rows 1-16
     seed_table    the table's records (`mglru reproduce seed-table`)
+
+The workload engine's speed: `access` (`mglru bench access`).
 """

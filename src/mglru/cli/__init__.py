@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     ("mglru.cli.access_tracking", "access_tracking_perf_test"),
     ("mglru.cli.reproduce", "reproduce"),
     ("mglru.cli.conformance", "conformance"),
+    ("mglru.cli.replay", "replay"),
 )
 
 

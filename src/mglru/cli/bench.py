@@ -85,3 +85,37 @@ def reclaim(gib: str, cold: float, config: str, json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as f:
             json.dump(records, f, indent=2)
+
+
+@bench.command("access")
+@click.option("--gib", default="1,16", show_default=True, help="comma-separated sizes in GiB")
+@click.option("--memory", type=click.FloatRange(min=0, min_open=True),
+              help="memory.max in GiB (default: none, the working set fits)")
+@click.option("--pattern", default="uniform", show_default=True,
+              type=click.Choice(["uniform", "zipf", "hotcold", "seq", "kv"]), help="access pattern")
+@click.option("--accesses", default=20_000_000, show_default=True,
+              type=click.IntRange(min=1), help="accesses timed per size")
+@click.option("--config", default="v6.10", show_default=True, type=click.Choice(list(PRESETS)),
+              help="kernel preset")
+@click.option("--vm", is_flag=True, help="access from a VM guest's vCPU (TLB, SPTE bits)")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
+              help="write the records as JSON to this file")
+def access(gib: str, memory: float | None, pattern: str, accesses: int, config: str, vm: bool,
+           json_path: str | None) -> None:
+    """Time an access stream over one process (or guest) per size."""
+    from mglru.bench.access import run_sizes
+
+    def show(r: dict) -> None:
+        click.echo(f"{r['gib']:>6g} GiB  {r['pattern']:<8} {'vm' if r['vm'] else 'host':<4} "
+                   f"{r['accesses']:>10d} accesses {r['seconds']:8.3f} s  "
+                   f"{r['accesses_per_s'] / 1e6:8.2f} M/s  faults {r['faults']}  "
+                   f"evictions {r['evictions']}  refaults {r['refaults']}  "
+                   f"peak RSS {r['peak_rss_mib']:8.1f} MiB")
+
+    try:
+        records = run_sizes(_sizes(gib), memory, pattern, vm, accesses, config, progress=show)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(records, f, indent=2)

@@ -1,0 +1,144 @@
+"""Compiled loop over a vCPU's guest-frame accesses: the guest TLB and SPTE accessed bits.
+
+Per access, as `kvm.vcpu.vcpu_access` does for one page: the translation is the
+SPTE of the gfn (or of its 2 MiB leaf's head); an access that needs a KVM page
+fault (no SPTE, or a write to a read-only one) or lies in no memslot stops the
+loop. Otherwise a translation cached in the vCPU's TLB is used as is; a TLB miss
+walks the SPTE, which sets its accessed (and, on a write, dirty) bit or, without
+A/D bits, takes a fast page fault that un-tracks it; the translation becomes the
+most recently used TLB entry, evicting the least recently used one.
+
+The TLB is an exact LRU: a doubly linked list over `entries` slots (`prv`,
+`nxt`, `lst = [oldest, newest, count]`) and, for translations of the running
+address space, a slot index per head gfn (`where`, slot + 1; 0 = not cached).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from mglru.kvm.spte import (
+    SPTE_ACCESSED as _ACC,
+    SPTE_DIRTY as _DIRTY,
+    SPTE_HUGE as _HUGE,
+    SPTE_PRESENT as _PRESENT,
+    SPTE_WRITABLE as _WRITABLE,
+)
+
+__all__ = ["guest_hits", "tlb_load", "tlb_store", "KEY_GFN_MASK"]
+
+#: a TLB key is as_id << 48 | head gfn (kvm.vcpu)
+KEY_GFN_MASK = (1 << 48) - 1
+_HEAD_MASK = ~np.int64(511)
+
+
+@njit(cache=True)
+def tlb_load(old, keys, prv, nxt, lst, where, as_bits):
+    """Load a GuestTlb's keys (oldest first) into the linked list and the gfn index."""
+    c = len(old)
+    for i in range(c):
+        keys[i] = old[i]
+        prv[i] = i - 1
+        nxt[i] = i + 1 if i + 1 < c else -1
+        if old[i] & ~np.int64(KEY_GFN_MASK) == as_bits:
+            where[old[i] & KEY_GFN_MASK] = i + 1
+    lst[0] = 0 if c else -1
+    lst[1] = c - 1
+    lst[2] = c
+
+
+@njit(cache=True)
+def tlb_store(keys, nxt, lst, where, as_bits):
+    """The TLB's keys oldest first; clears the gfn index for the next load."""
+    out = np.empty(lst[2], np.int64)
+    s = lst[0]
+    i = 0
+    while s >= 0:
+        out[i] = keys[s]
+        if keys[s] & ~np.int64(KEY_GFN_MASK) == as_bits:
+            where[keys[s] & KEY_GFN_MASK] = 0
+        i += 1
+        s = nxt[s]
+    return out
+
+
+@njit(cache=True)
+def _unlink(s, prv, nxt, lst):
+    p, n = prv[s], nxt[s]
+    if p >= 0:
+        nxt[p] = n
+    else:
+        lst[0] = n
+    if n >= 0:
+        prv[n] = p
+    else:
+        lst[1] = p
+
+
+@njit(cache=True)
+def _push_newest(s, prv, nxt, lst):
+    t = lst[1]
+    prv[s] = t
+    nxt[s] = -1
+    if t >= 0:
+        nxt[t] = s
+    else:
+        lst[0] = s
+    lst[1] = s
+
+
+@njit(cache=True)
+def _find_slot(base, end, g):
+    lo, hi = 0, len(base)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if base[mid] <= g:
+            lo = mid + 1
+        else:
+            hi = mid
+    i = lo - 1
+    return i >= 0 and g < end[i]
+
+
+@njit(cache=True)
+def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits,
+               keys, prv, nxt, lst, where, entries, last_ms):
+    """Apply accesses [lo, hi) until one needs KVM's fault path.
+
+    Returns (index of that access or hi, fast page faults taken).
+    """
+    truth = len(last_ms) > 0
+    fast = 0
+    for i in range(lo, hi):
+        g = gfns[i]
+        w = writes[i] != 0
+        if not _find_slot(slot_base, slot_end, g) or g >= len(sptes):
+            return i, fast
+        head = g & _HEAD_MASK if sptes[g] & _HUGE else g
+        st = sptes[head]
+        if st & _PRESENT == 0 or (w and st & _WRITABLE == 0):
+            return i, fast
+        s = where[head] - 1 if entries else -1
+        if s >= 0:  # cached translation: no walk, no bits
+            _unlink(s, prv, nxt, lst)
+            _push_newest(s, prv, nxt, lst)
+        else:
+            if st & _ACC == 0 and not ad_bits:
+                fast += 1
+            sptes[head] = st | np.uint8(_ACC | (_DIRTY if w else 0))
+            if entries:
+                if lst[2] < entries:
+                    s = lst[2]
+                    lst[2] += 1
+                else:  # evict the least recently used translation
+                    s = lst[0]
+                    _unlink(s, prv, nxt, lst)
+                    if keys[s] & ~np.int64(KEY_GFN_MASK) == as_bits:
+                        where[keys[s] & KEY_GFN_MASK] = 0
+                keys[s] = as_bits | head
+                where[head] = s + 1
+                _push_newest(s, prv, nxt, lst)
+        if truth:
+            last_ms[g] = t_ns[i] // 1_000_000 + 1
+    return hi, fast

@@ -1,0 +1,103 @@
+"""Compiled loop over a host task's page accesses: the hardware's side of a hit.
+
+For each access whose translation is present (and writable enough), the MMU
+sets the accessed bit of the PTE (and of the non-leaf PMD above it), and the
+dirty and write bits on a write; a write through a clean PTE of a shared file
+mapping dirties the folio, as `paths.fault._fault_ptes_pinned` does for present
+pages. A THP leaf gets its bits on the PMD. The loop stops at the first access
+that needs the fault path (not present, a write to the zero page, a huge zero
+page or an empty THP block, an address outside every VMA) and returns its index.
+
+The VMA table is flat: per VMA its first and end virtual page number, its
+first row in `rows` (the page-table rows of its 2 MiB slots, concatenated) and
+a kind (`KIND_THP`, `KIND_FILE` bits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from mglru.mm.page import (
+    PMD_LEAF as _PMD_LEAF,
+    PMD_NONE as _PMD_NONE,
+    PMD_TABLE as _PMD_TABLE,
+    PTE_DIRTY as _PTE_DIRTY,
+    PTE_PRESENT as _PTE_PRESENT,
+    PTE_SPECIAL as _PTE_SPECIAL,
+    PTE_WRITE as _PTE_WRITE,
+    PTE_YOUNG as _PTE_YOUNG,
+    PTRS_PER_PTE as _PTRS,
+    PG_dirty as _PG_dirty,
+)
+
+__all__ = ["host_hits", "KIND_THP", "KIND_FILE"]
+
+KIND_THP = 1
+KIND_FILE = 2
+
+
+@njit(cache=True)
+def _find_vma(vstart, vend, vpn):
+    lo, hi = 0, len(vstart)
+    while lo < hi:  # last VMA starting at or below vpn
+        mid = (lo + hi) >> 1
+        if vstart[mid] <= vpn:
+            lo = mid + 1
+        else:
+            hi = mid
+    i = lo - 1
+    if i >= 0 and vpn < vend[i]:
+        return i
+    return -1
+
+
+@njit(cache=True)
+def host_hits(vpns, writes, t_ns, lo, hi, vstart, vend, vrow0, vkind, rows,
+              pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn, mem_flags, last_ms):
+    """Apply accesses [lo, hi) until one needs a fault; returns that index (or hi).
+
+    Each applied access stores its time, in ms since boot plus one, in
+    `last_ms[pfn]` when `last_ms` is not empty (ground truth: 0 = never).
+    """
+    truth = len(last_ms) > 0
+    v = -1
+    for i in range(lo, hi):
+        vpn = vpns[i]
+        w = writes[i] != 0
+        if v < 0 or vpn < vstart[v] or vpn >= vend[v]:  # most accesses stay in one VMA
+            v = _find_vma(vstart, vend, vpn)
+            if v < 0:
+                return i
+        row = rows[vrow0[v] + (vpn >> 9) - (vstart[v] >> 9)]
+        st = pmd_state[row]
+        sub = vpn & (_PTRS - 1)
+        if vkind[v] & KIND_THP and vkind[v] & KIND_FILE == 0:
+            block = vpn & ~np.int64(_PTRS - 1)
+            if block >= vstart[v] and block + _PTRS <= vend[v]:
+                if st == _PMD_LEAF:
+                    pmd_flags[row] |= np.uint8(_PTE_YOUNG | (_PTE_DIRTY if w else 0))
+                    if truth:
+                        last_ms[np.int64(pmd_pfn[row]) + sub] = t_ns[i] // 1_000_000 + 1
+                    continue
+                if st != _PMD_TABLE:
+                    return i
+        idx = row * _PTRS + sub
+        f = pte_flags[idx]
+        if f & _PTE_PRESENT == 0:
+            return i
+        pfn = np.int64(pte_pfn[idx])
+        if w and f & _PTE_SPECIAL and pfn == 0:
+            return i  # a write to the zero page: copy-on-write fault
+        if st == _PMD_NONE:
+            pmd_state[row] = _PMD_TABLE
+        pmd_flags[row] |= np.uint8(_PTE_YOUNG)
+        if w:
+            if vkind[v] & KIND_FILE and f & _PTE_DIRTY == 0:
+                mem_flags[pfn] |= np.uint16(_PG_dirty)
+            pte_flags[idx] = f | np.uint8(_PTE_YOUNG | _PTE_DIRTY | _PTE_WRITE)
+        else:
+            pte_flags[idx] = f | np.uint8(_PTE_YOUNG)
+        if truth:
+            last_ms[pfn] = t_ns[i] // 1_000_000 + 1
+    return hi

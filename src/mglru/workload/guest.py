@@ -1,0 +1,91 @@
+"""Apply a guest vCPU's stream: compiled TLB and SPTE work, KVM faults one page at a time.
+
+As for host streams, every access the compiled loop cannot finish goes through
+`kvm.vcpu.vcpu_access` for its one page (KVM page fault, GUP through the host
+fault path with its charge and reclaim), with the clock at its time; the TLB is
+handed back to the `GuestTlb` before that, so the result is the per-page one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from mglru.kvm.vcpu import vcpu_access
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE
+from mglru.workload._guest_kernel import guest_hits, tlb_load, tlb_store
+from mglru.workload.host import access_ms, set_clock
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.workload.stream import Stream
+
+__all__ = ["run_guest"]
+
+_AS_SHIFT = 48
+_EMPTY_U32 = np.zeros(0, np.uint32)
+
+
+def _grow(a: npt.NDArray, n: int) -> npt.NDArray:
+    if len(a) >= n:
+        return a
+    out = np.zeros(n, a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def run_guest(k: SimKernel, s: Stream, stop: int,
+              last_ms: npt.NDArray[np.uint32] | None) -> npt.NDArray[np.uint32] | None:
+    """Apply accesses [s.pos, stop) of guest stream `s`; the clock ends at the last one's time.
+
+    `last_ms` is indexed by gfn and grown as needed; the (possibly new) array
+    is returned.
+
+    Raises:
+        ValueError: an access in no memslot (an MMIO exit), as `vcpu_access`.
+    """
+    kvm, vcpu = s.vm, s.vm.vcpus[s.vcpu]
+    entries = vcpu.tlb.entries
+    keys = np.zeros(max(entries, 1), np.int64)
+    prv = np.zeros(max(entries, 1), np.int32)
+    nxt = np.zeros(max(entries, 1), np.int32)
+    lst = np.zeros(3, np.int64)
+    where = np.zeros(0, np.int32)
+    i = s.pos
+    while i < stop:
+        as_id = vcpu.as_id
+        slots = kvm.memslots.by_as[as_id]
+        base = np.array([sl.base_gfn for sl in slots], np.int64)
+        end = np.array([sl.gfn_end for sl in slots], np.int64)
+        if kvm.memslots.find_gfn(as_id, int(s.pages[i])) is not None:
+            kvm.mmu.ensure(as_id, kvm.memslots.gfn_limit(as_id))
+        sptes = kvm.mmu.sptes[as_id]
+        where = _grow(where, len(sptes))  # all zero between loads
+        if last_ms is not None and len(last_ms) < len(sptes):
+            last_ms = _grow(last_ms, len(sptes))
+        truth = last_ms if last_ms is not None else _EMPTY_U32
+        as_bits = np.int64(as_id << _AS_SHIFT)
+        tlb_load(vcpu.tlb.keys, keys, prv, nxt, lst, where, as_bits)
+        j, fast = guest_hits(s.pages, s.writes, s.t_ns, i, stop, base, end, sptes, kvm.ad_bits,
+                             as_bits, keys, prv, nxt, lst, where, entries, truth)
+        vcpu.tlb.keys = tlb_store(keys, nxt, lst, where, as_bits)
+        if fast:
+            kvm.stat["fast_page_faults"] += int(fast)
+        s.hits += j - i
+        s.pos = j
+        if j == stop:
+            break
+        set_clock(k, int(s.t_ns[j]))
+        g = int(s.pages[j])
+        vcpu_access(kvm, vcpu, g << PAGE_SHIFT, PAGE_SIZE, bool(s.writes[j]))
+        s.faults += 1
+        if s.record_faults:
+            s.fault_index.append(j)
+        if last_ms is not None and g < len(last_ms):
+            last_ms[g] = access_ms(s.t_ns[j])
+        i = s.pos = j + 1
+    if stop > 0:
+        set_clock(k, int(s.t_ns[stop - 1]))
+    return last_ms

@@ -1,0 +1,113 @@
+"""Replay a cache trace through the model: a task (or a VM guest) in a memcg of a given size.
+
+Each object gets its own pages in one anonymous mapping (of the task, or
+backing the guest's memory); a request touches its object's pages (the first
+touch of a page writes it, as a cache fills an entry; later touches follow the
+request's operation). A request is a miss when any of its page accesses
+faulted. The memcg's memory.max is the cache size: misses past it reclaim with
+the full MGLRU work (aging, eviction to swap, refault detection).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from mglru.kernel import SimKernel
+from mglru.mm.page import PAGE_SIZE, PMD_SIZE
+from mglru.workload.engine import Engine
+from mglru.workload.stream import guest_stream, host_stream
+from mglru.workload.traces import Trace, to_pages, write_oracle_general
+
+__all__ = ["replay", "compare_libcachesim", "LIBCACHESIM_ALGOS"]
+
+_CGROUP = "/sys/fs/cgroup/replay"
+#: --compare names -> libCacheSim cache classes
+LIBCACHESIM_ALGOS = {"lru": "LRU", "clock": "Clock", "fifo": "FIFO", "arc": "ARC",
+                     "s3fifo": "S3FIFO", "sieve": "Sieve", "lfu": "LFU", "2q": "TwoQ"}
+
+
+def _counts(k: SimKernel) -> dict[str, int]:
+    s = k.stats
+    return {"faults": s["pgfault"],
+            "refaults": s["workingset_refault_anon"] + s["workingset_refault_file"],
+            "evictions": s["pgsteal_anon"] + s["pgsteal_file"]}
+
+
+def replay(trace: Trace, memory: int, config: str, *, vm: bool = False, unit: bool = False,
+           seed: int = 0) -> dict[str, Any]:
+    """Run `trace` with `memory` bytes of memory.max; returns the report.
+
+    Keys: requests, misses, miss_ratio, faults, refaults, evictions, seconds
+    (wall time of the replay), requests_per_s, and pages (the objects' span).
+    """
+    pages, req, npages = to_pages(trace, unit=unit)
+    region = -(-npages * PAGE_SIZE // PMD_SIZE) * PMD_SIZE
+    node = max(2 * region, -(-2 * memory // PMD_SIZE) * PMD_SIZE, 256 << 20)
+    k = SimKernel(config, seed=seed, node_bytes=(node,))
+    k.mkdir(_CGROUP)
+    k.write(_CGROUP + "/memory.max", str(memory))
+    first = np.zeros(len(pages), bool)
+    first[np.unique(pages, return_index=True)[1]] = True
+    writes = first | trace.write[req]
+    t_ns = trace.time[req] * 1_000_000_000
+    t_ns = t_ns - (t_ns[0] if len(t_ns) else 0)
+    task = k.spawn(memcg="/replay")
+    if vm:
+        kvm = k.create_vm(task, mem_bytes=region)
+        s = guest_stream(kvm, 0, pages, writes, t_ns=t_ns, record_faults=True)
+    else:
+        base = task.mmap(region)
+        s = host_stream(task, base, pages, writes, t_ns=t_ns, record_faults=True)
+    before = _counts(k)
+    t0 = time.perf_counter()
+    Engine(k, truth=False).run([s], quantum_ms=0)
+    seconds = time.perf_counter() - t0
+    after = _counts(k)
+    missed = len(np.unique(req[np.asarray(s.fault_index, np.int64)])) if s.fault_index else 0
+    n = len(trace)
+    return {"requests": n, "misses": missed, "miss_ratio": missed / n if n else 0.0,
+            **{key: after[key] - before[key] for key in after},
+            "seconds": seconds, "requests_per_s": n / seconds if seconds > 0 else 0.0,
+            "pages": npages}
+
+
+def compare_libcachesim(trace: Trace, memory: int, algos: list[str], *,
+                        unit: bool = False) -> list[dict[str, Any]]:
+    """Replay the same requests through libCacheSim caches of `memory` bytes.
+
+    Objects are sized in whole pages, as the model stores them.
+
+    Raises:
+        ImportError: libCacheSim's Python binding is not installed.
+        ValueError: an unknown algorithm name.
+    """
+    import libcachesim as lcs
+
+    bad = [a for a in algos if a not in LIBCACHESIM_ALGOS]
+    if bad:
+        raise ValueError(f"unknown algorithm {bad[0]!r}; valid: {', '.join(LIBCACHESIM_ALGOS)}")
+    size = np.full(len(trace), PAGE_SIZE) if unit else \
+        np.maximum(1, -(-trace.size // PAGE_SIZE)) * PAGE_SIZE
+    fd, path = tempfile.mkstemp(suffix=".oracleGeneral")
+    os.close(fd)
+    try:
+        write_oracle_general(path, trace.time, trace.obj_id, size)
+        out = []
+        for algo in algos:
+            cache = getattr(lcs, LIBCACHESIM_ALGOS[algo])(cache_size=memory)
+            reader = lcs.TraceReader(path, lcs.TraceType.ORACLE_GENERAL_TRACE)
+            t0 = time.perf_counter()
+            miss_ratio, _byte_miss_ratio = cache.process_trace(reader)
+            seconds = time.perf_counter() - t0
+            n = len(trace)
+            out.append({"algorithm": algo, "requests": n, "misses": round(miss_ratio * n),
+                        "miss_ratio": miss_ratio, "seconds": seconds,
+                        "requests_per_s": n / seconds if seconds > 0 else 0.0})
+        return out
+    finally:
+        os.unlink(path)
