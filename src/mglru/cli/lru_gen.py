@@ -120,10 +120,14 @@ def _write(schema: str, json_path: str, **data: Any) -> None:
     options = {k: v for k, v in ctx.params.items() if k not in ("json_path", "input_file")}
     if "input_file" in ctx.params:
         options["input"] = getattr(ctx.params["input_file"], "name", None)
-    if options.get("kernel_kind") == "sim":
+    options = {("kernel" if k == "kernel_kind" else k): v for k, v in options.items()}
+    if options.get("kernel") == "sim":
         options["config"] = options.get("config") or DEFAULT_SIM_CONFIG
-    write_json(json_path, document(schema, configuration(ctx.command_path.removeprefix("mglru ")
-                                                         , **options), **data))
+    names = []
+    while ctx.parent is not None:  # the command's path below `mglru`, e.g. "lru-gen show"
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    write_json(json_path, document(schema, configuration(" ".join(names), **options), **data))
 
 
 @click.group("lru-gen")
