@@ -60,7 +60,8 @@ def seed_table_rows(vcpus: list[int], *, scale: int = 1, costs=None, granularity
 
     Args:
         vcpus: vCPU counts, in order.
-        scale: faithful reduction (1 GiB / scale per vCPU, times x scale); 1 is the seed's size.
+        scale: a reduction (1 GiB / scale per vCPU, times x scale), an approximation whose
+            error grows with contention (docs/guide.md); 1 is the seed's size.
         costs: the cost model (default: the packaged costs.toml).
         granularity: as for `run_lru_gen_benchmark`.
         progress: called as progress(done, total, n, config, record, seconds) after each cell.
