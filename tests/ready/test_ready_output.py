@@ -1,4 +1,4 @@
-"""One output convention: `--json FILE` everywhere, one envelope, rounded numbers, schemas documented."""
+"""One output convention: `--json FILE` everywhere, one envelope, rounded numbers, documented."""
 
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import click
 
-from mglru.cli.output import configuration, document, human, json_option, write_json
 from mglru.abi import LRU_GEN, LRU_GEN_ENABLED, FeatureUnavailable, HostKernel, Kernel
+from mglru.cli.output import configuration, document, human, json_option, write_json
 from mglru.presets import PRESETS
 from mglru.tools.lru_gen import (
     CAP_NAMES,

@@ -19,7 +19,8 @@ log = logging.getLogger("mglru")
 
 
 @contextmanager
-def progress_reporter(total: int, what: str, quiet: bool = False) -> Iterator[Callable[[str], None]]:
+def progress_reporter(total: int, what: str,
+                      quiet: bool = False) -> Iterator[Callable[[str], None]]:
     """Yield `report(text)`, to be called once per finished step of `total`."""
     t0 = time.perf_counter()
     done = 0
