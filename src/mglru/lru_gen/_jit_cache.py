@@ -35,6 +35,8 @@ log = logging.getLogger("mglru")
 _HERE = Path(__file__).resolve().parent
 #: False when compiled kernels last one process only (no writable cache directory)
 PERSISTENT = True
+#: the directories tried, when none was writable (told with the compile notice)
+_NO_CACHE_REASON = ""
 _notice_installed = False
 
 
@@ -73,9 +75,9 @@ def configure_cache() -> None:
 
     Order: `$NUMBA_CACHE_DIR` (if writable), the package's `__pycache__`, the
     user's cache directory — numba's own order — then a temporary directory
-    removed at exit, with a notice on the `mglru` logger.
+    removed at exit; the compile notice then says so (a warning on the `mglru` logger).
     """
-    global PERSISTENT
+    global PERSISTENT, _NO_CACHE_REASON
     user_dir = os.environ.get("NUMBA_CACHE_DIR")
     candidates = ([Path(user_dir)] if user_dir else []) + [_HERE / "__pycache__",
                                                           _user_cache_dir()]
@@ -86,9 +88,7 @@ def configure_cache() -> None:
     except OSError:
         private = None
     PERSISTENT = False
-    log.warning("no writable cache directory for compiled kernels (%s); they are compiled on "
-                "every run; set NUMBA_CACHE_DIR to a writable directory to keep them",
-                ", ".join(str(p) for p in candidates))
+    _NO_CACHE_REASON = ", ".join(str(p) for p in candidates)
     if private is None:
         return  # numba will report the missing locator itself
     atexit.register(shutil.rmtree, private, ignore_errors=True)
@@ -113,10 +113,15 @@ def install_compile_notice() -> None:
         done = False
 
         def on_start(self, ev: event.Event) -> None:
-            if not self.done:
-                self.done = True
-                log.info("compiling kernels (%s)...",
-                         "first run only" if PERSISTENT else "no cache: every run")
+            if self.done:
+                return
+            self.done = True
+            if PERSISTENT:
+                log.info("compiling kernels (first run only)...")
+            else:  # told when it costs time, after the CLI has set up -v/-q
+                log.warning("compiling kernels on every run: no writable cache directory (%s); "
+                            "set NUMBA_CACHE_DIR to a writable directory to keep them",
+                            _NO_CACHE_REASON)
 
         def on_end(self, ev: event.Event) -> None:
             pass
