@@ -135,7 +135,33 @@ def format_seed_table(rows: list[dict], arch: str = "x86") -> str:
     return "\n".join(lines)
 
 
+def _matplotlib_config_dir() -> None:
+    """Give matplotlib a private config dir when the user has no writable one (no home).
+
+    Otherwise its import warns in two long lines that it made one itself.
+    """
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    target = os.path.join(base, "matplotlib")
+    try:
+        os.makedirs(target, exist_ok=True)
+        if os.access(target, os.W_OK):
+            return
+    except OSError:
+        pass
+    private = tempfile.mkdtemp(prefix="mglru-mpl-")
+    atexit.register(shutil.rmtree, private, ignore_errors=True)
+    os.environ["MPLCONFIGDIR"] = private
+
+
 def _plot(rows: list[dict], path: str, arch: str = "x86") -> None:
+    _matplotlib_config_dir()
     try:
         import matplotlib
     except ModuleNotFoundError:
