@@ -23,9 +23,9 @@ import argparse
 import itertools
 import sys
 
-from mglru.timing.calibrate import ROWS, evaluate, relative_errors
+from mglru.bench.calibrate import ROWS, evaluate, relative_errors
+from mglru.bench.runner import write_json
 from mglru.timing.costs import load_costs
-from mglru.tools.bench_runner import write_json
 
 
 def _ints(text: str) -> list[int]:

@@ -18,12 +18,12 @@ import subprocess
 import sys
 import time
 
-from mglru.tools.bench_runner import peak_rss_mib, write_json
+from mglru.bench.runner import peak_rss_mib, write_json
 
 
 def child(n: int) -> None:
     """Run the three configurations at n vCPUs; print one JSON record."""
-    from mglru.cli.reproduce import seed_table_rows
+    from mglru.bench.seed_table import seed_table_rows
 
     t0 = time.perf_counter()
     rows = seed_table_rows([n])

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mglru.timing.calibrate import ROWS, evaluate, relative_errors, table_cells
+from mglru.bench.calibrate import ROWS, evaluate, relative_errors, table_cells
+from mglru.bench.runner import write_json
 from mglru.timing.costs import CostModel, load_costs
-from mglru.tools.bench_runner import write_json
 
 CELL_16 = (16, "no opt", "pass")
 

@@ -94,7 +94,7 @@ class SimKernel:
         #: the timing layer's pacer of aging walks, or None: called as
         #: pacer(mm, walk, sec_stats) -> iterable of PTE-table row chunks, it
         #: lets vCPUs fault between chunks, as they do while the kernel walks
-        #: (mglru.timing.lru_gen_bench); None walks the rows of the moment at once
+        #: (mglru.bench.lru_gen_bench); None walks the rows of the moment at once
         self.walk_pacer = None
 
     def __repr__(self) -> str:

@@ -58,6 +58,9 @@ class KernelConfig:
     swappiness: int = 60
     #: swap space in pages (0 = no swap device: anon is not reclaimable)
     swap_pages: int = 1 << 30
+    #: kswapd runs when an allocation would take a node below its low watermark
+    #: (off: only direct reclaim, when a node has no free page left)
+    kswapd: bool = True
     # -- version semantics ----------------------------------------------------
     #: how aging consults secondary MMUs (spec §8.3; seed 2/7)
     secondary_walk: str = "none"

@@ -1,4 +1,4 @@
-"""Guest accesses: faults through the host, SPTE installation, the guest TLB; bench_vm."""
+"""Guest accesses: faults through the host, SPTE installation, the guest TLB; mglru.bench.vm."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from kvm_helpers import MIB, make_vm
 
+from mglru.bench.vm import populate_vm
 from mglru.kvm.spte import SPTE_ACCESSED, SPTE_DIRTY, SPTE_HUGE, SPTE_PRESENT, SPTE_WRITABLE
 from mglru.kvm.vcpu import GuestTlb
 from mglru.mm.page import PTE_YOUNG
-from mglru.tools.bench_vm import populate_vm
 
 PAGE = 4096
 

@@ -21,7 +21,7 @@ from mglru.tools.access_tracking import (
 
 
 def test_p_skips_when_the_timing_model_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without mglru.timing.lru_gen_bench, -p skips (code 4), never a made-up number."""
+    """Without mglru.bench.lru_gen_bench, -p skips (code 4), never a made-up number."""
     monkeypatch.setitem(sys.modules, TIMING_MODULE, None)  # import now raises ImportError
     assert load_timing_model() is None
     k = SimKernel("seed-v4")
@@ -89,7 +89,7 @@ def test_p_calls_the_timing_model_with_the_contract(monkeypatch: pytest.MonkeyPa
 def test_p_runs_the_real_timing_model_if_present() -> None:
     """If the timing model has landed, -p runs it and prints both lines."""
     if load_timing_model() is None:
-        pytest.skip("mglru.timing.lru_gen_bench.run_lru_gen_benchmark not available yet")
+        pytest.skip("mglru.bench.lru_gen_bench.run_lru_gen_benchmark not available yet")
     r = run(SimKernel("seed-v4"), lru_gen=True, benchmark=True, nr_vcpus=2,
             vcpu_memory_bytes=4 << 20)
     assert r.code == KSFT_PASS, r

@@ -112,7 +112,8 @@ def setup_logging(verbose: int, quiet: int) -> None:
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog="Shell completion (bash): eval \"$(_MGLRU_COMPLETE=bash_source mglru)\" "
-                    "(zsh_source, fish_source for zsh and fish). Guide: docs/guide.md in the sources.")
+                    "(zsh_source, fish_source for zsh and fish). "
+                    "Guide: docs/guide.md in the sources.")
 @click.version_option(package_name="mglru")
 @click.option("-v", "--verbose", count=True, help="more log lines on stderr (repeatable)")
 @click.option("-q", "--quiet", count=True,

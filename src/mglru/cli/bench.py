@@ -83,7 +83,7 @@ def _clean(r: dict[str, Any]) -> dict[str, Any]:
 def aging(sizes: str | None, gib: str | None, config: str | None, vm: bool,
           json_path: str | None) -> None:
     """Populate one process per size and time one force_scan aging pass."""
-    from mglru.tools.bench_aging import run_sizes
+    from mglru.bench.aging import run_sizes
 
     gibs = _gib_list(sizes, gib, "1G,16G")
     config = config or ("seed-v4" if vm else "v6.14")
@@ -116,7 +116,7 @@ def aging(sizes: str | None, gib: str | None, config: str | None, vm: bool,
 def reclaim(sizes: str | None, gib: str | None, cold: float, config: str,
             json_path: str | None) -> None:
     """Age a process so its cold part is oldest, then time memory.reclaim of that part."""
-    from mglru.tools.bench_reclaim import run_sizes
+    from mglru.bench.reclaim import run_sizes
 
     gibs = _gib_list(sizes, gib, "4G")
 

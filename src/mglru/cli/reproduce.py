@@ -1,7 +1,7 @@
 """`mglru reproduce ...`: the seed's published numbers, reproduced by the timing model.
 
 `mglru reproduce seed-table` runs the simulated `access_tracking_perf_test -p
--l -b 1G -v N` (mglru.timing.lru_gen_bench.seed_benchmark) for "no aging", "no
+-l -b 1G -v N` (mglru.bench.seed.seed_benchmark) for "no aging", "no
 opt" and "opt" at each vCPU count and prints the cover letter's table: the
 model's vCPU wall time and average aging pass, the cover letter's values
 beside them where the seed gives them (1-16 vCPUs) and the relative error.
@@ -18,8 +18,6 @@ Future optimizations:
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from mglru.cli.output import (
@@ -33,7 +31,7 @@ from mglru.cli.output import (
 )
 from mglru.cli.progress import progress_reporter
 
-__all__ = ["reproduce", "seed_table_rows", "format_seed_table"]
+__all__ = ["reproduce", "format_seed_table"]
 
 DEFAULT_VCPUS = "1,2,4,8,16,32,64,112"
 
@@ -54,45 +52,6 @@ def _vcpus(text: str) -> list[int]:
     return vcpus
 
 
-def seed_table_rows(vcpus: list[int], *, scale: int = 1, costs=None, granularity: str = "auto",
-                    progress=None, also: tuple[str, ...] = (), arch: str = "x86") -> list[dict]:
-    """Run every (vCPUs, config) cell; the JSON records of the table.
-
-    Args:
-        vcpus: vCPU counts, in order.
-        scale: a reduction (1 GiB / scale per vCPU, times x scale), an approximation whose
-            error grows with contention (docs/guide.md); 1 is the seed's size.
-        costs: the cost model (default: the packaged costs.toml).
-        granularity: as for `run_lru_gen_benchmark`.
-        progress: called as progress(done, total, n, config, record, seconds) after each cell.
-        also: presets to run besides the three configurations (aging on), one row each.
-        arch: the VM's arch (KVM model and its locks).
-
-    Returns:
-        One dict per cell: vcpus, config, vcpu_wall_s, aging_pass_s (None without
-        aging), passes (None without aging), plus wall_s (host seconds) and peak_rss_mib.
-    """
-    from mglru.timing.calibrate import evaluate
-    from mglru.timing.costs import load_costs
-    from mglru.timing.lru_gen_bench import CONFIGS
-    from mglru.tools.bench_runner import peak_rss_mib
-
-    c = costs if costs is not None else load_costs()
-    cells = [(n, config) for n in vcpus for config in (*CONFIGS, *also)]
-    rows = []
-    kwargs = {"arch": arch} if scale > 1 else {"granularity": granularity, "arch": arch}
-    for i, (n, config) in enumerate(cells):
-        t0 = time.perf_counter()
-        r = evaluate(c, [(n, config)], scale, **kwargs)[(n, config)]
-        rec = {"vcpus": n, "config": config, "vcpu_wall_s": r.vcpu_wall_s,
-               "aging_pass_s": r.aging_pass_s, "passes": r.passes,
-               "wall_s": round(time.perf_counter() - t0, 3), "peak_rss_mib": peak_rss_mib()}
-        rows.append(rec)
-        if progress is not None:
-            progress(i + 1, len(cells), n, config, rec, rec["wall_s"])
-    return rows
-
-
 def _err(model: float | None, ref: float | None) -> str:
     if model is None or ref is None:
         return ""
@@ -101,7 +60,7 @@ def _err(model: float | None, ref: float | None) -> str:
 
 def format_seed_table(rows: list[dict], arch: str = "x86") -> str:
     """The cover letter's layout, its values (1-16 vCPUs, x86) and the relative errors beside."""
-    from mglru.timing.lru_gen_bench import COVER_LETTER
+    from mglru.bench.seed import COVER_LETTER
 
     reference = COVER_LETTER if arch == "x86" else {}
     w = max([14] + [len(f"{r['vcpus']} ({r['config']})") + 1 for r in rows])
@@ -169,7 +128,7 @@ def _plot(rows: list[dict], path: str, arch: str = "x86") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mglru.timing.lru_gen_bench import COVER_LETTER
+    from mglru.bench.seed import COVER_LETTER
 
     colors = {"no aging": "tab:gray", "no opt": "tab:red", "opt": "tab:blue"}
     configs = list(dict.fromkeys(r["config"] for r in rows))
@@ -254,9 +213,10 @@ def _costs_identity(path: str | None) -> dict:
 def seed_table(vcpus: str, json_path: str | None, plot_path: str | None, costs_path: str | None,
                granularity: str, scale: int, also: str, arch: str, quiet: bool) -> None:
     """The cover letter's table: no aging / no opt / opt at 1 GiB per vCPU."""
+    from mglru.bench.seed import CONFIGS
+    from mglru.bench.seed_table import seed_table_rows
     from mglru.presets import PRESETS
     from mglru.timing.costs import load_costs
-    from mglru.timing.lru_gen_bench import CONFIGS
 
     counts = _vcpus(vcpus)
     extra = tuple(p.strip() for p in also.split(",") if p.strip())

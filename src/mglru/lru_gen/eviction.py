@@ -76,6 +76,8 @@ class ScanControl:
     proactive: bool = False
     #: memcg reclaim (limits, memory.reclaim): never aborts early (fairness)
     root_reclaim: bool = False
+    #: current_is_kswapd(): the reclaim counts as kswapd's
+    kswapd: bool = False
     #: swappiness override (proactive `swappiness=`), None = the memcg's
     swappiness: int | None = None
     #: sc->target_mem_cgroup: the memcg being reclaimed from (None: the root)

@@ -27,6 +27,7 @@ Future optimizations:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,7 @@ from mglru.mm.page import (
     HUGE_ZERO_PFN,
     NR_RESERVED_PFNS,
     PAGE_SHIFT,
+    PAGE_SIZE,
     ZERO_PFN,
     is_zero_pfn,
 )
@@ -60,6 +62,11 @@ class Node:
     #: freed 4 KiB pfns, used LIFO before fresh memory
     free: list[npt.NDArray[np.int64]]
     nr_free_listed: int = 0
+    #: zone watermarks in pages (`node_watermarks`): below low kswapd wakes, it
+    #: reclaims up to high; an allocation that would go below min reclaims directly
+    wmark_min: int = 0
+    wmark_low: int = 0
+    wmark_high: int = 0
 
     @property
     def spanned_pages(self) -> int:
@@ -70,6 +77,33 @@ class Node:
     def nr_free(self) -> int:
         """Pages not allocated."""
         return self.end_pfn - self.fresh + self.nr_free_listed
+
+
+#: /proc/sys/vm/watermark_scale_factor's default (mm/page_alloc.c)
+WATERMARK_SCALE_FACTOR = 10
+
+
+def node_watermarks(managed: list[int], scale_factor: int = WATERMARK_SCALE_FACTOR
+                    ) -> list[tuple[int, int, int]]:
+    """(min, low, high) pages per node, as the kernel sizes them at boot.
+
+    mm/page_alloc.c: calculate_min_free_kbytes() makes min_free_kbytes
+    sqrt(16 x lowmem KiB), clamped to [128, 262144]; __setup_per_zone_wmarks()
+    gives each zone (here: each node, one zone per node) a share of it in
+    proportion to its managed pages, and spaces low and high above min by
+    max(min / 4, managed x watermark_scale_factor / 10000).
+    """
+    total = sum(managed)
+    if total <= 0:
+        return [(0, 0, 0) for _ in managed]
+    min_free_kbytes = min(max(math.isqrt(total * (PAGE_SIZE >> 10) * 16), 128), 262144)
+    min_free_pages = min_free_kbytes >> (PAGE_SHIFT - 10)
+    out = []
+    for pages in managed:
+        wmin = min_free_pages * pages // total
+        gap = max(wmin >> 2, pages * scale_factor // 10000)
+        out.append((wmin, wmin + gap, wmin + 2 * gap))
+    return out
 
 
 class PhysMem:
@@ -84,6 +118,9 @@ class PhysMem:
             self.nodes.append(Node(nid, start, end, fresh, []))
             start = end
         self.max_pfn = start
+        managed = [n.end_pfn - n.fresh for n in self.nodes]
+        for node, (wmin, low, high) in zip(self.nodes, node_watermarks(managed), strict=True):
+            node.wmark_min, node.wmark_low, node.wmark_high = wmin, low, high
         # np.zeros maps lazily: untouched memory costs no RSS
         self.flags = np.zeros(self.max_pfn, np.uint16)
         self.gen = np.zeros(self.max_pfn, np.uint8)

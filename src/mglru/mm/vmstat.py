@@ -4,9 +4,10 @@ Mechanism. Events are counted where the kernel counts them (MGLRU's
 `scan_folios` and `evict_folios`, `lru_gen_refault`, the fault and swap paths):
 globally in `k.stats` and, for memcg events, on the memcg of the lruvec in
 `memcg.events`. The reclaimer decides the suffix, as `reclaimer_offset()` does:
+kswapd (a node below its low watermark, `mglru.paths.reclaim.balance_pgdat`),
 direct (memory.max, debugfs `-`, allocation-time global reclaim) or, from v6.15,
-proactive (memory.reclaim; before v6.15 it counts as direct). The model has no
-kswapd, so the _kswapd and _khugepaged counters stay 0. As in
+proactive (memory.reclaim; before v6.15 it counts as direct). There is no
+khugepaged, so the _khugepaged counters stay 0. As in
 the kernel, `pgsteal_<reclaimer>` and `pgscan_<reclaimer>` reach /proc/vmstat only
 for global reclaim (`!cgroup_reclaim(sc)`), while `pgsteal_anon|file` and
 `pgscan_anon|file` always do; `pgscan` counts isolated pages (MGLRU).
@@ -57,6 +58,8 @@ TYPE_NAMES = ("anon", "file")
 
 def reclaimer(k: SimKernel, sc: ScanControl) -> str:
     """`reclaimer_offset()`: which pgsteal_/pgscan_ counter a reclaim counts in."""
+    if sc.kswapd:
+        return "kswapd"
     if sc.proactive and k.cfg.proactive_reclaim_stats:
         return "proactive"
     return "direct"

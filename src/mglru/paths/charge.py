@@ -19,6 +19,7 @@ from mglru.mm.memory import OutOfMemory
 from mglru.paths.reclaim import (
     MAX_RECLAIM_RETRIES,
     MemcgOom,
+    balance_pgdat,
     shrink_node,
     try_to_free_mem_cgroup_pages,
 )
@@ -76,7 +77,24 @@ def try_charge(k: SimKernel, memcg: MemCgroup, nr: int, task: Process | None) ->
 
 
 def alloc_pages_reclaim(k: SimKernel, nid: int, n: int, task: Process | None) -> npt.NDArray[np.int64]:
-    """alloc_pages() that reclaims (and at worst OOM-kills) when memory runs out."""
+    """alloc_pages() that reclaims (and at worst OOM-kills) when memory runs out.
+
+    An allocation that leaves its node below the low watermark wakes kswapd
+    (mm/page_alloc.c: __alloc_pages_slowpath() -> wake_all_kswapds()); kswapd
+    runs at once, after the allocation, as it would right after it on another CPU.
+    """
+    pfns = _alloc_or_reclaim(k, nid, n, task)
+    node = k.mem.nodes[nid]
+    if k.cfg.kswapd and node.nr_free < node.wmark_low:
+        balance_pgdat(k, nid)
+        if task is not None and not task.alive:  # kswapd's min_ttl OOM chose the task
+            k.mem.free_pages(pfns)
+            raise OutOfMemory("the OOM killer (min_ttl) chose the allocating task")
+    return pfns
+
+
+def _alloc_or_reclaim(k: SimKernel, nid: int, n: int, task: Process | None) -> npt.NDArray[np.int64]:
+    """Allocate, reclaiming directly (and at worst OOM-killing) when memory runs out."""
     for attempt in range(3):
         try:
             return k.mem.alloc_pages(nid, n)

@@ -6,6 +6,12 @@ charge succeeds, and OOM-kills a task of the memcg if that fails
 (`mglru.paths.charge`); a node out of free pages runs `lru_gen_age_node` (the
 min_ttl check, which may signal OOM) and then global reclaim over every memcg,
 round robin (the memcg LRU of lru_gen_rotate_memcg() is not modelled).
+
+kswapd (mm/vmscan.c: kswapd(), balance_pgdat()): an allocation that would take
+its node below the low watermark wakes it; it reclaims from every memcg on
+the node until free pages reach the high watermark. The model has no
+concurrency, so kswapd runs to completion at its wake-up, before the
+allocation that woke it; its scans and steals count as kswapd's.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ if TYPE_CHECKING:
     from mglru.mm.memcg import MemCgroup
 
 __all__ = ["try_to_free_mem_cgroup_pages", "shrink_node", "lru_gen_age_node", "MemcgOom",
-           "MAX_RECLAIM_RETRIES", "SWAP_CLUSTER_MAX"]
+           "balance_pgdat", "MAX_RECLAIM_RETRIES", "SWAP_CLUSTER_MAX"]
 
 MAX_RECLAIM_RETRIES = 16
 SWAP_CLUSTER_MAX = 32
@@ -83,3 +89,27 @@ def shrink_node(k: SimKernel, nid: int, nr_pages: int) -> int:
         sc.priority -= 1
     return sc.nr_reclaimed
 
+
+
+def balance_pgdat(k: SimKernel, nid: int) -> int:
+    """kswapd on node `nid`: reclaim until free pages reach the high watermark.
+
+    Returns pages reclaimed. Like kswapd_age_node(), it first runs the min_ttl
+    check, which may invoke the OOM killer instead (mm/vmscan.c, MGLRU part).
+    """
+    node = k.mem.nodes[nid]
+    if node.nr_free >= node.wmark_high:
+        return 0
+    if lru_gen_age_node(k, nid):
+        k.oom_kill("min_ttl", None)
+        return 0
+    need = node.wmark_high - node.nr_free
+    sc = ScanControl(nr_to_reclaim=max(need, SWAP_CLUSTER_MAX), root_reclaim=True, kswapd=True)
+    k.reclaim_walk = None
+    while sc.priority >= 0 and node.nr_free < node.wmark_high:
+        for memcg in k.memcgs.root.iter_preorder():
+            try_to_shrink_lruvec(k, memcg.lruvecs[nid], sc)
+            if node.nr_free >= node.wmark_high:
+                break
+        sc.priority -= 1
+    return sc.nr_reclaimed

@@ -1,8 +1,10 @@
-"""The timing model: one event loop, locks with kernel semantics, a cost model (issue 6).
+"""The timing engine: one event loop, locks with kernel semantics, a cost model.
 
 The kernel model decides *what happens*; this package decides *when* and *how
-long* (DESIGN.md, "Function and time are separate concerns"). Timing processes
-are generators that yield steps; see docs/architecture.md, "Timing model".
+long*. Timing processes are generators that yield steps; see
+docs/architecture.md, "Timing engine and benchmarks". The engine knows no
+benchmark: scenarios (the `-p` run of access_tracking_perf_test) live in
+`mglru.bench` and are built from its steps.
 
     from mglru.timing import TimingSim, load_costs, cost, acquire, WRITE
     sim = TimingSim(cpus=4, costs=load_costs())
@@ -13,12 +15,11 @@ are generators that yield steps; see docs/architecture.md, "Timing model".
     sim.spawn("aging", writer())
     sim.run()
 
-Modules: `steps` (what processes yield), `locks` (spinlock, qrwlock, rwsem,
-RCU, cache lines), `sim` (the event loop and CPUs), `fluid` (aggregated
-granularity), `costs` + costs.toml (the cost model), `workloads` (generator
-factories for the `-p` benchmark: vCPU faulting, aging passes), `lru_gen_bench`
-(the simulated `access_tracking_perf_test -p` run on a SimKernel: `seed_benchmark`,
-`run_lru_gen_benchmark`), `calibrate` (the cover letter's rows 1-16).
+Modules, bottom up: `costs` + costs.toml (the cost model), `threads`
+(simulated CPUs and threads), `locks` (spinlock, qrwlock, rwsem, RCU, cache
+lines), `steps` (what processes yield), `streams` and `waits` (the mean-field
+records and wait formulas), `fluid` (the aggregated planner), `sim` (the event
+loop). No module imports one above it, not even for type checking.
 """
 
 from mglru.timing.costs import COST_KEYS, CostEntry, CostModel, load_costs, zero_costs

@@ -1,4 +1,4 @@
-"""The cost model: named per-operation costs with their provenance (issue 6, item 2).
+"""The cost model: named per-operation costs with their provenance.
 
 Mechanism: `costs.toml` beside this module holds one table per operation,
 `[name] ns = .. per = .. status = .. source = ..`. `load_costs` parses it with

@@ -1,4 +1,4 @@
-"""Locks with kernel semantics, and the cache lines under them (issue 6, item 1).
+"""Locks with kernel semantics, and the cache lines under them.
 
 Mechanism. A lock is a resource in the SimPy sense: the base class keeps the
 holders, a FIFO queue of waiters and per-mode statistics, and a subclass supplies
@@ -34,7 +34,9 @@ together by a writer's release pay it one after the other on the lock word's
 line (queued_read_lock_slowpath: each takes the wait_lock in turn, adds its
 bias, and passes the wait_lock on), so the last of k enters k hand-offs and
 transfers after the release. The timing is
-applied by the event loop (`mglru.timing.sim`); this module is state and counts.
+applied by the event loop (`mglru.timing.sim`); this module is state and counts,
+and the loop drives it through a small interface: `Lock.request`, `release` and
+`grant_waiters`, `Rcu.read_lock`, `read_unlock` and `synchronize`, `CacheLine.touch`.
 
 Release is `with`: the process resumes from `acquire` with a `Held`, whose
 `__exit__` releases, so `with (yield acquire(lock, WRITE)):` can never leak a
@@ -48,16 +50,31 @@ Future optimizations:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from mglru.timing.steps import MODES, READ, WRITE
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from mglru.timing.sim import Thread, TimingSim
+    from mglru.timing.costs import CostModel
+    from mglru.timing.threads import Thread
 
-__all__ = ["LockError", "ModeStats", "CacheLine", "Lock", "SpinLock", "QRWLock", "RWSem", "Rcu",
-           "Held", "assert_held"]
+__all__ = ["READ", "WRITE", "MODES", "LockError", "ModeStats", "Machine", "CacheLine", "Lock",
+           "SpinLock", "QRWLock", "RWSem", "Rcu", "Held", "assert_held"]
+
+#: shared mode: read_lock, down_read, rcu_read_lock
+READ = "read"
+#: exclusive mode: write_lock, spin_lock, down_write
+WRITE = "write"
+MODES = (READ, WRITE)
+
+
+class Machine(Protocol):
+    """What locks need of the event loop (`mglru.timing.sim.TimingSim`)."""
+
+    #: the cost model (atomics, line transfers)
+    costs: CostModel
+    #: the thread whose generator is running (lockdep checks), or None
+    active: Thread | None
 
 
 class LockError(AssertionError):
@@ -100,7 +117,7 @@ class CacheLine:
 
     kind = "line"
 
-    def __init__(self, sim: TimingSim, name: str) -> None:
+    def __init__(self, sim: Machine, name: str) -> None:
         self.sim = sim
         self.name = name
         self.owner: Thread | None = None
@@ -108,13 +125,11 @@ class CacheLine:
         self.touches: float = 0
         self.transfers: float = 0
         self.wait_ns: float = 0
-        #: aggregated mode: other threads' touch streams (see mglru.timing.fluid)
-        self.streams = None
 
     def __repr__(self) -> str:
         return f"CacheLine({self.name!r})"
 
-    def _touch(self, th: Thread, now: int, count: int = 1, extra: int = 0) -> int:
+    def touch(self, th: Thread, now: int, count: int = 1, extra: int = 0) -> int:
         """Queue `count` atomics by `th` at `now`; return when they are done.
 
         `extra` ns keep the line busy after them (a hand-off done on this line).
@@ -147,7 +162,7 @@ class Lock:
     spinning = True
     modes: tuple[str, ...] = MODES
 
-    def __init__(self, sim: TimingSim, name: str) -> None:
+    def __init__(self, sim: Machine, name: str) -> None:
         self.sim = sim
         self.name = name
         self.line = CacheLine(sim, name)
@@ -157,8 +172,6 @@ class Lock:
         self.waiters: deque[tuple[Thread, str, int]] = deque()
         self.stats = {m: ModeStats() for m in self.modes}
         self._granted_at: dict[Thread, int] = {}
-        #: aggregated mode: other threads' acquisition streams (mglru.timing.fluid)
-        self.streams = None
 
     def __repr__(self) -> str:
         holders = ", ".join(f"{t.name}({m})" for t, m in self.holders.items())
@@ -170,15 +183,16 @@ class Lock:
         """Can a holder in `mode` enter now, given only the current holders?"""
         raise NotImplementedError
 
-    # -- state changes (called by the event loop) -----------------------------------
-    def _check_mode(self, mode: str) -> None:
+    # -- state changes (the event loop's interface) ---------------------------------
+    def check_mode(self, mode: str) -> None:
+        """Raise ValueError unless this lock takes `mode`."""
         if mode not in self.modes:
             raise ValueError(f"{self.kind} {self.name!r} takes mode(s) {', '.join(self.modes)}; "
                              f"got {mode!r}")
 
-    def _request(self, th: Thread, mode: str, now: int) -> bool:
+    def request(self, th: Thread, mode: str, now: int) -> bool:
         """A request by `th`: True if granted now, else queued FIFO."""
-        self._check_mode(mode)
+        self.check_mode(mode)
         if th in self.holders:
             raise LockError(f"{th.name}: recursive {self.kind} {self.name!r} ({mode}) while "
                             f"holding it ({self.holders[th]})")
@@ -204,7 +218,7 @@ class Lock:
         if wait > st.max_wait_ns:
             st.max_wait_ns = wait
 
-    def _drop(self, th: Thread, now: int) -> str:
+    def release(self, th: Thread, now: int) -> str:
         """`th` releases: update the state; return the mode it held."""
         try:
             mode = self.holders.pop(th)
@@ -218,8 +232,8 @@ class Lock:
         self.stats[mode].hold_ns += now - self._granted_at.pop(th)
         return mode
 
-    def _trigger(self, now: int) -> list[tuple[Thread, str]]:
-        """Grant from the head of the queue while `_do_acquire` agrees."""
+    def grant_waiters(self, now: int) -> list[tuple[Thread, str]]:
+        """After a release: grant from the head of the queue while `_do_acquire` agrees."""
         granted = []
         while self.waiters:
             th, mode, requested = self.waiters[0]
@@ -299,28 +313,29 @@ class Rcu:
     spinning = False
     modes = (READ,)
 
-    def __init__(self, sim: TimingSim, name: str = "rcu") -> None:
+    def __init__(self, sim: Machine, name: str = "rcu") -> None:
         self.sim = sim
         self.name = name
         self.readers: dict[Thread, int] = {}
         self.stats = {READ: ModeStats()}
         self.grace_periods = 0
         self._gp_waiters: list[tuple[Thread, set]] = []
-        self.streams = None
 
     def __repr__(self) -> str:
         return f"Rcu({self.name!r}, readers={len(self.readers)})"
 
-    def _check_mode(self, mode: str) -> None:
+    def check_mode(self, mode: str) -> None:
+        """Raise ValueError unless `mode` is READ (RCU has read-side sections only)."""
         if mode != READ:
             raise ValueError(f"rcu {self.name!r} has only read-side sections (mode {READ!r}); "
                              f"got {mode!r}")
 
-    def _read_lock(self, th: Thread) -> None:
+    def read_lock(self, th: Thread) -> None:
+        """rcu_read_lock by `th` (nesting counts)."""
         self.readers[th] = self.readers.get(th, 0) + 1
         self.stats[READ].acquired += 1
 
-    def _read_unlock(self, th: Thread, now: int) -> list[Thread]:
+    def read_unlock(self, th: Thread, now: int) -> list[Thread]:
         """Leave one nesting level; return the synchronize_rcu waiters now free."""
         depth = self.readers.get(th, 0)
         if depth == 0:
@@ -338,7 +353,7 @@ class Rcu:
                 freed.append(waiter)
         return freed
 
-    def _synchronize(self, th: Thread) -> bool:
+    def synchronize(self, th: Thread) -> bool:
         """Start a grace period for `th`: True if no reader has to be waited for."""
         self.grace_periods += 1
         if th in self.readers:
@@ -373,13 +388,16 @@ class Held:
         thread: the holder.
     """
 
-    __slots__ = ("lock", "mode", "thread", "released")
+    __slots__ = ("lock", "mode", "thread", "released", "_on_release")
 
-    def __init__(self, lock: Lock | Rcu, mode: str, thread: Thread) -> None:
+    def __init__(self, lock: Lock | Rcu, mode: str, thread: Thread,
+                 on_release: Callable[[Thread, Lock | Rcu], None]) -> None:
         self.lock = lock
         self.mode = mode
         self.thread = thread
         self.released = False
+        #: the event loop's release, which applies its timing
+        self._on_release = on_release
 
     def __repr__(self) -> str:
         return f"Held({self.lock.name!r}, {self.mode}, {self.thread.name})"
@@ -401,7 +419,7 @@ class Held:
         if self.released:
             raise LockError(f"{self.thread.name}: double unlock of {self.lock.name!r}")
         self.released = True
-        self.lock.sim._release(self.thread, self.lock)
+        self._on_release(self.thread, self.lock)
 
 
 def assert_held(lock: Lock | Rcu, mode: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""The event loop: simulated CPUs, threads and a clock in integer ns (issue 6, item 1).
+"""The event loop: simulated CPUs, threads and a clock in integer ns.
 
 Mechanism. `TimingSim` keeps a heap of events keyed on (time, priority, seq):
 `seq` grows with every event, so ties resolve in the order events were
@@ -20,7 +20,8 @@ waiters keep their core; sleepers (rwsem, sleep, synchronize_rcu) leave it.
 Granularity. `granularity="exact"` runs every iteration of a `Batch` as its own
 steps, with the locks' real queues. `granularity="aggregated"` runs a whole
 `Batch` as one event whose duration comes from the mean-field contention model
-of `mglru.timing.fluid`; it is what makes 112 vCPUs x 262144 pages fast. The two
+of `mglru.timing.fluid` (the loop's `Planner`, which owns the stream records and
+saved plans); it is what makes 112 vCPUs x 262144 pages fast. The two
 are compared in tests/timing/test_granularity.py. In aggregated mode a lock used
 by batches must not also be taken with `acquire` (that raises).
 
@@ -43,11 +44,10 @@ import heapq
 import random
 from collections import deque
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from typing import Any
 
-from mglru.timing import fluid
 from mglru.timing.costs import CostModel, load_costs
+from mglru.timing.fluid import Planner
 from mglru.timing.locks import CacheLine, Held, Lock, LockError, QRWLock, Rcu, RWSem, SpinLock
 from mglru.timing.steps import (
     READ,
@@ -55,14 +55,22 @@ from mglru.timing.steps import (
     Atomic,
     Batch,
     Cost,
-    Locked,
     Park,
     Sleep,
     SynchronizeRcu,
     Touch,
-    Work,
+    expand_batch,
 )
-from mglru.timing.streams import forget
+from mglru.timing.threads import (
+    BLOCKED,
+    DONE,
+    NEW,
+    RUNNABLE,
+    RUNNING,
+    SPINNING,
+    Cpu,
+    Thread,
+)
 
 __all__ = ["TimingSim", "Thread", "Cpu", "URGENT", "NORMAL", "GRANULARITIES",
            "NEW", "RUNNABLE", "RUNNING", "SPINNING", "BLOCKED", "DONE"]
@@ -71,85 +79,11 @@ URGENT = 0
 NORMAL = 1
 GRANULARITIES = ("exact", "aggregated")
 
-# thread states
-NEW = "new"
-RUNNABLE = "runnable"
-RUNNING = "running"
-SPINNING = "spinning"
-BLOCKED = "blocked"
-DONE = "done"
-
 # event actions
 _WAKE = 0   # become runnable
 _CONT = 1   # the current step is done: maybe preempt, then advance the generator
 _STEP = 2   # perform a step deferred by release debt
 _EXIT = 3   # the generator ended; its release debt is paid
-
-
-@dataclass(eq=False, slots=True)
-class Cpu:
-    """One simulated core."""
-
-    id: int
-    thread: Thread | None = None
-    last: Thread | None = None
-    slice_end: int = 0
-    busy_ns: int = 0
-
-
-@dataclass(eq=False, slots=True)
-class Thread:
-    """A simulated thread: a stack of generators plus accounting.
-
-    Attributes:
-        name: unique name (timelines and stats use it).
-        state: one of NEW, RUNNABLE, RUNNING, SPINNING, BLOCKED, DONE.
-        started_at, finished_at: first dispatch, end of the generator (ns).
-        oncpu_ns, spin_ns, runq_ns, blocked_ns: time accounting (see module).
-        steps: steps performed.
-    """
-
-    sim: TimingSim
-    name: str
-    gens: list[Generator] = field(default_factory=list)
-    state: str = NEW
-    cpu: Cpu | None = None
-    value: Any = None
-    debt: int = 0
-    pending: Any = None
-    prelude: Any = None
-    nonpreempt: int = 0
-    spin_since: int = 0
-    held: list[Held] = field(default_factory=list)
-    since: int = 0
-    started_at: int | None = None
-    finished_at: int | None = None
-    oncpu_ns: int = 0
-    spin_ns: float = 0
-    runq_ns: int = 0
-    blocked_ns: int = 0
-    steps: int = 0
-    streams: set = field(default_factory=set)
-    plans: dict = field(default_factory=dict)
-    duty: dict = field(default_factory=dict)
-    #: aggregated mode: (start, end) of the running Batch
-    batch_span: tuple[int, int] = (0, 0)
-    #: stopped at a `park()` step until `TimingSim.unpark`
-    parked: bool = False
-
-    def __repr__(self) -> str:
-        return f"Thread({self.name!r}, {self.state})"
-
-    @property
-    def done(self) -> bool:
-        """The generator has finished."""
-        return self.state == DONE
-
-    def stats(self) -> dict[str, Any]:
-        """Accounting of this thread as a plain dict."""
-        return {"started_at": self.started_at, "finished_at": self.finished_at,
-                "state": self.state, "oncpu_ns": self.oncpu_ns, "spin_ns": self.spin_ns,
-                "runq_ns": self.runq_ns, "blocked_ns": self.blocked_ns, "steps": self.steps}
 
 
 class TimingSim:
@@ -197,8 +131,8 @@ class TimingSim:
         self._heap: list[tuple[int, int, int, int, Thread]] = []
         self._seq = 0
         self._rcu: Rcu | None = None
-        #: aggregated mode: static facts of batch bodies (mglru.timing.fluid._shape)
-        self._shapes: dict[int, tuple] = {}
+        #: aggregated mode: plans each Batch from the streams of the others' batches
+        self._planner = Planner(self.costs, window_ns)
 
     def __repr__(self) -> str:
         return (f"TimingSim(cpus={len(self.cpus)}, {self.granularity}, now={self.now}, "
@@ -246,7 +180,7 @@ class TimingSim:
         at = self.now if at is None else at
         if at < self.now:
             raise ValueError(f"cannot spawn in the past: at={at} < now={self.now}")
-        th = Thread(self, name, [gen], since=at)
+        th = Thread(name, [gen], since=at)
         self.threads[name] = th
         self._schedule(at, URGENT if at == self.now else NORMAL, _WAKE, th)
         return th
@@ -354,7 +288,7 @@ class TimingSim:
             # a sleeping waiter granted a lock: take the lock word, then go on
             line, extra = th.prelude
             th.prelude = None
-            delay = line._touch(th, now + delay) - now + extra
+            delay = line.touch(th, now + delay) - now + extra
         self._schedule(now + delay, URGENT if delay == 0 else NORMAL, _CONT, th)
 
     def _put_cpu(self, th: Thread) -> None:
@@ -422,12 +356,12 @@ class TimingSim:
                 return True
             if self.aggregated:
                 return self._run_fluid(th, step)
-            th.gens.append(_expand(step, self._rng if self.jitter else None, self.jitter))
+            th.gens.append(expand_batch(step, self._rng if self.jitter else None, self.jitter))
             return True
         if kind is Touch:
             if self.aggregated:
                 return self._run_fluid(th, Batch(1, (Atomic(step.line, step.count),)))
-            done = step.line._touch(th, now, step.count)
+            done = step.line.touch(th, now, step.count)
             if done == now:
                 return True
             self._schedule(done, NORMAL, _CONT, th)
@@ -444,7 +378,7 @@ class TimingSim:
                 raise LockError(f"{th.name}: synchronize_rcu while holding "
                                 f"{', '.join(h.lock.name for h in th.held)}")
             self._block(th)
-            if step.rcu._synchronize(th):
+            if step.rcu.synchronize(th):
                 self._schedule(now + self.costs.synchronize_rcu, NORMAL, _WAKE, th)
             return False
         raise TypeError(f"{th.name} yielded {step!r}; timing processes yield steps from "
@@ -468,36 +402,36 @@ class TimingSim:
     def _exit(self, th: Thread) -> None:
         self._set_state(th, DONE)
         th.finished_at = self.now
-        forget(th)
+        self._planner.forget(th)
         self._put_cpu(th)
 
     # -- locks -------------------------------------------------------------------------
     def _acquire(self, th: Thread, lock: Lock | Rcu, mode: str) -> bool:
         now = self.now
-        lock._check_mode(mode)
+        lock.check_mode(mode)
         if isinstance(lock, Rcu):
-            lock._read_lock(th)
+            lock.read_lock(th)
             th.nonpreempt += 1
-            held = Held(lock, mode, th)
+            held = Held(lock, mode, th, self._release)
             th.held.append(held)
             th.value = held
             return True
-        if self.aggregated and lock.streams is not None:
+        if self.aggregated and self._planner.uses(lock):
             raise ValueError(f"{th.name}: acquire({lock.name}) in aggregated mode on a lock "
                              "that Batch steps use; express this critical section as a Batch")
-        held = Held(lock, mode, th)
+        held = Held(lock, mode, th, self._release)
         th.held.append(held)
         if lock.spinning:
             th.nonpreempt += 1
-        if lock._request(th, mode, now):
+        if lock.request(th, mode, now):
             th.value = held
-            done = lock.line._touch(th, now)
+            done = lock.line.touch(th, now)
             if done == now:
                 return True
             self._schedule(done, NORMAL, _CONT, th)
             return False
         # queued: the failed RMW still takes the line
-        lock.line._touch(th, now)
+        lock.line.touch(th, now)
         th.value = held
         if lock.spinning:
             self._set_state(th, SPINNING)
@@ -515,23 +449,23 @@ class TimingSim:
                 break
         if isinstance(lock, Rcu):
             th.nonpreempt -= 1
-            for waiter in lock._read_unlock(th, now):
+            for waiter in lock.read_unlock(th, now):
                 self._schedule(now + self.costs.synchronize_rcu, NORMAL, _WAKE, waiter)
             return
-        lock._drop(th, now)
+        lock.release(th, now)
         if lock.spinning:
             th.nonpreempt -= 1
-        th.debt += lock.line._touch(th, now) - now
+        th.debt += lock.line.touch(th, now) - now
         handoff = self.costs.lock_handoff
-        for waiter, mode in lock._trigger(now):
+        for waiter, mode in lock.grant_waiters(now):
             if lock.spinning:
                 waiter.spin_ns += now - waiter.spin_since
                 self._set_state(waiter, RUNNING)
                 if mode == READ and lock.kind == "qrwlock":
                     # queued readers pass the wait_lock on one at a time, on the lock's line
-                    done = lock.line._touch(waiter, now, extra=handoff)
+                    done = lock.line.touch(waiter, now, extra=handoff)
                 else:
-                    done = lock.line._touch(waiter, now) + handoff
+                    done = lock.line.touch(waiter, now) + handoff
                 self._schedule(done, NORMAL if done > now else URGENT, _CONT, waiter)
             else:
                 waiter.prelude = (lock.line, handoff)
@@ -539,31 +473,10 @@ class TimingSim:
 
     # -- aggregated batches --------------------------------------------------------------
     def _run_fluid(self, th: Thread, b: Batch) -> bool:
-        duration = fluid.run_batch(self, th, b)
+        duration = self._planner.run_batch(th, b, self.now)
         th.batch_span = (self.now, self.now + duration)
         if duration <= 0:
             return True
         self._schedule(self.now + duration, NORMAL, _CONT, th)
         return False
 
-
-def _expand(b: Batch, rng: random.Random | None = None, jitter: float = 0.0) -> Generator:
-    """Exact mode: the steps of a Batch, iteration by iteration (Work costs jittered by `rng`)."""
-    body = b.body
-    for i in range(b.offset, b.offset + b.n):
-        for seg in body:
-            k = seg.every
-            if k != 1 and (i + 1) % k:
-                continue
-            kind = type(seg)
-            if kind is Work:
-                if seg.ns:
-                    yield Cost(seg.ns if rng is None else
-                               int(seg.ns * (1.0 + jitter * (2.0 * rng.random() - 1.0))))
-            elif kind is Atomic:
-                yield Touch(seg.line, seg.count)
-            elif kind is Locked:
-                with (yield Acquire(seg.lock, seg.mode)):
-                    if seg.ns:
-                        yield Cost(seg.ns if rng is None else
-                                   int(seg.ns * (1.0 + jitter * (2.0 * rng.random() - 1.0))))

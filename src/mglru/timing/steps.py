@@ -34,22 +34,20 @@ Future optimizations:
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mglru.timing.locks import MODES, READ, WRITE, CacheLine, Lock, Rcu
+
 if TYPE_CHECKING:
-    from mglru.timing.locks import CacheLine, Lock, Rcu
+    import random
 
 __all__ = ["READ", "WRITE", "MODES", "Cost", "Acquire", "Touch", "Sleep", "SynchronizeRcu", "Park",
            "park",
            "Work", "Atomic", "Locked", "Batch", "Segment", "Step", "cost", "acquire", "touch",
-           "sleep", "synchronize_rcu", "batch"]
+           "sleep", "synchronize_rcu", "batch", "expand_batch"]
 
-#: shared mode: read_lock, down_read, rcu_read_lock
-READ = "read"
-#: exclusive mode: write_lock, spin_lock, down_write
-WRITE = "write"
-MODES = (READ, WRITE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,3 +206,28 @@ def synchronize_rcu(rcu: Rcu) -> SynchronizeRcu:
 def batch(n: int, *body: Segment, offset: int = 0) -> Batch:
     """`Batch(n, body, offset)`."""
     return Batch(n, tuple(body), offset)
+
+
+def expand_batch(b: Batch, rng: random.Random | None = None, jitter: float = 0.0) -> Generator:
+    """Exact mode: the steps of a Batch, iteration by iteration.
+
+    With `rng`, each `Work` and `Locked` cost is drawn from [1 - jitter, 1 + jitter] x its value.
+    """
+    body = b.body
+    for i in range(b.offset, b.offset + b.n):
+        for seg in body:
+            k = seg.every
+            if k != 1 and (i + 1) % k:
+                continue
+            kind = type(seg)
+            if kind is Work:
+                if seg.ns:
+                    yield Cost(seg.ns if rng is None else
+                               int(seg.ns * (1.0 + jitter * (2.0 * rng.random() - 1.0))))
+            elif kind is Atomic:
+                yield Touch(seg.line, seg.count)
+            elif kind is Locked:
+                with (yield Acquire(seg.lock, seg.mode)):
+                    if seg.ns:
+                        yield Cost(seg.ns if rng is None else
+                                   int(seg.ns * (1.0 + jitter * (2.0 * rng.random() - 1.0))))

@@ -2,8 +2,9 @@
 
 Each batch leaves a record on every lock and line it used (rate, hold, active
 time), kept until the batch ends plus `TimingSim.window_ns`; other threads'
-batches read the aggregates (`mglru.timing.waits`). Aggregates are kept
-incrementally, so reading them is O(1) in the number of threads.
+batches read the aggregates (`mglru.timing.waits`). The planner
+(`mglru.timing.fluid.Planner`) keeps one aggregate per lock and line. Aggregates
+are kept incrementally, so reading them is O(1) in the number of threads.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import TYPE_CHECKING
 from mglru.timing.steps import READ
 
 if TYPE_CHECKING:
-    from mglru.timing.sim import Thread
+    from mglru.timing.threads import Thread
 
-__all__ = ["LineStreams", "LockStreams", "forget"]
+__all__ = ["LineStreams", "LockStreams"]
 
 
 class LineStreams:
@@ -134,10 +135,3 @@ class LockStreams:
         wextra = self.wextra
         return [wextra[w] for w in self.excl.recs if w is not th]
 
-
-def forget(th: Thread) -> None:
-    """Drop all streams of an exiting thread."""
-    for obj in th.streams:
-        obj.streams.drop(th)
-    th.streams.clear()
-    th.duty.clear()

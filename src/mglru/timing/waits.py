@@ -1,4 +1,4 @@
-"""The mean-field waits of aggregated granularity: lines, qrwlock readers and writers (issue 6).
+"""The mean-field waits of aggregated granularity: lines, qrwlock readers and writers.
 
 `mglru.timing.fluid` plans a batch with these formulas from the other threads'
 stream records (`mglru.timing.streams`).
@@ -47,11 +47,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from mglru.timing.streams import LineStreams
-
 if TYPE_CHECKING:
-    from mglru.timing.locks import CacheLine, Lock
-    from mglru.timing.sim import Thread
+    from mglru.timing.streams import LineStreams, LockStreams
+    from mglru.timing.threads import Thread
 
 __all__ = ["line_env", "transfer_p", "lock_env", "gap_moments", "writer_wait", "reader_wait"]
 
@@ -59,11 +57,8 @@ __all__ = ["line_env", "transfer_p", "lock_env", "gap_moments", "writer_wait", "
 _MAX_STALL = 0.98
 
 
-def line_env(line: CacheLine, th: Thread, now: int) -> tuple[int, float, float, float]:
-    """The other threads' touch streams on `line`: (n, rate, load, M/D/1 wait)."""
-    ls = line.streams
-    if ls is None:
-        ls = line.streams = LineStreams()
+def line_env(ls: LineStreams, th: Thread, now: int) -> tuple[int, float, float, float]:
+    """The other threads' touch streams on a line: (n, rate, load, M/D/1 wait)."""
     ls.purge(now)
     n, lam, rho, s2, s_sum = ls.others(th)
     if n <= 0 or lam <= 0:
@@ -83,9 +78,8 @@ def transfer_p(env: tuple[int, float, float, float], window: float) -> float:
     return -math.expm1(-x)
 
 
-def lock_env(lock: Lock, th: Thread, reader: bool) -> tuple:
-    """The other threads' streams on `lock`, reduced to what the wait formulas need."""
-    ls = lock.streams
+def lock_env(ls: LockStreams, th: Thread, reader: bool) -> tuple:
+    """The other threads' streams on a lock, reduced to what the wait formulas need."""
     if reader:
         n, lam, _lh, _lh2, _hs = ls.readers.others(th)
         return (n, lam), None, [w for w in ls.writers(th) if w[1] > 0]

@@ -6,7 +6,7 @@ done, and reports the slowest vCPU's wall time and the aging loop's
 average pass (total aging time / passes).
 
 Those times only mean something with concurrency, so they come from the
-timing model (`mglru.timing.lru_gen_bench`), never from the host clock of the
+timing model (`mglru.bench.lru_gen_bench`), never from the host clock of the
 sequential functional model. The port hands the timing model the kernel, the
 VM (unpopulated), the memcg name, each vCPU's region and a callback that
 runs one aging pass through the ABI:
@@ -20,7 +20,7 @@ runs one aging pass through the ABI:
 The timing model faults the regions in (writes, memstress at 100 %) through
 `vm.vcpu_access` as its simulated clock advances and calls `aging()` for
 each simulated pass until the vCPUs are done. If
-`mglru.timing.lru_gen_bench` cannot be imported the benchmark is skipped
+`mglru.bench.lru_gen_bench` cannot be imported the benchmark is skipped
 ("timing model not available", KSFT_SKIP).
 """
 
@@ -39,7 +39,7 @@ from mglru.tools.memstress import memstress_set_write_percent
 __all__ = ["TIMING_MODULE", "TIMING_FUNCTION", "timing_model_status", "load_timing_model",
            "run_benchmark", "bench_numbers"]
 
-TIMING_MODULE = "mglru.timing.lru_gen_bench"
+TIMING_MODULE = "mglru.bench.lru_gen_bench"
 TIMING_FUNCTION = "run_lru_gen_benchmark"
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from mglru.tools.bench_runner import peak_rss_mib, run_fresh
+from mglru.bench.runner import peak_rss_mib, run_fresh
 
 __all__ = ["run_one", "run_sizes"]
 
@@ -34,7 +34,7 @@ def run_one(gib: float, config: str = "v6.14", vm: bool = False, seed: int = 0) 
     nbytes = int(gib * (1 << 30))
     t0 = time.perf_counter()
     if vm:
-        from mglru.tools.bench_vm import populate_vm
+        from mglru.bench.vm import populate_vm
 
         populate_vm(k, memcg, nbytes)
     else:
@@ -64,7 +64,7 @@ def state_bytes_per_page(k) -> int:
 def run_sizes(sizes: list[float], config: str, vm: bool, progress=None) -> list[dict[str, Any]]:
     """Run each size in its own interpreter; returns the records in order."""
     runs = [[str(g), config, "1" if vm else "0"] for g in sizes]
-    return run_fresh("mglru.tools.bench_aging", runs, lambda a: f"{a[0]} GiB", progress)
+    return run_fresh("mglru.bench.aging", runs, lambda a: f"{a[0]} GiB", progress)
 
 if __name__ == "__main__":
     print(json.dumps(run_one(float(sys.argv[1]), sys.argv[2], sys.argv[3] == "1")))

@@ -1,4 +1,4 @@
-"""The cover letter's table from the model: values on rows 1-16 and the shape (issue 6).
+"""The cover letter's table from the model: values on rows 1-16 and the shape.
 
 The table is computed once (module fixture) at the cover letter's size: 1 GiB
 per vCPU, 1-16 vCPUs, "no aging", "no opt" and "opt" (15 runs, about 10 s on
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import pytest
 
+from mglru.bench.calibrate import evaluate, relative_errors, table_cells
+from mglru.bench.seed import COVER_LETTER
 from mglru.timing import load_costs
-from mglru.timing.calibrate import evaluate, relative_errors, table_cells
-from mglru.timing.lru_gen_bench import COVER_LETTER
 
 SCALE = 1
 ROWS = (1, 2, 4, 8, 16)
@@ -86,7 +86,7 @@ def test_no_opt_wall_above_both(table):
 
 def test_one_parameter_set():
     """The three configurations use one cost model: only the preset and the aging thread differ."""
-    from mglru.timing.lru_gen_bench import CONFIG_PRESETS
+    from mglru.bench.seed import CONFIG_PRESETS
 
     assert CONFIG_PRESETS == {"no aging": ("seed-v4", False), "no opt": ("seed-v4-noopt", True),
                               "opt": ("seed-v4", True)}

@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from mglru.tools.bench_runner import peak_rss_mib, run_fresh
+from mglru.bench.runner import peak_rss_mib, run_fresh
 
 __all__ = ["run_one", "run_sizes"]
 
@@ -99,7 +99,7 @@ def run_sizes(sizes: list[float], cold_gib: float, config: str,
               progress=None) -> list[dict[str, Any]]:
     """Run each size in its own interpreter; returns the records in order."""
     runs = [[str(g), str(min(cold_gib, g)), config] for g in sizes]
-    return run_fresh("mglru.tools.bench_reclaim", runs, lambda a: f"{a[0]} GiB", progress)
+    return run_fresh("mglru.bench.reclaim", runs, lambda a: f"{a[0]} GiB", progress)
 
 if __name__ == "__main__":
     print(json.dumps(run_one(float(sys.argv[1]), float(sys.argv[2]), sys.argv[3])))

@@ -1,4 +1,4 @@
-"""Exact and aggregated granularity agree on small runs (issue 6, item 3; DESIGN.md).
+"""Exact and aggregated granularity agree on small runs of the -p scenario's steps.
 
 The workload is the `-p` benchmark in miniature: N vCPU threads fault their
 regions (the real fault path: mmu_lock for read per fault, lru_lock, zone->lock,
@@ -36,23 +36,17 @@ its threads have the random phases the model assumes.
 from __future__ import annotations
 
 import pytest
+from bench_harness import calls, chunk, fault_benchmark, uniform_pass
 
+from mglru.bench.fault import VmLocks, fault_body
+from mglru.bench.load import FAULT_WORK, load_factor, scaled_costs
 from mglru.timing import WRITE, Batch, Locked, TimingSim, Work, cost, load_costs
-from mglru.timing.load import FAULT_WORK, load_factor, scaled_costs
-from mglru.timing.workloads import (
-    AgingCall,
-    VmLocks,
-    WalkBatch,
-    fault_benchmark,
-    fault_body,
-    uniform_pass,
-)
 
 
 def _batch_pass(pages: int):
     for start in range(0, pages, 512):
         n = min(512, pages - start)
-        yield WalkBatch(n, 0, (AgingCall("clear_young", "write", 1, visited=n, atomics=n // 2),))
+        yield chunk(n, 0, (calls("clear_young", "write", 1, visited=n, atomics=n // 2),))
 
 
 def _make_pass(kind: str):
@@ -60,8 +54,7 @@ def _make_pass(kind: str):
         return None
     if kind == "batch":
         return lambda progress, nr: _batch_pass(progress.total)
-    call = AgingCall("test_young", kind, visited=1)
-    return lambda progress, nr: uniform_pass(progress.total, call)
+    return lambda progress, nr: uniform_pass(progress.total, kind, visited=1)
 
 
 def _run(granularity: str, kind: str, nr_vcpus: int, pages: int):
@@ -111,7 +104,7 @@ def _steady_write_contention(granularity: str, nr_vcpus: int, pages: int = 4096,
     """
     c = load_costs()
     # the benchmark's regime: each other vCPU's memory traffic (duty ~0.6) slows
-    # a fault's memory-bound work (lru_gen_bench.load_factor)
+    # a fault's memory-bound work (mglru.bench.load.load_factor)
     loaded = scaled_costs(c, load_factor(c, 0.6 * (nr_vcpus - 1)), FAULT_WORK)
     sim = TimingSim(nr_vcpus + 1, c, granularity=granularity,
                     jitter=jitter if granularity == "exact" else 0.0, seed=1)

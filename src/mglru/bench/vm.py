@@ -4,7 +4,7 @@
 the benchmark memcg running an x86 TDP VM (the preset's KVM aging rules; the
 CLI defaults to seed-v4) whose vCPU writes all of its memory, so every page is
 faulted in through the host (host PTE young) and mapped by an accessed SPTE.
-The aging pass that follows (`bench_aging.run_one`) then harvests both MMUs:
+The aging pass that follows (`mglru.bench.aging.run_one`) then harvests both MMUs:
 with seed-v4 and cap 0x8 on, one `clear_young` per page.
 """
 

@@ -1,20 +1,16 @@
-"""The simulated `-p` benchmark on a SimKernel. Mirrors mglru/timing/lru_gen_bench.py."""
+"""The simulated `-p` benchmark on a SimKernel. Mirrors mglru/bench/lru_gen_bench.py."""
 
 from __future__ import annotations
 
 import pytest
 
-import mglru.timing.lru_gen_bench as bench
+import mglru.bench.aging_thread as bench
 from mglru import SimKernel
+from mglru.bench.lru_gen_bench import default_aging, run_lru_gen_benchmark
+from mglru.bench.seed import COVER_LETTER, seed_benchmark
 from mglru.kvm.accounting import AgingEvent
 from mglru.mm.page import PAGE_SHIFT
 from mglru.timing import load_costs
-from mglru.timing.lru_gen_bench import (
-    COVER_LETTER,
-    default_aging,
-    run_lru_gen_benchmark,
-    seed_benchmark,
-)
 
 MEMCG = "access_tracking_perf_test"
 MIB = 1 << 20

@@ -1,4 +1,4 @@
-"""Calibration of costs.toml on the cover letter's rows 1-16, by mechanism (issue 6, item 2).
+"""Calibration of costs.toml on the cover letter's rows 1-16, by mechanism.
 
 Mechanism. One parameter set explains every configuration, so each fitted
 cost is fixed by the rows whose mechanism it is, in this order (`FIT_PLAN`):
@@ -49,8 +49,8 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from mglru.bench.seed import CONFIGS, COVER_LETTER, seed_benchmark
 from mglru.timing.costs import CostModel, load_costs
-from mglru.timing.lru_gen_bench import CONFIGS, COVER_LETTER, seed_benchmark
 
 __all__ = ["ROWS", "FIT_PLAN", "Fit", "RowResult", "evaluate", "relative_errors", "calibrate",
            "reduced_costs", "table_cells"]

@@ -1,13 +1,15 @@
-"""From what a functional walk chunk did to timing steps (issue 6: the KVM model's integration).
+"""From what a functional walk chunk did to timing steps: the notifier-call cost formula.
 
 Mechanism. The `-p` benchmark's walk pacer hands the aging thread one
 `ChunkWork` per chunk of PTE tables: the tables and PTEs walked, the young
 folios moved, and the chunk's notifier calls as `AgingEvent`s with each
 subscriber's lock plan (`mmu.lock_plan`). `chunk_steps` turns it into the
 aging thread's steps: the walk cost spread over the calls, one `Batch` per
-event whose body is one notifier call under the lock the plan names (spec
-§6.2: the common lock once per call that found a memslot, unless the memslot
-walk is lockless; else the arch lock per memslot range).
+event whose body is one notifier call under the lock the plan names
+(kvm_handle_hva_range, virt/kvm/kvm_main.c: the common lock once per call that
+found a memslot, unless the memslot walk is lockless; else the arch lock per
+memslot range). It is the one cost formula of a notifier call: the scenario and
+the tests charge calls through it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from mglru.bench.fault import VmLocks
 from mglru.kvm.accounting import LOCK_RMAP, AgingEvent
 from mglru.timing.costs import CostModel
 from mglru.timing.steps import Batch, Locked, Segment, Work, cost
-from mglru.timing.workloads import VmLocks
 
 __all__ = ["ChunkWork", "walk_events", "chunk_steps"]
 
@@ -66,7 +68,7 @@ def _call_body(c: CostModel, locks: VmLocks, ev: AgingEvent, plan: tuple, walk_n
                cache: dict) -> tuple[Segment, ...]:
     """The segments of one notifier call of `ev`'s kind, after `walk_ns` of walk.
 
-    Spec §6.2: kvm_handle_hva_range takes the common lock once per call that
+    kvm_handle_hva_range (virt/kvm/kvm_main.c) takes the common lock once per call that
     found a memslot, unless the memslot walk is lockless; the arch handler then
     takes its own lock per memslot range (seed 4-6/7). The work under the lock
     is the handler's: `gfn_range` per range, `spte_test_clear` per SPTE visited,

@@ -1,21 +1,22 @@
-"""The memory-system load of faulting vCPUs (issue 6: shared-resource contention).
+"""The memory-system load of faulting vCPUs: shared-resource contention on the fault path.
 
 Mechanism. Every vCPU busy with memory-bound work (weighted by its duty, the
 share of its time it spends in it) adds `fault_contention` ns to the
 memory-bound work of another vCPU's fault (`fault_work_ns`); the same
 memory-system load slows the memory-bound work of any thread by that fraction,
 the aging walk's included. Core-bound work (VM exit and entry, the notifier
-call path, the debugfs round trip) is not slowed. `mglru.timing.lru_gen_bench`
-keeps the load and asks for the scaled costs.
+call path, the debugfs round trip) is not slowed. A `FaultLoad` keeps the load
+of one run: the vCPU loop (`mglru.bench.vcpu.vcpu_fault_region`) reports each
+step's duty and takes its fault costs from it, the aging thread its walk costs.
 """
 
 from __future__ import annotations
 
+from mglru.bench.fault import PCP_BATCH
 from mglru.timing.costs import CostModel
-from mglru.timing.workloads import PCP_BATCH
 
 __all__ = ["FAULT_WORK", "AGING_WORK", "fault_work_ns", "load_factor", "quantize_load",
-           "scaled_costs"]
+           "scaled_costs", "FaultLoad"]
 
 #: memory-bound work of one fault: what the load of other faulting vCPUs slows down
 #: (the VM exit and entry, `kvm_exit`, is core-bound and is not)
@@ -36,7 +37,7 @@ def fault_work_ns(c: CostModel) -> int:
 def load_factor(c: CostModel, load: float) -> float:
     """How much slower memory-bound kernel work runs under `load`.
 
-    Shared-resource contention on the fault path (issue 6): `load` is the number
+    Shared-resource contention on the fault path: `load` is the number
     of other vCPUs busy with memory-bound work (each vCPU counts with the share
     of its time it spends in it, its duty: about 0.6 alone, less when it waits
     for locks). Each such vCPU adds `fault_contention` ns to the memory-bound
@@ -58,3 +59,54 @@ def scaled_costs(c: CostModel, factor: float, keys: tuple[str, ...]) -> CostMode
     if factor == 1.0:
         return c
     return c.replace(**{k: int(round(c[k] * factor)) for k in keys})
+
+
+class FaultLoad:
+    """The load of one run's vCPUs: the sum of their duties (see the module docstring).
+
+    A vCPU's duty is the share of its time it spends in memory-bound work; alone
+    (before its first step) that is its fault's memory-bound work over the whole
+    fault. A finished vCPU counts 0.
+
+    Args:
+        costs: the run's cost model.
+        nr_vcpus: vCPUs.
+    """
+
+    def __init__(self, costs: CostModel, nr_vcpus: int) -> None:
+        self.costs = costs
+        mem = fault_work_ns(costs)
+        self._mem = mem
+        alone = mem / max(1, mem + costs.kvm_exit)
+        self.duty = [alone] * nr_vcpus
+        self.load = alone * nr_vcpus
+        self._aging: dict[float, CostModel] = {}
+
+    def others(self, i: int) -> float:
+        """The load of the vCPUs other than `i`, quantized (`quantize_load`)."""
+        return quantize_load(self.load - self.duty[i])
+
+    def fault_costs(self, level: float) -> CostModel:
+        """The costs of a fault under the others' load `level`."""
+        return scaled_costs(self.costs, load_factor(self.costs, level), FAULT_WORK)
+
+    def step_done(self, i: int, level: float, per_page: float) -> None:
+        """vCPU `i` took `per_page` ns per fault under `level`: its duty is updated."""
+        c = self.costs
+        duty = min(1.0, self._mem * load_factor(c, level) / per_page) if per_page > 0 else 1.0
+        self.load += duty - self.duty[i]
+        self.duty[i] = duty
+
+    def finish(self, i: int) -> None:
+        """vCPU `i` is done: it no longer loads the memory system."""
+        self.load -= self.duty[i]
+        self.duty[i] = 0.0
+
+    def aging_costs(self) -> CostModel:
+        """The aging thread's costs under the load of the vCPUs faulting now (cached)."""
+        level = quantize_load(self.load)
+        c = self._aging.get(level)
+        if c is None:
+            c = self._aging[level] = scaled_costs(self.costs, load_factor(self.costs, level),
+                                                  AGING_WORK)
+        return c

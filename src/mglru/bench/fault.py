@@ -1,0 +1,115 @@
+"""One guest page fault of the `-p` scenario, and the VM's shared kernel objects it touches.
+
+A VM's shared kernel objects are a `VmLocks`: kvm->mmu_lock (a qrwlock on
+x86/arm64, a spinlock elsewhere), the memcg lruvec's lru_lock, zone->lock, the
+mmap_lock count word and the memcg page counter (cache lines: the benchmark has
+no mmap_lock writer), and RCU. One fault (`fault_body`) is: VM exit, host fault
+(GUP takes mmap_lock for read: 2 atomics on its count word), page zeroing, memcg
+charge (the shared page counter every MEMCG_CHARGE_BATCH pages), a pcp refill
+under zone->lock every PCP_BATCH pages, a folio batch drained under lru_lock
+every FOLIO_BATCH_SIZE pages, the SPTE install under mmu_lock for read, and the
+guest's access. The contention between vCPUs comes from these shared objects.
+
+Future optimizations:
+1. THP faults (one PMD-sized folio per fault) for backing sources with THP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mglru.timing.locks import READ, WRITE, CacheLine, QRWLock, Rcu, SpinLock
+from mglru.timing.steps import Atomic, Locked, Segment, Work
+
+if TYPE_CHECKING:
+    from mglru.timing.costs import CostModel
+    from mglru.timing.sim import TimingSim
+
+__all__ = ["PTRS_PER_PTE", "FOLIO_BATCH_SIZE", "MEMCG_CHARGE_BATCH", "PCP_BATCH", "LOCK_MODES",
+           "VmLocks", "fault_body"]
+
+#: PTEs per PTE table (x86-64, 4 KiB pages)
+PTRS_PER_PTE = 512
+#: folios per folio_batch before the LRU add drains it (v6.10: PAGEVEC_SIZE 15)
+FOLIO_BATCH_SIZE = 15
+#: pages charged to the shared page counter at once (mm/memcontrol.c)
+MEMCG_CHARGE_BATCH = 64
+#: pages per pcp refill (pcp->batch on a large zone)
+PCP_BATCH = 63
+#: lock modes of an aging notifier call (mglru.kvm.accounting's LOCK_* plus "none")
+LOCK_MODES = ("write", "read", "spin", "rcu", "rmap", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class VmLocks:
+    """The shared kernel objects a VM's faults and aging touch.
+
+    Attributes:
+        mmu_lock: kvm->mmu_lock: a QRWLock (x86, arm64) or a SpinLock.
+        lru_lock: lruvec->lru_lock of the VM's memcg on its node.
+        zone_lock: zone->lock of the node's zone.
+        mmap_lock: the mmap_lock count word (readers only in the benchmark).
+        memcg_counter: the memcg's page_counter.
+        rcu: RCU of the machine.
+    """
+
+    mmu_lock: QRWLock | SpinLock
+    lru_lock: SpinLock
+    zone_lock: SpinLock
+    mmap_lock: CacheLine
+    memcg_counter: CacheLine
+    rcu: Rcu
+
+    @classmethod
+    def create(cls, sim: TimingSim, *, mmu_lock: str = "qrwlock", prefix: str = "") -> VmLocks:
+        """Create the objects in `sim`, named `{prefix}mmu_lock` etc.
+
+        Args:
+            sim: the event loop.
+            mmu_lock: "qrwlock" (x86, arm64) or "spinlock" (riscv, loongarch, mips, powerpc).
+            prefix: name prefix, for several VMs in one simulation.
+        """
+        if mmu_lock not in ("qrwlock", "spinlock"):
+            raise ValueError(f"mmu_lock must be 'qrwlock' or 'spinlock'; got {mmu_lock!r}")
+        make = sim.qrwlock if mmu_lock == "qrwlock" else sim.spinlock
+        return cls(make(f"{prefix}mmu_lock"), sim.spinlock(f"{prefix}lru_lock"),
+                   sim.spinlock(f"{prefix}zone_lock"), sim.line(f"{prefix}mmap_lock"),
+                   sim.line(f"{prefix}memcg_counter"), sim.rcu)
+
+    def lock_for(self, mode: str) -> tuple[QRWLock | SpinLock | Rcu, str] | None:
+        """The (lock, READ/WRITE) an aging call in `mode` takes; None for no lock.
+
+        Raises:
+            ValueError: unknown mode, or a rwlock mode on a spinlock VM (or vice versa).
+
+        Which lock each arch and version takes: kvm_handle_hva_range and the arch
+        handlers (virt/kvm/kvm_main.c; seed v4 4-6/7).
+        """
+        if mode not in LOCK_MODES:
+            raise ValueError(f"aging lock mode must be one of {', '.join(LOCK_MODES)}; "
+                             f"got {mode!r}")
+        if mode in ("none", "rmap"):
+            return None
+        if mode == "rcu":
+            return self.rcu, READ
+        is_spin = isinstance(self.mmu_lock, SpinLock)
+        if (mode == "spin") != is_spin:
+            raise ValueError(f"aging call in mode {mode!r} on a VM whose mmu_lock is a "
+                             f"{self.mmu_lock.kind}")
+        return self.mmu_lock, READ if mode == "read" else WRITE
+
+
+def fault_body(costs: CostModel, vm: VmLocks) -> tuple[Segment, ...]:
+    """The segments of one guest page fault (4 KiB, anon, write). See the module docstring."""
+    return (
+        Work(costs.kvm_exit + costs.host_fault + costs.page_zero + costs.memcg_charge),
+        Atomic(vm.mmap_lock, 2),
+        Atomic(vm.memcg_counter, 1, every=MEMCG_CHARGE_BATCH),
+        Locked(vm.zone_lock, WRITE, costs.pcp_refill, every=PCP_BATCH),
+        Locked(vm.lru_lock, WRITE, costs.lru_add_folio * FOLIO_BATCH_SIZE,
+               every=FOLIO_BATCH_SIZE),
+        Locked(vm.mmu_lock, READ if isinstance(vm.mmu_lock, QRWLock) else WRITE,
+               costs.spte_install),
+        Work(costs.guest_page_access),
+    )

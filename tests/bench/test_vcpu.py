@@ -1,0 +1,97 @@
+"""One fault, the VM's locks and the vCPU loop. Mirrors mglru/bench/fault.py and vcpu.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from mglru.bench.fault import FOLIO_BATCH_SIZE, MEMCG_CHARGE_BATCH, PCP_BATCH, VmLocks
+from mglru.bench.load import FaultLoad
+from mglru.bench.vcpu import FaultProgress, vcpu_fault_region
+from mglru.timing import READ, WRITE, TimingSim, zero_costs
+
+GRANULARITIES = ["exact", "aggregated"]
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_fault_region_counts(granularity):
+    """A region of N pages is N faults: one mmu_lock read each, batched LRU/pcp/memcg work."""
+    sim = TimingSim(cpus=2, granularity=granularity)
+    vm = VmLocks.create(sim)
+    progress = FaultProgress.create(1)
+    pages = 3000
+    sim.spawn("vcpu0", vcpu_fault_region(sim, vm, pages, batch_pages=512, progress=progress))
+    sim.run()
+    stats = sim.lock_stats()
+    assert stats["mmu_lock"][READ]["acquired"] == pages
+    assert stats["lru_lock"][WRITE]["acquired"] == pages // FOLIO_BATCH_SIZE
+    assert stats["zone_lock"][WRITE]["acquired"] == pages // PCP_BATCH
+    assert stats["memcg_counter"]["touches"] == pages // MEMCG_CHARGE_BATCH
+    assert stats["mmap_lock"]["touches"] == 2 * pages
+    assert progress.pages_done == [pages] and progress.all_done()
+    assert progress.finished_at == [sim.threads["vcpu0"].finished_at]
+
+
+@pytest.mark.parametrize("with_load", [False, True])
+def test_fault_region_time_alone_is_the_sum_of_costs(with_load):
+    """One vCPU alone: no waits, no transfers, so its time is the sum of its costs.
+
+    With a `FaultLoad` of one vCPU nothing else loads the memory system either.
+    """
+    c = zero_costs(kvm_exit=1000, page_zero=400, spte_install=300, lru_add_folio=60,
+                   pcp_refill=2500, atomic=20)
+    for granularity in GRANULARITIES:
+        sim = TimingSim(cpus=1, costs=c, granularity=granularity)
+        vm = VmLocks.create(sim)
+        pages = 1024
+        load = FaultLoad(c, 1) if with_load else None
+        sim.spawn("vcpu0", vcpu_fault_region(sim, vm, pages, load=load))
+        sim.run()
+        expected = (pages * (1000 + 400 + 300 + 2 * 20 + 2 * 20)       # work, mmap, mmu_lock
+                    + (pages // 15) * (15 * 60 + 2 * 20)              # lru drains
+                    + (pages // 63) * (2500 + 2 * 20)                 # pcp refills
+                    + (pages // 64) * 20)                             # memcg counter
+        assert sim.threads["vcpu0"].finished_at == expected, granularity
+
+
+def test_other_vcpus_load_slows_the_memory_bound_work():
+    """Two vCPUs with a FaultLoad take longer per fault than without: each loads the other."""
+    def run(with_load):
+        sim = TimingSim(cpus=2, granularity="aggregated")
+        vm = VmLocks.create(sim)
+        load = FaultLoad(sim.costs, 2) if with_load else None
+        for i in range(2):
+            sim.spawn(f"vcpu{i}", vcpu_fault_region(sim, vm, 4096, index=i, load=load))
+        sim.run()
+        return sim.now, load
+
+    plain, _ = run(False)
+    loaded, load = run(True)
+    assert loaded > plain
+    assert load.duty == [0.0, 0.0] and abs(load.load) < 1e-9   # finished vCPUs load nothing
+
+
+def test_lock_modes_match_the_vm():
+    """rwlock modes need a qrwlock mmu_lock and 'spin' a spinlock; unknown modes are rejected."""
+    sim = TimingSim(cpus=1)
+    vm = VmLocks.create(sim)
+    assert vm.lock_for("write") == (vm.mmu_lock, WRITE)
+    assert vm.lock_for("rcu") == (vm.rcu, READ)
+    assert vm.lock_for("rmap") is None and vm.lock_for("none") is None
+    with pytest.raises(ValueError, match="on a VM whose mmu_lock is a qrwlock"):
+        vm.lock_for("spin")
+    spin_vm = VmLocks.create(sim, mmu_lock="spinlock", prefix="riscv_")
+    assert spin_vm.lock_for("spin") == (spin_vm.mmu_lock, WRITE)
+    with pytest.raises(ValueError, match="must be one of write, read, spin, rcu, rmap, none"):
+        vm.lock_for("srcu")
+
+
+def test_progress_interpolates_running_batches():
+    """pages_at counts the running aggregated batch pro rata."""
+    sim = TimingSim(cpus=1, granularity="aggregated", costs=zero_costs(kvm_exit=1000))
+    vm = VmLocks.create(sim)
+    progress = FaultProgress.create(1)
+    sim.spawn("vcpu0", vcpu_fault_region(sim, vm, 4096, batch_pages=4096, progress=progress))
+    sim.run(until=1_000_000)
+    assert progress.pages_done == [0]
+    assert progress.pages_at(sim.now) == 1000
+    assert progress.vcpu_pages_at(sim.now) == [1000]
