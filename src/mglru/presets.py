@@ -141,8 +141,8 @@ def _check_keys(overrides: dict[str, Any]) -> None:
 
 _V6_10 = KernelConfig(
     name="v6.10",
-    notes="The base the seed applies to; ages like the 6.1 LTS (spec §8.4). Aging ignores "
-    "secondary MMUs; look-around then ptep_clear_flush_young_notify in rmap.",
+    notes="The base the seed applies to; ages like the 6.1 LTS (mm/vmscan.c, v6.10). Aging "
+    "ignores secondary MMUs; look-around then ptep_clear_flush_young_notify in rmap.",
 )
 _V6_1 = _V6_10.replace(
     name="v6.1",
@@ -181,8 +181,8 @@ _V6_12 = _V6_10.replace(
     look_around="v6.12",
     nr_mm_stats=4,
     nonleaf_young_respects_force_scan=True,
-    notes="Upstream {ptep,pmdp}_clear_young_notify() (spec §8.1, §8.3), 4 mm_stats, "
-    "non-leaf young ignored for force_scan.",
+    notes="Upstream {ptep,pmdp}_clear_young_notify() (include/linux/mmu_notifier.h, "
+    "mm/vmscan.c walk_pte_range, v6.12), 4 mm_stats, non-leaf young ignored for force_scan.",
 )
 _V6_14 = _V6_12.replace(
     name="v6.14",
@@ -200,12 +200,14 @@ _V6_15 = _V6_14.replace(
     kvm_aging="lockless",
     proactive_reclaim_stats=True,
     notes="v6.14 plus lockless KVM aging (x86 TDP under RCU without retry; shadow MMU rmap "
-    "bit-lock); other arches keep the write lock (spec §8.1); pgsteal/pgscan_proactive.",
+    "bit-lock; arch/x86/kvm/mmu/tdp_mmu.c, v6.15); other arches keep the write lock "
+    "(virt/kvm/kvm_main.c kvm_handle_hva_range); pgsteal/pgscan_proactive.",
 )
 _V6_16 = _V6_15.replace(
     name="v6.16",
     swappiness_max_token=True,
-    notes="v6.15 plus `max` as the debugfs swappiness token (spec §5.4).",
+    notes="v6.15 plus `max` as the debugfs swappiness token (mm/vmscan.c "
+    "lru_gen_seq_write, v6.16).",
 )
 _V3_BITMAP = _V6_12.replace(
     name="v3-bitmap",

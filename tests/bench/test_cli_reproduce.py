@@ -22,7 +22,9 @@ def test_seed_table_prints_the_cover_letter_layout_json_and_plot(tmp_path):
     assert "0.878822016" in text and "0.013996319" in text   # the cover letter beside
     assert "%" in text and "predictions" in text
     assert "[ 6/6]" in r.stderr                               # progress lines
-    rows = json.loads(out.read_text())
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "mglru.seed-table/1"
+    rows = doc["rows"]
     assert [(x["vcpus"], x["config"]) for x in rows] == [
         (1, "no aging"), (1, "no opt"), (1, "opt"), (2, "no aging"), (2, "no opt"), (2, "opt")]
     for x in rows:
@@ -43,7 +45,7 @@ def test_seed_table_also_adds_preset_rows_one_variable_at_a_time(tmp_path):
     r = CliRunner().invoke(cli, ["reproduce", "seed-table", "--vcpus", "2", "--scale", "16",
                                  "--also", "v6.15,v5-fast-only", "--json", str(out), "--quiet"])
     assert r.exit_code == 0, r.output
-    rows = {x["config"]: x for x in json.loads(out.read_text())}
+    rows = {x["config"]: x for x in json.loads(out.read_text())["rows"]}
     assert list(rows) == ["no aging", "no opt", "opt", "v6.15", "v5-fast-only"]
     line = next(s for s in r.stdout.splitlines() if s.startswith("2 (v6.15)"))
     assert "%" not in line                                    # nothing to compare with

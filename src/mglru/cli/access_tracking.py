@@ -12,18 +12,18 @@ first). See `mglru.tools.access_tracking` for the test itself.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from mglru.backends import KERNEL_SPEC_HELP, KernelSpec
 from mglru.cli.lru_gen import KernelSpecType
+from mglru.cli.output import Size, configuration, document, json_option, write_json
 from mglru.presets import ARCHES, PRESETS
 from mglru.tools.access_tracking import (
     DEFAULT_PER_VCPU_MEM_SIZE,
+    Log,
     TestParams,
-    parse_size,
     run_access_tracking_perf_test,
 )
 from mglru.tools.access_tracking.params import DEFAULT_CONFIG
@@ -82,27 +82,12 @@ def c_help(arch: str = "x86") -> str:
     return "\n".join(lines)
 
 
-class _Size(click.ParamType):
-    """A `-b` size as parse_size() reads it."""
-
-    name = "size"
-
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
-        """parse_size()."""
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(value)
-        except ValueError as e:
-            self.fail(str(e), param, ctx)
-
-
 @click.command("access-tracking-perf-test",
                context_settings={"help_option_names": ["--help"]})
 @click.option("-h", "show_help", is_flag=True, help="print the C test's help and exit")
 @click.option("-m", "modes", type=int, multiple=True, metavar="mode",
               help="guest mode ID (repeatable; default: the arch's supported mode)")
-@click.option("-b", "vcpu_bytes", type=_Size(), default=DEFAULT_PER_VCPU_MEM_SIZE,
+@click.option("-b", "vcpu_bytes", type=Size(), default=DEFAULT_PER_VCPU_MEM_SIZE,
               metavar="vcpu_bytes", help="memory per vCPU, e.g. 10M or 3G [default: 1G]")
 @click.option("-v", "vcpus", type=int, default=1, metavar="vcpus", help="vCPUs [default: 1]")
 @click.option("-o", "overlap", is_flag=True, help="all vCPUs access all memory")
@@ -122,8 +107,7 @@ class _Size(click.ParamType):
 @click.option("--rules", type=click.Choice(list(RULES)), default=None,
               help="the test as posted in v4, or upstream v6.16+ [default: v4 for "
                    "seed-v4/seed-v4-noopt, upstream for other presets and --kernel host]")
-@click.option("--json", "json_file", type=click.Path(dir_okay=False, allow_dash=True),
-              default=None, help="write the numbers and the result as JSON ('-': stdout)")
+@json_option()
 @click.option("--arch", type=click.Choice(list(ARCHES)), default=None,
               help="the VM's secondary MMU model [default: the preset's arch]")
 @click.option("--tdp-mmu/--no-tdp-mmu", default=True, show_default=True,
@@ -135,7 +119,7 @@ def access_tracking_perf_test(show_help: bool, modes: tuple[int, ...], vcpu_byte
                               vcpus: int, overlap: bool, mem_type: str, lru_gen: bool,
                               benchmark: bool, memcg_root: str, warn_only: int | None,
                               kernel: KernelSpec, config: str, rules: str | None,
-                              json_file: str | None, arch: str | None, tdp_mmu: bool,
+                              json_path: str | None, arch: str | None, tdp_mmu: bool,
                               seed: int, test_clear_caps: str | None) -> None:
     """KVM's access_tracking_perf_test (with the v4 series' -l/-p/-r) on a kernel.
 
@@ -160,12 +144,17 @@ def access_tracking_perf_test(show_help: bool, modes: tuple[int, ...], vcpu_byte
                         benchmark=benchmark, cgroup_root=memcg_root, warn_only=warn_only,
                         kernel=str(kernel), config=config, rules=rules, arch=arch, tdp_mmu=tdp_mmu,
                         seed=seed, clear_caps_after_check=clear)
-    result = run_access_tracking_perf_test(params)
-    if json_file:
-        text = json.dumps(result.record, indent=2, sort_keys=True) + "\n"
-        if json_file == "-":
-            sys.stdout.write(text)
-        else:
-            with open(json_file, "w") as f:
-                f.write(text)
+    # with `--json -` stdout carries the document only: the C test's lines go to stderr
+    log = Log(out=sys.stderr) if json_path == "-" else Log()
+    result = run_access_tracking_perf_test(params, log=log)
+    if json_path:
+        options = {k: v for k, v in ctx.params.items()
+                   if k not in ("show_help", "json_path", "test_clear_caps")}
+        options["modes"] = list(modes)
+        options["kernel"] = str(kernel)
+        config = configuration("access-tracking-perf-test", **options,
+                               resolved={k: result.record.get(k)
+                                         for k in ("config", "rules", "arch", "mmu")})
+        write_json(json_path, document("mglru.access-tracking-perf-test/1", config,
+                                       **dict(sorted(result.record.items()))))
     ctx.exit(result.exit_code)

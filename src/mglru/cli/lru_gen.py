@@ -17,7 +17,6 @@ line that says which feature and how to get it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -34,6 +33,7 @@ from mglru.backends import (
     open_kernel,
     parse_kernel_spec,
 )
+from mglru.cli.output import configuration, document, human, json_option, write_json
 from mglru.presets import PRESETS
 from mglru.tools.lru_gen import (
     CAP_NAMES,
@@ -85,7 +85,7 @@ def _reported_errors() -> Iterator[None]:
 
 
 def _backend_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")(f)
+    f = json_option(optional_value=True)(f)
     f = click.option("--root", type=click.Path(file_okay=False), default=None,
                      help="filesystem root for --kernel host (a tree laid out like /sys) "
                           "[default: /]")(f)
@@ -142,8 +142,22 @@ def _summary(m: MemcgStats) -> str:
     return f"memcg {m.memcg_id} {m.path}: {m.nr_pages()} pages; by seq: {by_seq}"
 
 
-def _echo_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2))
+def _write(schema: str, json_path: str, **data: Any) -> None:
+    """The command's JSON document; its configuration is every option given or defaulted."""
+    ctx = click.get_current_context()
+    options = {k: v for k, v in ctx.params.items() if k not in ("json_path", "input_file")}
+    if "input_file" in ctx.params:
+        options["input"] = getattr(ctx.params["input_file"], "name", None)
+    options = {("kernel" if k == "kernel_kind" else k): v for k, v in options.items()}
+    if isinstance(options.get("kernel"), KernelSpec):
+        options["kernel"] = str(options["kernel"])
+    if options.get("kernel") == "sim":
+        options["config"] = options.get("config") or DEFAULT_SIM_CONFIG
+    names = []
+    while ctx.parent is not None:  # the command's path below `mglru`, e.g. "lru-gen show"
+        names.insert(0, ctx.info_name)
+        ctx = ctx.parent
+    write_json(json_path, document(schema, configuration(" ".join(names), **options), **data))
 
 
 @click.group("lru-gen")
@@ -157,9 +171,8 @@ def lru_gen() -> None:
 @click.option("--input", "input_file", type=click.File("r"), default=None,
               help="parse a captured lru_gen or lru_gen_full file ('-' for stdin) instead")
 @_backend_options
-def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: KernelSpec,
-         config: str | None,
-         root: str | None, as_json: bool) -> None:
+def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: KernelSpec, config: str | None,
+         root: str | None, json_path: str | None) -> None:
     """Print the generations of every memcg (or of MEMCG), with per-seq page sums."""
     with _reported_errors():
         if input_file is not None:
@@ -171,12 +184,13 @@ def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: KernelSpec
                 stats = read_lru_gen(kernel, full)
         if memcg is not None:
             stats = LruGenStats((stats.find(_memcg_ref(memcg)),), stats.full)
-        if as_json:
-            _echo_json(stats.to_dict())
-            return
-        click.echo(format_lru_gen(stats), nl=False)
+        if json_path:
+            _write("mglru.lru-gen.show/1", json_path, **stats.to_dict())
+            if json_path == "-":
+                return
+        human(format_lru_gen(stats), nl=False)
         for m in stats.memcgs:
-            click.echo(_summary(m))
+            human(_summary(m))
 
 
 @lru_gen.command("age")
@@ -186,13 +200,13 @@ def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: KernelSpec
 @click.option("--force-scan/--no-force-scan", default=True, show_default=True,
               help="force_scan field: scan page tables even if the Bloom filters say no")
 @_backend_options
-def age(memcg: str, swappiness: str, force_scan: bool, kernel_kind: KernelSpec,
-        config: str | None, root: str | None, as_json: bool) -> None:
+def age(memcg: str, swappiness: str, force_scan: bool, kernel_kind: KernelSpec, config: str | None,
+        root: str | None, json_path: str | None) -> None:
     """Create a generation on every node of MEMCG (`+ id node max_seq 1 1`, as lru_gen_util)."""
     with _reported_errors(), _make_kernel(kernel_kind, config, root) as kernel:
         commands, after = age_memcg(kernel, _memcg_ref(memcg), _swappiness(swappiness),
                                     force_scan)
-        _report(commands, after, as_json)
+        _report(commands, after, json_path)
 
 
 @lru_gen.command("evict")
@@ -206,22 +220,24 @@ def age(memcg: str, swappiness: str, force_scan: bool, kernel_kind: KernelSpec,
               help="stop after this many pages (needs --swappiness)")
 @_backend_options
 def evict(memcg: str, seq: int | None, nid: int | None, swappiness: str | None,
-          nr_to_reclaim: int | None, kernel_kind: KernelSpec, config: str | None,
-          root: str | None, as_json: bool) -> None:
+          nr_to_reclaim: int | None, kernel_kind: KernelSpec, config: str | None, root: str | None,
+          json_path: str | None) -> None:
     """Evict the oldest generations of MEMCG (`- id node seq [swappiness [nr_to_reclaim]]`)."""
     with _reported_errors(), _make_kernel(kernel_kind, config, root) as kernel:
         commands, after = evict_memcg(kernel, _memcg_ref(memcg), seq, nid,
                                       _swappiness(swappiness), nr_to_reclaim)
-        _report(commands, after, as_json)
+        _report(commands, after, json_path)
 
 
-def _report(commands: list[str], after: MemcgStats, as_json: bool) -> None:
-    if as_json:
-        _echo_json({"commands": [c.strip() for c in commands], "memcg": after.to_dict()})
-        return
+def _report(commands: list[str], after: MemcgStats, json_path: str | None) -> None:
+    if json_path:
+        _write("mglru.lru-gen.command/1", json_path, commands=[c.strip() for c in commands],
+               memcg=after.to_dict())
+        if json_path == "-":
+            return
     for command in commands:
-        click.echo(command, nl=False)
-    click.echo(_summary(after))
+        human(command, nl=False)
+    human(_summary(after))
 
 
 def _debugfs_state(kernel: Kernel) -> str:
@@ -238,7 +254,7 @@ def _debugfs_state(kernel: Kernel) -> str:
               help="exit 4 with the reason unless the selftest would use MGLRU under these rules")
 @_backend_options
 def caps(rules: str | None, kernel_kind: KernelSpec, config: str | None, root: str | None,
-         as_json: bool) -> None:
+         json_path: str | None) -> None:
     """Show the lru_gen caps and whether the selftest (v4 or upstream rules) can use MGLRU."""
     with _reported_errors(), _make_kernel(kernel_kind, config, root) as kernel:
         mask = read_caps(kernel)
@@ -249,19 +265,19 @@ def caps(rules: str | None, kernel_kind: KernelSpec, config: str | None, root: s
                 verdicts[r] = None
             except FeatureUnavailable as e:
                 verdicts[r] = e
-        if as_json:
-            _echo_json({"enabled": f"0x{mask:04x}", "caps": mask,
-                        "bits": {name: bool(mask & bit) for bit, name in CAP_NAMES.items()},
-                        "usable": {r: {"usable": e is None, "reason": None if e is None else
-                                       e.reason, "hint": None if e is None else e.hint}
-                                   for r, e in verdicts.items()}})
-        else:
-            click.echo(f"{LRU_GEN_ENABLED}: 0x{mask:04x}")
+        if json_path:
+            _write("mglru.lru-gen.caps/1", json_path, enabled=f"0x{mask:04x}", caps=mask,
+                   bits={name: bool(mask & bit) for bit, name in CAP_NAMES.items()},
+                   usable={r: {"usable": e is None, "reason": None if e is None else e.reason,
+                               "hint": None if e is None else e.hint}
+                           for r, e in verdicts.items()})
+        if json_path != "-":
+            human(f"{LRU_GEN_ENABLED}: 0x{mask:04x}")
             for bit, name in CAP_NAMES.items():
-                click.echo(f"  0x{bit:04x} {name:<20s} {'on' if mask & bit else 'off'}")
-            click.echo(f"{LRU_GEN}: {_debugfs_state(kernel)}")
+                human(f"  0x{bit:04x} {name:<20s} {'on' if mask & bit else 'off'}")
+            human(f"{LRU_GEN}: {_debugfs_state(kernel)}")
             for r, e in verdicts.items():
-                click.echo(f"selftest ({r} rules): "
-                           + ("uses MGLRU" if e is None else f"cannot use MGLRU: {e.reason}"))
+                human(f"selftest ({r} rules): "
+                      + ("uses MGLRU" if e is None else f"cannot use MGLRU: {e.reason}"))
         if rules is not None and verdicts[rules] is not None:
             raise verdicts[rules]  # type: ignore[misc]

@@ -3,29 +3,34 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import click
 
+from mglru.cli.output import configuration, document, human, json_option, write_json
 from mglru.presets import PRESETS, KernelConfig
 
 __all__ = ["presets"]
 
 
 @click.command("presets")
-@click.option("--json", "as_json", is_flag=True, help="print the presets as JSON")
-def presets(as_json: bool) -> None:
-    """List the kernel presets (versions and what-ifs) and their differences."""
+@json_option(optional_value=True)
+def presets(json_path: str | None) -> None:
+    """List the kernel presets (versions and what-ifs) and their differences.
+
+    A bare `--json` (no FILE) still prints the JSON document on stdout.
+    """
     base = {f.name: getattr(KernelConfig(), f.name) for f in dataclasses.fields(KernelConfig)}
-    if as_json:
+    if json_path:
         out = {name: {k: v for k, v in dataclasses.asdict(cfg).items() if k != "notes"}
                | {"notes": cfg.notes} for name, cfg in PRESETS.items()}
-        click.echo(json.dumps(out, indent=2, default=list))
-        return
+        write_json(json_path, document("mglru.presets/1", configuration("presets"),
+                                       presets=out))
+        if json_path == "-":
+            return
     for name, cfg in PRESETS.items():
         diff = {k: v for k, v in dataclasses.asdict(cfg).items()
                 if k not in ("name", "notes") and base[k] != v}
-        click.echo(f"{name}")
-        click.echo(f"  {cfg.notes}")
+        human(f"{name}")
+        human(f"  {cfg.notes}")
         if diff:
-            click.echo("  " + ", ".join(f"{k}={v}" for k, v in diff.items()))
+            human("  " + ", ".join(f"{k}={v}" for k, v in diff.items()))

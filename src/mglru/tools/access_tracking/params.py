@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mglru.abi.kernel import DEFAULT_CGROUP_ROOT
+from mglru.sizes import parse_size  # noqa: F401  (re-exported: `-b`'s parser)
 from mglru.tools.lru_gen import RULES
 
 __all__ = ["TEST_MEMCG_NAME", "DEFAULT_PER_VCPU_MEM_SIZE", "DEFAULT_CONFIG", "TestParams",
@@ -31,34 +32,6 @@ def default_rules(config: str, kernel: str = "sim") -> str:
     would only ever skip there.
     """
     return "v4" if kernel == "sim" and config in _V4_PRESETS else "upstream"
-
-
-def parse_size(text: str) -> int:
-    """parse_size() of test_util.c: a number (C base prefixes) and one of b/k/m/g/t.
-
-    Raises:
-        ValueError: with the C library's message.
-    """
-    if not text or not text[0].isdigit():
-        raise ValueError(f"Need at least one digit in '{text}'")
-    end = 0
-    if text[:2].lower() == "0x":
-        end = 2
-        while end < len(text) and text[end] in "0123456789abcdefABCDEF":
-            end += 1
-        base = int(text[2:end] or "0", 16)
-    else:
-        while end < len(text) and text[end].isdigit():
-            end += 1
-        digits = text[:end]
-        base = int(digits, 8) if len(digits) > 1 and digits[0] == "0" else int(digits)
-    suffix = text[end:end + 1].lower()
-    shifts = {"t": 40, "g": 30, "m": 20, "k": 10, "b": 0, "": 0}
-    if suffix not in shifts:
-        raise ValueError(f"Unknown size letter {text[end]}")
-    if base >= 1 << 64 or (base << shifts[suffix]) >= 1 << 64:
-        raise ValueError("Overflow scaling size!")
-    return base << shifts[suffix]
 
 
 @dataclass
