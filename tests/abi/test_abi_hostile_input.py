@@ -247,3 +247,26 @@ def test_memcg_ids_lowest_free_and_ebusy() -> None:
     k.mkdir(CGROOT + "/again2")
     assert (k.memcg("/again").id, k.memcg("/again2").id) == (7, 300)
     check_invariants(k)
+
+
+# -- page_idle/bitmap --------------------------------------------------------------------
+BITMAP = "/sys/kernel/mm/page_idle/bitmap"
+
+
+def test_page_idle_bitmap_kernfs_rules(k: SimKernel) -> None:
+    """page_idle_bitmap_read/_write (mm/page_idle.c) behind kernfs (fs/kernfs/file.c):
+    a read at or past max_pfn is empty, a write there ENXIO; at most PAGE_SIZE bytes
+    move per call (a longer write is short); negative offsets are EINVAL (ksys_pread64)."""
+    end = k.mem.max_pfn // 8
+    assert k.pread(BITMAP, 8, end) == b"" and k.pread(BITMAP, 4096, end + 4096) == b""
+    assert k.pread(BITMAP, 0, 0) == b""
+    assert len(k.pread(BITMAP, 1 << 20, 0)) == 4096
+    assert len(k.pread(BITMAP, 4100, 0)) == 4096  # the 8-byte check sees the capped count
+    assert len(k.pread(BITMAP, 64, end - 16)) == 16
+    assert k.pwrite(BITMAP, bytes(8192), 0) == 4096
+    for call, args in ((k.pread, (BITMAP, 8, -8)), (k.pwrite, (BITMAP, bytes(8), -8)),
+                       (k.pread, (BITMAP, 12, 0)), (k.pwrite, (BITMAP, bytes(8), end)),
+                       (k.pread, (BITMAP, 8, 4))):
+        with pytest.raises(OSError) as e:
+            call(*args)
+        assert e.value.errno == (errno.ENXIO if args[-1] == end else errno.EINVAL)
