@@ -62,7 +62,8 @@ def main() -> None:
             start_rss = rss_mib()
     print(json.dumps({"thp": args.thp, "minutes": args.minutes, "iterations": i,
                       "rss_start_mib": round(start_rss or 0, 1), "rss_end_mib": round(rss_mib(), 1),
-                      "maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "maxrss_mib": round(
+                          resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                       "free_pages_end": k.mem.nodes[0].nr_free}))
 
 

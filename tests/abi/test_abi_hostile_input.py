@@ -158,8 +158,9 @@ def test_memory_min_accepts_max(k: SimKernel) -> None:
 
 @pytest.mark.parametrize("data, shown", [
     (str(1 << 64), "0\n"), (str((1 << 64) + 8192), "8192\n"), ("16E", "0\n"),
-    ("8E", "max\n"), (str((1 << 63) - 4096), "max\n"), (str((1 << 63) - 8192), f"{(1 << 63) - 8192}\n"),
-    ("0x10000", "65536\n"), ("0200000", "65536\n"), ("1k", "0\n"), ("4097", "4096\n"), ("\n", "0\n"),
+    ("8E", "max\n"), (str((1 << 63) - 4096), "max\n"),
+    (str((1 << 63) - 8192), f"{(1 << 63) - 8192}\n"), ("0x10000", "65536\n"),
+    ("0200000", "65536\n"), ("1k", "0\n"), ("4097", "4096\n"), ("\n", "0\n"),
 ])
 def test_memory_max_memparse_64bit(k: SimKernel, data: str, shown: str) -> None:
     """memparse() wraps in 64 bits and page_counter_memparse() caps at PAGE_COUNTER_MAX
@@ -179,7 +180,8 @@ def test_memory_reclaim_16e_reclaims_nothing(k: SimKernel) -> None:
     ("0 swappiness=+5", False), ("0 swappiness=1_0", False), ("0 swappiness=0x10", True),
     ("0 swappiness=010", True), ("0 swappiness=-", True), ("0 swappiness=-1", False),
     ("0 swappiness=201", False), ("0 swappiness=200", True), ("0 swappiness=" + "0" * 23, True),
-    ("0 swappiness=" + "0" * 24, False), ("0 swappiness=5x", False), ("0\tswappiness=5", True), ("0 swappiness=5\tx", False),
+    ("0 swappiness=" + "0" * 24, False), ("0 swappiness=5x", False), ("0\tswappiness=5", True),
+    ("0 swappiness=5\tx", False),
     ("0  swappiness=5 ", True), ("0 swappiness=", False), ("1M1", False),
 ])
 def test_memory_reclaim_swappiness_grammar(k: SimKernel, data: str, ok: bool) -> None:

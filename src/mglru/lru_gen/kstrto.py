@@ -56,7 +56,8 @@ def _fixup_radix(s: str, i: int, base: int) -> tuple[int, int]:
     """_parse_integer_fixup_radix(): (base, index of the first digit)."""
     if base == 0:
         if s[i:i + 1] == "0":
-            base = 16 if s[i + 1:i + 2].lower() == "x" and _RUNS[16].match(s, i + 2).end() > i + 2 else 8
+            hex_digit = _RUNS[16].match(s, i + 2).end() > i + 2
+            base = 16 if s[i + 1:i + 2].lower() == "x" and hex_digit else 8
         else:
             base = 10
     if base == 16 and s[i:i + 1] == "0" and s[i + 1:i + 2].lower() == "x":
@@ -203,6 +204,7 @@ class Scanner:
         self._need()
         self.skip_spaces()
         start = self.pos
-        while self.pos < len(self.s) and self.s[self.pos] not in _SPACES and self.pos - start < width:
+        n = len(self.s)
+        while self.pos < n and self.s[self.pos] not in _SPACES and self.pos - start < width:
             self.pos += 1
         return self.s[start:self.pos]

@@ -14,13 +14,13 @@ from mglru.lru_gen.folio import lru_gen_del_folio
 from mglru.lru_gen.helpers import (
     HPAGE_PMD_NR,
     PAGE_SHIFT,
-    PMD_SHIFT,
-    PG_anon,
     PMD_LEAF,
     PMD_NONE,
+    PMD_SHIFT,
     PTE_PRESENT,
     PTE_SPECIAL,
     PTE_SWAP,
+    PG_anon,
 )
 
 if TYPE_CHECKING:

@@ -123,7 +123,7 @@ class PageTables:
             r0 = self.nr_rows
             if r0 + len(need) > len(self.pmd_addr):
                 self._grow(r0 + len(need))
-            row_of.update(zip(need, range(r0, r0 + len(need))))
+            row_of.update(zip(need, range(r0, r0 + len(need)), strict=True))
             self.pmd_addr[r0:r0 + len(need)] = np.array(need, np.int64) << PMD_SHIFT
             self.nr_rows += len(need)
             self._sorted = None
