@@ -28,6 +28,7 @@ import pytest
 from kernel_checks import CGROOT, ENABLED, LRU_GEN, LRU_GEN_FULL, MIN_TTL, snapshot
 
 from mglru import SimKernel
+from mglru.kernel import to_bytes
 from mglru.presets import PRESETS
 
 PAGE = 4096
@@ -176,7 +177,7 @@ def draw_case(rng: random.Random, k: SimKernel):
             else:
                 parts += piece(rng, path)
         data = encode(parts, rng)
-        text = data if isinstance(data, str) else data.decode("latin-1")
+        text = to_bytes(data).decode("latin-1")  # the bytes the kernel sees
         single = sum(1 for p in text.split("\0")[0].replace(";", ",").replace("\n", ",").split(",")
                      if p.strip(" \t\n\v\f\r\xa0")) <= 1
         return "write", path, data, single
