@@ -215,7 +215,7 @@ def lru_gen_writes(draw, oracle: WriteOracle):
     Each piece is well formed (60%), has exactly one bad part (30%) or is random
     text (10%). `pieces` are the non-blank commands in order, left-stripped as
     the kernel sees them. The oracle is advanced over the pieces up to and
-    including the first failure.
+    including the first failure. A buffer without any command fails at 0 (EINVAL).
     """
 
     def max_seq_of(memcg: str, nid: str) -> int:
@@ -250,4 +250,6 @@ def lru_gen_writes(draw, oracle: WriteOracle):
             if out.errno:
                 failed, err = len(pieces) - 1, out.errno
     buf += draw(st.sampled_from(("", "\n", "\n", ",", ";\n", "\0+ garbage")))
+    if not pieces:  # no command ran: lru_gen_seq_write() returns its initial -EINVAL
+        failed, err = 0, errno.EINVAL
     return buf, pieces, failed, err

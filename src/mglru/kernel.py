@@ -338,34 +338,52 @@ class SimKernel:
     def write(self, path: str, text: str | bytes) -> int:
         """Write to a kernel file; returns the bytes accepted.
 
+        Kernel files take bytes: a `str` is encoded as the OS would (UTF-8,
+        lone surrogates as os.fsencode() keeps them), and each file parses the
+        bytes with the kernel's rules before anything is applied. sysfs files
+        see at most PAGE_SIZE bytes per write (kernfs_fop_write_iter() then
+        returns that count), cgroup files refuse more (E2BIG); debugfs lru_gen
+        takes any length.
+
         Raises:
             OSError: with the kernel's errno; the state is then unchanged
                 (or, for multi-command debugfs writes, changed only by the
                 commands before the failing one, as in the kernel).
         """
         path = _norm(path)
-        data = text.decode() if isinstance(text, bytes) else text
+        raw = to_bytes(text)
+        data = raw.decode("latin-1")  # one character per byte, as the kernel sees them
         if path in self._FILES:
             store = self._FILES[path][1]
             if store is None:
                 raise OSError(errno.EINVAL, "Invalid argument", path)
+            if path.startswith("/sys/kernel/mm/"):  # sysfs: kernfs caps at PAGE_SIZE
+                data = data[:_PAGE_SIZE]
+                if not data:  # sysfs_kf_write(): a zero-byte write never reaches the store
+                    return 0
             try:
                 store(self, data)
             except OSError as e:
                 raise OSError(e.errno, e.strerror, path) from None
-            return len(data.encode())
+            return len(data)
         if path.startswith(CGROUP_ROOT + "/"):
-            return cgroupfs.write(self, path[len(CGROUP_ROOT):], data)
+            try:
+                return cgroupfs.write(self, path[len(CGROUP_ROOT):], data)
+            except OSError as e:
+                raise OSError(e.errno, e.strerror, path) from None
         raise OSError(errno.ENOENT, "No such file or directory", path)
 
     def pread(self, path: str, size: int, offset: int) -> bytes:
         """pread(2): binary files (page_idle/bitmap, /proc/<pid>/pagemap) or text bytes.
 
         Raises:
-            OSError: the kernel's errno (EINVAL misaligned, ENXIO past the end,
-                ESRCH no such process, ENOENT unknown path).
+            OSError: the kernel's errno (EINVAL negative offset or size
+                (ksys_pread64) or misaligned, ESRCH no such process, ENOENT
+                unknown path).
         """
         path = _norm(path)
+        if offset < 0 or size < 0:
+            raise OSError(errno.EINVAL, "Invalid argument", path)
         if path == PAGE_IDLE_BITMAP:
             return page_idle_read(self, offset, size)
         pid = _pagemap_pid(path)
@@ -374,8 +392,14 @@ class SimKernel:
         return self.read(path).encode()[offset:offset + size]
 
     def pwrite(self, path: str, data: bytes, offset: int) -> int:
-        """pwrite(2): the idle bitmap, or text files (offset ignored, as sysfs does)."""
+        """pwrite(2): the idle bitmap, or text files (offset ignored, as sysfs does).
+
+        Raises:
+            OSError: EINVAL for a negative offset (ksys_pwrite64), else as `write`.
+        """
         path = _norm(path)
+        if offset < 0:
+            raise OSError(errno.EINVAL, "Invalid argument", path)
         try:
             if path == PAGE_IDLE_BITMAP:
                 return page_idle_write(self, offset, bytes(data))
@@ -399,6 +423,25 @@ class SimKernel:
         if path == CGROUP_ROOT or path.startswith(CGROUP_ROOT + "/"):
             return cgroupfs.exists(self, path[len(CGROUP_ROOT):])
         return path in {"/sys/kernel/mm/lru_gen", "/sys/kernel/debug"}
+
+
+_PAGE_SIZE = 4096
+
+
+def to_bytes(text: str | bytes | bytearray | memoryview) -> bytes:
+    """The bytes a write(2) of `text` would carry.
+
+    A `str` is UTF-8; surrogates that stand for undecodable bytes
+    (U+DC80-U+DCFF, os.fsdecode()'s) become those bytes again, other lone
+    surrogates their 3-byte forms, so no text makes the write fail before
+    the kernel has seen it.
+    """
+    if not isinstance(text, str):
+        return bytes(text)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def _pagemap_pid(path: str) -> int | None:

@@ -62,8 +62,11 @@ def test_cgroup_procs_errno(k: SimKernel) -> None:
     assert k.read(CGROOT + "/a/cgroup.procs") == f"{p.pid}\n{q.pid}\n"
     procs = CGROOT + "/a/b/cgroup.procs"
     fails(k, errno.ESRCH, k.write, procs, "99999")
-    for text in ("abc", "-1", "", "1 2", "0x"):
+    for text in ("abc", "-1", "\n", "1 2", "0x"):
         fails(k, errno.EINVAL, k.write, procs, text)
+    # a zero-byte write returns 0 before any parsing (cgroup_file_write)
+    snap = snapshot(k)
+    assert k.write(procs, "") == 0 and snapshot(k) == snap
     fails(k, errno.ENOENT, k.write, CGROOT + "/zz/cgroup.procs", str(p.pid))
     fails(k, errno.ENOENT, k.read, CGROOT + "/zz/cgroup.procs")
     assert k.write(procs, f" {p.pid}\n") == len(f" {p.pid}\n")

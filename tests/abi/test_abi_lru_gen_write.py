@@ -134,17 +134,19 @@ def test_write_grammar(preset: str, case: tuple) -> None:
 def test_fc31_multi_command_writes(preset: str) -> None:
     """§9.31: "Multi-command writes split on `,;\\n`, skip blanks, stop at first error,
     return len on success." Also: a NUL ends the buffer (the kernel treats it as a C
-    string), an empty write returns 0, and a failing command keeps the effects of the
-    commands before it."""
+    string), a write with no command (empty, separators only, NUL first) is EINVAL,
+    and a failing command keeps the effects of the commands before it."""
     k = kernel(preset)
     lv = k.lruvec("/a")
     buf = "+ 2 0 3,+ 2 0 4;+ 2 0 5\n+ 2 0 6"
     assert k.write(LRU_GEN, buf) == len(buf) and lv.max_seq == 7
     buf = "\n\n ,, ;\t+ 2 0 7\n"
     assert k.write(LRU_GEN, buf) == len(buf) and lv.max_seq == 8
-    buf = ",;\n \t"
-    assert k.write(LRU_GEN, buf) == len(buf) and lv.max_seq == 8
-    assert k.write(LRU_GEN, "") == 0 and lv.max_seq == 8
+    # no command at all: lru_gen_seq_write() keeps its initial err = -EINVAL
+    for buf in (",;\n \t", "", "\0+ 2 0 8"):
+        with pytest.raises(OSError) as e:
+            k.write(LRU_GEN, buf)
+        assert e.value.errno == errno.EINVAL and lv.max_seq == 8
     buf = "+ 2 0 8\0+ 2 0 9"
     assert k.write(LRU_GEN, buf) == len(buf) and lv.max_seq == 9
     with pytest.raises(OSError) as e:

@@ -105,3 +105,24 @@ def test_marking_uses_few_syscalls(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(k, name, lambda *a, _r=real, _n=name: calls.append(_n) or _r(*a))
     mark_vcpu_memory_idle(k, args, p.pid, args.vcpu_args[1])
     assert len(calls) <= 6, calls
+
+
+def test_marking_more_than_512_words_uses_4k_calls() -> None:
+    """A region whose pfns span more than 512 bitmap words (over 32 768 pages): a real
+    host's pread/pwrite of the bitmap moves at most 4 KiB per call, so the port loops;
+    every page is counted (the single-call version failed its own length check)."""
+    k, p, args, threads = _vm(nbytes=160 * MIB)
+    _sweep(args, threads, write=True)
+    va = args.vcpu_args[0]
+    calls = []
+    real = k.pread
+
+    def pread(path: str, size: int, offset: int) -> bytes:
+        if path == page_idle_mod.PAGE_IDLE_BITMAP:
+            calls.append(size)
+        return real(path, size, offset)
+
+    k.pread = pread  # type: ignore[method-assign]
+    assert mark_vcpu_memory_idle(k, args, p.pid, va) == (va.pages, 0, 0)
+    assert mark_vcpu_memory_idle(k, args, p.pid, va) == (va.pages, 0, va.pages)
+    assert max(calls) == 4096 and len(calls) >= 2 * (va.pages // 32768)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -51,7 +53,7 @@ class _LazyGroup(click.Group):
     """A group whose subcommands are imported when asked for (help lists import them all)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(SUBCOMMANDS)
+        return list(SUBCOMMANDS) + [c for c in self.commands if c not in SUBCOMMANDS]
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list from SUMMARIES: `mglru --help` imports no subcommand."""
@@ -59,8 +61,8 @@ class _LazyGroup(click.Group):
             formatter.write_dl(list(SUMMARIES.items()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in SUBCOMMANDS:
-            return None
+        if cmd_name not in SUBCOMMANDS:  # a command added with add_command()
+            return super().get_command(ctx, cmd_name)
         module, attr = SUBCOMMANDS[cmd_name]
         try:
             return getattr(importlib.import_module(module), attr)
@@ -141,13 +143,54 @@ def _quiet_stdout() -> None:
         pass
 
 
+#: exit code after Ctrl-C (128 + SIGINT), as shells report it
+EXIT_INTERRUPTED = 130
+#: seconds a Ctrl-C'd command gets to unwind before the process exits anyway
+INTERRUPT_GRACE_S = 0.5
+
+_interrupted = threading.Event()
+_timers: list[threading.Timer] = []
+
+
+def _hard_exit() -> None:
+    """The command did not unwind in time (or swallowed the interrupt): leave now."""
+    sys.stderr.write("Interrupted\n")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """First Ctrl-C: KeyboardInterrupt plus a grace timer; a second one exits at once."""
+    if _interrupted.is_set():
+        _hard_exit()
+    _interrupted.set()
+    timer = threading.Timer(INTERRUPT_GRACE_S, _hard_exit)
+    timer.daemon = True
+    timer.start()
+    _timers.append(timer)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console entry point; returns the exit code."""
+    """Console entry point; returns the exit code (130 after Ctrl-C)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_sigint) if in_main else None
     try:
         cli.main(args=argv, prog_name="mglru", standalone_mode=True)
+        code = 0
     except SystemExit as e:
-        return int(e.code or 0)
-    return 0
+        code = e.code if isinstance(e.code, int) else (1 if e.code else 0)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+        while _timers:  # unwound in time
+            _timers.pop().cancel()
+    if _interrupted.is_set():  # click turns KeyboardInterrupt into Abort (exit 1)
+        _interrupted.clear()
+        return EXIT_INTERRUPTED
+    return code
 
 
 if __name__ == "__main__":

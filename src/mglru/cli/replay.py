@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from mglru.cli.output import configuration, document, human, json_option, significant, write_json
 from mglru.presets import PRESETS
+from mglru.sizes import parse_size
 
 __all__ = ["replay"]
 
 
 def _memory(text: str) -> int:
-    from mglru.paths.cgroupfs import memparse_all
-
     try:
-        nbytes = memparse_all(text.strip())
-    except (OSError, ValueError):
-        raise click.BadParameter(f"expected a size like 256M or 2G, got {text!r}") from None
+        nbytes = parse_size(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected a size like 256M or 2G, got {text!r}",
+                                 param_hint="--memory") from None
     if nbytes < 4096:
         raise click.BadParameter(f"memory must be at least one page, got {text!r}")
     return nbytes
@@ -33,8 +32,7 @@ def _memory(text: str) -> int:
               help="trace format (default: csv for .csv/.txt, else oracleGeneral)")
 @click.option("--unit-pages", is_flag=True, help="every object is one page, whatever its size")
 @click.option("--compare", default="", help="also replay through libCacheSim, e.g. lru,clock")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
-              help="write the report as JSON to this file")
+@json_option()
 def replay(trace: str, memory: str, config: str, vm: bool, fmt: str | None, unit_pages: bool,
            compare: str, json_path: str | None) -> None:
     """Replay a libCacheSim oracleGeneral or CSV trace (objects mapped onto pages)."""
@@ -59,17 +57,21 @@ def replay(trace: str, memory: str, config: str, vm: bool, fmt: str | None, unit
         except ImportError:
             raise click.ClickException("--compare needs libCacheSim's Python binding: "
                                        "pip install 'mglru[compare]'") from None
-    click.echo(f"{'':<24}{'requests':>10}{'misses':>10}{'miss ratio':>11}{'faults':>10}"
-               f"{'refaults':>10}{'evictions':>10}{'seconds':>9}{'req/s':>12}")
+    human(f"{'':<24}{'requests':>10}{'misses':>10}{'miss ratio':>11}{'faults':>10}"
+               f"{'refaults':>10}{'evictions':>10}{'seconds':>9}{'req/s':>12}", json_path)
     for r in rows:
-        click.echo(f"{r['algorithm']:<24}{r['requests']:>10d}{r['misses']:>10d}"
+        human(f"{r['algorithm']:<24}{r['requests']:>10d}{r['misses']:>10d}"
                    f"{r['miss_ratio']:>11.4f}{r.get('faults', '-'):>10}{r.get('refaults', '-'):>10}"
-                   f"{r.get('evictions', '-'):>10}{r['seconds']:>9.3f}{r['requests_per_s']:>12.0f}")
+                   f"{r.get('evictions', '-'):>10}{r['seconds']:>9.3f}{r['requests_per_s']:>12.0f}",
+              json_path)
     if json_path:
         keys = ("requests", "misses", "miss_ratio", "faults", "refaults", "evictions", "seconds",
                 "requests_per_s")
         out = {key: report[key] for key in keys}
+        out["seconds"] = round(out["seconds"], 6)
+        out["requests_per_s"] = significant(out["requests_per_s"], 4)
         if algos:
             out["compare"] = rows[1:]
-        with open(json_path, "w") as f:
-            json.dump(out, f, indent=2)
+        cfg = configuration("replay", trace=trace, memory_bytes=nbytes, config=config, vm=vm,
+                            format=fmt, unit_pages=unit_pages, compare=algos)
+        write_json(json_path, document("mglru.replay/1", cfg, **out))

@@ -24,7 +24,7 @@ from mglru.lru_gen.helpers import (
     lru_gen_from_seq,
     lru_hist_from_seq,
 )
-from mglru.lru_gen.kstrto import ScanFail, Scanner, kstrtouint
+from mglru.lru_gen.kstrto import KERNEL_SPACES, ScanFail, Scanner, kstrtouint
 from mglru.mm.memcg import MAX_SWAPPINESS
 
 if TYPE_CHECKING:
@@ -204,10 +204,20 @@ def _parse(k: SimKernel, cur: str) -> tuple[str, int, int, int, int, int]:
 
 
 def lru_gen_write(k: SimKernel, buf: str) -> None:
-    """Execute the commands of one write. Spec §5.4."""
+    """Execute the commands of one write. Spec §5.4.
+
+    lru_gen_seq_write() (mm/vmscan.c, v6.12) starts from err = -EINVAL and
+    only a command that runs clears it, so a write with no command at all
+    (empty, separators or white space only, or a NUL first) fails with EINVAL.
+    The buffer is a C string: a NUL ends it.
+    """
     buf = buf.split("\0", 1)[0]
+    ran = False
     for piece in buf.replace(";", ",").replace("\n", ",").split(","):
-        cur = piece.lstrip(" \t\n\v\f\r")
+        cur = piece.lstrip(KERNEL_SPACES)
         if not cur:
             continue
         run_cmd(k, *_parse(k, cur))
+        ran = True
+    if not ran:
+        raise _einval()

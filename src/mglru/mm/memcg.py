@@ -1,6 +1,7 @@
 """Memory cgroups: the hierarchy, ids, paths and per-node lruvecs. Spec §2.1.
 
-Memcg ids are allocated like the kernel's (lowest free id, root = 1). A memcg
+Memcg ids are allocated like the kernel's (lowest free id, root = 1, at most
+MEM_CGROUP_ID_MAX; the next mkdir then fails with EBUSY). A memcg
 owns an `mm_list` (FIFO of mm_structs whose owner task is in it, shared by all
 nodes) and one lruvec per node.
 
@@ -11,6 +12,7 @@ visible; the kernel refuses rmdir only while tasks or children remain (EBUSY).
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -36,6 +38,7 @@ class MemCgroup:
         self.name = name
         self.parent = parent
         self.children: list[MemCgroup] = []
+        self._child_by_name: dict[str, MemCgroup] = {}
         self.online = True
         self.swappiness = DEF_SWAPPINESS
         self.procs: list[Process] = []
@@ -59,11 +62,17 @@ class MemCgroup:
 
     @property
     def path(self) -> str:
-        """cgroup path as lru_gen prints it: `/` for root, `/a/b` below."""
-        if self.parent is None:
-            return "/"
-        parent = self.parent.path
-        return f"{parent}{self.name}" if parent == "/" else f"{parent}/{self.name}"
+        """cgroup path as lru_gen prints it: `/` for root, `/a/b` below (no recursion)."""
+        names = []
+        m: MemCgroup | None = self
+        while m is not None and m.parent is not None:
+            names.append(m.name)
+            m = m.parent
+        return "/" + "/".join(reversed(names))
+
+    def child(self, name: str) -> MemCgroup | None:
+        """The child directory called `name`, if any."""
+        return self._child_by_name.get(name)
 
     def __repr__(self) -> str:
         return f"MemCgroup(id={self.id}, path={self.path!r})"
@@ -76,42 +85,56 @@ class MemCgroup:
             m = m.parent
 
     def iter_preorder(self):
-        """mem_cgroup_iter order: this memcg, then each child subtree in creation order."""
-        yield self
-        for child in self.children:
-            yield from child.iter_preorder()
+        """mem_cgroup_iter order: this memcg, then each child subtree in creation order.
+
+        An explicit stack, not recursion: a hierarchy may be thousands deep.
+        """
+        stack = [self]
+        while stack:
+            memcg = stack.pop()
+            yield memcg
+            stack.extend(reversed(memcg.children))
 
 
 class MemcgTree:
-    """All memcgs, by id and by path."""
+    """All memcgs, by id and by path.
+
+    Ids come from mem_cgroup_alloc()'s xa_alloc(XA_LIMIT(1, MEM_CGROUP_ID_MAX))
+    (mm/memcontrol.c): the lowest free id, found here in O(log n) from a heap
+    of freed ids below a never-used cursor.
+    """
 
     def __init__(self) -> None:
         self.root = MemCgroup(1, "", None)
         self.by_id: dict[int, MemCgroup] = {1: self.root}
+        self._next_id = 2
+        self._freed: list[int] = []
 
     def lookup_path(self, rel: str) -> MemCgroup | None:
         """Find a memcg by its path relative to the cgroup root (`""` = root)."""
-        memcg = self.root
-        for part in [p for p in rel.split("/") if p]:
-            for child in memcg.children:
-                if child.name == part:
-                    memcg = child
-                    break
-            else:
-                return None
+        memcg: MemCgroup | None = self.root
+        for part in rel.split("/"):
+            if part and memcg is not None:
+                memcg = memcg.child(part)
         return memcg
 
     def alloc_id(self) -> int:
-        """Lowest free id >= 1; -1 when all are taken."""
-        for i in range(1, MEM_CGROUP_ID_MAX + 1):
-            if i not in self.by_id:
-                return i
-        return -1
+        """Lowest free id >= 1 (peeked, not taken); -1 when all are taken."""
+        if self._freed:
+            return self._freed[0]
+        return self._next_id if self._next_id <= MEM_CGROUP_ID_MAX else -1
+
+    def _take_id(self) -> int:
+        if self._freed:
+            return heapq.heappop(self._freed)
+        self._next_id += 1
+        return self._next_id - 1
 
     def create(self, parent: MemCgroup, name: str) -> MemCgroup:
-        """Add a child memcg (the caller checked the name is free)."""
-        memcg = MemCgroup(self.alloc_id(), name, parent)
+        """Add a child memcg (the caller checked the name and an id are free)."""
+        memcg = MemCgroup(self._take_id(), name, parent)
         parent.children.append(memcg)
+        parent._child_by_name[name] = memcg
         self.by_id[memcg.id] = memcg
         return memcg
 
@@ -119,5 +142,7 @@ class MemcgTree:
         """Unlink a memcg and free its id."""
         assert memcg.parent is not None
         memcg.parent.children.remove(memcg)
+        del memcg.parent._child_by_name[memcg.name]
         memcg.online = False
         del self.by_id[memcg.id]
+        heapq.heappush(self._freed, memcg.id)

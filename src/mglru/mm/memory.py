@@ -28,7 +28,7 @@ Future optimizations:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -61,12 +61,19 @@ class Node:
     fresh: int
     #: freed 4 KiB pfns, used LIFO before fresh memory
     free: list[npt.NDArray[np.int64]]
+    #: heads of whole, PMD-aligned free blocks gathered from `free` (order-9
+    #: buddies), used first by THP faults and last by 4 KiB allocations
+    free_thp: list[int] = field(default_factory=list)
+    #: pages on `free` and `free_thp`
     nr_free_listed: int = 0
     #: zone watermarks in pages (`node_watermarks`): below low kswapd wakes, it
     #: reclaims up to high; an allocation that would go below min reclaims directly
     wmark_min: int = 0
     wmark_low: int = 0
     wmark_high: int = 0
+    #: `free` changes since the last fruitless search for a whole block in it
+    free_gen: int = 0
+    merge_failed_gen: int = -1
 
     @property
     def spanned_pages(self) -> int:
@@ -182,6 +189,15 @@ class PhysMem:
                 parts.append(np.arange(node.fresh, node.fresh + take, dtype=np.int64))
                 node.fresh += take
                 need -= take
+            while need and node.free_thp:  # split a free PMD block into 4 KiB pages
+                head = node.free_thp.pop()
+                take = min(need, HPAGE_PMD_NR)
+                parts.append(np.arange(head, head + take, dtype=np.int64))
+                if take < HPAGE_PMD_NR:
+                    node.free.append(np.arange(head + take, head + HPAGE_PMD_NR, dtype=np.int64))
+                    node.free_gen += 1
+                node.nr_free_listed -= take
+                need -= take
             if not need:
                 break
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -189,8 +205,12 @@ class PhysMem:
     def alloc_thp(self, nid: int) -> int:
         """Allocate one 512-aligned PMD-sized block; -1 if no node has one.
 
-        THP allocation never falls back to 4 KiB pages here; the fault handler
-        does that (as the kernel falls back to small pages).
+        Never-used memory comes first, then whole aligned blocks gathered from
+        the freed pages (a freed THP, or 512 freed neighbours: the buddy
+        allocator merges free buddies up to order 9, mm/page_alloc.c
+        __free_one_page); the preferred node before the others. THP allocation
+        never falls back to 4 KiB pages here; the fault handler does that (as
+        the kernel falls back to small pages).
         """
         order = [nid] + [m.nid for m in self.nodes if m.nid != nid]
         for m in order:
@@ -201,7 +221,30 @@ class PhysMem:
                     self.free_pages(np.arange(node.fresh, head, dtype=np.int64), m)
                 node.fresh = head + HPAGE_PMD_NR
                 return head
+            if node.free_thp or self._merge_blocks(node):  # this node before the next
+                node.nr_free_listed -= HPAGE_PMD_NR
+                return node.free_thp.pop()
         return -1
+
+    @staticmethod
+    def _merge_blocks(node: Node) -> int:
+        """Move every whole aligned block of the 4 KiB free lists to `free_thp`.
+
+        Returns how many; a search that finds none is not repeated until the
+        free lists change, so failing THP faults stay cheap.
+        """
+        if node.merge_failed_gen == node.free_gen or not node.free:
+            return 0
+        pfns = np.concatenate(node.free)
+        blocks, counts = np.unique(pfns >> 9, return_counts=True)
+        full = blocks[counts == HPAGE_PMD_NR]
+        node.merge_failed_gen = node.free_gen
+        if not len(full):
+            return 0
+        keep = ~np.isin(pfns >> 9, full)
+        node.free = [pfns[keep]] if keep.any() else []
+        node.free_thp.extend((full[::-1] << 9).tolist())  # lowest block first out
+        return len(full)
 
     def free_pages(self, pfns: npt.NDArray[np.int64], nid: int | None = None) -> None:
         """Return pages to their nodes' free lists and clear their folio state."""
@@ -216,5 +259,7 @@ class PhysMem:
         nids = self.pfns_to_nid(pfns) if nid is None else np.full(len(pfns), nid)
         for m in np.unique(nids):
             chunk = np.asarray(pfns[nids == m], np.int64)
-            self.nodes[int(m)].free.append(chunk)
-            self.nodes[int(m)].nr_free_listed += len(chunk)
+            node = self.nodes[int(m)]
+            node.free.append(chunk)
+            node.nr_free_listed += len(chunk)
+            node.free_gen += 1

@@ -3,7 +3,10 @@
 mm/page_idle.c and fs/proc/task_mmu.c semantics, binary and byte for byte:
 
 - the bitmap is 64-bit words, one bit per pfn; reads and writes must be
-  8-byte aligned in offset and size (EINVAL), and stop at max_pfn (ENXIO);
+  8-byte aligned in offset and size (EINVAL); a read at or past max_pfn is
+  empty and a write there ENXIO (page_idle_bitmap_read/_write); kernfs hands
+  a sysfs binary file at most PAGE_SIZE bytes per call (kernfs_file_read_iter,
+  kernfs_fop_write_iter), so one pread/pwrite covers at most 32 768 pfns;
 - writing a 1 marks the folio of that pfn idle after clearing its accessed
   bits through the rmap walk (`page_idle_clear_pte_refs`, which calls
   ptep_clear_young_notify / pmdp_clear_young_notify, so secondary MMUs are
@@ -95,21 +98,33 @@ def _clear_pte_refs(k: SimKernel, head: int) -> None:
         ext[head] = (ext[head] & ~np.uint8(_IDLE)) | _YOUNG
 
 
-def _check_range(k: SimKernel, offset: int, size: int) -> tuple[int, int]:
+#: kernfs moves at most PAGE_SIZE bytes per read or write of a sysfs binary file
+KERNFS_IO_MAX = 4096
+
+
+def _check_range(offset: int, size: int) -> None:
+    """BITMAP_CHUNK_SIZE alignment of offset and (capped) size, else EINVAL."""
     if offset % 8 or size % 8:
         raise OSError(errno.EINVAL, "Invalid argument")
-    pfn = offset * 8
-    if pfn >= k.mem.max_pfn:
-        raise OSError(errno.ENXIO, "No such device or address")
-    return pfn, min(pfn + size * 8, k.mem.max_pfn)
 
 
 def page_idle_read(k: SimKernel, offset: int, size: int) -> bytes:
-    """Read the idle bitmap words covering [offset, offset + size)."""
-    pfn, end = _check_range(k, offset, size)
+    """Read the idle bitmap words covering [offset, offset + size).
+
+    At most KERNFS_IO_MAX bytes; empty at or past max_pfn; only whole words
+    below max_pfn are returned (the kernel counts a word once its last bit is done).
+    """
+    size = min(size, KERNFS_IO_MAX)
+    if not size:
+        return b""
+    _check_range(offset, size)
+    pfn = offset * 8
+    if pfn >= k.mem.max_pfn:
+        return b""
+    end = min(pfn + size * 8, k.mem.max_pfn)
     ext = _page_ext(k)
-    words = [0] * ((end - pfn + 63) // 64)
-    for p in range(pfn, end):
+    words = [0] * ((end - pfn) // 64)
+    for p in range(pfn, pfn + len(words) * 64):
         head = _get_folio(k, p)
         if head < 0 or not ext[head] & _IDLE:
             continue
@@ -120,22 +135,33 @@ def page_idle_read(k: SimKernel, offset: int, size: int) -> bytes:
 
 
 def page_idle_write(k: SimKernel, offset: int, data: bytes) -> int:
-    """Mark the pfns whose bits are set idle. Returns the bytes consumed."""
-    pfn, end = _check_range(k, offset, len(data))
+    """Mark the pfns whose bits are set idle. Returns the bytes consumed.
+
+    At most KERNFS_IO_MAX bytes per call (a longer write is short, as kernfs
+    makes it); ENXIO at or past max_pfn.
+    """
+    data = data[:KERNFS_IO_MAX]
+    if not data:
+        return 0
+    _check_range(offset, len(data))
+    pfn = offset * 8
+    if pfn >= k.mem.max_pfn:
+        raise OSError(errno.ENXIO, "No such device or address")
+    end = min(pfn + len(data) * 8, k.mem.max_pfn)
     ext = _page_ext(k)
-    words = struct.unpack(f"<{len(data) // 8}Q", data)
+    nwords = (end - pfn) // 64
+    words = struct.unpack(f"<{nwords}Q", data[:nwords * 8])
     for i, word in enumerate(words):
         bit = 0
         while word:
             if word & 1:
-                p = pfn + i * 64 + bit
-                head = _get_folio(k, p) if p < end else -1
+                head = _get_folio(k, pfn + i * 64 + bit)
                 if head >= 0:
                     _clear_pte_refs(k, head)
                     ext[head] |= _IDLE
             word >>= 1
             bit += 1
-    return len(data)
+    return nwords * 8
 
 
 def pagemap_read(k: SimKernel, pid: int, offset: int, size: int) -> bytes:

@@ -18,6 +18,7 @@ Public API (see docs/architecture.md, "Processes"):
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,10 @@ VM_FLAGS = {
 }
 
 _MMAP_BASE = 0x7F00_0000_0000 >> 4  # bottom-up allocation keeps tables sorted
+#: TASK_SIZE_MAX of x86-64 with 4-level paging: the top of the user address space
+TASK_SIZE = (1 << 47) - PAGE_SIZE
+#: vm.mmap_min_addr's default: the lowest address a mapping may use
+MMAP_MIN_ADDR = 65536
 
 
 @dataclass(slots=True)
@@ -114,17 +119,20 @@ class PageTables:
     def ensure_rows(self, start: int, end: int) -> npt.NDArray[np.int64]:
         """Rows for every 2 MiB slot overlapping [start, end), creating empty ones."""
         first, last = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
-        need = [s for s in range(first, last + 1) if s not in self.row_of]
-        if self.nr_rows + len(need) > len(self.pmd_addr):
-            self._grow(self.nr_rows + len(need))
-        for s in need:
-            r = self.nr_rows
-            self.row_of[s] = r
-            self.pmd_addr[r] = s << PMD_SHIFT
-            self.nr_rows += 1
+        row_of = self.row_of
+        need = [s for s in range(first, last + 1) if s not in row_of]
         if need:
+            r0 = self.nr_rows
+            if r0 + len(need) > len(self.pmd_addr):
+                self._grow(r0 + len(need))
+            row_of.update(zip(need, range(r0, r0 + len(need)), strict=True))
+            self.pmd_addr[r0:r0 + len(need)] = np.array(need, np.int64) << PMD_SHIFT
+            self.nr_rows += len(need)
             self._sorted = None
-        return np.array([self.row_of[s] for s in range(first, last + 1)], np.int64)
+            if len(need) == last + 1 - first:  # a fresh range: rows in slot order
+                return np.arange(r0, r0 + len(need), dtype=np.int64)
+        return np.fromiter((row_of[s] for s in range(first, last + 1)), np.int64,
+                           last + 1 - first)
 
     def _grow(self, n: int) -> None:
         cap = max(n, 2 * len(self.pmd_addr))
@@ -219,8 +227,15 @@ class Mm:
         self.lru_gen_bitmap = (1 << 64) - 1
 
     def get_unmapped_area(self, nbytes: int) -> int:
-        """Next free address; 2 MiB aligned so THP can be used, with a guard gap."""
+        """Next free address; 2 MiB aligned so THP can be used, with a guard gap.
+
+        Raises:
+            OSError: ENOMEM when the range would pass TASK_SIZE
+                (mm/mmap.c, generic_get_unmapped_area).
+        """
         addr = -(-self._next_addr // PMD_SIZE) * PMD_SIZE
+        if nbytes > TASK_SIZE - MMAP_MIN_ADDR or addr > TASK_SIZE - nbytes:
+            raise OSError(errno.ENOMEM, "Cannot allocate memory")
         self._next_addr = addr + nbytes + PMD_SIZE
         return addr
 
@@ -264,11 +279,19 @@ class Process:
 
         Raises:
             ValueError: bad length, alignment or flag name.
-            OSError: EEXIST if a fixed range overlaps an existing mapping.
+            OSError: EEXIST if a fixed range overlaps an existing mapping;
+                ENOMEM if it is longer than the address space (TASK_SIZE),
+                does not fit below it, or (private anonymous) exceeds RAM
+                plus swap, as vm.overcommit_memory=0 refuses.
         """
         if nbytes <= 0:
             raise ValueError(f"mmap length must be positive, got {nbytes}")
         length = -(-nbytes // PAGE_SIZE) * PAGE_SIZE
+        if length > TASK_SIZE:  # do_mmap(): "Careful about overflows.."
+            raise OSError(errno.ENOMEM, f"Cannot allocate memory: {nbytes} bytes exceed "
+                          f"the {TASK_SIZE + PAGE_SIZE >> 40} TiB address space")
+        if file is None and not {"shared"} & set(flags):
+            self._vm_enough_memory(length >> PAGE_SHIFT)
         vm = VM_READ | VM_WRITE | (VM_HUGEPAGE if thp else 0)
         for name in flags:
             try:
@@ -281,8 +304,28 @@ class Process:
             addr = self.mm.get_unmapped_area(length)
         elif addr % PAGE_SIZE or offset % PAGE_SIZE:
             raise ValueError(f"address {addr:#x} and offset {offset:#x} must be page aligned")
+        elif addr < 0 or addr > TASK_SIZE - length:
+            raise OSError(errno.ENOMEM, f"Cannot allocate memory: [{addr:#x}, +{length:#x}) "
+                          "is outside the user address space")
         self.mm.insert_vma(Vma(addr, addr + length, vm, file, offset >> PAGE_SHIFT))
         return addr
+
+    def _vm_enough_memory(self, pages: int) -> None:
+        """__vm_enough_memory() under vm.overcommit_memory = 0 (mm/util.c).
+
+        The heuristic refuses one private writable mapping larger than all
+        RAM plus all swap (accountable_mapping(), mm/mmap.c): it could never
+        be backed.
+
+        Raises:
+            OSError: ENOMEM.
+        """
+        k = self.kernel
+        limit = k.mem.max_pfn + k.swap.capacity
+        if pages > limit:
+            raise OSError(errno.ENOMEM, f"Cannot allocate memory: {pages << PAGE_SHIFT} bytes "
+                          f"exceed RAM + swap ({limit << PAGE_SHIFT} bytes), "
+                          "vm.overcommit_memory=0")
 
     def access(self, addr: int, nbytes: int, *, write: bool = False) -> None:
         """Touch [addr, addr+nbytes) from user space: fault in, set accessed (and dirty) bits.

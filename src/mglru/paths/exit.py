@@ -16,6 +16,7 @@ from mglru.mm.page import (
     PAGE_SHIFT,
     PMD_LEAF,
     PMD_NONE,
+    PMD_SHIFT,
     PTE_PRESENT,
     PTE_SPECIAL,
     PTE_SWAP,
@@ -50,16 +51,27 @@ def _free_anon(k: SimKernel, heads: np.ndarray, nr: int) -> None:
 
 
 def unmap_vma_range(k: SimKernel, p: Process, vma: Vma, start: int, end: int) -> None:
-    """Zap the page tables of [start, end) inside `vma`."""
+    """Zap the page tables of [start, end) inside `vma`.
+
+    Only PMD slots that were ever populated (a PTE table, a THP or the huge
+    zero page) are visited, as zap_pmd_range() skips pmd_none() entries: the
+    cost follows what was touched, not the size of the mapping.
+    """
     pt = p.mm.pt
-    vpns = np.arange(start >> PAGE_SHIFT, end >> PAGE_SHIFT, dtype=np.int64)
-    rows = np.unique(vma.rows[(vpns >> 9) - (vma.start >> 21)])
+    first, last = start >> PMD_SHIFT, (end - 1) >> PMD_SHIFT
+    base = vma.start >> PMD_SHIFT
+    rows = vma.rows[first - base:last - base + 1]
+    live = pt.pmd_state[rows] != PMD_NONE
+    rows = rows[live]
+    slots = np.arange(first, last + 1, dtype=np.int64)[live]
     leaf = rows[pt.pmd_state[rows] == PMD_LEAF]
     if len(leaf):
         heads = pt.pmd_pfn[leaf].astype(np.int64)
         _free_anon(k, heads, HPAGE_PMD_NR)
         pt.pmd_state[leaf] = PMD_NONE
         pt.pmd_flags[leaf] = 0
+    vpns = ((slots[:, None] << 9) + np.arange(512, dtype=np.int64)).ravel()
+    vpns = vpns[(vpns >= start >> PAGE_SHIFT) & (vpns < end >> PAGE_SHIFT)]
     idx = vma.pte_index(vpns)
     ff, fp = pt.flat_flags(), pt.flat_pfn()
     f = ff[idx]

@@ -17,7 +17,8 @@
    (see `idle_pages_warn_only` in the runner).
 
 The C test issues two syscalls per page; the port reads the pagemap once per
-memslot, the bitmap once per run of consecutive words and writes it the same
+memslot, the bitmap once per run of consecutive words (in 4 KiB calls, the most
+a sysfs binary file moves per call) and writes it the same
 way. For 4 KiB folios the outcome is the same. For a THP the C test marks the
 folio through its first page and then finds the folio's other pages idle
 (counting them `still_idle`); the port reads every page before marking any,
@@ -113,17 +114,27 @@ def lookup_pfns(kernel: Kernel, args: MemstressArgs, pid: int,
     return np.where(present, pfns, 0)
 
 
+#: a sysfs binary file moves at most PAGE_SIZE bytes per call (fs/kernfs/file.c)
+_BITMAP_IO_WORDS = 4096 // 8
+
+
 def _read_idle(kernel: Kernel, words: npt.NDArray[np.int64]) -> npt.NDArray[np.uint64]:
-    """The bitmap words `words` (sorted, unique), read once per run."""
+    """The bitmap words `words` (sorted, unique), read per run, 4 KiB per pread.
+
+    kernfs_file_read_iter() returns at most PAGE_SIZE bytes, so a run longer
+    than 512 words takes several calls on a real host.
+    """
     out = np.zeros(len(words), np.uint64)
     for first, last in _runs(words):
-        raw = kernel.pread(PAGE_IDLE_BITMAP, (last - first + 1) * 8, first * 8)
-        vals = np.frombuffer(raw, np.uint64)
-        test_assert(len(vals) == last - first + 1,
-                    f"pread of {PAGE_IDLE_BITMAP} returned {len(raw)} bytes",
-                    "pread(fd, &value, sizeof(value), offset) == sizeof(value)")
         lo = int(np.searchsorted(words, first))
-        out[lo:lo + len(vals)] = vals
+        for start in range(first, last + 1, _BITMAP_IO_WORDS):
+            n = min(_BITMAP_IO_WORDS, last + 1 - start)
+            raw = kernel.pread(PAGE_IDLE_BITMAP, n * 8, start * 8)
+            vals = np.frombuffer(raw, np.uint64)
+            test_assert(len(vals) == n,
+                        f"pread of {PAGE_IDLE_BITMAP} returned {len(raw)} bytes, expected {n * 8}",
+                        "pread(fd, &value, sizeof(value), offset) == sizeof(value)")
+            out[lo + start - first:lo + start - first + n] = vals
     return out
 
 
@@ -156,10 +167,12 @@ def mark_vcpu_memory_idle(kernel: Kernel, args: MemstressArgs, pid: int,
         for first, last in _runs(uw):
             lo = int(np.searchsorted(uw, first))
             hi = int(np.searchsorted(uw, last, side="right"))
-            data = vals[lo:hi].tobytes()
-            n = kernel.pwrite(PAGE_IDLE_BITMAP, data, first * 8)
-            test_assert(n == len(data), f"Set page_idle bits for PFN {first * 64:#x}",
-                        "pwrite(page_idle_fd, &bits, 8, 8 * (pfn / 64)) == 8")
+            for start in range(lo, hi, _BITMAP_IO_WORDS):  # 4 KiB per pwrite, as kernfs takes
+                data = vals[start:min(hi, start + _BITMAP_IO_WORDS)].tobytes()
+                word = first + start - lo
+                n = kernel.pwrite(PAGE_IDLE_BITMAP, data, word * 8)
+                test_assert(n == len(data), f"Set page_idle bits for PFN {word * 64:#x}",
+                            "pwrite(page_idle_fd, &bits, 8, 8 * (pfn / 64)) == 8")
     test_assert(no_pfn < va.pages // 100,
                 f"vCPU {va.vcpu_idx}: No PFN for {no_pfn} out of {va.pages} pages.",
                 "no_pfn < pages / 100")

@@ -226,6 +226,25 @@ def _check_options(params: TestParams, arch: str) -> None:
                 f"the shadow MMU (--no-tdp-mmu) is an x86 model; arch is {arch}", "tdp_mmu")
 
 
+def _check_fits(kernel: Any, params: TestParams) -> None:
+    """Refuse at once guest memory the simulated machine cannot hold in RAM.
+
+    The test touches all of it again and again; more than RAM only swaps
+    (and on a real host without that much swap, the OOM killer ends it).
+
+    Raises:
+        TestSkip: the guest memory exceeds the simulated RAM.
+    """
+    mem = getattr(kernel, "mem", None)
+    if mem is None:
+        return
+    need = params.vcpu_memory_bytes * params.nr_vcpus
+    ram = mem.max_pfn * HOST_PAGE_SIZE
+    test_require(need <= ram, f"{need >> 20} MiB of guest memory ({params.nr_vcpus} vCPUs x "
+                              f"{params.vcpu_memory_bytes >> 20} MiB) exceeds the simulated "
+                              f"machine's {ram >> 20} MiB of RAM; use a smaller -b or fewer vCPUs")
+
+
 def _run(params: TestParams, kernel: Kernel | None, log: Log) -> None:
     """main(): raises TestFailure / TestSkip as the C test exits."""
     rules = params.resolved_rules()
@@ -250,6 +269,7 @@ def _run_on(params: TestParams, kernel: Kernel, rules: str, log: Log) -> None:
                       config=None if cfg is None else cfg.name, rules=rules)
     if cfg is not None:
         _check_options(params, params.arch or cfg.arch)
+        _check_fits(kernel, params)
     _feature_checks(kernel, params, rules, log)
     if params.clear_caps_after_check:
         _clear_caps(kernel, params.clear_caps_after_check, log)
