@@ -136,7 +136,7 @@ def test_differences_are_readable():
         "after /a: seq 3 anon: kernel 1000, model 0 (tolerance 64)",
         "after /a: memory.stat pgsteal: kernel 500, model 0 (tolerance 64)",
     ]
-    r = ConformanceResult("fresh_faults", "6.12", "v6.12", diffs)
+    r = ConformanceResult("memory_reclaim", "6.12", "v6.12", diffs)
     assert r.to_dict()["match"] is False and r.known
     assert ConformanceResult("x", "6.12", "v6.12").to_dict() == {
         "scenario": "x", "kernel": "6.12", "preset": "v6.12", "match": True, "differences": []}
