@@ -7,7 +7,7 @@
     k.mkdir("/sys/fs/cgroup/a")
     p = k.spawn(memcg="/a"); a = p.mmap(1 << 30); p.access(a, 1 << 30, write=True)
 
-Paths and formats are the kernel's (spec §5); bad writes raise `OSError` with
+Paths and formats are the kernel's (mm/vmscan.c); bad writes raise `OSError` with
 the kernel's errno and leave the state untouched. The model never reads a wall
 clock: `tick(ms)` advances simulated time (jiffies at CONFIG_HZ).
 """

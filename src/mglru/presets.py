@@ -2,7 +2,7 @@
 
 One frozen, slotted dataclass selects behaviour at the few places where the
 modelled kernels differ. Presets name the versions users ask about; each entry
-says what differs and where that comes from (spec section or seed patch).
+says what differs and where that comes from (kernel version or patch of the v4 series).
 Code never branches on a preset *name*: it asks capability fields such as
 `cfg.two_step_promotion` or the predicates in `lru_gen.state`.
 
@@ -47,7 +47,7 @@ class KernelConfig:
     lru_gen_enabled: bool = True
     #: CONFIG_LRU_GEN_STATS: NR_HIST_GENS = 4 instead of 1
     lru_gen_stats: bool = False
-    #: CONFIG_LRU_GEN_WALKS_SECONDARY_MMU (seed 1/7); only read where the
+    #: CONFIG_LRU_GEN_WALKS_SECONDARY_MMU (v4 1/7); only read where the
     #: secondary walk mode is "seed-v4"
     walks_secondary_mmu: bool = False
     #: CONFIG_DEBUG_VM analogue: warn_on_once raises instead of recording
@@ -62,9 +62,9 @@ class KernelConfig:
     #: (off: only direct reclaim, when a node has no free page left)
     kswapd: bool = True
     # -- version semantics ----------------------------------------------------
-    #: how aging consults secondary MMUs (spec §8.3; seed 2/7)
+    #: how aging consults secondary MMUs (v4 2/7)
     secondary_walk: str = "none"
-    #: how look-around consults secondary MMUs (spec §4.7, §8.3; seed 2/7)
+    #: how look-around consults secondary MMUs (mm/vmscan.c: lru_gen_look_around(); v4 2/7)
     look_around: str = "v6.10"
     #: number of mm_stats shown by lru_gen_full: 6 before v6.12, 4 after
     nr_mm_stats: int = 6
@@ -74,24 +74,24 @@ class KernelConfig:
     refault_stats_only_recent: bool = False
     #: v6.12 "ignore non-leaf pmd_young for force_scan=true"
     nonleaf_young_respects_force_scan: bool = False
-    #: v6.14 rework: first young detection only sets PG_referenced (spec §2.6)
+    #: v6.14 rework: first young detection only sets PG_referenced (folio_mark_accessed())
     two_step_promotion: bool = False
-    #: v6.14 rework: debugfs `+` returns -EEXIST instead of 0/-ERANGE (spec §8.4)
+    #: v6.14 rework: debugfs `+` returns -EEXIST instead of 0/-ERANGE (v6.10)
     aging_rc_eexist: bool = False
     #: v6.14 rework: lru_gen_folio_seq() places entering folios by PG_workingset
     #: (active ones in max_seq - 1 unless workingset); before, every active folio
     #: enters max_seq (include/linux/mm_inline.h: lru_gen_add_folio(), 6.1-6.13)
     workingset_folio_seq: bool = False
-    #: v6.14 rework: inc_min_seq counts moved folios as protected (spec §3.11)
+    #: v6.14 rework: inc_min_seq counts moved folios as protected (mm/vmscan.c: inc_min_seq())
     protect_in_inc_min_seq: bool = False
-    #: v6.14 rework: anon and file min_seq move independently (spec §2.2, §8.4)
+    #: v6.14 rework: anon and file min_seq move independently (v6.10: coupled)
     independent_min_seq: bool = False
-    #: v6.16: debugfs swappiness token `max` = anon only (spec §5.4)
+    #: v6.16: debugfs swappiness token `max` = anon only (mm/vmscan.c: lru_gen_seq_write())
     swappiness_max_token: bool = False
     #: v6.15: memory.reclaim counts in pgscan/pgsteal_proactive, not _direct
-    #: (mm/vmstat; not in the spec)
+    #: (mm/vmstat.c)
     proactive_reclaim_stats: bool = False
-    # -- KVM (spec §6, seed 3-6/7) --------------------------------------------
+    # -- KVM (virt/kvm, v4 3-6/7) -----------------------------------------------
     #: how KVM ages (docs/architecture.md, "Secondary MMUs"): write-lock (common
     #: mmu_lock, v6.10-v6.14), seed-v4 (3-6/7: lockless memslot walk, locks per
     #: arch), seed-v4-noopt (patches 1, 2, 7: KVM as write-lock), lockless (v6.15:
@@ -106,7 +106,7 @@ class KernelConfig:
 
     @property
     def nr_hist_gens(self) -> int:
-        """NR_HIST_GENS: 4 with CONFIG_LRU_GEN_STATS, else 1 (spec §1)."""
+        """NR_HIST_GENS: 4 with CONFIG_LRU_GEN_STATS, else 1 (include/linux/mmzone.h)."""
         return 4 if self.lru_gen_stats else 1
 
     def replace(self, **overrides: Any) -> KernelConfig:

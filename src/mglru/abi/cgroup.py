@@ -1,4 +1,6 @@
-"""Memory cgroup hierarchy discovery, through the `Kernel` protocol only. Spec §7.2.
+"""Memory cgroup hierarchy discovery, through the `Kernel` protocol only.
+
+As in tools/testing/selftests/kvm/access_tracking_perf_test.c (v6.16).
 
 The selftest needs "the memory-controller cgroup root (v1 or v2)". Discovery
 reads the mount table when the kernel has one (`/proc/self/mounts`):

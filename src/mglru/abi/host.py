@@ -8,8 +8,9 @@
 Kernel-view paths ("/sys/kernel/debug/lru_gen") are resolved under `root`, so a
 temporary directory laid out like a real `/sys` stands in for the host in
 tests (no root privileges needed). Each `write` is one open/write(2)/close, as
-`echo cmd > file` does: the kernel parses a whole buffer per write (spec
-§5.4). Errors are re-raised with the kernel-view path, so messages read the
+`echo cmd > file` does: the kernel parses a whole buffer per write
+(mm/vmscan.c: lru_gen_seq_write()). Errors are re-raised with the kernel-view
+path, so messages read the
 same on every backend.
 
 Future optimizations:

@@ -37,10 +37,10 @@ __all__ = [
     "DEFAULT_CGROUP_ROOT",
 ]
 
-#: debugfs files of MGLRU (spec §5.3, §5.4)
+#: debugfs files of MGLRU (mm/vmscan.c: lru_gen_seq_show(); mm/vmscan.c: lru_gen_seq_write())
 LRU_GEN = "/sys/kernel/debug/lru_gen"
 LRU_GEN_FULL = "/sys/kernel/debug/lru_gen_full"
-#: sysfs files of MGLRU (spec §5.1, §5.2)
+#: sysfs files of MGLRU (mm/vmscan.c: enabled_store(); mm/vmscan.c: min_ttl_ms_store())
 LRU_GEN_ENABLED = "/sys/kernel/mm/lru_gen/enabled"
 LRU_GEN_MIN_TTL_MS = "/sys/kernel/mm/lru_gen/min_ttl_ms"
 #: where debugfs is conventionally mounted

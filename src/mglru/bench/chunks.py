@@ -70,7 +70,7 @@ def _call_body(c: CostModel, locks: VmLocks, ev: AgingEvent, plan: tuple, walk_n
 
     kvm_handle_hva_range (virt/kvm/kvm_main.c) takes the common lock once per call that
     found a memslot, unless the memslot walk is lockless; the arch handler then
-    takes its own lock per memslot range (seed 4-6/7). The work under the lock
+    takes its own lock per memslot range (v4 4-6/7). The work under the lock
     is the handler's: `gfn_range` per range, `spte_test_clear` per SPTE visited,
     atomics and cmpxchg attempts (retries included), flushes.
     """

@@ -1,4 +1,4 @@
-"""KVM: VMs whose secondary MMUs take part in MGLRU aging. Spec §6, seed 3-6/7.
+"""KVM: VMs whose secondary MMUs take part in MGLRU aging. virt/kvm; v4 3-6/7.
 
     from mglru.kvm import create_vm
     vm = create_vm(k, p, arch="x86", nr_vcpus=1, mem_bytes=1 << 30)

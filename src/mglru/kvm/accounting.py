@@ -1,4 +1,6 @@
-"""What each aging notifier call did, for tests and the timing model. Spec §6.2-6.5, seed 3-6/7.
+"""What each aging notifier call did, for tests and the timing model.
+
+Kernel: virt/kvm/kvm_main.c and each arch's kvm_age_gfn(); v4 3-6/7.
 
 The functional model is sequential, so it does not *take* locks; it records
 which ones the modelled kernel would take, how often, and the work done under
@@ -28,7 +30,7 @@ __all__ = ["AgingEvent", "AgingLog", "TEST_YOUNG", "CLEAR_YOUNG", "CLEAR_FLUSH_Y
 TEST_YOUNG = "test_young"
 CLEAR_YOUNG = "clear_young"
 CLEAR_FLUSH_YOUNG = "clear_flush_young"
-#: v5 what-if (spec §8.1): test_clear_young_fast_only
+#: v5 what-if (never merged): test_clear_young_fast_only
 FAST_ONLY = "test_clear_young_fast_only"
 NOTIFIERS = (TEST_YOUNG, CLEAR_YOUNG, CLEAR_FLUSH_YOUNG, FAST_ONLY)
 
@@ -47,7 +49,7 @@ class AgingEvent:
         notifier: which notifier (`NOTIFIERS`).
         source: "call" for one call, "walk" for an aging walk's aggregate.
         calls: notifier calls.
-        slot_calls: calls that found at least one memslot (spec §6.2: only
+        slot_calls: calls that found at least one memslot (kvm_handle_hva_range(): only
             those take the common mmu_lock).
         ranges: arch handler calls (`kvm_age_gfn`/`kvm_test_age_gfn`), one
             per memslot overlapping a call.
@@ -57,7 +59,7 @@ class AgingEvent:
         atomics: atomic read-modify-writes other than cmpxchg (fetch-and,
             clear_bit).
         cmpxchg: compare-exchange attempts, failed ones and retries included.
-        retries: cmpxchg retries (seed 5/7: still a present leaf).
+        retries: cmpxchg retries (v4 5/7: still a present leaf).
         failed: cmpxchg / try-set races lost and given up.
         flushes: remote TLB flushes (kvm_flush_remote_tlbs).
         locks: lock mode -> acquisitions (a call that would take mmu_lock

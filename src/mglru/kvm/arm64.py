@@ -1,8 +1,8 @@
-"""arm64 stage-2 page tables (Access Flag). Spec §6.4, seed 6/7.
+"""arm64 stage-2 page tables (Access Flag). arch/arm64/kvm/mmu.c: kvm_age_gfn(); v4 6/7.
 
 What differs from the base: upstream never selects lockless aging, so the
 common code holds mmu_lock for write and the stage-2 walk is exclusive (the
-AF "try-set" is a plain store that cannot fail). Seed 6/7 takes the lock for
+AF "try-set" is a plain store that cannot fail). v4 6/7 takes the lock for
 *read* and makes the walk shared: the AF is cleared by compare-exchange, and
 a lost race makes stage2_age_walker() return -EAGAIN. The age walker does not
 set KVM_PGTABLE_WALK_HANDLE_FAULT, so kvm_pgtable_walk_continue() ignores it
@@ -40,7 +40,7 @@ class Arm64(SecondaryMmuBase):
         return TRYSET_EAGAIN if self.rules.kvm_arch_aging_locks else PLAIN
 
     def kvm_test_age_gfn(self, rng: KvmGfnRange, ev: AgingEvent) -> bool:
-        """The stage-2 walker visits every leaf of the range (no early exit). Spec §6.4."""
+        """The stage-2 walker visits every leaf of the range (no early exit): kvm_age_gfn()."""
         arr = self.sptes[rng.slot.as_id]
         heads = leaf_heads(arr, rng.start, rng.end)
         ev.visited += len(heads)

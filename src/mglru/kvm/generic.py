@@ -1,7 +1,7 @@
-"""One model for riscv, loongarch, mips and powerpc (book3s). Spec §6.5, seed 4/7.
+"""One model for riscv, loongarch, mips and powerpc (book3s): their kvm_age_gfn(); v4 4/7.
 
 What differs from the base: `kvm->mmu_lock` is a spinlock, taken by the
-common memslot walk (before the seed and upstream) or, after seed 4/7, by each
+common memslot walk (before the v4 series, and upstream) or, after v4 4/7, by each
 arch's `kvm_age_gfn` / `kvm_test_age_gfn` per gfn range. The accessed bit is
 cleared under that lock by a plain store.
 

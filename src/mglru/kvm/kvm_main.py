@@ -1,4 +1,4 @@
-"""A VM: memslots, vCPUs, a secondary MMU and its MMU-notifier subscription. Spec §6.1-6.2.
+"""A VM: memslots, vCPUs, a secondary MMU and its MMU-notifier subscription. virt/kvm/kvm_main.c.
 
 `Kvm` is what `virt/kvm/kvm_main.c` keeps per VM, and it is the notifier
 subscription on its host process's mm: `test_young`, `clear_young` and
@@ -167,7 +167,7 @@ class Kvm:
         """Zap the leaves covering gfns [g0, g1) and flush remote TLBs if any went."""
         return self.kvm_unmap_gfns(as_id, np.arange(g0, g1, dtype=np.int64))
 
-    # -- kvm_handle_hva_range (spec §6.2) ------------------------------------------------
+    # -- kvm_handle_hva_range (virt/kvm/kvm_main.c) ----------------------------------------
     def kvm_handle_hva_range(self, notifier: str, start: int, end: int, test_only: bool,
                              flush_on_ret: bool) -> bool:
         """Run the arch handler on every memslot range of hva [start, end); one event.
@@ -195,7 +195,7 @@ class Kvm:
         return young
 
     def _finish(self, ev: AgingEvent, young: bool, flush_on_ret: bool) -> None:
-        """Charge the locks of one call, flush if asked and young, log it. Spec §6.2."""
+        """Charge the locks of one call, flush if asked and young, log it."""
         ev.slot_calls = int(ev.ranges > 0)
         ev.young = int(young)
         self.mmu.charge_locks(ev, ev.slot_calls, ev.ranges, ev.visited)
@@ -204,7 +204,7 @@ class Kvm:
             ev.flushes += 1
         self.log.append(ev)
 
-    # -- the notifier subscription (spec §4.10) ------------------------------------------
+    # -- the notifier subscription (include/linux/mmu_notifier.h) --------------------------
     def test_young(self, addr: int) -> bool:
         """kvm_mmu_notifier_test_young: kvm_test_age_gfn over [addr, addr+1)."""
         return self.kvm_handle_hva_range(TEST_YOUNG, addr, addr + 1, True, False)
@@ -306,7 +306,7 @@ def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcp
         mem_bytes: if non-zero, `add_memory(mem_bytes, thp=thp)` at gpa 0.
         thp: back `mem_bytes` with transparent huge pages.
         nested: x86 TDP only: a nested guest has run, so shadow pages exist
-            and aging walks rmaps too (`kvm_memslots_have_rmaps`, seed 5/7).
+            and aging walks rmaps too (`kvm_memslots_have_rmaps`, v4 5/7).
         shadow_sptes: with `nested`: shadow-MMU SPTEs are mapped now, so the
             v5 fast-only call declines (it answers from the TDP MMU otherwise).
 

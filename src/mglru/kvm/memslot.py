@@ -1,4 +1,6 @@
-"""Memslots and the hva -> gfn conversion of the notifier path. Spec §6.1.
+"""Memslots and the hva -> gfn conversion of the notifier path.
+
+Kernel: include/linux/kvm_host.h: hva_to_gfn_memslot().
 
 A memslot maps guest frames [base_gfn, base_gfn + npages) of one address
 space onto host virtual memory from `userspace_addr`. A notifier range of
@@ -46,7 +48,7 @@ class Memslot:
 
 @dataclass(frozen=True, slots=True)
 class KvmGfnRange:
-    """struct kvm_gfn_range: what an arch handler is given. Spec §6.1."""
+    """struct kvm_gfn_range (include/linux/kvm_host.h): what an arch handler is given."""
 
     slot: Memslot
     start: int
@@ -93,7 +95,9 @@ class Memslots:
         return [s for slots in self.by_as for s in slots]
 
     def ranges(self, start: int, end: int) -> list[tuple[Memslot, int, int]]:
-        """(slot, gfn_start, gfn_end) for every slot intersecting hva [start, end). Spec §6.1.
+        """(slot, gfn_start, gfn_end) for every slot intersecting hva [start, end).
+
+        As virt/kvm/kvm_main.c: kvm_handle_hva_range() does with hva_to_gfn_memslot().
 
         Address spaces in order, then slots by gfn, as kvm_handle_hva_range
         visits them.

@@ -1,10 +1,12 @@
-"""The `SecondaryMmu` protocol and the base every arch model shares. Spec §6.2-6.5, seed 3-6/7.
+"""The `SecondaryMmu` protocol and the base every arch model shares.
+
+Kernel: virt/kvm/kvm_main.c and each arch's kvm_age_gfn(); v4 3-6/7.
 
 Mechanism: a VM's secondary MMU keeps one SPTE array per address space
 (`mglru.kvm.spte`) and implements `kvm_age_gfn` / `kvm_test_age_gfn` for one
 `KvmGfnRange`. What differs per arch is small and declared, not coded: the
 kind of `kvm->mmu_lock` (rwlock or spinlock), whether the arch selects
-lockless aging (v6.15), which lock its handlers take after seed 4/7, and how
+lockless aging (v6.15), which lock its handlers take after v4 4/7, and how
 an accessed SPTE is aged (`clear_policy`: a plain store under an exclusive
 lock, an atomic fetch-and, or a compare-exchange that can lose a race).
 
@@ -13,9 +15,9 @@ single notifier call (Python) and an aging walk's aggregate (compiled) are
 charged by the same rule:
 
 * common lock: taken by `kvm_handle_hva_range` once per call that found a
-  memslot, unless the memslot walk is lockless (seed 3/7 for test/clear_young;
+  memslot, unless the memslot walk is lockless (v4 3/7 for test/clear_young;
   v6.15 for all three on archs selecting KVM_MMU_LOCKLESS_AGING);
-* arch locks: taken by the handler once per gfn range (seed 4-6/7; the v6.15
+* arch locks: taken by the handler once per gfn range (v4 4-6/7; the v6.15
   shadow MMU's per-rmap bit lock once per rmap visited).
 
 Races: the model is sequential, so a compare-exchange fails only when the
@@ -65,9 +67,9 @@ __all__ = ["SecondaryMmu", "SecondaryMmuBase", "PLAIN", "ATOMIC", "VOLATILE", "C
 PLAIN = 0          # exclusive under mmu_lock: a plain store
 ATOMIC = 1         # atomic fetch-and / clear_bit: cannot fail
 VOLATILE = 2       # v6.10 x86 TDP A/D under the lock: atomic only if W and not D
-CMPXCHG_RETRY = 3  # seed 5/7, x86 without A/D: retry while still a present leaf
+CMPXCHG_RETRY = 3  # v4 5/7, x86 without A/D: retry while still a present leaf
 CMPXCHG_ONCE = 4   # v6.15, x86 without A/D: give up, the SPTE stays accessed
-#: seed 6/7, arm64 shared walk: a lost try-set returns -EAGAIN, which a walker without
+#: v4 6/7, arm64 shared walk: a lost try-set returns -EAGAIN, which a walker without
 #: KVM_PGTABLE_WALK_HANDLE_FAULT ignores (arch/arm64/kvm/hyp/pgtable.c,
 #: kvm_pgtable_walk_continue(), 6.12): the walk goes on and returns 0, no WARN
 TRYSET_EAGAIN = 5
@@ -108,7 +110,7 @@ class SecondaryMmuBase:
         mmu_lock: LOCK_WRITE for rwlock archs, LOCK_SPIN for spinlock archs.
         selects_lockless_aging: KVM_MMU_LOCKLESS_AGING (v6.15, x86 only).
         elides_tlb_flush: selects KVM_ELIDE_TLB_FLUSH_IF_YOUNG (x86, v6.13+).
-        seed_v4_lock: the lock its handlers take after seed 4/7 (5/7, 6/7).
+        seed_v4_lock: the lock its handlers take after v4 4/7 (5/7, 6/7).
     """
 
     name: ClassVar[str] = "base"
@@ -138,17 +140,17 @@ class SecondaryMmuBase:
 
     # -- what differs per arch (overridden where needed) --------------------------
     def clear_policy(self) -> int:
-        """How one accessed leaf is aged under the config. Spec §6.3-6.5."""
+        """How one accessed leaf is aged under the config (the arch's kvm_age_gfn())."""
         return PLAIN
 
     def arch_locks(self, notifier: str) -> tuple[str, ...]:
-        """Locks the handler takes per gfn range. Seed 4/7 moved them into each arch."""
+        """Locks the handler takes per gfn range. v4 4/7 moved them into each arch."""
         if self.rules.kvm_arch_aging_locks:
             return (self.seed_v4_lock,)
         return ()
 
     def memslot_walk_lockless(self, notifier: str) -> bool:
-        """range->lockless of kvm_handle_hva_range. Seed 3/7; spec §6.2, §6.5.
+        """range->lockless of kvm_handle_hva_range (virt/kvm/kvm_main.c). v4 3/7.
 
         seed-v4: test/clear_young (clear_flush_young stays on the locking walk);
         v6.15: all three aging notifiers where the arch selects lockless aging.
@@ -170,7 +172,7 @@ class SecondaryMmuBase:
         return False
 
     def flush_on_young(self) -> bool:
-        """clear_flush_young flushes unless the arch elides it (x86 >= v6.13). Spec §6.2."""
+        """clear_flush_young flushes unless the arch elides it (x86 >= v6.13)."""
         return not (self.elides_tlb_flush and self.cfg.kvm_elide_tlb_flush_if_young)
 
     def lock_plan(self, notifier: str) -> tuple[str | None, tuple[str, ...]]:
@@ -181,7 +183,7 @@ class SecondaryMmuBase:
     def takes_mmu_lock_twice(self, notifier: str) -> bool:
         """Whether the handler takes kvm->mmu_lock while the memslot walk holds it.
 
-        Seed 4/7 moves the lock of kvm_age_gfn() into each arch but leaves
+        v4 4/7 moves the lock of kvm_age_gfn() into each arch but leaves
         clear_flush_young on the locking kvm_handle_hva_range() (only test and
         clear_young become lockless, 3/7): where the handler locks mmu_lock
         (arm64 for read, x86's shadow-MMU rmaps for write, the spinlock
@@ -242,7 +244,7 @@ class SecondaryMmuBase:
 
     # -- kvm_age_gfn / kvm_test_age_gfn ----------------------------------------------------
     def kvm_test_age_gfn(self, rng: KvmGfnRange, ev: AgingEvent) -> bool:
-        """Whether any present leaf of the range is accessed; stops at the first. Spec §6.3-6.4."""
+        """Whether any present leaf of the range is accessed; stops at the first."""
         arr = self.sptes[rng.slot.as_id]
         heads = leaf_heads(arr, rng.start, rng.end)
         acc = np.flatnonzero(arr[heads] & SPTE_ACCESSED)
@@ -250,7 +252,7 @@ class SecondaryMmuBase:
         return bool(len(acc))
 
     def kvm_age_gfn(self, rng: KvmGfnRange, ev: AgingEvent) -> bool:
-        """Age every accessed present leaf of the range; True if any was accessed. Spec §6.3-6.5."""
+        """Age every accessed present leaf of the range; True if any was accessed."""
         as_id = rng.slot.as_id
         arr = self.sptes[as_id]
         heads = leaf_heads(arr, rng.start, rng.end)

@@ -1,4 +1,4 @@
-"""Secondary PTE state: one byte per guest frame. Spec §6.3-6.4.
+"""Secondary PTE state: one byte per guest frame (what kvm_age_gfn() reads).
 
 Each address space of a VM has a `uint8` array indexed by gfn. The low three
 bits are the contract with the compiled aging walk (`lru_gen._walk_kernel`):

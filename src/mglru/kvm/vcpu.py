@@ -1,4 +1,4 @@
-"""vCPUs: guest accesses, the guest TLB, and faults through the host. Spec §6, checklist 39.
+"""vCPUs: guest accesses, the guest TLB, and faults through the host.
 
 A guest access to gpa range [gpa, gpa+nbytes) by one vCPU, vectorised over
 the pages:
@@ -10,7 +10,7 @@ the pages:
    memslot keeps hva and gpa 2 MiB-congruent and the whole block inside it,
    else 4 KiB;
 2. pages whose translation is in the vCPU's TLB use it: nothing is set
-   (checklist 39: a stale entry suppresses the accessed bit, a false "idle");
+   (a stale entry suppresses the accessed bit, a false "idle");
 3. the others are walked: the hardware sets the SPTE accessed bit (A/D bits,
    arm64 HAFDBS) or, without it, a fast page fault restores the access-tracked
    SPTE (counted in `Kvm.stat["fast_page_faults"]`); the translation is

@@ -1,7 +1,9 @@
-"""x86 shadow MMU: SPTEs found through per-gfn rmaps (`mmu.c`). Spec §6.3, seed 5/7.
+"""x86 shadow MMU: SPTEs found through per-gfn rmaps (`mmu.c`).
+
+Kernel: arch/x86/kvm/mmu/mmu.c: kvm_rmap_age_gfn_range(); v4 5/7.
 
 Used when the TDP MMU is off (`tdp_mmu=False`: shadow paging or the legacy
-TDP MMU). What differs from the base: after seed 4/7 the rmap walk takes
+TDP MMU). What differs from the base: after v4 4/7 the rmap walk takes
 mmu_lock for write per gfn range (5/7 keeps it: "harvesting age information
 from the shadow MMU is still done while holding the MMU write lock"); v6.15
 ages rmaps without mmu_lock, taking each non-empty rmap's bit lock. A/D-enabled

@@ -1,4 +1,6 @@
-"""x86 TDP MMU (EPT/NPT roots walked by `tdp_mmu.c`). Spec §6.3, seed 5/7.
+"""x86 TDP MMU (EPT/NPT roots walked by `tdp_mmu.c`).
+
+Kernel: arch/x86/kvm/mmu/tdp_mmu.c: kvm_tdp_mmu_age_gfn_range(); v4 5/7.
 
 What differs from the base: the walk is always an RCU read-side section
 (one per gfn range), x86 selects lockless aging (v6.15) and TLB-flush elision

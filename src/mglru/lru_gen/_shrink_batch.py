@@ -1,9 +1,12 @@
-"""The common case of shrink_folio_list, vectorised: cold anon folios to swap. Spec §4.2, §4.8.
+"""The common case of shrink_folio_list, vectorised: cold anon folios to swap.
+
+Kernel: mm/vmscan.c: evict_folios(); mm/workingset.c: lru_gen_eviction().
 
 Most folios a proactive or limit reclaim takes are 4 KiB anonymous folios mapped
 by one PTE that is not young, in an mm without MMU notifiers: for them
 folio_check_references finds no reference (look-around returns false at once,
-spec §4.7), so they are swapped out and freed. `shrink_anon_batch` does exactly
+mm/rmap.c: folio_referenced()), so they are swapped out and freed.
+`shrink_anon_batch` does exactly
 that for all such folios of a batch with numpy, and leaves every other folio to
 the per-folio path of `vmscan.shrink_folio_list`.
 

@@ -1,4 +1,7 @@
-"""The aging: producing generations. Spec §3.2, §3.10, §3.11, §4.4 (reset_ctrl_pos), §4.6.
+"""The aging: producing generations.
+
+Kernel: mm/vmscan.c: try_to_inc_max_seq(), inc_max_seq(), inc_min_seq(), reset_ctrl_pos(),
+try_to_inc_min_seq().
 
 Mechanism: `try_to_inc_max_seq` walks the memcg's mm list (`iterate_mm_list`
 + `walk_mm`) so that accessed pages are moved into the generation of the
@@ -46,12 +49,12 @@ __all__ = ["try_to_inc_max_seq", "inc_max_seq", "inc_min_seq", "try_to_inc_min_s
 
 
 def type_is_evictable(type_: int, swappiness: int) -> bool:
-    """Anon needs swappiness > 0; file needs swappiness <= 200 (spec §3.11)."""
+    """Anon needs swappiness > 0; file needs swappiness <= 200 (mm/vmscan.c: inc_min_seq())."""
     return swappiness != 0 if type_ == LRU_GEN_ANON else swappiness != SWAPPINESS_ANON_ONLY
 
 
 def reset_ctrl_pos(k: SimKernel, lruvec: Lruvec, type_: int, carryover: bool) -> None:
-    """Fold the PID history of a retiring generation into the averages. Spec §4.4."""
+    """Fold the PID history of a retiring generation into the averages (reset_ctrl_pos())."""
     nr_hist = lruvec.nr_hist_gens
     clear = nr_hist == 1 if carryover else nr_hist > 1
     if not carryover and not clear:
@@ -74,7 +77,7 @@ def reset_ctrl_pos(k: SimKernel, lruvec: Lruvec, type_: int, carryover: bool) ->
 
 
 def inc_min_seq(k: SimKernel, lruvec: Lruvec, type_: int, swappiness: int) -> bool:
-    """Retire the oldest generation of a type. Spec §3.11.
+    """Retire the oldest generation of a type. mm/vmscan.c: inc_min_seq().
 
     The kernel moves at most MAX_LRU_BATCH folios per lock hold and restarts;
     the model moves them all at once (the timing layer charges the batches).
@@ -109,7 +112,7 @@ def inc_min_seq(k: SimKernel, lruvec: Lruvec, type_: int, swappiness: int) -> bo
 
 
 def inc_max_seq(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int) -> bool:
-    """Open a new youngest generation. Spec §3.10."""
+    """Open a new youngest generation. mm/vmscan.c: inc_max_seq()."""
     if seq < lruvec.max_seq:
         return False
     k.warn_on_once(not lruvec.seq_is_valid(), "inc_max_seq: !seq_is_valid(lruvec)")
@@ -128,7 +131,9 @@ def inc_max_seq(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int) -> bool
 
 def try_to_inc_max_seq(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int,
                        force_scan: bool) -> bool:
-    """Walk the mm list, then increment max_seq if this walker finished it. Spec §3.2.
+    """Walk the mm list, then increment max_seq if this walker finished it.
+
+    mm/vmscan.c: try_to_inc_max_seq().
 
     Returns False when another walker already closed `seq`.
     """
@@ -156,7 +161,7 @@ def try_to_inc_max_seq(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int,
 
 
 def try_to_inc_min_seq(k: SimKernel, lruvec: Lruvec, swappiness: int) -> bool:
-    """Advance min_seq over empty generations. Spec §4.6 (and §8.4 for v6.10)."""
+    """Advance min_seq over empty generations. mm/vmscan.c: try_to_inc_min_seq()."""
     min_seq = list(lruvec.min_seq)
     types = [t for t in range(ANON_AND_FILE) if type_is_evictable(t, swappiness)]
     for t in types:

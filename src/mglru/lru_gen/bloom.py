@@ -1,4 +1,4 @@
-"""Bloom filters: which PTE tables are worth scanning next time. Spec §3.9.
+"""Bloom filters: which PTE tables are worth scanning next time. mm/vmscan.c: update_bloom_filter().
 
 Mechanism: two filters per lruvec (`mm_state.filters`), 2**15 bits and k = 2
 keys each, indexed by `filter_gen_from_seq(seq)`. A walk closing seq S reads

@@ -1,4 +1,6 @@
-"""debugfs: /sys/kernel/debug/lru_gen and lru_gen_full. Spec §5.3, §5.4, §8.4.
+"""debugfs: /sys/kernel/debug/lru_gen and lru_gen_full.
+
+Kernel: mm/vmscan.c: lru_gen_seq_show(), lru_gen_seq_write(); v6.10 differences noted.
 
 Reads print every memcg (pre-order, root first) and every node with memory in
 the kernel's printf shapes. Writes are split on `,` `;` `\\n`, parsed with the
@@ -116,7 +118,7 @@ def lru_gen_full_show(k: SimKernel) -> str:
 
 # -- write ---------------------------------------------------------------------------
 def run_aging(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int, force_scan: bool) -> None:
-    """The `+` command. Spec §5.4; v6.10 return codes in §8.4."""
+    """The `+` command. mm/vmscan.c: run_aging(); v6.10 return codes differ."""
     max_seq = lruvec.max_seq
     if k.cfg.aging_rc_eexist:
         if seq > max_seq:
@@ -136,7 +138,7 @@ def run_aging(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int, force_sca
 
 def run_cmd(k: SimKernel, cmd: str, memcg_id: int, nid: int, seq: int, swappiness: int,
             opt: int) -> None:
-    """Validate and execute one command. Spec §5.4 (`run_cmd`)."""
+    """Validate and execute one command. mm/vmscan.c: run_cmd()."""
     nid = nid - _U32 if nid >= 1 << 31 else nid  # the kernel passes them as int
     memcg_id = memcg_id - _U32 if memcg_id >= 1 << 31 else memcg_id
     if nid < 0 or nid >= MAX_NUMNODES or nid >= len(k.mem.nodes):
@@ -204,7 +206,7 @@ def _parse(k: SimKernel, cur: str) -> tuple[str, int, int, int, int, int]:
 
 
 def lru_gen_write(k: SimKernel, buf: str) -> None:
-    """Execute the commands of one write. Spec §5.4.
+    """Execute the commands of one write. mm/vmscan.c: lru_gen_seq_write().
 
     lru_gen_seq_write() (mm/vmscan.c, v6.12) starts from err = -EINVAL and
     only a command that runs clears it, so a write with no command at all

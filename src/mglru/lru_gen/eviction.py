@@ -1,4 +1,4 @@
-"""The eviction: consuming generations. Spec §4.1-§4.6.
+"""The eviction: consuming generations. mm/vmscan.c.
 
 Mechanism: `try_to_shrink_lruvec` asks `get_nr_to_scan` how much to scan (and
 ages when eviction is no longer possible), then `evict_folios` isolates a
@@ -8,9 +8,9 @@ hands it to `shrink_folio_list` (lru_gen.vmscan) and puts the survivors back.
 Budgets are the kernel's: at most MIN_LRU_BATCH isolated and MAX_LRU_BATCH
 examined per call.
 
-Eviction follows the upstream rules of spec §4 for every preset; the v6.10
-differences the model keeps are those of §8.4 (tiers, protected[tier - 1],
-refault test, coupled min_seq).
+Eviction follows the upstream rules of mm/vmscan.c for every preset; the v6.10
+differences the model keeps are tiers, protected[tier - 1],
+refault test, coupled min_seq.
 
 Future optimizations:
 1. cache a list's tail order across evict_folios calls of one reclaim.
@@ -87,7 +87,7 @@ class ScanControl:
 
 
 def get_swappiness(k: SimKernel, lruvec: Lruvec) -> int:
-    """Default swappiness of a debugfs command (may_swap = 1). Spec §4.1, §5.4.
+    """Default swappiness of a debugfs command (may_swap = 1). mm/vmscan.c: run_cmd().
 
     0 when fewer than MIN_LRU_BATCH swap slots are free (mem_cgroup_get_nr_swap_pages
     counts free swap, so a full device stops anon reclaim; there is no demotion).
@@ -103,7 +103,7 @@ def evictable_min_seq(lruvec: Lruvec, swappiness: int) -> int:
 
 
 def should_run_aging(lruvec: Lruvec, swappiness: int) -> tuple[bool, int]:
-    """(aging wanted, nr_to_scan). Spec §4.1, checklist 18."""
+    """(aging wanted, nr_to_scan). mm/vmscan.c: should_run_aging(), get_nr_to_scan()."""
     m = evictable_min_seq(lruvec, swappiness)
     if m + MIN_NR_GENS > lruvec.max_seq:
         return True, 0
@@ -147,7 +147,7 @@ def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_
     if not lruvec.nr_listed[gen, type_].any():
         return 0, []  # an empty list: nothing to pop (and no O(node) tail_first)
     # the budget is MAX_LRU_BATCH folios in every modelled version; only
-    # linux-next (after v6.16) caps it at nr_to_scan (spec §4.5)
+    # linux-next (after v6.16) caps it at nr_to_scan (mm/vmscan.c: sort_folio())
     remaining = MAX_LRU_BATCH
     if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
         renumber(mem)
@@ -197,7 +197,7 @@ def isolate_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: in
 
 def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
                  nr_to_scan: int) -> int:
-    """Isolate, reclaim and put back one batch. Spec §4.2. Returns pages scanned."""
+    """Isolate, reclaim and put back one batch (evict_folios()). Returns pages scanned."""
 
     k.end_writeback()
     scanned, type_, isolated = isolate_folios(k, lruvec, sc, swappiness, nr_to_scan)
@@ -257,7 +257,7 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
 
 
 def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
-    """Evict from one lruvec until its scan target is met. Spec §4.1.
+    """Evict from one lruvec until its scan target is met. mm/vmscan.c: try_to_shrink_lruvec().
 
     Returns whether the lruvec should be rotated (it aged instead of evicting).
     """
@@ -281,7 +281,7 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
 
 
 def run_eviction(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int, nr_to_reclaim: int) -> None:
-    """The debugfs `-` command. Spec §5.4, checklist 33.
+    """The debugfs `-` command. mm/vmscan.c: run_eviction().
 
     Raises:
         OSError: EINVAL if seq + 2 > max_seq.

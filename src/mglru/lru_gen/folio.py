@@ -1,7 +1,7 @@
 """Adding folios to and removing them from MGLRU lists (include/linux/mm_inline.h).
 
-Spec §2.5 (`lru_gen_folio_seq`, `lru_gen_add_folio`, `lru_gen_del_folio`) and
-§2.6 (`folio_inc_gen`). All functions take arrays of *head* pfns that belong to
+include/linux/mm_inline.h (`lru_gen_folio_seq`, `lru_gen_add_folio`, `lru_gen_del_folio`) and
+mm/vmscan.c (`folio_inc_gen`). All functions take arrays of *head* pfns that belong to
 one lruvec, so a fault of 262144 pages is a handful of numpy operations.
 """
 
@@ -117,7 +117,7 @@ def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     """Put folios (head pfns of one lruvec) on MGLRU lists; returns their seqs.
 
     Unevictable folios are not added. Sets the gen field, clears PG_active,
-    sets PG_lru, and counts pages by gen. Spec §2.5.
+    sets PG_lru, and counts pages by gen. include/linux/mm_inline.h: lru_gen_add_folio().
     """
     flags = mem.flags[pfns]
     keep = (flags & PG_unevictable) == 0
@@ -134,7 +134,7 @@ def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
 
 def lru_gen_del_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
                       reclaiming: bool) -> None:
-    """Take folios off MGLRU lists. Spec §2.5 (removal).
+    """Take folios off MGLRU lists. include/linux/mm_inline.h: lru_gen_del_folio().
 
     Clears the gen field; if not reclaiming and the gen was active (the two
     youngest), sets PG_active so the folio keeps its status elsewhere.

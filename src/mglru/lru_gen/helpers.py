@@ -19,7 +19,7 @@ from __future__ import annotations
 from mglru.mm.memcg import MAX_SWAPPINESS
 from mglru.mm.page import LRU_REFS_MASK, LRU_REFS_SHIFT, PG_referenced, PG_workingset
 
-# --- generations, tiers, batches (spec §1) -----------------------------------
+# --- generations, tiers, batches (include/linux/mmzone.h) -----------------------------------
 MIN_NR_GENS = 2
 MAX_NR_GENS = 4
 MAX_NR_TIERS = 4
@@ -38,7 +38,7 @@ LRU_GEN_ANON = 0
 LRU_GEN_FILE = 1
 ANON_AND_FILE = 2
 
-# --- caps of /sys/kernel/mm/lru_gen/enabled (spec §5.1, seed 2/7) ------------
+# --- caps of /sys/kernel/mm/lru_gen/enabled (mm/vmscan.c, v4 2/7) ------------
 LRU_GEN_CORE = 0
 LRU_GEN_MM_WALK = 1
 LRU_GEN_NONLEAF_YOUNG = 2
@@ -49,7 +49,7 @@ LRU_REFS_FLAGS = LRU_REFS_MASK | PG_referenced
 #: before v6.14 folio_update_gen() also cleared PG_workingset
 LRU_REFS_FLAGS_V6_10 = LRU_REFS_MASK | PG_referenced | PG_workingset
 
-# --- mm_stats (spec §1, §3.12; v6.12 removed two) --------------------------------
+# --- mm_stats (include/linux/mmzone.h; v6.12 removed two) --------------------------------
 MM_LEAF_TOTAL = 0
 MM_LEAF_OLD = 1
 MM_LEAF_YOUNG = 2
@@ -65,29 +65,29 @@ MM_STAT_LETTERS = "toydfa"
 
 
 def lru_gen_from_seq(seq: int) -> int:
-    """Generation index of a seq. Spec: §2.4."""
+    """Generation index of a seq. include/linux/mm_inline.h: lru_gen_from_seq()."""
     return seq % MAX_NR_GENS
 
 
 def lru_hist_from_seq(seq: int, nr_hist_gens: int) -> int:
-    """History slot of a seq (refaulted/evicted/protected, mm_stats). Spec: §2.4."""
+    """History slot of a seq (refaulted/evicted/protected, mm_stats): lru_hist_from_seq()."""
     return seq % nr_hist_gens
 
 
 def filter_gen_from_seq(seq: int) -> int:
-    """Bloom filter slot read by the walk closing `seq`. Spec: §3.9."""
+    """Bloom filter slot read by the walk closing `seq`. mm/vmscan.c: test_bloom_filter()."""
     return seq % NR_BLOOM_FILTERS
 
 
 def lru_tier_from_refs(refs: int, workingset: bool) -> int:
-    """Tier of a folio from its refs (0..4) and PG_workingset. Spec: §2.4."""
+    """Tier of a folio from its refs (0..4) and PG_workingset: lru_tier_from_refs()."""
     if workingset:
         return MAX_NR_TIERS - 1
     return (refs - 1).bit_length() if refs > 1 else 0
 
 
 def folio_lru_refs(flags: int) -> int:
-    """refs = 0 without PG_referenced, else refs field + 1 (1..4). Spec: §2.4."""
+    """refs = 0 without PG_referenced, else refs field + 1 (1..4): folio_lru_refs()."""
     if not flags & PG_referenced:
         return 0
     return ((flags & LRU_REFS_MASK) >> LRU_REFS_SHIFT) + 1

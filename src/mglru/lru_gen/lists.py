@@ -1,6 +1,7 @@
 """Generation lists: membership and order of folios on `folios[gen][type][zone]`.
 
-Spec §2.2 ("lazily sorted" lists) and §3.11 / §4.5 (who goes to the head, who
+include/linux/mmzone.h: struct lru_gen_folio ("lazily sorted" lists) and mm/vmscan.c:
+inc_min_seq() / sort_folio() (who goes to the head, who
 to the tail). The model keeps, per pfn, one uint32 `PhysMem.lru`:
 
     bits 29..31  list generation + 1 (0: on no MGLRU list)

@@ -1,4 +1,6 @@
-"""rmap/PT walk feedback: `lru_gen_look_around`. Spec §4.7, seed 2/7 (`should_look_around`).
+"""rmap/PT walk feedback: `lru_gen_look_around`.
+
+Kernel: mm/vmscan.c: lru_gen_look_around(); v4 2/7 (`should_look_around`).
 
 Mechanism: when the rmap walk of eviction finds a young PTE, MGLRU harvests up
 to 64 neighbouring PTEs of the same table (spatial locality), promotes what it
@@ -58,7 +60,7 @@ __all__ = ["lru_gen_look_around", "lru_gen_set_refs"]
 
 
 def lru_gen_set_refs(k: SimKernel, pfn: int) -> bool:
-    """Young found outside a walk: first sighting marks, second activates. Spec §2.6."""
+    """Young found outside a walk: first sighting marks, second activates."""
     flags = int(k.mem.flags[pfn])
     if not flags & (PG_referenced | PG_workingset):
         k.mem.flags[pfn] = (flags & ~LRU_REFS_FLAGS) | PG_referenced

@@ -1,6 +1,7 @@
 """The per-(memcg, node) lruvec: `lru_gen_folio` and `lru_gen_mm_state`.
 
-Spec §2.2 and §2.3. `max_seq`, `min_seq[]` only increase; page counts are kept
+include/linux/mmzone.h: struct lru_gen_folio and struct lru_gen_mm_state.
+`max_seq`, `min_seq[]` only increase; page counts are kept
 by gen *field* in `nr_pages[gen][type][zone]` and list occupancy by list in
 `nr_listed[gen][type][zone]` (folios, not pages), so that "is this list empty"
 (try_to_inc_min_seq) is O(1) even though lists are sorted lazily.
@@ -37,7 +38,7 @@ MAX_NR_ZONES = 1
 
 @dataclass(slots=True)
 class MmState:
-    """`lru_gen_mm_state`: the mm-list cursor and Bloom filters of a lruvec. Spec §2.3.
+    """`lru_gen_mm_state`: the mm-list cursor and Bloom filters of a lruvec.
 
     `head`/`tail` are indices into the memcg's mm list; `None` is the list
     sentinel being unset, as the kernel's NULL.
@@ -60,7 +61,7 @@ class MmState:
 
 
 class Lruvec:
-    """One lruvec: the MGLRU state of a memcg on a node. Spec §2.2."""
+    """One lruvec: the MGLRU state of a memcg on a node (struct lru_gen_folio)."""
 
     def __init__(self, memcg: MemCgroup, nid: int, nr_hist_gens: int, now: int,
                  walks_mmu: bool, folio_seq_by_workingset: bool = True) -> None:
@@ -73,7 +74,7 @@ class Lruvec:
         self.timestamps = [now] * MAX_NR_GENS
         self.nr_pages = np.zeros((MAX_NR_GENS, ANON_AND_FILE, MAX_NR_ZONES), np.int64)
         self.nr_listed = np.zeros((MAX_NR_GENS, ANON_AND_FILE, MAX_NR_ZONES), np.int64)
-        # PID controller state (spec §4.4)
+        # PID controller state (mm/vmscan.c: read_ctrl_pos())
         self.avg_refaulted = np.zeros((ANON_AND_FILE, MAX_NR_TIERS), np.int64)
         self.avg_total = np.zeros((ANON_AND_FILE, MAX_NR_TIERS), np.int64)
         self.protected = np.zeros((nr_hist_gens, ANON_AND_FILE, MAX_NR_TIERS), np.int64)
@@ -95,7 +96,7 @@ class Lruvec:
         return (f"Lruvec(memcg={self.memcg.id}, nid={self.nid}, max_seq={self.max_seq}, "
                 f"min_seq={self.min_seq})")
 
-    # -- shorthand helpers (spec §2.2) -------------------------------------------
+    # -- shorthand helpers (mm/vmscan.c) -----------------------------------------
     def get_nr_gens(self, type_: int) -> int:
         """Number of live generations of a type."""
         return self.max_seq - self.min_seq[type_] + 1

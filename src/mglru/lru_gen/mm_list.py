@@ -1,4 +1,6 @@
-"""The mm_struct list: which address spaces an aging iteration walks. Spec §3.3.
+"""The mm_struct list: which address spaces an aging iteration walks.
+
+Kernel: mm/vmscan.c: iterate_mm_list().
 
 Each memcg has one FIFO of mms (`MemCgroup.mm_list`) shared by all nodes; each
 lruvec's `mm_state` keeps a cursor: `head` (where the current iteration
@@ -92,7 +94,7 @@ def _reset_mm_stats(walk: MmWalk, last: bool) -> None:
 
 
 def iterate_mm_list(walk: MmWalk, prev: Mm | None) -> tuple[bool, Mm | None]:
-    """Next mm for this walker; returns (last, mm). Spec §3.3.
+    """Next mm for this walker; returns (last, mm). mm/vmscan.c: iterate_mm_list().
 
     `last` is True when this walker saw the end of the list (and so must
     increment max_seq). Sets `walk.force_scan` for mms added since the
@@ -128,7 +130,7 @@ def iterate_mm_list(walk: MmWalk, prev: Mm | None) -> tuple[bool, Mm | None]:
 
 
 def iterate_mm_list_nowalk(lruvec, seq: int) -> bool:
-    """The no-walk iteration used when page tables cannot be walked. Spec §3.2."""
+    """The no-walk iteration used when page tables cannot be walked (iterate_mm_list_nowalk())."""
     st = lruvec.mm_state
     if seq > st.seq:
         st.head = None

@@ -1,4 +1,6 @@
-"""The PID controller: which tiers to protect, which type to evict. Spec §4.3, §4.4.
+"""The PID controller: which tiers to protect, which type to evict.
+
+Kernel: mm/vmscan.c: get_type_to_scan(), get_tier_idx(), read_ctrl_pos().
 
 Mechanism: per type and tier, refaulted/total ratios are compared between a
 set point (tier 0, or anon) and a process variable (higher tiers, or file) in
@@ -40,7 +42,7 @@ class CtrlPos:
 
 
 def folio_tier_refs(cfg: KernelConfig, flags: int) -> tuple[int, bool]:
-    """folio_lru_refs() and PG_workingset as the version defines them. Spec §2.4, §8.4."""
+    """folio_lru_refs() and PG_workingset as the version defines them (v6.10 differs)."""
     field = (flags & LRU_REFS_MASK) >> LRU_REFS_SHIFT
     ws = bool(flags & PG_workingset)
     if cfg.two_step_promotion:
@@ -76,7 +78,7 @@ def positive_ctrl_err(sp: CtrlPos, pv: CtrlPos) -> bool:
 
 
 def get_tier_idx(lruvec: Lruvec, type_: int, shift: int) -> int:
-    """The highest tier still to evict; folios above it are protected. Spec §4.4."""
+    """The highest tier still to evict; above it folios are protected. get_tier_idx()."""
     sp = read_ctrl_pos(lruvec, type_, 0, 2, shift)
     tier = 1
     while tier < MAX_NR_TIERS:
@@ -88,7 +90,7 @@ def get_tier_idx(lruvec: Lruvec, type_: int, shift: int) -> int:
 
 
 def get_type_to_scan(lruvec: Lruvec, swappiness: int, shift: int) -> int:
-    """File for swappiness <= 1, anon for >= 200, else compare all tiers. Spec §4.3."""
+    """File for swappiness <= 1, anon for >= 200, else compare all tiers: get_type_to_scan()."""
     if swappiness <= MIN_SWAPPINESS + 1:
         return LRU_GEN_FILE
     if swappiness >= MAX_SWAPPINESS:

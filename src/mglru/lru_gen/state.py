@@ -1,4 +1,6 @@
-"""State change: the caps behind /sys/kernel/mm/lru_gen/enabled. Spec §5.1, seed 2/7.
+"""State change: the caps behind /sys/kernel/mm/lru_gen/enabled.
+
+Kernel: mm/vmscan.c: lru_gen_change_state(), enabled_store(); v4 2/7.
 
 `LruGenCaps` holds the static keys (`lru_gen_caps[]`) and the predicates the
 rest of the model asks: `should_walk_mmu`, `should_clear_pmd_young`,
@@ -52,15 +54,15 @@ class LruGenCaps:
         return self.get_cap(LRU_GEN_CORE)
 
     def should_walk_mmu(self) -> bool:
-        """arch_has_hw_pte_young() && cap MM_WALK (spec §5.1)."""
+        """arch_has_hw_pte_young() && cap MM_WALK (mm/vmscan.c: enabled_store())."""
         return self.cfg.hw_pte_young and self.get_cap(LRU_GEN_MM_WALK)
 
     def should_clear_pmd_young(self) -> bool:
-        """arch_has_hw_nonleaf_pmd_young() && cap NONLEAF_YOUNG (spec §5.1)."""
+        """arch_has_hw_nonleaf_pmd_young() && cap NONLEAF_YOUNG (mm/vmscan.c: enabled_store())."""
         return self.cfg.hw_nonleaf_pmd_young and self.get_cap(LRU_GEN_NONLEAF_YOUNG)
 
     def should_walk_secondary_mmu(self) -> bool:
-        """CONFIG_LRU_GEN_WALKS_SECONDARY_MMU && cap 0x8 (seed 2/7)."""
+        """CONFIG_LRU_GEN_WALKS_SECONDARY_MMU && cap 0x8 (v4 2/7)."""
         return (rules_of(self.cfg).secondary_walk_gated and self.cfg.walks_secondary_mmu
                 and self.get_cap(LRU_GEN_SECONDARY_MMU_WALK))
 

@@ -1,4 +1,6 @@
-"""sysfs: /sys/kernel/mm/lru_gen/{enabled,min_ttl_ms}. Spec §5.1, §5.2, seed 2/7.
+"""sysfs: /sys/kernel/mm/lru_gen/{enabled,min_ttl_ms}.
+
+Kernel: mm/vmscan.c: enabled_store(), min_ttl_ms_store(); v4 2/7.
 
 `*_show` / `*_store` pairs, as in mm/vmscan.c. Stores raise OSError(EINVAL)
 and change nothing on a bad value.
@@ -29,7 +31,7 @@ def enabled_show(k: SimKernel) -> str:
 
 
 def enabled_store(k: SimKernel, buf: str) -> None:
-    """n/N: all off; y/Y: all on; else kstrtouint(base 0); per-cap keys. Spec §5.1."""
+    """n/N: all off; y/Y: all on; else kstrtouint(base 0); per-cap keys. enabled_store()."""
     if not buf:
         return
     first = buf[0].lower()
@@ -89,7 +91,7 @@ def min_ttl_ms_show(k: SimKernel) -> str:
 
 
 def min_ttl_ms_store(k: SimKernel, buf: str) -> None:
-    """kstrtouint(base 0) milliseconds, stored as jiffies. Spec §5.2.
+    """kstrtouint(base 0) milliseconds, stored as jiffies. mm/vmscan.c: min_ttl_ms_store().
 
     msecs_to_jiffies() takes values >= 2**31 ((int)m < 0) as "infinite"
     (MAX_JIFFY_OFFSET). A zero-byte write never reaches the store

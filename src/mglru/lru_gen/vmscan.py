@@ -1,7 +1,8 @@
 """Reclaim outside MGLRU proper: shrink_folio_list and the rmap walk.
 
-Spec §4.2 step 3 (`shrink_folio_list` / `folio_check_references`), §4.7 (the
-rmap walk), §4.9 (min_ttl and the OOM signal). What the model keeps of
+mm/vmscan.c: shrink_folio_list() / folio_check_references(), mm/rmap.c: folio_referenced()
+(the rmap walk), mm/vmscan.c: lru_gen_age_node() (min_ttl and the OOM signal). What the
+model keeps of
 shrink_folio_list: references through the rmap walk (with look-around),
 anonymous folios to the swap device, clean file folios dropped, dirty file
 folios left for writeback, unmapping of every PTE (secondary MMUs are told
@@ -55,7 +56,7 @@ def _secondary(mm, kind: str, start: int, end: int) -> bool:
 
 def folio_referenced(k: SimKernel, lruvec: Lruvec, pfn: int,
                      maps: list[Mapping]) -> tuple[int, bool, bool]:
-    """folio_referenced(): (referenced PTEs, VM_LOCKED seen, VM_EXEC seen). Spec §4.7."""
+    """folio_referenced(): (referenced PTEs, VM_LOCKED seen, VM_EXEC seen). mm/rmap.c."""
     referenced = 0
     locked = exec_ = False
     for m in maps:
@@ -98,7 +99,7 @@ def folio_referenced(k: SimKernel, lruvec: Lruvec, pfn: int,
 
 
 def _check_references(k: SimKernel, lruvec: Lruvec, pfn: int, maps: list[Mapping]) -> str:
-    """folio_check_references(): "activate", "keep" or "reclaim". Spec §4.2."""
+    """folio_check_references(): "activate", "keep" or "reclaim". mm/vmscan.c."""
     referenced, locked, exec_ = folio_referenced(k, lruvec, pfn, maps)
     if locked:
         return "activate"

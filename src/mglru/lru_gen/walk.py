@@ -1,4 +1,6 @@
-"""The page-table walk of aging: `walk_mm` and the VMA filter. Spec §3.4-3.8, seed 2/7.
+"""The page-table walk of aging: `walk_mm` and the VMA filter.
+
+Kernel: mm/vmscan.c: walk_mm() and walk_*_range(); v4 2/7.
 
 Mechanism: `walk_mm` takes an mm's page-table rows in address order, keeps the
 address ranges of VMAs that `should_skip_vma` lets through (coalescing is
@@ -60,7 +62,7 @@ _EMPTY_SPTES = np.zeros(1, np.uint8)
 
 @dataclass(slots=True)
 class MmWalk:
-    """`lru_gen_mm_walk`: one reclaimer's walk state. Spec §2.3."""
+    """`lru_gen_mm_walk`: one reclaimer's walk state. include/linux/mmzone.h."""
 
     lruvec: Lruvec
     seq: int
@@ -82,7 +84,7 @@ def vma_has_recency(vma: Vma) -> bool:
 
 
 def should_skip_vma(vma: Vma, swappiness: int) -> bool:
-    """The VMA filter of the aging walk. Spec §3.4."""
+    """The VMA filter of the aging walk. mm/vmscan.c: should_skip_vma()."""
     if not vma.flags & (VM_READ | VM_WRITE | VM_EXEC):
         return True
     if vma.flags & VM_HUGETLB:
@@ -141,7 +143,7 @@ def aging_subscribers(rules: Rules, mm: Mm) -> list | None:
 
 
 def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None) -> None:
-    """Harvest accessed bits of one mm into `walk.lruvec`'s generations. Spec §3.4."""
+    """Harvest accessed bits of one mm into `walk.lruvec`'s generations. mm/vmscan.c: walk_mm()."""
     lruvec = walk.lruvec
     if walk.seq != lruvec.max_seq or mm.mmap_lock_busy:
         return

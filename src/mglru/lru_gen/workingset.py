@@ -1,9 +1,11 @@
-"""Shadow entries and refault detection: `lru_gen_eviction` / `lru_gen_refault`. Spec §4.8.
+"""Shadow entries and refault detection: `lru_gen_eviction` / `lru_gen_refault`.
+
+Kernel: mm/workingset.c.
 
 A shadow packs (memcg id, node, token, workingset) into one int64:
 token = (min_seq[type] << LRU_REFS_WIDTH) | max(refs - 1, 0). A refault is
 "recent" if the eviction lruvec's max_seq is within MAX_NR_GENS of the stored
-seq (upstream); v6.10 compared it with min_seq for equality (§8.4). 6.1
+seq (upstream); v6.10 compared it with min_seq for equality. 6.1
 (mm/workingset.c) counts workingset_refault only for recent refaults and has
 no workingset_activate count (`KernelConfig.refault_stats_only_recent`).
 """

@@ -1,7 +1,9 @@
-"""Files and their page cache. Spec §2.5 (read() vs fault placement).
+"""Files and their page cache.
+
+Kernel: include/linux/mm_inline.h: lru_gen_add_folio() (read() vs fault placement).
 
 A `File` is an inode's page cache: page index -> pfn (-1 = not cached). Its
-flags are what the VMA filter reads (spec §3.4): shmem, an unevictable mapping,
+flags are what the VMA filter reads (mm/vmscan.c: walk_mm()): shmem, an unevictable mapping,
 a mapping without `read_folio` (DAX), and `FMODE_NOREUSE`.
 """
 

@@ -1,4 +1,4 @@
-"""Memory cgroups: the hierarchy, ids, paths and per-node lruvecs. Spec §2.1.
+"""Memory cgroups: the hierarchy, ids, paths and per-node lruvecs. mm/memcontrol.c.
 
 Memcg ids are allocated like the kernel's (lowest free id, root = 1, at most
 MEM_CGROUP_ID_MAX; the next mkdir then fails with EBUSY). A memcg
@@ -42,7 +42,7 @@ class MemCgroup:
         self.online = True
         self.swappiness = DEF_SWAPPINESS
         self.procs: list[Process] = []
-        #: mm_list: FIFO of mms owned by tasks of this memcg (spec §3.3)
+        #: mm_list: FIFO of mms owned by tasks of this memcg (mm/vmscan.c: lru_gen_add_mm())
         self.mm_list: list[Mm] = []
         self.lruvecs: list[Lruvec] = []
         #: memory.max in pages (None = "max")

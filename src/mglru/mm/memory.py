@@ -1,6 +1,7 @@
 """Physical memory: NUMA nodes, pfn ranges, per-pfn folio state and the allocator.
 
-Spec §2.1 (Node, Folio). A folio is identified by the pfn of its first page;
+include/linux/mmzone.h, include/linux/mm_types.h (Node, Folio). A folio is identified by
+the pfn of its first page;
 PMD-sized folios (THP, 512 pages, 512-aligned) carry `PG_head` on the head
 pfn and `PG_tail` on the others, and all folio state lives on the head.
 
@@ -13,7 +14,7 @@ flags      uint16  PG_* bits and the 2-bit refs field (mm.page)
 gen        uint8   the folio's gen field: gen index + 1, 0 = not on MGLRU
 lru        uint32  which generation *list* holds it and where (see
                    lru_gen.lists); lists are sorted lazily, so the list
-                   may lag `gen` (spec §2.2)
+                   may lag `gen` (include/linux/mmzone.h: struct lru_gen_folio)
 memcg      uint16  id of the memcg the folio is charged to (0 = none)
 =========  ======  =====================================================
 
@@ -52,7 +53,7 @@ class OutOfMemory(MemoryError):
 
 @dataclass(slots=True)
 class Node:
-    """A NUMA node (pgdat): a pfn range and its allocator cursor. Spec §2.1."""
+    """A NUMA node (pgdat): a pfn range and its allocator cursor."""
 
     nid: int
     start_pfn: int

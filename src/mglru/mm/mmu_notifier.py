@@ -1,4 +1,6 @@
-"""MMU notifiers: how the primary MMU asks secondary MMUs about accesses. Spec §4.10, seed 2/7.
+"""MMU notifiers: how the primary MMU asks secondary MMUs about accesses.
+
+Kernel: include/linux/mmu_notifier.h, mm/mmu_notifier.c; v4 2/7.
 
 Mechanism: an mm keeps a chain of subscriptions (`Mm.notifiers`). The aging
 notifiers walk the chain: `clear_young` and `clear_flush_young` ask every
@@ -6,8 +8,8 @@ subscriber and OR the answers; `test_young` stops at the first subscriber that
 saw an access. With no subscriber each is a no-op returning 0
 (`mm_has_notifiers` is false), which is what lets the kernel skip them cheaply.
 
-Two variants from the review thread are here as what-ifs (never merged, spec
-§8.1): the v5 fast-only call (`test_clear_young_fast_only`: a subscriber that
+Two variants from the review thread are here as what-ifs (never merged):
+the v5 fast-only call (`test_clear_young_fast_only`: a subscriber that
 cannot answer without slow locks reports FAILED instead of answering) and the
 v3 bitmap call (one call covers up to 64 pages; only lockless subscribers are
 asked).
@@ -47,7 +49,7 @@ BITMAP_PAGES = 64
 
 
 class MmuNotifierOps(Protocol):
-    """The callbacks a subscription provides (struct mmu_notifier_ops). Spec §4.10."""
+    """The callbacks a subscription provides (struct mmu_notifier_ops)."""
 
     def clear_flush_young(self, start: int, end: int) -> bool:
         """Clear accessed bits in [start, end) and flush what caches them; True if any was set."""
@@ -90,7 +92,7 @@ def mmu_notifier_unregister(mm: Mm, sub: MmuNotifierOps) -> None:
 
 
 def mm_has_notifiers(mm: Mm) -> bool:
-    """Any subscription on this mm. Spec §4.10."""
+    """Any subscription on this mm: mm_has_notifiers()."""
     return bool(mm.notifiers)
 
 
@@ -123,7 +125,7 @@ def mmu_notifier_clear_young(mm: Mm, start: int, end: int, fast_only: bool = Fal
 
 
 def mmu_notifier_clear_flush_young(mm: Mm, start: int, end: int) -> bool:
-    """As `mmu_notifier_clear_young`, then each subscriber flushes per its rules (spec §6.2)."""
+    """As `mmu_notifier_clear_young`, then each subscriber flushes per its rules."""
     young = False
     for sub in mm.notifiers:
         young |= bool(sub.clear_flush_young(start, end))

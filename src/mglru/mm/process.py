@@ -1,4 +1,6 @@
-"""Processes, mm_structs, VMAs and primary page tables. Spec §2.1, §3.4.
+"""Processes, mm_structs, VMAs and primary page tables.
+
+Kernel: include/linux/mm_types.h; the VMA filter of mm/vmscan.c: walk_mm().
 
 Page tables keep the kernel's shape where the aging walk can see it: a PMD
 entry per 2 MiB (none / PTE table / THP leaf / huge zero page, with accessed
@@ -185,10 +187,10 @@ class Mm:
         self.users = 1
         #: MMU notifier subscriptions (mmu_notifier_register), see mglru.kvm
         self.notifiers: list = []
-        #: mmap_lock held for write elsewhere: the walk skips the mm (spec §3.4)
+        #: mmap_lock held for write elsewhere: the walk skips the mm (mm/vmscan.c: walk_mm())
         self.mmap_lock_busy = False
         #: PMD slots (addr >> PMD_SHIFT) whose PTE-table lock another CPU holds: a
-        #: test hook for the contended-trylock paths of the walk (spec §3.7)
+        #: test hook for the contended-trylock paths of the walk (mm/vmscan.c: walk_pte_range())
         self.ptl_contended: set[int] = set()
         self._next_addr = _MMAP_BASE
 
@@ -208,7 +210,7 @@ class Mm:
                    + 512 * np.count_nonzero(self.pt.pmd_state[:n] == PMD_LEAF))
 
     def has_notifiers(self) -> bool:
-        """mm_has_notifiers(): any secondary MMU subscribed. Spec §4.10."""
+        """mm_has_notifiers(): any secondary MMU subscribed."""
         return bool(self.notifiers)
 
     def find_vma(self, addr: int) -> Vma | None:
@@ -223,7 +225,7 @@ class Mm:
         return [v for v in self.vmas if v.start < end and start < v.end]
 
     def use(self) -> None:
-        """lru_gen_use_mm(): a task of this mm was switched in (spec §2.1)."""
+        """lru_gen_use_mm(): a task of this mm was switched in (include/linux/mm_types.h)."""
         self.lru_gen_bitmap = (1 << 64) - 1
 
     def get_unmapped_area(self, nbytes: int) -> int:

@@ -1,4 +1,6 @@
-"""The reverse map: from a folio to the PTEs (or PMD) that map it. Spec §4.7.
+"""The reverse map: from a folio to the PTEs (or PMD) that map it.
+
+Kernel: mm/rmap.c: folio_referenced_one().
 
 Mechanism: a per-pfn `hint` (uint32) is kept only once something needs the
 rmap (the first eviction): for anonymous folios it is the flat index of the

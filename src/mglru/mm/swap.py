@@ -1,6 +1,6 @@
 """The swap device: slots holding swapped-out anonymous pages and their shadows.
 
-Spec §4.8 (shadow entries). The device behaves like a synchronous one (zram,
+mm/workingset.c (shadow entries). The device behaves like a synchronous one (zram,
 `SWP_SYNCHRONOUS_IO`): swap-out completes in the reclaim pass that starts it,
 and swap-in bypasses the swap cache and frees the slot, so swapped-in folios
 are not in the swap cache.

@@ -14,12 +14,13 @@ for global reclaim (`!cgroup_reclaim(sc)`), while `pgsteal_anon|file` and
 
 Gauges are read from the model when a file is read: the LRU sizes from the
 lruvecs' generation counters (MGLRU reports its two youngest generations as
-"active", spec §3.10), unevictable pages from the per-pfn flags.
+"active", include/linux/mm_inline.h: lru_gen_update_size()), unevictable pages
+from the per-pfn flags.
 
 memory.stat is hierarchical (a memcg's values include its descendants') and
 shows page-sized items in bytes, working-set counters and events as counts.
 Both files print the subset of the kernel's keys that the model tracks, in the
-kernel's order; the keys are the kernel's. Not in the spec: names and order
+kernel's order; the keys are the kernel's. Names and order
 follow mm/vmstat.c and mm/memcontrol.c of v6.10-v6.16 (pgscan/pgsteal_proactive
 from v6.15).
 """

@@ -1,6 +1,6 @@
 """Charging pages to memcgs under `memory.max`, and allocation with reclaim.
 
-`try_charge` is the memcg side (spec §4.9 "memcg reclaim"): a charge that
+`try_charge` is the memcg side (mm/memcontrol.c: try_charge_memcg()): a charge that
 would push a memcg (or an ancestor) over `memory.max` first reclaims from that
 memcg, retrying up to MAX_RECLAIM_RETRIES times without progress, then runs the
 memcg OOM killer. `alloc_pages_reclaim` is the node side: an allocation that

@@ -1,4 +1,6 @@
-"""Page faults and user accesses: the primary MMU's side. Spec §2.5, §2.6.
+"""Page faults and user accesses: the primary MMU's side.
+
+Kernel: include/linux/mm_inline.h: lru_gen_add_folio(); mm/swap.c: folio_mark_accessed().
 
 A user access walks the VMAs of the range; pages not present are faulted in
 (anon write: a new folio; anon read: the shared zero page; file: the page
@@ -84,7 +86,7 @@ def new_folios(k: SimKernel, memcg: MemCgroup, pfns: npt.NDArray[np.int64], flag
     """Initialise folios, charge them and add them to their lruvecs' MGLRU lists.
 
     `keep_flags` indexes folios whose flags were already set (refaults restore
-    PG_workingset and refs before the folio is added, spec §4.8).
+    PG_workingset and refs before the folio is added, mm/workingset.c: lru_gen_refault()).
     """
     mem = k.mem
     if nr_pages == 1:
@@ -113,7 +115,7 @@ def new_folios(k: SimKernel, memcg: MemCgroup, pfns: npt.NDArray[np.int64], flag
 
 
 def mark_accessed(k: SimKernel, heads: npt.NDArray[np.int64]) -> None:
-    """folio_mark_accessed() under MGLRU: lru_gen_inc_refs. Spec §2.6.
+    """folio_mark_accessed() under MGLRU: lru_gen_inc_refs (mm/swap.c).
 
     Upstream: PG_referenced (refs 1), then the refs field up to 3, then
     PG_workingset. v6.10: PG_referenced, then PG_workingset, then refs.
@@ -365,7 +367,7 @@ def get_user_pages(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool
 
 
 def file_read(k: SimKernel, p: Process, file: File, offset: int, nbytes: int) -> None:
-    """read(2): fill the page cache (no PG_active: spec §2.5 rule 4) and mark accessed."""
+    """read(2): fill the page cache (no PG_active: lru_gen_add_folio()) and mark accessed."""
     if nbytes <= 0:
         return
     lo, hi = offset >> PAGE_SHIFT, (offset + nbytes + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT

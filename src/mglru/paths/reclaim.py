@@ -54,7 +54,7 @@ def try_to_free_mem_cgroup_pages(k: SimKernel, memcg: MemCgroup, nr_pages: int,
 
 
 def lru_gen_age_node(k: SimKernel, nid: int) -> bool:
-    """kswapd's min_ttl check (spec §4.9). Returns True if OOM should be invoked."""
+    """kswapd's min_ttl check (mm/vmscan.c: lru_gen_age_node()). True if OOM should be invoked."""
     if not k.min_ttl or not k.caps.lru_gen_enabled():
         return False
     for lruvec in (m.lruvecs[nid] for m in k.memcgs.root.iter_preorder()):

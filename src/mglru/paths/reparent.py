@@ -2,7 +2,7 @@
 
 Folios charged to the dying memcg move to its parent: they leave the old
 lruvec (keeping PG_active if they were in an active generation) and enter the
-parent's lruvec by the usual placement rules (spec §2.5).
+parent's lruvec by the usual placement rules (include/linux/mm_inline.h: lru_gen_add_folio()).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""memstress for the simulated KVM: a VM whose vCPUs sweep their memory. Seed 7/7, spec §7.
+"""memstress for the simulated KVM: a VM whose vCPUs sweep their memory.
+
+As tools/testing/selftests/kvm/lib/memstress.c; v4 7/7.
 
 The KVM selftests' `lib/memstress.c` as the access-tracking test uses it,
 over the simulated kernel's user-space API (what a VMM does with syscalls:

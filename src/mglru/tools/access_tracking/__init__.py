@@ -1,4 +1,6 @@
-"""The port of KVM's access_tracking_perf_test (seed 7/7, spec §7.2-7.3) over the `Kernel` ABI.
+"""The port of KVM's access_tracking_perf_test over the `Kernel` ABI.
+
+Upstream: tools/testing/selftests/kvm/access_tracking_perf_test.c (v6.16); v4 7/7.
 
     from mglru import SimKernel
     from mglru.tools.access_tracking import TestParams, run_access_tracking_perf_test

@@ -1,4 +1,4 @@
-"""The test's use of lru_gen_util: aging the test memcg and finding its generation. Seed 7/7.
+"""The test's use of lru_gen_util: aging the test memcg and finding its generation. v4 7/7.
 
 Thin wrappers over `mglru.tools.lru_gen` that fail the way the C helpers
 assert: a memcg that is not listed ("Couldn't find memcg"), a rejected

@@ -1,4 +1,4 @@
-"""`-p`: benchmark MGLRU aging while the vCPUs fault their memory in. Seed 7/7 (run_benchmark).
+"""`-p`: benchmark MGLRU aging while the vCPUs fault their memory in. v4 7/7 (run_benchmark).
 
 The C test kicks the vCPUs into a populating (write) iteration without
 waiting, then runs `lru_gen_do_aging_quiet` in a loop until every vCPU is

@@ -1,4 +1,6 @@
-"""The test flows: idle page tracking, MGLRU as posted in v4, MGLRU upstream. Spec §7.2-7.3.
+"""The test flows: idle page tracking, MGLRU as posted in v4, MGLRU upstream.
+
+Upstream: tools/testing/selftests/kvm/access_tracking_perf_test.c (v6.16); v4 7/7.
 
 Every flow starts the same way: populate (write), then, as a control, write
 and read the populated memory. Then memory is "marked idle", written,
@@ -7,7 +9,7 @@ marked idle again and read:
 - **page_idle** (no `-l`): marking is `mark_vcpu_memory_idle` on each vCPU
   (only vCPU 0 with `-o`); a vCPU with 10 % or more pages still idle fails
   the test unless warn-only.
-- **v4** (`-l`, seed 7/7): marking is an aging pass, and five generations
+- **v4** (`-l`, patch 7/7): marking is an aging pass, and five generations
   are found (`>` half the pages, newest excluded): after an initial pass
   (all pages tracked, `g0`) and a pass without access `g1 == g0`; guest
   write + pass: `g2 > g1`; pass: `g3 == g2`; guest read + pass: `g4 > g3`.

@@ -1,4 +1,4 @@
-"""kselftest conventions: exit codes, TEST_ASSERT / __TEST_REQUIRE, pr_info lines. Seed 7/7.
+"""kselftest conventions: exit codes, TEST_ASSERT / __TEST_REQUIRE, pr_info lines. v4 7/7.
 
 The port prints what the C test prints, so its users recognise it:
 

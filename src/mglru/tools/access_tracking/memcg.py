@@ -1,4 +1,4 @@
-"""The test's memory cgroup: create it, move the test into it, remove it at exit. Seed 7/7.
+"""The test's memory cgroup: create it, move the test into it, remove it at exit. v4 7/7.
 
 As the v4 test does (`create_memcg`, `move_to_memcg`): `mkdir <root>/
 access_tracking_perf_test`; if it exists, `rmdir` the stale one and retry;

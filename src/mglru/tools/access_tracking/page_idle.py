@@ -1,4 +1,6 @@
-"""Idle page tracking from user space: pagemap + page_idle/bitmap. Spec §7.2, seed 7/7.
+"""Idle page tracking from user space: pagemap + page_idle/bitmap.
+
+As in tools/testing/selftests/kvm/access_tracking_perf_test.c; v4 7/7.
 
 `mark_vcpu_memory_idle` is the C test's per-vCPU "mark idle" work, through the
 `Kernel` protocol only:

@@ -1,4 +1,6 @@
-"""The test's parameters and their parsers (`-b` sizes, `-m` modes, `-w`). Seed 7/7, spec §7.2.
+"""The test's parameters and their parsers (`-b` sizes, `-m` modes, `-w`).
+
+As in tools/testing/selftests/kvm/access_tracking_perf_test.c; v4 7/7.
 
 `TestParams` carries the C test's `struct test_params` and globals plus the
 port's own choices: which kernel, which rules (v4 as posted, or upstream

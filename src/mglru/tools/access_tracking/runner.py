@@ -1,4 +1,4 @@
-"""main() of the port: feature checks, the memcg, one VM per guest mode, the exit code. Seed 7/7.
+"""main() of the port: feature checks, the memcg, one VM per guest mode, the exit code. v4 7/7.
 
 `run_access_tracking_perf_test(params, kernel=None)` runs the whole test and
 returns a `TestResult` (exit code, message, the `--json` record); it never

@@ -1,7 +1,8 @@
 """The lru_gen client: parse `/sys/kernel/debug/lru_gen`, drive aging and eviction.
 
 A Python port of the seed's `lru_gen_util` (patch 7/7) and its upstream form
-(spec §7.1), over the `Kernel` protocol so it runs on `SimKernel` and on a
+(tools/testing/selftests/cgroup/lib/lru_gen_util.c, v6.16), over the `Kernel`
+protocol so it runs on `SimKernel` and on a
 real host alike:
 
     from mglru.abi import HostKernel

@@ -1,10 +1,12 @@
-"""`lru_gen_usable`: the caps the selftest needs, under v4 or upstream rules. Spec §5.1, §7.
+"""`lru_gen_usable`: the caps the selftest needs, under v4 or upstream rules.
+
+Upstream: tools/testing/selftests/cgroup/lib/lru_gen_util.c (v6.16); v4 7/7.
 
 `/sys/kernel/mm/lru_gen/enabled` reads `0x%04x\\n` of the caps that are on and
 supported. The selftest reads 7 bytes, parses them with `strtol(.., 16)` and
 requires:
 
-- v4 (seed 7/7): 0x1 (core), 0x2 (MM_WALK) and 0x8 (SECONDARY_MMU_WALK), each
+- v4 (patch 7/7): 0x1 (core), 0x2 (MM_WALK) and 0x8 (SECONDARY_MMU_WALK), each
   missing bit a skip with its own message ("lru_gen does not support
   SECONDARY_MMU_WALK"); then `lru_gen` must open read-write.
 - upstream (v6.16+): 0x1|0x2 ("lru_gen: missing features, got: 0x.., expected:
@@ -30,7 +32,7 @@ __all__ = ["CAP_CORE", "CAP_MM_WALK", "CAP_NONLEAF_YOUNG", "CAP_SECONDARY_MMU_WA
 CAP_CORE = 0x1  # the selftest's LRU_GEN_ENABLED
 CAP_MM_WALK = 0x2
 CAP_NONLEAF_YOUNG = 0x4
-CAP_SECONDARY_MMU_WALK = 0x8  # seed v4 only, never merged (spec §8.1)
+CAP_SECONDARY_MMU_WALK = 0x8  # v4 only, never merged
 
 #: cap bit -> name, as the selftests and Documentation/admin-guide/mm/multigen_lru.rst name them
 CAP_NAMES = {CAP_CORE: "ENABLED", CAP_MM_WALK: "MM_WALK", CAP_NONLEAF_YOUNG: "NONLEAF_YOUNG",

@@ -1,4 +1,6 @@
-"""Reading lru_gen and driving aging and eviction through it. Spec §5.4, §7.1, seed 7/7.
+"""Reading lru_gen and driving aging and eviction through it.
+
+Upstream: tools/testing/selftests/cgroup/lib/lru_gen_util.c (v6.16); v4 7/7.
 
 Everything goes through the `Kernel` protocol: read the file, parse it, write
 commands. Aging is lru_gen_util's `lru_gen_do_aging`: read the memcg's stats,
@@ -161,7 +163,7 @@ def age_memcg(kernel: Kernel, memcg: str | int, swappiness: Swappiness = 1,
 
 def lru_gen_do_aging(kernel: Kernel, memcg: str | int, swappiness: Swappiness = 1,
                      force_scan: bool = True) -> MemcgStats:
-    """Age every node of a memcg once and return its new stats. Spec §7.1.
+    """Age every node of a memcg once and return its new stats: lru_gen_do_aging().
 
     Raises:
         MemcgNotFound, CommandError, FeatureUnavailable, LruGenParseError.

@@ -1,9 +1,11 @@
-"""Which generation holds the test's pages: both rules of `lru_gen_find_generation`. Spec §7.
+"""Which generation holds the test's pages: both rules of `lru_gen_find_generation`.
+
+Upstream: tools/testing/selftests/cgroup/lib/lru_gen_util.c (v6.16); v4 7/7.
 
 The selftest locates "its" pages as the first generation holding most of them
 and checks that the generation number moves after guest access and aging.
 
-- **v4** (seed 7/7): scan seq = min..max-1 over all nodes (the newest is
+- **v4** (patch 7/7): scan seq = min..max-1 over all nodes (the newest is
   excluded, an off-by-one fixed later) and return the first whose pages summed
   over nodes are strictly more than `total_pages / 2` (integer division); none
   is a test failure.
@@ -23,7 +25,7 @@ from mglru.tools.lru_gen.stats import MemcgStats
 __all__ = ["RULES", "GenerationNotFound", "lru_gen_find_generation", "find_generation_v4",
            "find_generation"]
 
-#: the two versions of the selftest's rules (seed 7/7 as posted, upstream v6.16+)
+#: the two versions of the selftest's rules (v4 7/7 as posted, upstream v6.16+)
 RULES = ("v4", "upstream")
 
 
@@ -39,7 +41,7 @@ def _seq_range(stats: MemcgStats) -> tuple[int, int] | None:
 def lru_gen_find_generation(stats: MemcgStats, pages: int) -> int:
     """Upstream: the first seq in min..max (inclusive) with more than `pages` pages, else -1.
 
-    Spec §7.1.
+    As lru_gen_util.c (v6.16).
     """
     span = _seq_range(stats)
     if span is None:

@@ -1,4 +1,6 @@
-"""Parser and printer of /sys/kernel/debug/lru_gen and lru_gen_full. Spec §5.3, seed 7/7.
+"""Parser and printer of /sys/kernel/debug/lru_gen and lru_gen_full.
+
+Kernel: mm/vmscan.c: lru_gen_seq_show(); v4 7/7.
 
 The parser is lru_gen_util's state machine (searching -> in_memcg -> in_node)
 made strict and complete:
@@ -236,7 +238,7 @@ def _marked_fields(counts: tuple[MarkedCount, ...]) -> str:
 
 
 def format_lru_gen(stats: LruGenStats) -> str:
-    """Print stats in the kernel's shapes (spec §5.3); inverse of `parse_lru_gen`."""
+    """Print stats in the kernel's shapes (lru_gen_seq_show()); inverse of `parse_lru_gen`."""
     out: list[str] = []
     for memcg in stats.memcgs:
         out.append(f"memcg {memcg.memcg_id:5d} {memcg.path}\n")

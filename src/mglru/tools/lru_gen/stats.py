@@ -1,11 +1,14 @@
-"""Typed lru_gen stats: memcg -> node -> generation (-> tiers, mm_stats). Spec §5.3.
+"""Typed lru_gen stats: memcg -> node -> generation (-> tiers, mm_stats).
+
+Kernel: mm/vmscan.c: lru_gen_seq_show().
 
 The structures mirror the file, not the kernel's internals: a generation is
 identified by the `seq` the file prints (the selftest calls it "gen"), pages
 are per type as printed. `lru_gen_full`'s extra lines are kept with their mark
 characters so that `format_lru_gen` reproduces the file byte for byte.
 
-Sums follow lru_gen_util (spec §7.1): `MemcgStats.nr_pages(seq)` adds anon and
+Sums follow lru_gen_util (tools/testing/selftests/cgroup/lib/lru_gen_util.c, v6.16):
+`MemcgStats.nr_pages(seq)` adds anon and
 file pages of that seq over all nodes; `nr_pages()` adds every generation.
 """
 
@@ -35,7 +38,7 @@ class TierStats:
     """A tier line of lru_gen_full: three marked counts per type.
 
     Marks are `R T x` (averages, on max_seq), `r e p` (refaulted, evicted,
-    protected) or `x x x` (no data). Spec §5.3.
+    protected) or `x x x` (no data). mm/vmscan.c: lru_gen_seq_show().
     """
 
     tier: int
@@ -54,7 +57,7 @@ class MmStats:
     """The mm_stats line of lru_gen_full: 4 counts `TYFA` (v6.12+) or 6 `TOYDFA` (before).
 
     Upper-case letters carry values on max_seq, lower-case on older seqs with
-    NR_HIST_GENS > 1, `x` means no data. Spec §5.3.
+    NR_HIST_GENS > 1, `x` means no data. mm/vmscan.c: lru_gen_seq_show().
     """
 
     counts: tuple[MarkedCount, ...]
@@ -136,7 +139,7 @@ class MemcgStats:
     def nr_pages(self, seq: int | None = None) -> int:
         """Pages (anon + file) of generation `seq` summed over nodes; all gens if None.
 
-        Spec §7.1 `lru_gen_sum_memcg_stats_for_gen`.
+        lru_gen_util.c (v6.16): `lru_gen_sum_memcg_stats_for_gen`.
         """
         return sum(g.nr_pages for n in self.nodes for g in n.gens if seq is None or g.seq == seq)
 
@@ -175,7 +178,7 @@ class LruGenStats:
         """Look a memcg up by id (int), path ("/a/b") or lru_gen_util name ("a/b").
 
         A name without a leading slash matches as lru_gen_util does: the path
-        with its first character removed equals the name (spec §7.1). Entries
+        with its first character removed equals the name (as lru_gen_util.c does). Entries
         with id 0 (memcg disabled or removed) never match a name or path.
 
         Raises:
