@@ -34,12 +34,8 @@ from mglru.presets import PRESETS
 MiB = 1 << 20
 
 
-V6_14_PLACEMENT = sorted(p for p, c in PRESETS.items() if c.workingset_folio_seq)
-OLD_PLACEMENT = sorted(p for p, c in PRESETS.items() if not c.workingset_folio_seq)
-
-
-@pytest.mark.parametrize("preset", V6_14_PLACEMENT)
-def test_swappiness_zero_aging_strands_anon_like_the_kernel(preset: str) -> None:
+def _age_with_swappiness_zero(preset: str):  # noqa: ANN202
+    """4 MiB written, `+ 1 0 3 100 1`, a re-read, `+ 1 0 4 1 1`, `+ 1 0 5 0 1`."""
     k = SimKernel(preset, node_bytes=(64 * MiB,), debug=True)
     p = k.spawn()
     a = p.mmap(4 * MiB)
@@ -50,6 +46,16 @@ def test_swappiness_zero_aging_strands_anon_like_the_kernel(preset: str) -> None
     k.write(LRU_GEN, "+ 1 0 4 1 1")
     k.write(LRU_GEN, "+ 1 0 5 0 1")
     assert (lv.max_seq, lv.min_seq) == (6, [3, 3])
+    return k, lv
+
+
+V6_14_PLACEMENT = sorted(p for p, c in PRESETS.items() if c.workingset_folio_seq)
+OLD_PLACEMENT = sorted(p for p, c in PRESETS.items() if not c.workingset_folio_seq)
+
+
+@pytest.mark.parametrize("preset", V6_14_PLACEMENT)
+def test_swappiness_zero_aging_strands_anon_like_the_kernel(preset: str) -> None:
+    k, lv = _age_with_swappiness_zero(preset)
     k.write(LRU_GEN, "- 1 0 3")
     lo, hi = k.mem.nodes[0].start_pfn, k.mem.nodes[0].fresh
     gens = k.mem.gen[lo:hi]
@@ -69,16 +75,7 @@ def test_swappiness_zero_aging_strands_anon_like_the_kernel(preset: str) -> None
 def test_swappiness_zero_aging_before_v6_14_strands_nothing(preset: str) -> None:
     """Faults put the folios on max_seq's list (seq 3): eviction of seq 3 sorts them
     into seq 4, which stays live as min_seq: max_seq 6, min_seq [4, 4], 1024 shown."""
-    k = SimKernel(preset, node_bytes=(64 * MiB,), debug=True)
-    p = k.spawn()
-    a = p.mmap(4 * MiB)
-    p.access(a, 4 * MiB, write=True)
-    lv = k.lruvec(1, 0)
-    k.write(LRU_GEN, "+ 1 0 3 100 1")
-    p.access(a, 4 * MiB)
-    k.write(LRU_GEN, "+ 1 0 4 1 1")
-    k.write(LRU_GEN, "+ 1 0 5 0 1")
-    assert (lv.max_seq, lv.min_seq) == (6, [3, 3])
+    k, lv = _age_with_swappiness_zero(preset)
     k.write(LRU_GEN, "- 1 0 3")
     assert (lv.max_seq, lv.min_seq) == (6, [4, 4])
     shown = parse_lru_gen(k.read(LRU_GEN))[1].nodes[0]

@@ -80,15 +80,19 @@ def shrink_node(k: SimKernel, nid: int, nr_pages: int) -> int:
         k.oom_kill("min_ttl", None)
         return 0
     sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), root_reclaim=True)
+    return _shrink_node_memcgs(k, nid, sc, lambda: sc.nr_reclaimed >= sc.nr_to_reclaim)
+
+
+def _shrink_node_memcgs(k: SimKernel, nid: int, sc: ScanControl, done) -> int:  # noqa: ANN001
+    """Priorities 12..0 over every memcg's lruvec on `nid`, round robin, until `done()`."""
     k.reclaim_walk = None
-    while sc.priority >= 0 and sc.nr_reclaimed < sc.nr_to_reclaim:
+    while sc.priority >= 0 and not done():
         for memcg in k.memcgs.root.iter_preorder():
             try_to_shrink_lruvec(k, memcg.lruvecs[nid], sc)
-            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+            if done():
                 break
         sc.priority -= 1
     return sc.nr_reclaimed
-
 
 
 def balance_pgdat(k: SimKernel, nid: int) -> int:
@@ -105,11 +109,4 @@ def balance_pgdat(k: SimKernel, nid: int) -> int:
         return 0
     need = node.wmark_high - node.nr_free
     sc = ScanControl(nr_to_reclaim=max(need, SWAP_CLUSTER_MAX), root_reclaim=True, kswapd=True)
-    k.reclaim_walk = None
-    while sc.priority >= 0 and node.nr_free < node.wmark_high:
-        for memcg in k.memcgs.root.iter_preorder():
-            try_to_shrink_lruvec(k, memcg.lruvecs[nid], sc)
-            if node.nr_free >= node.wmark_high:
-                break
-        sc.priority -= 1
-    return sc.nr_reclaimed
+    return _shrink_node_memcgs(k, nid, sc, lambda: node.nr_free >= node.wmark_high)
