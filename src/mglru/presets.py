@@ -82,6 +82,10 @@ class KernelConfig:
     #: (active ones in max_seq - 1 unless workingset); before, every active folio
     #: enters max_seq (include/linux/mm_inline.h: lru_gen_add_folio(), 6.1-6.13)
     workingset_folio_seq: bool = False
+    #: v6.14: a PTE table whose lock is contended is reported suitable for the next
+    #: Bloom filter without a scan; before, walk_pte_range() returns false on a failed
+    #: spin_trylock() (mm/vmscan.c, 6.1-6.13)
+    contended_pte_table_suitable: bool = False
     #: v6.14 rework: inc_min_seq counts moved folios as protected (mm/vmscan.c: inc_min_seq())
     protect_in_inc_min_seq: bool = False
     #: v6.14 rework: anon and file min_seq move independently (v6.10: coupled)
@@ -188,6 +192,7 @@ _V6_14 = _V6_12.replace(
     name="v6.14",
     two_step_promotion=True,
     workingset_folio_seq=True,
+    contended_pte_table_suitable=True,
     aging_rc_eexist=True,
     protect_in_inc_min_seq=True,
     independent_min_seq=True,

@@ -302,10 +302,12 @@ def walk_pmd_range(rows, pt, fo, w, sec, sptes, scratch):
             continue
         w.mm_stats[_NL_FOUND] += 1
         if pt.ptl_busy[row]:
-            # spin_trylock() failed: walk_pte_range() reports "suitable" without a scan
-            w.mm_stats[_NL_ADDED] += 1
-            if w.has_write:
-                _bloom_set(w.bloom_write, k0, k1)
+            # spin_trylock() failed: not scanned; from v6.14 walk_pte_range() still
+            # reports it "suitable", so it enters the next Bloom filter
+            if w.contended_suitable:
+                w.mm_stats[_NL_ADDED] += 1
+                if w.has_write:
+                    _bloom_set(w.bloom_write, k0, k1)
             continue
         if sec.on and sec.has_notifiers:
             total, young_n, m, cache = walk_pte_range_notify(row, r_i, pt, fo, w, sec, sptes,

@@ -98,6 +98,9 @@ class WalkArgs(NamedTuple):
     has_write: bool
     #: suitable_to_scan(): a table carries over if young * this >= total
     suitable_n: int
+    #: a PTE table whose lock is contended carries over unscanned (v6.14); before,
+    #: walk_pte_range() returns false on a failed spin_trylock() (6.1-6.13)
+    contended_suitable: bool
     #: walk->nr_pages deltas [gen][type] and walk->mm_stats
     nr_pages: npt.NDArray[np.int64]
     mm_stats: npt.NDArray[np.int64]

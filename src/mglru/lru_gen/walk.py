@@ -196,7 +196,8 @@ def walk_mm(k: SimKernel, mm: Mm, walk: MmWalk, rows_per_step: int | None = None
         mm_id=mm.id, rng_start=rng_start, rng_end=rng_end,
         bloom_read=read_f if read_f is not None else _EMPTY_FILTER, has_read=read_f is not None,
         bloom_write=write_f if write_f is not None else _EMPTY_FILTER,
-        has_write=write_f is not None, suitable_n=8, nr_pages=walk.nr_pages,
+        has_write=write_f is not None, suitable_n=8,
+        contended_suitable=cfg.contended_pte_table_suitable, nr_pages=walk.nr_pages,
         mm_stats=walk.mm_stats)
     sec = SecondaryMmu(
         on=sec_on, has_notifiers=has_notifiers, test_before_clear=rules.walk_tests_young,
