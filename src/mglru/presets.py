@@ -86,6 +86,11 @@ class KernelConfig:
     #: Bloom filter without a scan; before, walk_pte_range() returns false on a failed
     #: spin_trylock() (mm/vmscan.c, 6.1-6.13)
     contended_pte_table_suitable: bool = False
+    #: an active folio entering MGLRU loses its tier: refs and PG_referenced are cleared
+    #: with PG_active (include/linux/mm_inline.h: lru_gen_add_folio(), 6.9-6.13, read in
+    #: 6.12); 6.1 clears only PG_active, so a put-back folio keeps the refs that set its
+    #: tier, and so does the v6.14 rework, whose refaults restore refs - 1 instead
+    active_add_resets_tier: bool = True
     #: v6.14 rework: inc_min_seq counts moved folios as protected (mm/vmscan.c: inc_min_seq())
     protect_in_inc_min_seq: bool = False
     #: v6.14 rework: anon and file min_seq move independently (v6.10: coupled)
@@ -151,11 +156,13 @@ _V6_10 = KernelConfig(
 _V6_1 = _V6_10.replace(
     name="v6.1",
     refault_stats_only_recent=True,
-    notes="The 6.1 LTS. Modelled difference from v6.10: mm/workingset.c lru_gen_refault() "
+    active_add_resets_tier=False,
+    notes="The 6.1 LTS. Modelled differences from v6.10: mm/workingset.c lru_gen_refault() "
     "returns early for a refault that is not recent (shadow seq != min_seq), so "
     "workingset_refault_* counts only recent ones, and it never counts "
-    "workingset_activate_*. Same as v6.10: 6 mm_stats letters, lru_gen_add_folio()'s "
-    "placement, one-step promotion, coupled min_seq. Not modelled: mm/vmscan.c "
+    "workingset_activate_*; include/linux/mm_inline.h lru_gen_add_folio() clears only "
+    "PG_active of an active folio, which keeps its refs (tier). Same as v6.10: 6 mm_stats "
+    "letters, lru_gen_add_folio()'s placement, one-step promotion, coupled min_seq. Not modelled: mm/vmscan.c "
     "should_run_aging() also ages with 3 generations when max_seq holds over 1/2 of the "
     "pages or min_seq under 1/4, get_nr_to_scan() differs around it; no memcg LRU "
     "(reclaim walks memcgs with shrink_node_memcgs()); mm/memory.c "
@@ -193,12 +200,14 @@ _V6_14 = _V6_12.replace(
     two_step_promotion=True,
     workingset_folio_seq=True,
     contended_pte_table_suitable=True,
+    active_add_resets_tier=False,
     aging_rc_eexist=True,
     protect_in_inc_min_seq=True,
     independent_min_seq=True,
     kvm_elide_tlb_flush_if_young=True,
     notes="v6.12 plus the Dec-2024 MGLRU rework (two-step promotion, -EEXIST from `+`, "
-    "protected counts in inc_min_seq, independent min_seq) and v6.13 TLB-flush elision.",
+    "protected counts in inc_min_seq, independent min_seq; an active folio entering the "
+    "LRU keeps its refs) and v6.13 TLB-flush elision.",
 )
 _V6_15 = _V6_14.replace(
     name="v6.15",
@@ -291,6 +300,8 @@ class Rules:
     #: max_seq - 1 unless workingset); before, lru_gen_add_folio() puts every active
     #: folio in max_seq and inactive ones by their distance from min_seq
     folio_seq_by_workingset: bool
+    #: an active folio entering MGLRU has its refs and PG_referenced cleared (6.12)
+    active_add_resets_tier: bool
     # -- look-around (mm/vmscan.c: lru_gen_look_around, mm/rmap.c) --------------------
     #: v6.10: folio_referenced_one() calls look-around for a young PTE and then still
     #: ptep_clear_flush_young_notify(); look-around itself sees only primary PTEs
@@ -340,6 +351,7 @@ def _rules_cached(cfg: KernelConfig) -> Rules:
         walk_needs_all_fast=walk == "bitmap",
         secondary_bitmap_batch=walk == "bitmap",
         folio_seq_by_workingset=cfg.workingset_folio_seq,
+        active_add_resets_tier=cfg.active_add_resets_tier,
         look_around_then_clear_flush=la == "v6.10",
         look_around_target_secondary_first=la == "seed-v4",
         look_around_notify=la in ("v6.12", "bitmap", "fast-only"),

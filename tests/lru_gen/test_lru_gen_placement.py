@@ -189,3 +189,36 @@ def test_lru_gen_add_folio_ladder(preset: str, nr_gens: int, flags: int, reclaim
     want = (lv.max_seq if base == "max" else lv.min_seq[0]) + off
     got = lru_gen_folio_seq(lv, np.array([flags], np.uint16), reclaiming)
     assert got.tolist() == [want]
+
+
+#: presets whose lru_gen_add_folio() resets an entering active folio's tier (6.9-6.13)
+RESETS_TIER = ("v6.10", "seed-v4", "seed-v4-noopt", "v6.12", "v3-bitmap", "v5-fast-only")
+
+
+@pytest.mark.parametrize("preset", RESETS_TIER + ("v6.1",) + BY_WORKINGSET)
+def test_entering_active_folio_loses_its_tier_on_6_9_to_6_13(preset: str) -> None:
+    """Four file folios, each with the refs field at 2 and PG_referenced, taken off the
+    list and added back: the two with PG_active enter max_seq and, on kernels from
+    6.9 to 6.13 (read in 6.12's include/linux/mm_inline.h: lru_gen_add_folio()), lose
+    refs and PG_referenced but keep PG_workingset; 6.1 and the v6.14 rework keep
+    them. Inactive folios keep their refs everywhere."""
+    from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
+    from mglru.mm.page import LRU_REFS_MASK, LRU_REFS_SHIFT, PG_referenced
+
+    k, p = kernel(preset)
+    f = k.open_file("f", 4 * PAGE)
+    p.read(f, 0, 4 * PAGE)
+    pfns = np.asarray(f.pages[:4], np.int64)
+    lv = k.lruvec("/a")
+    lru_gen_del_folio(k.mem, lv, pfns, reclaiming=True)
+    tier = np.uint16((2 << LRU_REFS_SHIFT) | PG_referenced | PG_workingset)
+    k.mem.flags[pfns] = (k.mem.flags[pfns] & ~np.uint16(LRU_REFS_MASK)) | tier
+    k.mem.flags[pfns[:2]] |= np.uint16(PG_active)
+    lru_gen_add_folio(k.mem, lv, pfns)
+    flags = k.mem.flags[pfns].astype(int)
+    refs = ((flags & LRU_REFS_MASK) >> LRU_REFS_SHIFT).tolist()
+    referenced = [bool(x & PG_referenced) for x in flags]
+    reset = preset in RESETS_TIER
+    assert refs == ([0, 0] if reset else [2, 2]) + [2, 2]
+    assert referenced == [not reset, not reset, True, True]
+    assert all(x & PG_workingset for x in flags) and not any(x & PG_active for x in flags)

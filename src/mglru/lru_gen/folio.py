@@ -16,11 +16,13 @@ from mglru.lru_gen.helpers import MAX_NR_GENS, MIN_NR_GENS
 from mglru.lru_gen.lists import list_add, list_del, list_gens
 from mglru.mm.page import (
     HPAGE_PMD_NR,
+    LRU_REFS_MASK,
     PG_active,
     PG_dirty,
     PG_head,
     PG_lru,
     PG_reclaim,
+    PG_referenced,
     PG_swapbacked,
     PG_swapcache,
     PG_unevictable,
@@ -116,8 +118,10 @@ def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
                       reclaiming: bool = False) -> npt.NDArray[np.int64]:
     """Put folios (head pfns of one lruvec) on MGLRU lists; returns their seqs.
 
-    Unevictable folios are not added. Sets the gen field, clears PG_active,
-    sets PG_lru, and counts pages by gen. include/linux/mm_inline.h: lru_gen_add_folio().
+    Unevictable folios are not added. Sets the gen field, clears PG_active (and,
+    where `lruvec.active_add_resets_tier`, an active folio's refs and PG_referenced:
+    it starts tier 0 in max_seq; PG_workingset stays for PSI), sets PG_lru, and counts
+    pages by gen. include/linux/mm_inline.h: lru_gen_add_folio() (6.1, 6.12).
     """
     flags = mem.flags[pfns]
     keep = (flags & PG_unevictable) == 0
@@ -127,7 +131,11 @@ def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     gens = seqs % MAX_NR_GENS
     mem.gen[pfns] = gens + 1
     list_add(mem, pfns, gens, at_tail=reclaiming)
-    mem.flags[pfns] = (flags & ~np.uint16(PG_active)) | PG_lru
+    new = (flags & ~np.uint16(PG_active)) | PG_lru
+    if lruvec.active_add_resets_tier:
+        tier_bits = np.uint16(LRU_REFS_MASK | PG_referenced)
+        new = np.where(flags & PG_active, new & ~tier_bits, new).astype(np.uint16)
+    mem.flags[pfns] = new
     account_listed(lruvec, gens, folio_types(flags), folio_nr_pages(flags), +1)
     return seqs
 

@@ -64,11 +64,14 @@ class Lruvec:
     """One lruvec: the MGLRU state of a memcg on a node (struct lru_gen_folio)."""
 
     def __init__(self, memcg: MemCgroup, nid: int, nr_hist_gens: int, now: int,
-                 walks_mmu: bool, folio_seq_by_workingset: bool = True) -> None:
+                 walks_mmu: bool, folio_seq_by_workingset: bool = True,
+                 active_add_resets_tier: bool = True) -> None:
         self.memcg = memcg
         self.nid = nid
         #: where entering folios go: v6.14's rule, or the older one (`lru_gen_folio_seq`)
         self.folio_seq_by_workingset = folio_seq_by_workingset
+        #: an entering active folio loses refs and PG_referenced (`lru_gen_add_folio`)
+        self.active_add_resets_tier = active_add_resets_tier
         self.max_seq = MIN_NR_GENS + 1
         self.min_seq = [0, 0]
         self.timestamps = [now] * MAX_NR_GENS
