@@ -34,7 +34,8 @@ Point keys:
     guest_mib, vcpus, tlb_entries: the VM (guest_mib 0: no VM).
     host_mib, host_tasks: host tasks' memory in total (0: none) and count.
     memory_mib, pressure: "memcg": memory.max of /exp (0: no limit);
-        "node": the node's size (kswapd and direct reclaim; 0: roomy).
+        "node": the node's usable size, above its reserved low 4 MiB, rounded
+        up to 2 MiB (kswapd and direct reclaim; 0: roomy).
     duration_ms, rate, quantum_ms: simulated run time, accesses per second per
         vCPU or task, Engine scheduling quantum.
     agent: "age-threshold" | "refault-feedback" | "none"; agent_interval_ms,
@@ -66,7 +67,7 @@ from mglru.experiment.agents import make_agent
 from mglru.experiment.cost import price, snapshot
 from mglru.experiment.metrics import Recorder
 from mglru.kernel import SimKernel
-from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PTE_PRESENT, PTE_SPECIAL
+from mglru.mm.page import NR_RESERVED_PFNS, PAGE_SHIFT, PAGE_SIZE, PTE_PRESENT, PTE_SPECIAL
 from mglru.timing.costs import load_costs
 from mglru.workload import Engine, generators as gen, guest_stream, host_stream
 
@@ -150,7 +151,7 @@ def _boot(p: dict[str, Any]) -> SimKernel:
     arch, _tdp, nonleaf = ARCHS[p["arch"]]
     need = (p["guest_mib"] + p["host_mib"]) * _MIB
     if p["pressure"] == "node" and p["memory_mib"] > 0:
-        node = p["memory_mib"] * _MIB
+        node = p["memory_mib"] * _MIB + NR_RESERVED_PFNS * PAGE_SIZE
     else:
         node = need + 64 * _MIB
     node = -(-node // (2 * _MIB)) * (2 * _MIB)
