@@ -28,7 +28,10 @@ Point keys:
         also set the host's arch without non-leaf PMD accessed bits.
     workload: "zipf" | "hotcold" | "kv" | "uniform" | "seq" over the guest's
         (and the host tasks') pages; alpha for zipf/kv; hot_fraction and
-        phases for hotcold.
+        phases for hotcold; clustered: the hot pages are contiguous in the
+        guest's (or task's) virtual pages (zipf: rank r on page r; hotcold: one
+        run per phase), so `locality` decides how contiguous they are in guest
+        frames; False scatters them already (locality then changes nothing).
     locality: guest_layout run length (guest-virtual -> guest-physical):
         1 scatters every page, >= the guest's pages is the identity.
     guest_mib, vcpus, tlb_entries: the VM (guest_mib 0: no VM).
@@ -77,7 +80,8 @@ __all__ = ["run_point", "DEFAULTS", "ARCHS", "ROW_KEYS"]
 DEFAULTS: dict[str, Any] = {
     "study": "", "size": "", "seed": 0, "run_id": "",
     "preset": "v6.12", "arch": "x86-tdp",
-    "workload": "zipf", "alpha": 0.9, "hot_fraction": 0.1, "phases": 2, "locality": 512,
+    "workload": "zipf", "alpha": 0.9, "hot_fraction": 0.1, "phases": 2, "clustered": True,
+    "locality": 512,
     "guest_mib": 8, "vcpus": 1, "tlb_entries": 64,
     "host_mib": 0, "host_tasks": 1,
     "memory_mib": 0, "pressure": "memcg",
@@ -136,10 +140,10 @@ def _pages(p: dict[str, Any], n_pages: int, n: int, seed: int):
     """(pages, writes) of the point's workload over `n_pages` pages."""
     w = p["workload"]
     if w == "zipf":
-        return gen.zipf(n_pages, n, alpha=p["alpha"], seed=seed), False
+        return gen.zipf(n_pages, n, alpha=p["alpha"], seed=seed, clustered=p["clustered"]), False
     if w == "hotcold":
         return gen.hot_cold(n_pages, n, hot_fraction=p["hot_fraction"], phases=p["phases"],
-                            seed=seed), False
+                            seed=seed, clustered=p["clustered"]), False
     if w == "kv":
         return gen.key_value(n_pages, n, alpha=p["alpha"], seed=seed)
     if w == "uniform":
