@@ -165,3 +165,18 @@ def test_make_agent_rejects_unknown_names_and_parameters():
         make_agent("age-threshold", ["/a"], step_mib=1)
     agent = make_agent("refault-feedback", ["/a"], step_mib=2, target_refaults_per_s=5)
     assert isinstance(agent, RefaultFeedback) and agent.step_bytes == 2 << 20
+
+
+@pytest.mark.parametrize(("threshold", "evicted", "max_seq", "errors"),
+                         [(1000, 30, 7, {}), (2499, 30, 7, {}), (2500, 0, 6, {"ERANGE": 1})])
+def test_age_threshold_without_force_scan_evicts_before_aging(threshold, evicted, max_seq,
+                                                              errors):
+    """Without force_scan the agent evicts first (max_seq is then 6, so at most seq 4:
+    A+B), then ages into the room that left; with nothing old enough there is no room
+    and run_aging() refuses with ERANGE (MAX_NR_GENS generations), which is counted."""
+    k = _three_generations("v6.12")
+    agent = AgeThreshold(["/a"], threshold_ms=threshold, force_scan=False)
+    agent(k, k.clock_ns)
+    assert _current_pages(k) == 40 - evicted
+    assert read_memcg_stats(k, "/a").nodes[0].max_seq == max_seq
+    assert agent.errors == errors

@@ -107,9 +107,11 @@ class AgeThreshold:
         threshold_ms: generations older than this are evicted.
         interval_ms: the call period (informational; the Engine calls).
         swappiness: of both commands (0 ages and evicts file pages only).
-        force_scan: aging walks every mm, not only those used since the last
-            walk (lru_gen_util's choice; a vCPU thread in guest mode is not
-            switched in, so its mm would otherwise look unused).
+        force_scan: aging walks every mm and every PTE table (lru_gen_util's
+            choice). Without it the walk takes only mms used since the last walk
+            and the PTE tables the Bloom filters kept, and run_aging() refuses to
+            age with MAX_NR_GENS generations (ERANGE, before v6.14): the agent
+            then evicts first, empty old generations included, to make room.
         evict: "debugfs" or "memory.reclaim".
     """
 
@@ -133,10 +135,14 @@ class AgeThreshold:
         self.evictions: list[tuple[int, str, int, int, int]] = []
 
     def __call__(self, k: Kernel, now_ns: int) -> None:
-        """Age, then evict the old generations of every memcg."""
+        """Age, then evict the old generations of every memcg (evict first without force_scan)."""
         for memcg in self.memcgs:
-            self._age(k, memcg)
-            self._evict(k, memcg, now_ns)
+            if self.force_scan:
+                self._age(k, memcg)
+                self._evict(k, memcg, now_ns)
+            else:
+                self._evict(k, memcg, now_ns)
+                self._age(k, memcg)
 
     def _age(self, k: Kernel, memcg: str) -> None:
         stats = read_memcg_stats(k, memcg)
@@ -158,8 +164,8 @@ class AgeThreshold:
                 continue
             seq = min(old[-1].seq, node.max_seq - 2)
             pages = sum(g.nr_pages for g in node.gens if g.seq <= seq)
-            if seq < node.gens[0].seq or not pages:
-                continue
+            if seq < node.gens[0].seq or (not pages and self.force_scan):
+                continue  # without force_scan even empty ones go: aging needs the room
             try:
                 if self.evict == "debugfs":
                     run_command(k, eviction_command(stats.memcg_id, node.nid, seq,

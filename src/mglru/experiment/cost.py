@@ -40,7 +40,9 @@ TLB or SPTEs run on: they do not need mmu_lock.
 What is left out: lock contention between aging and faults (lock_handoff,
 cacheline_transfer), the memory-load slow-down of the timing model, the
 inc_min_seq folio moves, and the fault cost of a refault other than its
-swap-in.
+swap-in. aging_pass_fixed is charged for every max_seq increment, kswapd's
+included, though it was sized on a user-space pass (two lru_gen reads and a
+write).
 
 Future optimizations:
 1. charge contention with the timing model's fluid lock planner instead of

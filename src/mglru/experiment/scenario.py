@@ -17,7 +17,9 @@ has used all its memory: one vectorised fault pass, not a page at a time);
 host tasks touch their whole mapping the same way. Then each vCPU and task
 runs an access stream for `duration_ms` at `rate` accesses per second, the
 Engine interleaving them (`quantum_ms`); every `agent_interval_ms` the agent
-acts and the Recorder samples.
+acts and the Recorder samples. Before the agent, each VMM mm is marked used
+(lru_gen_use_mm(), as switching its vCPU threads in does; host tasks' streams
+mark theirs as they run), so a walk without force_scan does not skip it.
 
 Point keys:
     study, size, run_id: passed through.
@@ -88,7 +90,7 @@ DEFAULTS: dict[str, Any] = {
     "duration_ms": 2000, "rate": 20000, "quantum_ms": 1.0,
     "agent": "age-threshold", "agent_interval_ms": 100, "agent_threshold_ms": 250,
     "agent_step_mib": 1, "agent_target_refaults_per_s": 100, "agent_swappiness": 100,
-    "agent_evict": "debugfs",
+    "agent_evict": "debugfs", "agent_force_scan": True,
     "cap_0x8": True, "warm_ms": 200, "wss_ms": 150,
 }
 
@@ -238,7 +240,7 @@ def run_point(point: dict[str, Any]) -> dict[str, Any]:
     params = {"interval_ms": p["agent_interval_ms"]}
     if p["agent"] == "age-threshold":
         params.update(threshold_ms=p["agent_threshold_ms"], swappiness=p["agent_swappiness"],
-                      evict=p["agent_evict"])
+                      evict=p["agent_evict"], force_scan=p["agent_force_scan"])
     elif p["agent"] == "refault-feedback":
         params.update(step_mib=p["agent_step_mib"],
                       target_refaults_per_s=p["agent_target_refaults_per_s"])
@@ -249,6 +251,8 @@ def run_point(point: dict[str, Any]) -> dict[str, Any]:
     t0 = k.clock_ns
 
     def callback(kk: SimKernel, now_ns: int) -> None:
+        for vm in vms:  # its vCPU threads were switched in meanwhile (lru_gen_use_mm)
+            vm.process.mm.use()
         agent(kk, now_ns)
         rec.sample(now_ns)
 
