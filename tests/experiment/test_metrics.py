@@ -163,3 +163,27 @@ def test_recorder_needs_ground_truth():
     k = _kernel()
     with pytest.raises(ValueError, match="ground truth"):
         Recorder(k, Engine(k, truth=False), warm_ms=1)
+
+
+def test_guest_major_faults_are_swap_ins_through_kvm():
+    """Two of four evicted guest pages touched again: two KVM faults whose GUP swaps in,
+    counted as guest major faults and as refaults; nothing else faults."""
+    k = _kernel()
+    vmm = k.spawn(memcg="/a")
+    vm = k.create_vm(vmm, arch="x86", nr_vcpus=1, mem_bytes=4 * PAGE_SIZE, tlb_entries=0)
+    vm.vcpu_access(0, 0, 4 * PAGE_SIZE, write=True)
+    eng = Engine(k)
+    rec = Recorder(k, eng, warm_ms=10)
+    rec.watch_vm(vm, "/a", touched_ns=0)
+    rec.start()
+    k.tick(100)
+    for _ in range(3):
+        _age(k)
+    _evict_all_but_two_youngest(k)
+    s = guest_stream(vm, 0, [1, 3], False, rate=1000)
+    eng.run([s])
+    m = rec.finish(k.clock_ns)
+    assert m["reclaimed_pages"] == 4
+    assert m["guest_major_faults"] == 2 and m["refaults"] == 2
+    assert m["warm_reclaimed"] == 0  # idle 100 ms at eviction, warm_ms 10
+    assert m["saved_mib_end"] == pytest.approx(2 * PAGE_SIZE / (1 << 20))
