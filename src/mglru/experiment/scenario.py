@@ -45,16 +45,19 @@ Point keys:
         vCPU or task, Engine scheduling quantum.
     agent: "age-threshold" | "refault-feedback" | "none"; agent_interval_ms,
         agent_threshold_ms, agent_step_mib, agent_target_refaults_per_s,
-        agent_swappiness, agent_evict ("debugfs" | "memory.reclaim").
+        agent_swappiness, agent_evict ("debugfs" | "memory.reclaim"),
+        agent_force_scan (True: aging walks every PTE table, Bloom filters
+        ignored, as lru_gen_util; False: only the tables the filters kept).
     cap_0x8: whether lru_gen/enabled keeps cap 0x8 (walk secondary MMUs) where
         the preset has it (v4 2/7); ignored by presets without the cap.
     warm_ms: T of warm_reclaimed; wss_ms: the working-set estimate's idle bound
         (0: warm_ms).
 
-Extra row keys: per side ("guest", "host") refaults, major faults, rss at the
-end and memory saved at the end (guest_refaults, host_refaults, ...,
-guest_rss_mib_end, host_saved_mib_end; host_major_faults), mmu_lock_blocking_hold_ms (the hold
-time that blocks vCPU faults), agent_errors (transient errnos the agent
+Extra row keys: per side ("guest", "host") refaults, rss and memory saved at
+the end (guest_refaults, host_refaults, guest_rss_mib_end, host_rss_mib_end,
+guest_saved_mib_end, host_saved_mib_end), host_major_faults,
+mmu_lock_blocking_hold_ms (hold time that blocks vCPU faults; times the vCPU
+count, the most the vCPUs could really stall), agent_errors (transient errnos the agent
 survived), evicted_seen (pages the eviction hook classified).
 
 Future optimizations:
