@@ -106,6 +106,12 @@ class SimKernel:
         #: lets vCPUs fault between chunks, as they do while the kernel walks
         #: (mglru.bench.lru_gen_bench); None walks the rows of the moment at once
         self.walk_pacer = None
+        #: an observer of reclaim, or None: called as hook(k, heads, nr) with the
+        #: head pfns and page counts of the folios shrink_folio_list() is about
+        #: to free (unmapped, still charged), where a BPF probe on its
+        #: free_unref_folios() call would see them (mm/vmscan.c, v6.10);
+        #: it must not change kernel state
+        self.reclaim_hook = None
 
     def __repr__(self) -> str:
         return f"SimKernel(config={self.cfg.name!r}, seed={self.seed})"

@@ -81,3 +81,22 @@ def test_bad_arguments():
         g.hot_cold(10, 10, hot_fraction=0)
     with pytest.raises(ValueError):
         g.guest_layout(10, run=0)
+
+
+def test_zipf_clustered_puts_rank_r_on_page_r():
+    """clustered: the same draws as ranks, page r the r-th most popular."""
+    pages = g.zipf(1000, 50_000, alpha=1.2, seed=4, clustered=True)
+    counts = np.bincount(pages, minlength=1000)
+    assert counts[0] == counts.max()
+    assert counts[:10].sum() > counts[10:20].sum() > counts[500:510].sum()
+    scattered = g.zipf(1000, 50_000, alpha=1.2, seed=4)
+    assert sorted(np.bincount(scattered, minlength=1000)) == sorted(counts)
+
+
+def test_hot_cold_clustered_hot_set_is_one_run():
+    """clustered: each phase's hot pages are hot_fraction * n_pages contiguous pages."""
+    pages = g.hot_cold(1000, 20_000, hot_fraction=0.1, hot_probability=1.0, phases=2, seed=5,
+                     clustered=True)
+    for half in (pages[:10_000], pages[10_000:]):
+        hot = np.unique(half)
+        assert len(hot) == 100 and hot[-1] - hot[0] == 99

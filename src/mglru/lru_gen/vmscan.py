@@ -153,6 +153,8 @@ def _free_folios(k: SimKernel, heads: list[tuple[int, int]]) -> None:
         return
     mem = k.mem
     head, nr = (np.array(c, np.int64) for c in zip(*heads))
+    if k.reclaim_hook is not None:
+        k.reclaim_hook(k, head, nr)
     mids = mem.memcg[head]
     for mid in np.unique(mids):
         memcg = k.memcgs.by_id.get(int(mid))

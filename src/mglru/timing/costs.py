@@ -54,6 +54,8 @@ COST_KEYS: dict[str, str] = {
     "lock_handoff": "extra latency of granting a lock to a waiter",
     "context_switch": "switching a CPU to another thread",
     "synchronize_rcu": "minimum latency of an RCU grace period",
+    "evict_folio": "per folio scanned by evict_folios: isolate, sort, rmap, unmap, free",
+    "swap_in": "one synchronous swap-in of a 4 KiB page on a fault (a refault's price)",
 }
 
 STATUSES = ("provisional", "calibrated", "measured")

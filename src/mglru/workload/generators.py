@@ -33,11 +33,14 @@ def uniform(n_pages: int, n: int, *, seed: int = 0) -> Pages:
     return np.random.default_rng(seed).integers(0, n_pages, n, dtype=np.int64)
 
 
-def zipf(n_pages: int, n: int, *, alpha: float = 0.9, seed: int = 0) -> Pages:
+def zipf(n_pages: int, n: int, *, alpha: float = 0.9, seed: int = 0,
+         clustered: bool = False) -> Pages:
     """Zipf(alpha) popularity over `n_pages` pages (rank r has weight r**-alpha).
 
     Ranks are placed on pages by a seeded permutation, so popular pages are
-    scattered over the region as in a real cache. Any alpha >= 0 (0 = uniform).
+    scattered over the region as in a real cache; `clustered` puts rank r on
+    page r instead (the hot pages are the first ones, as in an array read by
+    popularity). Any alpha >= 0 (0 = uniform).
     """
     _check(n_pages, n)
     if alpha < 0:
@@ -46,15 +49,18 @@ def zipf(n_pages: int, n: int, *, alpha: float = 0.9, seed: int = 0) -> Pages:
     cdf = np.cumsum(np.arange(1, n_pages + 1, dtype=np.float64) ** -alpha)
     cdf /= cdf[-1]
     ranks = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), n_pages - 1)
+    if clustered:
+        return ranks.astype(np.int64)
     return rng.permutation(n_pages)[ranks].astype(np.int64)
 
 
 def hot_cold(n_pages: int, n: int, *, hot_fraction: float = 0.1, hot_probability: float = 0.9,
-             phases: int = 1, seed: int = 0) -> Pages:
+             phases: int = 1, seed: int = 0, clustered: bool = False) -> Pages:
     """A hot set gets `hot_probability` of the accesses; it moves at each phase change.
 
     The accesses are split into `phases` equal phases; each phase draws a new
-    hot set of `hot_fraction * n_pages` pages (a random contiguous-free subset).
+    hot set of `hot_fraction * n_pages` pages (a random contiguous-free subset,
+    or with `clustered` one run of contiguous pages at a random offset).
     """
     _check(n_pages, n)
     if not 0 < hot_fraction <= 1 or not 0 <= hot_probability <= 1 or phases < 1:
@@ -64,7 +70,10 @@ def hot_cold(n_pages: int, n: int, *, hot_fraction: float = 0.1, hot_probability
     out = np.empty(n, np.int64)
     bounds = np.linspace(0, n, phases + 1).astype(np.int64)
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        hot = rng.choice(n_pages, n_hot, replace=False)
+        if clustered:
+            hot = int(rng.integers(0, n_pages - n_hot + 1)) + np.arange(n_hot, dtype=np.int64)
+        else:
+            hot = rng.choice(n_pages, n_hot, replace=False)
         m = hi - lo
         is_hot = rng.random(m) < hot_probability
         out[lo:hi] = np.where(is_hot, hot[rng.integers(0, n_hot, m)], rng.integers(0, n_pages, m))
