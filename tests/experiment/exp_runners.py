@@ -45,8 +45,15 @@ def interrupting_run_point(point: dict[str, Any]) -> dict[str, Any]:
 
 
 def slow_run_point(point: dict[str, Any]) -> dict[str, Any]:
-    """As run_point, but the points with x > 1 sleep for a minute (to be interrupted)."""
+    """As run_point, but the points with x > 1 sleep for a minute (to be interrupted).
+
+    Each sleeper writes its process id into $EXP_RUNNERS_PIDS/ first.
+    """
     if point.get("x", 0) > 1:
+        folder = os.environ.get("EXP_RUNNERS_PIDS")
+        if folder:
+            with open(os.path.join(folder, f"{os.getpid()}"), "w") as f:
+                f.write(point["run_id"])
         time.sleep(60)
     return run_point(point)
 
