@@ -281,3 +281,36 @@ def _interrupt_and_check(proc: subprocess.Popen, pids: Path, out: Path) -> None:
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_list_and_help_import_nothing_heavy() -> None:
+    """`experiment list` and `--help` load neither numpy, matplotlib nor dask."""
+    code = ("import sys; from mglru.cli import main\n"
+            "main(['experiment', 'list']); main(['experiment', 'run', '--help'])\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('numpy', 'numba', 'matplotlib', 'dask', 'distributed', 'pyarrow')))")
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_documented_example_row_has_every_metric() -> None:
+    """docs/json.md's mglru.experiment/1 example: the envelope, and a row with every metric."""
+    import re
+
+    from mglru.experiment.report import METRICS
+    from mglru.experiment.spec import run_id_of
+
+    text = (HERE.parents[1] / "docs" / "json.md").read_text()
+    docs = [json.loads(m) for m in re.findall(r"```json\n(.*?)```", text, re.S)]
+    (doc,) = [d for d in docs if d["schema"] == "mglru.experiment/1"]
+    assert set(doc["configuration"]) == {"command", "study", "spec", "size", "points",
+                                         "workers", "dask", "out"}
+    row = doc["rows"][0]
+    assert set(METRICS) <= set(row) and {"run_id", "study", "size", "seed"} <= set(row)
+    assert row["run_id"] == run_id_of({k: v for k, v in row.items() if k not in METRICS})
+    assert row["combined_cost_ms"] == pytest.approx(row["overhead_ms"] + row["refault_cost_ms"])
+    assert row["overhead_ms"] == pytest.approx(row["aging_cpu_ms"] + row["eviction_cpu_ms"]
+                                               + row["vcpu_stall_ms"])
