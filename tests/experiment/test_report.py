@@ -146,16 +146,31 @@ def test_cover_letter_claim_cap_on_and_off(tmp_path: Path) -> None:
 
 
 def test_mixed_host_per_memcg_columns(tmp_path: Path) -> None:
-    """mixed-host: the per-memcg columns the rows have; a note when they have none."""
-    text = '[experiment]\nname = "mixed-host"\n[grid]\nagent = ["none", "age-threshold"]\n'
+    """mixed-host: the per-side columns the rows have, per agent; a note when there are none."""
+    text = ('[experiment]\nname = "mixed-host"\n[grid]\npreset = ["v6.10", "seed-v4"]\n'
+            'agent = ["none", "age-threshold"]\n')
     spec, rows = rows_of(text)
     report(rows, str(tmp_path / "a"), specs=[spec], metrics=())
-    assert "no per-memcg columns" in "\n".join(parse(tmp_path / "a" / "report.html").text)
+    assert "no per-side columns" in "\n".join(parse(tmp_path / "a" / "report.html").text)
     for i, r in enumerate(rows):
-        r.update(vm_memory_mib=100.0 + i, host_memory_mib=50.0, vm_refaults=3 * i)
+        r.update(guest_rss_mib_end=10.0 + i, host_rss_mib_end=5.0, guest_refaults=3 * i,
+                 host_refaults=i)
     report(rows, str(tmp_path / "b"), specs=[spec], metrics=())
     assert (tmp_path / "b" / "mixed-host-memcgs.png").exists()
-    assert "vm_memory_mib" in "\n".join(parse(tmp_path / "b" / "report.html").text)
+    text = "\n".join(parse(tmp_path / "b" / "report.html").text)
+    assert "Per side: guest_rss_mib_end, host_rss_mib_end, guest_refaults, host_refaults; " \
+           "per preset and agent" in text
+
+
+def test_thread_question_one_map_per_workload(tmp_path: Path) -> None:
+    """A varying workload: a winner map and a baseline figure for each workload."""
+    spec, rows = rows_of(THREAD.replace('[grid]', '[grid]\nworkload = ["zipf", "hotcold"]'))
+    report(rows, str(tmp_path), specs=[spec], metrics=())
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == ["tq-vs-baseline-hotcold.png", "tq-vs-baseline-zipf.png",
+                     "tq-winner-hotcold.png", "tq-winner-zipf.png"]
+    alts = [i["alt"] for i in parse(tmp_path / "report.html").imgs]
+    assert alts[0] == "Which preset wins (workload zipf)"
 
 
 def test_report_reads_a_results_file_with_errors(tmp_path: Path) -> None:

@@ -50,8 +50,9 @@ KEY_METRICS = ("combined_cost_ms", "overhead_ms", "refault_cost_ms", "wss_error"
                "saved_mib_mean", "refaults", "warm_reclaimed_frac")
 #: point keys run_point knows (besides agent_*): parameters, not metrics
 POINT_KEYS = ("study", "size", "seed", "run_id", "preset", "arch", "workload", "alpha",
-              "locality", "guest_mib", "host_mib", "vcpus", "memory_mib", "duration_ms",
-              "rate", "agent", "cap_0x8", "warm_ms")
+              "hot_fraction", "phases", "locality", "guest_mib", "vcpus", "tlb_entries",
+              "host_mib", "host_tasks", "memory_mib", "pressure", "duration_ms", "rate",
+              "quantum_ms", "agent", "cap_0x8", "warm_ms", "wss_ms")
 _ID_KEYS = ("run_id", "study", "size", "error")
 
 Row = dict[str, Any]
@@ -209,65 +210,90 @@ def _missing(rows: list[Row], keys: Iterable[str]) -> list[str]:
 
 
 def _thread_question(rows: list[Row], hints: dict, prefix: str) -> list[Figure]:
+    """The winner map and the sides against the baseline, one of each per facet value."""
     x, y, by = hints.get("x", "locality"), hints.get("y", "arch"), hints.get("by", "preset")
     baseline = hints.get("baseline", "v6.10")
     missing = _missing(rows, (x, y, by, "combined_cost_ms"))
     if missing:
         return [("Which preset wins", None, f"not drawn: the rows have no {', '.join(missing)}")]
+    facet = hints.get("facet", "workload")
+    facets = _values(rows, facet) if not _missing(rows, [facet]) else [None]
+    if len(facets) < 2:
+        facet, facets = None, [None]
+    out = []
+    for fv in facets:
+        sub = _select(rows, **{facet: fv}) if facet else rows
+        tag = "" if facet is None else f"-{_slug(str(fv))}"
+        what = "" if facet is None else f" ({facet} {fv})"
+        out += _winner_map(sub, x, y, by, baseline, f"{prefix}-winner{tag}.png", what)
+        out += _sides(sub, x, y, by, baseline, f"{prefix}-vs-baseline{tag}.png", what)
+    return out
+
+
+def _winner_map(rows: list[Row], x: str, y: str, by: str, baseline: str, path: str,
+                what: str) -> list[Figure]:
+    """Each (x, y) cell: the `by` value with the lowest combined cost, and its gain."""
+    import numpy as np
+    from matplotlib.patches import Patch
+
     plt = _pyplot()
     xs, ys, presets = _values(rows, x), _values(rows, y), _values(rows, by)
-
-    def cell(metric: str, preset: Any, xv: Any, yv: Any) -> float | None:
-        return _mean(_select(rows, **{by: preset, x: xv, y: yv}), metric)
-
-    # the winner: the lowest combined cost in each cell
-    winner: list[list[float | None]] = []
+    keys = [json.dumps(p) for p in presets]
+    winner: list[list[float]] = []
     notes: list[list[str]] = []
     for yv in ys:
         winner.append([])
         notes.append([])
         for xv in xs:
-            costs = {json.dumps(p): cell("combined_cost_ms", p, xv, yv) for p in presets}
-            costs = {p: c for p, c in costs.items() if c is not None}
+            cell = _select(rows, **{x: xv, y: yv})
+            costs = {k: _mean(_select(cell, **{by: p}), "combined_cost_ms")
+                     for k, p in zip(keys, presets, strict=True)}
+            costs = {k: c for k, c in costs.items() if c is not None}
             if not costs:
-                winner[-1].append(None)
+                winner[-1].append(np.nan)
                 notes[-1].append("")
                 continue
-            best = min(costs, key=lambda p: (costs[p], p))
-            winner[-1].append(float([json.dumps(p) for p in presets].index(best)))
+            best = min(costs, key=lambda k: (costs[k], k))
+            winner[-1].append(float(keys.index(best)))
             base = costs.get(json.dumps(baseline))
             gain = "" if not base else f"\n{(costs[best] / base - 1) * 100:+.0f}%"
             notes[-1].append(f"{json.loads(best)}{gain}")
     fig, ax = plt.subplots(figsize=(1.4 * len(xs) + 3.5, 0.7 * len(ys) + 1.8))
-    import numpy as np
-
-    arr = np.array([[np.nan if v is None else v for v in row] for row in winner], dtype=float)
     cmap = plt.get_cmap("Pastel1" if len(presets) <= 9 else "tab20", max(len(presets), 1))
-    ax.imshow(arr, cmap=cmap, vmin=-0.5, vmax=len(presets) - 0.5, aspect="auto")
-    from matplotlib.patches import Patch
-
-    ax.legend(handles=[Patch(color=cmap(i), label=str(p)) for i, p in enumerate(presets)],
-              fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title=by,
-              title_fontsize=7)
+    ax.imshow(np.array(winner, dtype=float), cmap=cmap, vmin=-0.5, vmax=len(presets) - 0.5,
+              aspect="auto")
     for i, row in enumerate(notes):
         for j, text in enumerate(row):
             ax.text(j, i, text, ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
     ax.set(xlabel=x, ylabel=y)
-    ax.set_title(f"lowest combined_cost_ms ({by}; % vs {baseline})", fontsize=9)
-    out = [("Which preset wins", _save(fig, f"{prefix}-winner.png"),
-            f"Each cell: the {by} with the lowest combined_cost_ms (refault cost + overhead), "
-            f"and its change against {baseline}, mean over the other parameters.")]
+    ax.set_title(f"lowest combined_cost_ms{what}: {by}, % vs {baseline}", fontsize=9)
+    ax.legend(handles=[Patch(color=cmap(i), label=str(p)) for i, p in enumerate(presets)],
+              fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title=by,
+              title_fontsize=7)
+    title = f"Which {by} wins{what}"
+    return [(title, _save(fig, path),
+             f"Each cell: the {by} with the lowest combined_cost_ms (refault cost + overhead), "
+             f"and its change against {baseline}, mean over the other parameters.")]
 
-    # the two sides apart, relative to the baseline
-    sides = ("combined_cost_ms", "refault_cost_ms", "overhead_ms")
-    sides = tuple(m for m in sides if not _missing(rows, [m]))
+
+def _sides(rows: list[Row], x: str, y: str, by: str, baseline: str, path: str,
+           what: str) -> list[Figure]:
+    """Per `by` value: combined cost, refault cost and overhead minus the baseline's."""
+    plt = _pyplot()
+    xs, ys, presets = _values(rows, x), _values(rows, y), _values(rows, by)
+    sides = [m for m in ("combined_cost_ms", "refault_cost_ms", "overhead_ms")
+             if not _missing(rows, [m])]
     has_base = any(json.dumps(p) == json.dumps(baseline) for p in presets)
     others = [p for p in presets if json.dumps(p) != json.dumps(baseline)] if has_base \
         else presets
     if not others:
-        return out
+        return []
+
+    def cell(metric: str, preset: Any, xv: Any, yv: Any) -> float | None:
+        return _mean(_select(rows, **{by: preset, x: xv, y: yv}), metric)
+
     fig, axes = plt.subplots(len(others), len(sides), squeeze=False,
                              figsize=(3.6 * len(sides), 2.4 * len(others) + 0.6))
     for i, p in enumerate(others):
@@ -279,16 +305,14 @@ def _thread_question(rows: list[Row], hints: dict, prefix: str) -> list[Figure]:
                     v = cell(m, p, xv, yv)
                     b = cell(m, baseline, xv, yv) if has_base else 0.0
                     grid[-1].append(None if v is None or b is None else v - b)
-            what = f"{m} − {baseline}" if has_base else m
-            _heatmap(axes[i][j], grid, xs, ys, f"{p}: {what}", has_base, lambda v: f"{v:.3g}")
+            label = f"{m} − {baseline}" if has_base else m
+            _heatmap(axes[i][j], grid, xs, ys, f"{p}: {label}", has_base, lambda v: f"{v:.3g}")
             axes[i][j].set(xlabel=x, ylabel=y)
     caption = (f"Each {by} against {baseline} (ms; below zero: cheaper than {baseline}): "
                "the total, the refault side (quality) and the overhead side (aging and eviction "
                "CPU, vCPU stalls)." if has_base else
                f"No {baseline} rows: absolute values, not differences.")
-    out.append((f"Refault cost and overhead against {baseline}",
-                _save(fig, f"{prefix}-vs-baseline.png"), caption))
-    return out
+    return [(f"Refault cost and overhead against {baseline}{what}", _save(fig, path), caption)]
 
 
 def _cover_letter_claim(rows: list[Row], hints: dict, prefix: str) -> list[Figure]:
@@ -319,36 +343,53 @@ def _cover_letter_claim(rows: list[Row], hints: dict, prefix: str) -> list[Figur
              f"per {x or 'study'}, mean over the other parameters.")]
 
 
+#: per-side columns of the mixed-host rows (`guest_refaults`, `host_rss_mib_end`, ...)
+_SIDE_COLUMN = re.compile(r"^(?P<side>[a-z0-9]+)_(?P<what>rss_mib_end|saved_mib_end|refaults|"
+                          r"major_faults)$")
+_SIDE_TITLES = {"rss_mib_end": "resident at the end (MiB)",
+                "saved_mib_end": "saved at the end (MiB)", "refaults": "refaults",
+                "major_faults": "major faults"}
+
+
 def _mixed_host(rows: list[Row], hints: dict, prefix: str) -> list[Figure]:
-    params = set(_params(rows, None))
-    extra = [k for k in dict.fromkeys(k for r in rows for k in r)
-             if k not in params and k not in METRICS and k not in _ID_KEYS
-             and any(_is_number(r.get(k)) for r in rows)]
-    memory = [k for k in extra if k.endswith("_mib") or "memory" in k or "rss" in k]
-    refaults = [k for k in extra if "refault" in k]
-    panels = [(t, ks) for t, ks in (("memory (MiB)", memory), ("refaults", refaults)) if ks]
+    """Per side (guest, host): memory and refaults, per `x` and per `by` (the agent)."""
+    columns: dict[str, list[str]] = {}
+    for k in dict.fromkeys(k for r in rows for k in r):
+        m = _SIDE_COLUMN.match(k)
+        if m and any(_is_number(r.get(k)) for r in rows):
+            columns.setdefault(m["what"], []).append(k)
+    panels = [(what, columns[what]) for what in _SIDE_TITLES if len(columns.get(what, [])) > 1]
     if not panels:
-        return [("Per-memcg memory and refaults", None,
-                 "not drawn: the rows have no per-memcg columns (names ending in _mib or "
-                 "holding 'refault', besides the standard metrics)")]
+        return [("Memory and refaults per memcg", None,
+                 "not drawn: the rows have no per-side columns (guest_refaults, "
+                 "host_refaults, guest_rss_mib_end, ...)")]
     plt = _pyplot()
     varying = _varying(rows, _params(rows, None))
-    x = hints.get("x", varying[0] if varying else None)
+    x = hints.get("x", "preset" if "preset" in varying else (varying[0] if varying else None))
+    by = hints.get("by", "agent")
+    facets = _values(rows, by) if by in varying and by != x else [None]
     xs = _values(rows, x) if x else [None]
-    fig, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(5.5 * len(panels), 3.6))
-    for ax, (title, keys) in zip(axes[0], panels, strict=True):
-        width = 0.8 / len(keys)
-        for i, k in enumerate(keys):
-            ys = [_mean(_select(rows, **({x: v} if x else {})), k) for v in xs]
-            pos = [j + (i - (len(keys) - 1) / 2) * width for j in range(len(xs))]
-            ax.bar(pos, [0 if v is None else v for v in ys], width, label=k)
-        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-        ax.set(xlabel=x or "", title=title)
-        ax.grid(True, axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
-    return [("Per-memcg memory and refaults", _save(fig, f"{prefix}-memcgs.png"),
-             f"Columns {', '.join(memory + refaults)}, per {x or 'study'}, mean over the "
-             "other parameters.")]
+    fig, axes = plt.subplots(len(facets), len(panels), squeeze=False,
+                             figsize=(4.2 * len(panels), 2.8 * len(facets) + 0.6))
+    for i, fv in enumerate(facets):
+        sub = rows if fv is None else _select(rows, **{by: fv})
+        for j, (what, keys) in enumerate(panels):
+            ax = axes[i][j]
+            width = 0.8 / len(keys)
+            for n, k in enumerate(keys):
+                ys = [_mean(_select(sub, **({x: v} if x else {})), k) for v in xs]
+                pos = [c + (n - (len(keys) - 1) / 2) * width for c in range(len(xs))]
+                ax.bar(pos, [0 if v is None else v for v in ys], width,
+                       label=k.removesuffix(f"_{what}"))
+            ax.set_xticks(range(len(xs)), [str(v) for v in xs], fontsize=7)
+            ax.set_title(_SIDE_TITLES[what] + ("" if fv is None else f", {by} {fv}"),
+                         fontsize=9)
+            ax.grid(True, axis="y", alpha=0.3)
+            ax.legend(fontsize=7)
+    names = ", ".join(k for _, keys in panels for k in keys)
+    return [("Memory and refaults per memcg", _save(fig, f"{prefix}-memcgs.png"),
+             f"Per side: {names}; per {x or 'study'}"
+             f"{'' if facets == [None] else f' and {by}'}, mean over the other parameters.")]
 
 
 #: `[report] kind` -> the study plot
