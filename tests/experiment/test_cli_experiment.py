@@ -72,10 +72,16 @@ def packaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_list_names_each_study_with_its_first_sentence(packaged: Path) -> None:
-    """`experiment list`: one line per packaged study: name, first sentence, sizes."""
+    """`experiment list`: per packaged study its name, first sentence and sizes, wrapped."""
     r = invoke("experiment", "list")
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines() == ["toy  A toy study. (sizes: quick, full)"]
+    long = " ".join(["word"] * 40)
+    (packaged / "a-long-one.toml").write_text(f'[experiment]\ndescription = "{long}. More."\n')
+    lines = invoke("experiment", "list").stdout.splitlines()
+    assert lines[0].startswith("a-long-one  word word") and len(lines) == 4
+    assert all(len(s) <= 100 for s in lines) and lines[1].startswith(" " * 12 + "word")
+    assert lines[2].endswith("word. (sizes: full)") and lines[3].startswith("toy         A toy")
 
 
 def test_run_a_packaged_study_quick_prints_the_table_and_json(packaged: Path,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import textwrap
 from typing import Any
 
 import click
@@ -211,9 +212,9 @@ def list_studies() -> None:
         except ValueError as e:
             raise click.ClickException(str(e)) from None
         first = spec.description.split(". ")[0].rstrip(".")
-        sizes = ", ".join(spec.size_names())
-        human(f"{name:<{width}}  {first}. (sizes: {sizes})" if first
-              else f"{name:<{width}}  (sizes: {sizes})")
+        text = f"{first}. (sizes: {', '.join(spec.size_names())})".lstrip(". ")
+        human(textwrap.fill(text, width=100, initial_indent=f"{name:<{width}}  ",
+                            subsequent_indent=" " * (width + 2)))
 
 
 @experiment.command("run")

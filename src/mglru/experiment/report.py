@@ -165,10 +165,9 @@ def _metric_plot(rows: list[Row], metric: str, x: str, series: str | None, avera
             pos = [j + (i - (len(groups) - 1) / 2) * width for j in range(len(xs))]
             ax.bar(pos, [0 if y is None else y for y in ys], width, label=label)
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-    ax.set_xlabel(x)
+    ax.set_xlabel(x + (f"  (mean over {', '.join(averaged)})" if averaged else ""),
+                  fontsize=8 if averaged else None)
     ax.set_title(metric, fontsize=10)
-    if averaged:
-        ax.set_title(f"mean over {', '.join(averaged)}", fontsize=7, loc="right")
     ax.grid(True, alpha=0.3)
     if series:
         ax.legend(fontsize=7)
