@@ -50,6 +50,7 @@ def experiment() -> None:
 # ---------------------------------------------------------------------------------------------
 
 def _spec(name: str) -> Any:
+    """The spec of NAME|SPEC.toml, or a usage error saying what is wrong."""
     from mglru.experiment.spec import load_spec
 
     try:
@@ -59,6 +60,7 @@ def _spec(name: str) -> Any:
 
 
 def _points(spec: Any, quick: bool, size: str | None) -> tuple[str, list[dict]]:
+    """The size asked for (--quick or --size) and the spec's points at it."""
     from mglru.experiment.spec import DEFAULT_SIZE, QUICK_SIZE, expand
 
     if quick and size is not None:
@@ -82,6 +84,7 @@ def _results_path(out: str | None) -> None:
 
 
 def _dask_available(address: str | None) -> None:
+    """--dask needs dask.distributed: a usage error before work if missing."""
     if address is None:
         return
     import importlib.util
@@ -115,6 +118,7 @@ def _runner(dotted: str, points: list[dict]) -> str:
 
 
 def _sweep_options(f):  # noqa: ANN001, ANN202 - a click decorator
+    """The options `run` and `sweep` share."""
     from mglru.experiment.sweep import DEFAULT_RUNNER
 
     f = click.option("--runner", default=DEFAULT_RUNNER, hidden=True,
@@ -159,6 +163,7 @@ def _sweep(spec: Any, points: list[dict], size: str, out: str | None, workers: i
 
 
 def _summary(spec: Any, size: str, points: list[dict], result: Any, out: str | None) -> str:
+    """The last line: points, how many ran, were already there, failed."""
     kept = f", {result.skipped} already in {out}" if result.skipped else ""
     failed = f", {len(result.errors)} failed" if result.errors else ""
     return (f"{spec.name} ({size}): {len(points)} points, {result.ran} ran{kept}{failed}"
@@ -185,6 +190,7 @@ def _table(rows: list[dict], points: list[dict]) -> list[str]:
 
 
 def _cell(v: Any) -> str:
+    """A table cell: 4 significant digits for floats, '-' for None."""
     if v is None:
         return "-"
     if isinstance(v, float):

@@ -42,6 +42,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    """Import the public names on first use (see _LAZY)."""
     if name in _LAZY:
         import importlib
 

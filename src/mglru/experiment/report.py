@@ -63,6 +63,7 @@ Row = dict[str, Any]
 # ---------------------------------------------------------------------------------------------
 
 def _is_number(v: Any) -> bool:
+    """A finite int or float (booleans are parameters, not numbers)."""
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -87,20 +88,24 @@ def _values(rows: list[Row], key: str) -> list[Any]:
 
 
 def _varying(rows: list[Row], params: list[str]) -> list[str]:
+    """The parameters with more than one value (seeds are averaged, not varied)."""
     return [k for k in params if k != "seed" and len(_values(rows, k)) > 1]
 
 
 def _mean(rows: list[Row], metric: str) -> float | None:
+    """The mean of `metric` over the rows that have a number for it (None: none)."""
     xs = [r[metric] for r in rows if _is_number(r.get(metric))]
     return sum(xs) / len(xs) if xs else None
 
 
 def _select(rows: list[Row], **match: Any) -> list[Row]:
+    """The rows whose values equal `match` (as JSON: true is not 1)."""
     return [r for r in rows if all(json.dumps(r.get(k)) == json.dumps(v)
                                    for k, v in match.items())]
 
 
 def _fmt(v: Any) -> str:
+    """A table cell: 4 significant digits for floats, '–' for None."""
     if v is None:
         return "–"
     if isinstance(v, float):
@@ -129,6 +134,7 @@ def _pyplot():  # noqa: ANN202 - the pyplot module
 
 
 def _save(fig: Any, path: str, tight: bool = True) -> str:
+    """Write the figure to `path` and close it."""
     if tight:
         fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -177,6 +183,7 @@ def _metric_plot(rows: list[Row], metric: str, x: str, series: str | None, avera
 
 def _heatmap(ax: Any, grid: list[list[float | None]], xs: list, ys: list, title: str,
              diverging: bool, fmt: Callable[[float], str]) -> None:
+    """A grid of values on `ax`, annotated; diverging colours centred on zero."""
     import numpy as np
 
     arr = np.array([[np.nan if v is None else v for v in row] for row in grid], dtype=float)
@@ -205,6 +212,7 @@ Figure = tuple[str, str | None, str]
 
 
 def _missing(rows: list[Row], keys: Iterable[str]) -> list[str]:
+    """The keys that no row has."""
     return [k for k in keys if not any(k in r for r in rows)]
 
 
@@ -291,6 +299,7 @@ def _sides(rows: list[Row], x: str, y: str, by: str, baseline: str, path: str,
         return []
 
     def cell(metric: str, preset: Any, xv: Any, yv: Any) -> float | None:
+        """The mean of `metric` for one preset in one (x, y) cell."""
         return _mean(_select(rows, **{by: preset, x: xv, y: yv}), metric)
 
     fig, axes = plt.subplots(len(others), len(sides), squeeze=False,
@@ -315,6 +324,7 @@ def _sides(rows: list[Row], x: str, y: str, by: str, baseline: str, path: str,
 
 
 def _cover_letter_claim(rows: list[Row], hints: dict, prefix: str) -> list[Figure]:
+    """wss_error and overhead_ms with cap 0x8 on and off, per the next varying key."""
     cap = hints.get("by", "cap_0x8")
     metrics = [m for m in ("wss_error", "overhead_ms") if not _missing(rows, [m])]
     states = _values(rows, cap) if not _missing(rows, [cap]) else []
@@ -411,12 +421,14 @@ figcaption{font-size:12px;max-width:600px}.note{color:#a33}"""
 
 
 def _img(path: str, alt: str) -> str:
+    """An <img> holding the PNG as a base64 data URI."""
     with open(path, "rb") as f:
         data = base64.b64encode(f.read()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
 def _table(rows: list[Row], columns: list[str], limit: int = 1000) -> str:
+    """An HTML table of `columns` for the first `limit` rows."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for r in rows[:limit]:
@@ -431,6 +443,7 @@ def _table(rows: list[Row], columns: list[str], limit: int = 1000) -> str:
 
 
 def _spec_for(study: str, specs: dict[str, Any]) -> Any:
+    """The spec of `study`: given, else packaged, else None."""
     if study in specs:
         return specs[study]
     from mglru.experiment.spec import load_spec, study_names
@@ -444,6 +457,7 @@ def _spec_for(study: str, specs: dict[str, Any]) -> Any:
 
 
 def _slug(name: str) -> str:
+    """`name` made safe for a file name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "study"
 
 

@@ -75,6 +75,7 @@ class Spec:
 # ---------------------------------------------------------------------------------------------
 
 def _studies_dir():  # noqa: ANN202 - an importlib.resources Traversable
+    """The packaged studies folder (mglru/experiment/studies)."""
     from importlib import resources
 
     return resources.files("mglru.experiment") / "studies"
@@ -128,6 +129,7 @@ def load_spec(name_or_path: str | os.PathLike[str]) -> Spec:
 # ---------------------------------------------------------------------------------------------
 
 def _kind(value: Any) -> str:
+    """How a TOML value is named in messages: 'a table', 'a list', 'int'."""
     return {dict: "a table", list: "a list"}.get(type(value), type(value).__name__)
 
 
@@ -146,6 +148,7 @@ def _scalars(table: Any, where: str, source: str) -> dict[str, Scalar]:
 
 
 def _grid(table: Any, source: str) -> dict[str, list[Scalar]]:
+    """The [grid] table: each key a non-empty list of distinct scalars."""
     if not isinstance(table, dict):
         raise ValueError(f"{source}: [grid] must be a table, got {_kind(table)}")
     out = {}
@@ -261,6 +264,7 @@ def _same(a: Scalar, b: Scalar) -> bool:
 
 
 def _excluded(point: dict[str, Any], exclude: list[dict[str, Scalar]]) -> bool:
+    """The point matches every key of one [[exclude]] table."""
     return any(all(k in point and _same(point[k], v) for k, v in table.items())
                for table in exclude)
 

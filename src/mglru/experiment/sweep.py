@@ -141,6 +141,7 @@ def require_parquet() -> None:
 
 
 def _read_jsonl(path: str) -> Iterator[Row]:
+    """The rows of a JSON-lines file; a cut last line is skipped with a warning."""
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
@@ -160,6 +161,7 @@ def _read_jsonl(path: str) -> Iterator[Row]:
 
 
 def _read_any(path: str) -> list[Row]:
+    """The rows (error rows included) of one file, by its extension."""
     if path.endswith(".parquet"):
         require_parquet()
         import pyarrow.parquet as pq
@@ -223,6 +225,7 @@ class _Journal:
     """The append-only JSON-lines file: one line per finished point, flushed at once."""
 
     def __init__(self, path: str | None) -> None:
+        """Open `path` for appending (None: write nothing)."""
         self.f = None
         if path is None:
             return
@@ -231,6 +234,7 @@ class _Journal:
         self.f = open(path, "ab")  # noqa: SIM115 - closed in close()
 
     def write(self, row: Row) -> None:
+        """Append one row and flush it to the disk."""
         if self.f is None:
             return
         self.f.write(json.dumps(row).encode() + b"\n")
@@ -238,6 +242,7 @@ class _Journal:
         os.fsync(self.f.fileno())
 
     def close(self) -> None:
+        """Close the file (the rows are already on disk)."""
         if self.f is not None:
             self.f.close()
 
@@ -266,12 +271,14 @@ Outcome = tuple[str, Row | None, str | None, float]
 
 
 def _in_process(runner: str | Runner, points: list[dict]) -> Iterator[Outcome]:
+    """Run the points here, one after the other (workers=1)."""
     fn = resolve_runner(runner)
     for point in points:
         yield _run_one(fn, point)
 
 
 def _processes(runner: str | Runner, points: list[dict], workers: int) -> Iterator[Outcome]:
+    """Run the points in `workers` spawned processes; stop them on the way out."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -296,6 +303,7 @@ def _processes(runner: str | Runner, points: list[dict], workers: int) -> Iterat
 
 
 def _dask(runner: str | Runner, points: list[dict], address: Any) -> Iterator[Outcome]:
+    """Run the points on a Dask cluster; cancel them on the way out."""
     from dask.distributed import Client, as_completed
 
     own = not isinstance(address, Client)
@@ -323,6 +331,7 @@ def _dask(runner: str | Runner, points: list[dict], address: Any) -> Iterator[Ou
 # ---------------------------------------------------------------------------------------------
 
 def _label(point: dict[str, Any], varying: list[str]) -> str:
+    """The point's varying parameters, for progress lines."""
     return " ".join(f"{k}={point[k]}" for k in varying) or point["run_id"]
 
 
