@@ -124,7 +124,8 @@ def test_failing_point_exit_1_error_row_and_line(tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     r = invoke("experiment", "run", str(path), "--workers", "1", "--out", str(out), *RUNNER)
     assert r.exit_code == 1, r.output
-    assert "error: point " in r.stderr and "RuntimeError: x=13 fails on purpose" in r.stderr
+    assert "error: point " in r.stderr
+    assert " (x=13) failed: RuntimeError: x=13 fails on purpose" in r.stderr
     assert r.stdout.splitlines()[-1] == f"f (full): 2 points, 2 ran, 1 failed; results in {out}"
     rows = [json.loads(s) for s in out.read_text().splitlines()]
     assert sorted("error" in x for x in rows) == [False, True]

@@ -157,9 +157,21 @@ def _sweep(spec: Any, points: list[dict], size: str, out: str | None, workers: i
                                        f"{e}") from None
         raise click.ClickException(f"{getattr(e, 'filename', None) or out}: "
                                    f"{e.strerror or e}") from None
+    by_id = {p["run_id"]: p for p in points}
+    varying = _varying(points)
     for err in result.errors:
-        log.error("point %s failed: %s", err["run_id"], err["error"])
+        p = by_id.get(err["run_id"], {})
+        where = " ".join(f"{k}={p[k]}" for k in varying if k in p)
+        log.error("point %s%s failed: %s", err["run_id"], f" ({where})" if where else "",
+                  err["error"])
     return result
+
+
+def _varying(points: list[dict]) -> list[str]:
+    """The parameters whose value differs between points, in the points' key order."""
+    return [k for k in (points[0] if points else {})
+            if k not in ("run_id", "study", "size")
+            and len({repr(p.get(k)) for p in points}) > 1]
 
 
 def _summary(spec: Any, size: str, points: list[dict], result: Any, out: str | None) -> str:
@@ -174,9 +186,7 @@ def _table(rows: list[dict], points: list[dict]) -> list[str]:
     """The key metrics of each row, one line per point, the varying parameters first."""
     from mglru.experiment.report import KEY_METRICS
 
-    varying = [k for k in (points[0] if points else {})
-               if k not in ("run_id", "study", "size")
-               and len({repr(p.get(k)) for p in points}) > 1]
+    varying = _varying(points)
     metrics = [m for m in KEY_METRICS if any(m in r for r in rows)]
     cols = ["run_id", *varying, *metrics]
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
