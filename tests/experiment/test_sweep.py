@@ -204,3 +204,18 @@ def test_sweep_on_a_local_dask_cluster(tmp_path: Path) -> None:
         assert (res.ran, res.skipped) == (2, 3)  # 13 again (fails again) and 15
     ok, errors = read_results(str(out))
     assert sorted(r["x"] for r in ok) == [11, 12, 14, 15] and len(errors) == 1
+
+
+def test_read_results_of_a_json_envelope(tmp_path: Path) -> None:
+    """The --json document is a results file too: its rows and its errors."""
+    doc = {"mglru_version": "0.1.0", "schema": "mglru.experiment/1", "configuration": {},
+           "rows": [{"run_id": "a", "x": 1}], "errors": [{"run_id": "b", "error": "boom"}]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(doc))
+    assert read_results(str(path)) == ([{"run_id": "a", "x": 1}],
+                                       [{"run_id": "b", "error": "boom"}])
+    path.write_text(json.dumps({"schema": "mglru.presets/1"}))
+    with pytest.raises(ValueError, match="not an mglru.experiment document"):
+        read_results(str(path))
+    with pytest.raises(FileNotFoundError):
+        read_results(str(tmp_path / "none.jsonl"))
