@@ -323,3 +323,16 @@ def test_the_documented_example_row_has_every_metric() -> None:
                                                     rel=1e-4)
     assert row["overhead_ms"] == pytest.approx(row["aging_cpu_ms"] + row["eviction_cpu_ms"]
                                                + row["vcpu_stall_ms"], rel=1e-4)
+
+
+def test_progress_lines_on_stderr_unless_quiet(spec_file: str, tmp_path: Path) -> None:
+    """Not a terminal: one log line per finished point on stderr; -q (or mglru -q): none."""
+    r = invoke("experiment", "run", spec_file, "--workers", "1", *RUNNER)
+    assert r.exit_code == 0, r.output
+    progress = [s for s in r.stderr.splitlines() if s.startswith("[")]
+    assert len(progress) == 4 and progress[0].startswith("[ 1/4] preset=v6.10 x=1 (")
+    assert r.stderr.splitlines()[0] == "toy (full): 4 points in this process"
+    r = invoke("experiment", "run", spec_file, "--workers", "1", "-q", *RUNNER)
+    assert r.exit_code == 0 and "[ 1/4]" not in r.stderr
+    r = invoke("-q", "experiment", "run", spec_file, "--workers", "1", *RUNNER)
+    assert r.exit_code == 0 and r.stderr == ""

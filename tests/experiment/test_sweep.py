@@ -219,3 +219,21 @@ def test_read_results_of_a_json_envelope(tmp_path: Path) -> None:
         read_results(str(path))
     with pytest.raises(FileNotFoundError):
         read_results(str(tmp_path / "none.jsonl"))
+
+
+def test_parquet_interrupted_keeps_the_journal_then_merges(tmp_path: Path) -> None:
+    """Ctrl-C on a .parquet sweep: rows in the journal; the next run writes them all."""
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "r.parquet"
+    journal = tmp_path / "r.parquet.jsonl"
+    pts = points(4)
+    pts[2]["stop"] = True
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(pts, str(out), runner="exp_runners:interrupting_run_point", workers=1,
+                  progress=False)
+    assert not out.exists() and [r["x"] for r in lines(journal)] == [1, 2]
+    more = [{**p, "extra": 1} for p in points(4)[2:]]  # a column the first rows lack
+    res = run_sweep(points(4)[:2] + more, str(out), runner=RUNNER, workers=1, progress=False)
+    assert (res.ran, res.skipped) == (2, 2) and not journal.exists()
+    ok, _ = read_results(str(out))
+    assert [(r["x"], r.get("extra")) for r in ok] == [(1, None), (2, None), (3, 1), (4, 1)]

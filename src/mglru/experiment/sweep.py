@@ -253,7 +253,9 @@ def _write_parquet(out: str, rows: list[Row], errors: list[Row]) -> None:
     import pyarrow.parquet as pq
 
     tmp = out + ".tmp"
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
+    # every key of every row (from_pylist would keep only the first row's)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    pq.write_table(pa.Table.from_pydict({k: [r.get(k) for r in rows] for k in keys}), tmp)
     os.replace(tmp, out)
     journal = journal_path(out)
     if errors:
