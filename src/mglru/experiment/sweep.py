@@ -8,6 +8,7 @@ runs). Where the points run:
     workers=N (default) a ProcessPoolExecutor of N processes (N = min(CPUs, points));
                         workers ignore SIGINT, this process stops them
     dask="tcp://..."    a dask.distributed Client on that scheduler: submit, as_completed
+                        (its workers need mglru installed, the same version)
 
 The results file is JSON lines, one row per finished point, appended and
 flushed as each point finishes, so an interrupted sweep loses only the points
