@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "reproduce": ("mglru.cli.reproduce", "reproduce"),
     "conformance": ("mglru.cli.conformance", "conformance"),
     "replay": ("mglru.cli.replay", "replay"),
+    "experiment": ("mglru.cli.experiment", "experiment"),
 }
 #: `mglru --help`'s one-liners, so listing the commands imports none of them (a test keeps
 #: them equal to each command's own first docstring line)
@@ -46,6 +47,8 @@ SUMMARIES = {
     "conformance": "Run scenarios on stock kernels in QEMU and on the matching presets; "
                    "compare.",
     "replay": "Replay a libCacheSim oracleGeneral or CSV trace (objects mapped onto pages).",
+    "experiment": "Sweep a study's grid of simulated runs (locally or on Dask) and report the "
+                  "results.",
 }
 
 
