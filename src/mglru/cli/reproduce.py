@@ -29,7 +29,7 @@ from mglru.cli.output import (
     rounded,
     write_json,
 )
-from mglru.cli.progress import progress_reporter
+from mglru.progress import progress_reporter
 
 __all__ = ["reproduce", "format_seed_table"]
 
@@ -94,39 +94,14 @@ def format_seed_table(rows: list[dict], arch: str = "x86") -> str:
     return "\n".join(lines)
 
 
-def _matplotlib_config_dir() -> None:
-    """Give matplotlib a private config dir when the user has no writable one (no home).
-
-    Otherwise its import warns in two long lines that it made one itself.
-    """
-    import atexit
-    import os
-    import shutil
-    import tempfile
-
-    if os.environ.get("MPLCONFIGDIR"):
-        return
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    target = os.path.join(base, "matplotlib")
-    try:
-        os.makedirs(target, exist_ok=True)
-        if os.access(target, os.W_OK):
-            return
-    except OSError:
-        pass
-    private = tempfile.mkdtemp(prefix="mglru-mpl-")
-    atexit.register(shutil.rmtree, private, ignore_errors=True)
-    os.environ["MPLCONFIGDIR"] = private
-
-
 def _plot(rows: list[dict], path: str, arch: str = "x86") -> None:
-    _matplotlib_config_dir()
+    from mglru.plots import pyplot
+
     try:
-        import matplotlib
-    except ModuleNotFoundError:
-        raise click.ClickException("--plot needs matplotlib: pip install 'mglru[plot]'") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        plt = pyplot("plot")
+    except ImportError as e:
+        raise click.ClickException(f"--plot: {e}") from None
+    from matplotlib.ticker import ScalarFormatter
 
     from mglru.bench.seed import COVER_LETTER
 
@@ -159,7 +134,7 @@ def _plot(rows: list[dict], path: str, arch: str = "x86") -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
         ax.set_xticks(sorted({r["vcpus"] for r in rows}))
-        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.get_xaxis().set_major_formatter(ScalarFormatter())
     where = "x86 TDP MMU" if arch == "x86" else f"{arch} KVM model"
     fig.suptitle(f"access_tracking_perf_test -p -l (simulated, {where}): "
                  + ("x = cover letter, calibration rows 1-16" if reference else "predictions"))

@@ -79,7 +79,7 @@ from mglru.mm.page import NR_RESERVED_PFNS, PAGE_SHIFT, PAGE_SIZE, PTE_PRESENT, 
 from mglru.timing.costs import load_costs
 from mglru.workload import Engine, generators as gen, guest_stream, host_stream
 
-__all__ = ["run_point", "DEFAULTS", "ARCHS", "ROW_KEYS"]
+__all__ = ["run_point", "check_point", "DEFAULTS", "ARCHS", "ROW_KEYS"]
 
 #: every key a point may have, with its default
 DEFAULTS: dict[str, Any] = {
@@ -123,7 +123,11 @@ _WORKLOADS = ("zipf", "hotcold", "kv", "uniform", "seq")
 _MIB = 1 << 20
 
 
-def _check(point: dict[str, Any]) -> dict[str, Any]:
+def check_point(point: dict[str, Any]) -> dict[str, Any]:
+    """The point with defaults filled in; ValueError naming the first bad key or value.
+
+    Sweeps call it on every point before running any, so a typo in a spec fails at once.
+    """
     unknown = sorted(set(point) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"unknown point key(s) {', '.join(unknown)}; valid keys: "
@@ -202,7 +206,7 @@ def run_point(point: dict[str, Any]) -> dict[str, Any]:
         ValueError: unknown or bad point keys, unknown preset or agent.
     """
     wall0 = time.perf_counter()
-    p = _check(point)
+    p = check_point(point)
     seed = int(p["seed"])
     k = _boot(p)
     eng = Engine(k)

@@ -335,7 +335,7 @@ def _dask(runner: str | Runner, points: list[dict], address: Any) -> Iterator[Ou
 
 def _label(point: dict[str, Any], varying: list[str]) -> str:
     """The point's varying parameters, for progress lines."""
-    return " ".join(f"{k}={point[k]}" for k in varying) or point["run_id"]
+    return " ".join(f"{k}={point[k]}" for k in varying if k in point) or point["run_id"]
 
 
 def run_sweep(points: Iterable[dict[str, Any]], out: str | None = None, *,
@@ -436,7 +436,7 @@ def _reporter(progress: bool | Callable[[str], None],
     if callable(progress):
         yield progress
         return
-    from mglru.cli.progress import progress_reporter
+    from mglru.progress import progress_reporter
 
     with progress_reporter(total, "experiment", quiet=not progress) as tick:
         yield tick
