@@ -5,7 +5,8 @@
 
 One guest boots per kernel and runs every scenario (each with its own memcgs);
 each scenario gets a fresh simulated kernel of the matching preset, sized like
-the guest.
+the guest and with the guest kernel's CONFIG_HZ (Debian builds 250; min_ttl_ms
+rounds through jiffies).
 """
 
 from __future__ import annotations
@@ -68,6 +69,19 @@ class ConformanceResult:
         return out
 
 
+def kernel_hz(real: Any) -> int | None:
+    """CONFIG_HZ of a booted QEMU kernel, from the config its package shipped (None: unknown)."""
+    image = getattr(real, "image", None)
+    try:
+        text = (image.directory / "config").read_text() if image is not None else ""
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("CONFIG_HZ="):
+            return int(line.split("=", 1)[1])
+    return None
+
+
 def run_suite(kernels: Iterable[str], scenarios: list[Scenario],
               progress: Callable[[str], None] | None = None) -> list[ConformanceResult]:
     """Run every scenario on each kernel and on its preset; compare.
@@ -85,9 +99,11 @@ def run_suite(kernels: Iterable[str], scenarios: list[Scenario],
             if progress:
                 progress(f"kernel {name}: booted {real.uname_release()} in "
                          f"{real.boot_seconds:.1f} s")
+            hz = kernel_hz(real)
+            overrides = {"hz": hz} if hz else {}
             for sc in scenarios:
                 kernel_trace = run_scenario(real, sc)
-                model = SimKernel(preset, node_bytes=(GUEST_MEMORY_MIB << 20,))
+                model = SimKernel(preset, node_bytes=(GUEST_MEMORY_MIB << 20,), **overrides)
                 model_trace = run_scenario(model, sc)
                 r = ConformanceResult(sc.name, name, preset,
                                       compare_traces(kernel_trace, model_trace))
