@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.memcg import MemCgroup
 
-__all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging", "get_nr_to_scan",
-           "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
+__all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging",
+           "get_nr_to_scan", "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
 
 
 @dataclass(slots=True)
@@ -102,17 +102,35 @@ def evictable_min_seq(lruvec: Lruvec, swappiness: int) -> int:
     return min(lruvec.min_seq[t] for t in range(ANON_AND_FILE) if type_is_evictable(t, swappiness))
 
 
-def should_run_aging(lruvec: Lruvec, swappiness: int) -> tuple[bool, int]:
-    """(aging wanted, nr_to_scan). mm/vmscan.c: should_run_aging(), get_nr_to_scan()."""
+def should_run_aging(lruvec: Lruvec, swappiness: int, on_three_gens: bool = True
+                     ) -> tuple[bool, int]:
+    """(aging wanted, nr_to_scan). mm/vmscan.c: should_run_aging(), get_nr_to_scan().
+
+    Out of cold generations (fewer than MIN_NR_GENS + 1): aging. More than
+    MIN_NR_GENS + 1: no aging. Exactly MIN_NR_GENS + 1: the v6.14 rework ages
+    (`on_three_gens`); 6.1-6.12 age only if the generations are out of balance,
+    max_seq holding over 1/MIN_NR_GENS of the pages or max_seq - MIN_NR_GENS
+    under 1/(MIN_NR_GENS + 2) (should_run_aging(), mm/vmscan.c 6.1 and 6.12).
+    """
     m = evictable_min_seq(lruvec, swappiness)
-    if m + MIN_NR_GENS > lruvec.max_seq:
+    max_seq = lruvec.max_seq
+    if m + MIN_NR_GENS > max_seq:
         return True, 0
-    size = 0
+    size = young = old = 0
     for t in range(ANON_AND_FILE):
         if type_is_evictable(t, swappiness):
-            for seq in range(lruvec.min_seq[t], lruvec.max_seq + 1):
-                size += lruvec.nr_pages_of_seq(seq, t)
-    return m + MIN_NR_GENS == lruvec.max_seq, size
+            for seq in range(lruvec.min_seq[t], max_seq + 1):
+                n = lruvec.nr_pages_of_seq(seq, t)
+                size += n
+                if seq == max_seq:
+                    young += n
+                elif seq + MIN_NR_GENS == max_seq:
+                    old += n
+    if m + MIN_NR_GENS < max_seq:
+        return False, size
+    if on_three_gens:
+        return True, size
+    return young * MIN_NR_GENS > size or old * (MIN_NR_GENS + 2) < size, size
 
 
 def get_nr_to_scan(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> int:
@@ -124,7 +142,7 @@ def get_nr_to_scan(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: in
     unprotected = memcg.parent is None or memcg is sc.target
     if not unprotected and memcg.memory_min and memcg.nr_charged <= memcg.memory_min:
         return -1
-    success, nr = should_run_aging(lruvec, swappiness)
+    success, nr = should_run_aging(lruvec, swappiness, k.cfg.aging_on_three_gens)
     if nr and not memcg.online:
         return nr
     if not success or sc.priority == DEF_PRIORITY:
@@ -280,7 +298,8 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
     return nr_to_scan < 0
 
 
-def run_eviction(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int, nr_to_reclaim: int) -> None:
+def run_eviction(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int,
+                 nr_to_reclaim: int) -> None:
     """The debugfs `-` command. mm/vmscan.c: run_eviction().
 
     Raises:
