@@ -95,6 +95,13 @@ class KernelConfig:
     #: over 1/2 of the pages or max_seq - 2 under 1/4, as mm/vmscan.c
     #: should_run_aging() does in 6.1 and 6.12 (read in both sources)
     aging_on_three_gens: bool = True
+    #: 6.1's lru_gen reclaim loop (mm/vmscan.c 6.1): get_nr_to_scan() goes on evicting
+    #: after it aged; should_abort_scan() stops a memcg's loop once it aged twice, or
+    #: once the goal is met after an anon batch (over-swapping); shrink_node_memcgs()
+    #: finishes its round of the memcg tree before do_try_to_free_pages() checks the goal;
+    #: memory.reclaim asks for all that is left at once and takes no tokens
+    #: (mm/memcontrol.c memory_reclaim(), 6.1)
+    reclaim_rules_6_1: bool = False
     #: v6.16: debugfs swappiness token `max` = anon only (mm/vmscan.c: lru_gen_seq_write())
     swappiness_max_token: bool = False
     #: v6.15: memory.reclaim counts in pgscan/pgsteal_proactive, not _direct
@@ -159,13 +166,14 @@ _V6_1 = _V6_10.replace(
     name="v6.1",
     refault_stats_only_recent=True,
     aging_on_three_gens=False,
+    reclaim_rules_6_1=True,
     notes="The 6.1 LTS. Modelled difference from v6.10: mm/workingset.c lru_gen_refault() "
     "returns early for a refault that is not recent (shadow seq != min_seq), so "
     "workingset_refault_* counts only recent ones, and it never counts "
     "workingset_activate_*. Same as v6.10: 6 mm_stats letters, lru_gen_add_folio()'s "
-    "placement, one-step promotion, coupled min_seq, should_run_aging()'s young/old balance. "
-    "Not modelled: mm/vmscan.c get_nr_to_scan() goes on evicting after it aged and "
-    "should_abort_scan() stops a memcg that aged twice; no memcg LRU "
+    "placement, one-step promotion, coupled min_seq, should_run_aging()'s young/old balance, "
+    "6.1's get_nr_to_scan(), should_abort_scan() and whole rounds of shrink_node_memcgs() "
+    "for memcg reclaim. Not modelled: no memcg LRU "
     "(reclaim walks memcgs with shrink_node_memcgs()); mm/memory.c "
     "lru_gen_enter_fault() knows only VM_SEQ_READ/VM_RAND_READ (no FMODE_NOREUSE: "
     "POSIX_FADV_NOREUSE files keep recency).",

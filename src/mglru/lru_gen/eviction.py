@@ -29,6 +29,7 @@ from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_folio_seq
 from mglru.lru_gen.helpers import (
     ANON_AND_FILE,
     DEF_PRIORITY,
+    LRU_GEN_ANON,
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
     MAX_LRU_BATCH,
@@ -84,6 +85,8 @@ class ScanControl:
     target: MemCgroup | None = None
     #: counters a user asks for after a run
     stats: dict = field(default_factory=dict)
+    #: 6.1 evict_folios(): an anon batch was isolated (its `need_swapping`)
+    evicted_anon: bool = False
 
 
 def get_swappiness(k: SimKernel, lruvec: Lruvec) -> int:
@@ -142,12 +145,38 @@ def get_nr_to_scan(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: in
     unprotected = memcg.parent is None or memcg is sc.target
     if not unprotected and memcg.memory_min and memcg.nr_charged <= memcg.memory_min:
         return -1
+    if k.cfg.reclaim_rules_6_1:
+        return _get_nr_to_scan_6_1(k, lruvec, sc, swappiness)
     success, nr = should_run_aging(lruvec, swappiness, k.cfg.aging_on_three_gens)
     if nr and not memcg.online:
         return nr
     if not success or sc.priority == DEF_PRIORITY:
         return nr >> sc.priority
     return -1 if try_to_inc_max_seq(k, lruvec, lruvec.max_seq, swappiness, False) else 0
+
+
+def _get_nr_to_scan_6_1(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
+                        ) -> int:
+    """get_nr_to_scan() of 6.1 (mm/vmscan.c): after aging it goes on evicting.
+
+    should_run_aging() of 6.1 sizes the scan (total >> priority, everything
+    for an offline memcg) even when the lruvec is out of cold generations. With
+    aging wanted: at DEF_PRIORITY scan only if MIN_NR_GENS + 1 generations are
+    left; kswapd leaves aging to lru_gen_age_node(); else age, then scan.
+    """
+    need_aging, _ = should_run_aging(lruvec, swappiness, False)
+    total = sum(lruvec.nr_pages_of_seq(seq, t) for t in range(ANON_AND_FILE)
+                if type_is_evictable(t, swappiness)
+                for seq in range(lruvec.min_seq[t], lruvec.max_seq + 1))
+    nr = total >> sc.priority if lruvec.memcg.online else total
+    if not need_aging:
+        return nr
+    if sc.priority != DEF_PRIORITY:
+        if sc.kswapd:
+            return 0
+        if try_to_inc_max_seq(k, lruvec, lruvec.max_seq, swappiness, False):
+            return nr
+    return nr if evictable_min_seq(lruvec, swappiness) + MIN_NR_GENS <= lruvec.max_seq else 0
 
 
 def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_idx: int,
@@ -224,6 +253,8 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
         scanned = 0
     if not isolated:
         return scanned
+    if type_ == LRU_GEN_ANON:
+        sc.evicted_anon = True
     mem = k.mem
     batch = isolated
     skip_retry = False
@@ -283,6 +314,8 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
     swappiness = 0 if not sc.may_swap else (
         sc.swappiness if sc.swappiness is not None else get_swappiness(k, lruvec))
     scanned = 0
+    seq = lruvec.max_seq
+    sc.evicted_anon = False
     while True:
         nr_to_scan = get_nr_to_scan(k, lruvec, sc, swappiness)
         if nr_to_scan <= 0:
@@ -293,6 +326,15 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
         scanned += delta
         if scanned >= nr_to_scan:
             break
+        if k.cfg.reclaim_rules_6_1 and not sc.kswapd:
+            # should_abort_scan() of 6.1 for direct and memcg reclaim: age each memcg
+            # at most once more; stop over-swapping once the goal is met
+            if lruvec.max_seq - seq > 1:
+                break
+            if sc.nr_reclaimed >= sc.nr_to_reclaim and sc.evicted_anon:
+                break
+            if not sc.root_reclaim:
+                continue
         if sc.root_reclaim and sc.nr_reclaimed >= sc.nr_to_reclaim:
             break
     return nr_to_scan < 0
