@@ -217,7 +217,10 @@ class _Runner:
                                     "or memcg and file")
             path = a["path"] or f"{_memcg_dir(self.memcg(a['memcg']))}/{a['file']}"
             if a["path"] and path not in self.saved:
-                self.saved[path] = self.k.read(path)
+                try:
+                    self.saved[path] = self.k.read(path)
+                except OSError:
+                    pass  # write-only (or missing): nothing to put back
             self.command(i, step, path, a["text"])
         elif op == "snapshot":
             self.snapshot(a["name"])
