@@ -102,6 +102,9 @@ class KernelConfig:
     #: memory.reclaim asks for all that is left at once and takes no tokens
     #: (mm/memcontrol.c memory_reclaim(), 6.1)
     reclaim_rules_6_1: bool = False
+    #: should_abort_scan() stops memcg reclaim too once the goal is met (mm/vmscan.c
+    #: 6.12); False: only root reclaim stops early, memcg reclaim scans on for fairness
+    abort_memcg_scan_at_goal: bool = False
     #: v6.16: debugfs swappiness token `max` = anon only (mm/vmscan.c: lru_gen_seq_write())
     swappiness_max_token: bool = False
     #: v6.15: memory.reclaim counts in pgscan/pgsteal_proactive, not _direct
@@ -202,9 +205,11 @@ _V6_12 = _V6_10.replace(
     nr_mm_stats=4,
     nonleaf_young_respects_force_scan=True,
     aging_on_three_gens=False,
+    abort_memcg_scan_at_goal=True,
     notes="Upstream {ptep,pmdp}_clear_young_notify() (include/linux/mmu_notifier.h, "
     "mm/vmscan.c walk_pte_range, v6.12), 4 mm_stats, non-leaf young ignored for force_scan, "
-    "should_run_aging()'s young/old balance with MIN_NR_GENS + 1 generations.",
+    "should_run_aging()'s young/old balance with MIN_NR_GENS + 1 generations, "
+    "should_abort_scan() ending memcg reclaim at its goal.",
 )
 _V6_14 = _V6_12.replace(
     name="v6.14",

@@ -335,7 +335,8 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
                 break
             if not sc.root_reclaim:
                 continue
-        if sc.root_reclaim and sc.nr_reclaimed >= sc.nr_to_reclaim:
+        if ((sc.root_reclaim or k.cfg.abort_memcg_scan_at_goal)
+                and sc.nr_reclaimed >= sc.nr_to_reclaim):
             break
     return nr_to_scan < 0
 
