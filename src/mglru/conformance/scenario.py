@@ -14,8 +14,8 @@
     [[step]]
     op = "mmap"                       # anonymous memory of a task ("thp = true": MADV_HUGEPAGE;
     task = "t"                        # "shared = true": MAP_SHARED|MAP_ANONYMOUS, i.e. shmem;
-    region = "r"                      # "file = "f"": MAP_SHARED of the whole file f, size
-    size = "32M"                      # ignored)
+    region = "r"                      # or, instead of size, "file = "f"": MAP_SHARED of
+    size = "32M"                      # the whole file f)
     [[step]]
     op = "file"                       # a sparse file (holes read as zeros, pages charged
     file = "f"                        # to the reader): fs "disk" (ext2 on a RAM disk:
@@ -29,6 +29,10 @@
     op = "touch"                      # read (or write) every page of [offset, offset+size)
     region = "r"
     write = true
+    [[step]]
+    op = "vm_touch"                   # a KVM guest whose RAM (gpa 0) is the region reads
+    region = "r"                      # (or, "write = true", writes) every page of it; the
+                                      # VM stays until the task exits
     [[step]]
     op = "age"                        # "+ id 0 max_seq can_swap force_scan"
     memcg = "/a"
