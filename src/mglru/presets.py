@@ -95,6 +95,21 @@ class KernelConfig:
     protect_in_inc_min_seq: bool = False
     #: v6.14 rework: anon and file min_seq move independently (v6.10: coupled)
     independent_min_seq: bool = False
+    #: should_run_aging() asks for aging whenever only MIN_NR_GENS + 1 generations are
+    #: left (the v6.10 and v6.14 presets); False: it asks then only when max_seq holds
+    #: over 1/2 of the pages or max_seq - 2 under 1/4, as mm/vmscan.c
+    #: should_run_aging() does in 6.1 and 6.12 (read in both sources)
+    aging_on_three_gens: bool = True
+    #: 6.1's lru_gen reclaim loop (mm/vmscan.c 6.1): get_nr_to_scan() goes on evicting
+    #: after it aged; should_abort_scan() stops a memcg's loop once it aged twice, or
+    #: once the goal is met after an anon batch (over-swapping); shrink_node_memcgs()
+    #: finishes its round of the memcg tree before do_try_to_free_pages() checks the goal;
+    #: memory.reclaim asks for all that is left at once and takes no tokens
+    #: (mm/memcontrol.c memory_reclaim(), 6.1)
+    reclaim_rules_6_1: bool = False
+    #: should_abort_scan() stops memcg reclaim too once the goal is met (mm/vmscan.c
+    #: 6.12); False: only root reclaim stops early, memcg reclaim scans on for fairness
+    abort_memcg_scan_at_goal: bool = False
     #: v6.16: debugfs swappiness token `max` = anon only (mm/vmscan.c: lru_gen_seq_write())
     swappiness_max_token: bool = False
     #: v6.15: memory.reclaim counts in pgscan/pgsteal_proactive, not _direct
@@ -131,7 +146,8 @@ class KernelConfig:
         if self.nr_mm_stats not in (4, 6):
             raise ValueError(f"nr_mm_stats must be 4 or 6, got {self.nr_mm_stats}")
         if not self.node_bytes or any(b <= 0 or b % (2 << 20) for b in self.node_bytes):
-            raise ValueError(f"node_bytes must be positive multiples of 2 MiB, got {self.node_bytes}")
+            raise ValueError("node_bytes must be positive multiples of 2 MiB, "
+                             f"got {self.node_bytes}")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -144,7 +160,8 @@ def _check_keys(overrides: dict[str, Any]) -> None:
     unknown = sorted(set(overrides) - valid)
     if unknown:
         raise TypeError(
-            f"unknown KernelConfig key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(valid))}"
+            f"unknown KernelConfig key(s) {', '.join(unknown)}; "
+            f"valid keys: {', '.join(sorted(valid))}"
         )
 
 
@@ -157,14 +174,17 @@ _V6_1 = _V6_10.replace(
     name="v6.1",
     refault_stats_only_recent=True,
     active_add_resets_tier=False,
+    aging_on_three_gens=False,
+    reclaim_rules_6_1=True,
     notes="The 6.1 LTS. Modelled differences from v6.10: mm/workingset.c lru_gen_refault() "
     "returns early for a refault that is not recent (shadow seq != min_seq), so "
     "workingset_refault_* counts only recent ones, and it never counts "
     "workingset_activate_*; include/linux/mm_inline.h lru_gen_add_folio() clears only "
-    "PG_active of an active folio, which keeps its refs (tier). Same as v6.10: 6 mm_stats "
-    "letters, lru_gen_add_folio()'s placement, one-step promotion, coupled min_seq. Not modelled: mm/vmscan.c "
-    "should_run_aging() also ages with 3 generations when max_seq holds over 1/2 of the "
-    "pages or min_seq under 1/4, get_nr_to_scan() differs around it; no memcg LRU "
+    "PG_active of an active folio, which keeps its refs (tier); should_run_aging()'s "
+    "young/old balance, 6.1's get_nr_to_scan(), should_abort_scan() and whole rounds of "
+    "shrink_node_memcgs() for memcg reclaim. Same as v6.10: 6 mm_stats letters, "
+    "lru_gen_add_folio()'s placement, one-step promotion, coupled min_seq. Not modelled: "
+    "no memcg LRU "
     "(reclaim walks memcgs with shrink_node_memcgs()); mm/memory.c "
     "lru_gen_enter_fault() knows only VM_SEQ_READ/VM_RAND_READ (no FMODE_NOREUSE: "
     "POSIX_FADV_NOREUSE files keep recency).",
@@ -192,8 +212,12 @@ _V6_12 = _V6_10.replace(
     look_around="v6.12",
     nr_mm_stats=4,
     nonleaf_young_respects_force_scan=True,
+    aging_on_three_gens=False,
+    abort_memcg_scan_at_goal=True,
     notes="Upstream {ptep,pmdp}_clear_young_notify() (include/linux/mmu_notifier.h, "
-    "mm/vmscan.c walk_pte_range, v6.12), 4 mm_stats, non-leaf young ignored for force_scan.",
+    "mm/vmscan.c walk_pte_range, v6.12), 4 mm_stats, non-leaf young ignored for force_scan, "
+    "should_run_aging()'s young/old balance with MIN_NR_GENS + 1 generations, "
+    "should_abort_scan() ending memcg reclaim at its goal.",
 )
 _V6_14 = _V6_12.replace(
     name="v6.14",
@@ -204,6 +228,7 @@ _V6_14 = _V6_12.replace(
     aging_rc_eexist=True,
     protect_in_inc_min_seq=True,
     independent_min_seq=True,
+    aging_on_three_gens=True,
     kvm_elide_tlb_flush_if_young=True,
     notes="v6.12 plus the Dec-2024 MGLRU rework (two-step promotion, -EEXIST from `+`, "
     "protected counts in inc_min_seq, independent min_seq; an active folio entering the "

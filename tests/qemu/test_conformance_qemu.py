@@ -1,4 +1,4 @@
-"""`mglru conformance` on the real 6.12 kernel: the JSON records, and a step QEMU cannot do."""
+"""`mglru conformance` on the real kernels: the JSON records, a failing step, the new scenarios."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from conftest import qemu_children, require_kernel
 
 from mglru.cli import cli
+from mglru.conformance import builtin_scenarios, run_suite
 
 pytestmark = pytest.mark.qemu
 
@@ -30,18 +31,33 @@ def test_aging_conforms_on_6_12(tmp_path):
     assert qemu_children() == before
 
 
-def test_unsupported_step_is_one_line(tmp_path):
-    """A KVM guest step on the QEMU backend: one error line, exit 1, no QEMU left."""
+def test_failing_step_is_one_line(tmp_path):
+    """A step that fails in the guest (mkdir of an existing memcg): one error line with the
+    guest's errno, exit 1, no QEMU left."""
     require_kernel("6.12")
     before = qemu_children()
-    f = tmp_path / "vm.toml"
-    f.write_text('[[step]]\nop="mkdir"\nmemcg="/a"\n[[step]]\nop="spawn"\ntask="t"\nmemcg="/a"\n'
-                 '[[step]]\nop="mmap"\ntask="t"\nregion="r"\nsize="1M"\n'
-                 '[[step]]\nop="vm_touch"\nregion="r"\n')
+    f = tmp_path / "twice.toml"
+    f.write_text('[[step]]\nop="mkdir"\nmemcg="/a"\n[[step]]\nop="mkdir"\nmemcg="/a"\n')
     r = CliRunner().invoke(cli, ["conformance", "--kernel", "6.12", "--scenario", str(f)])
     assert r.exit_code == 1
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("Error")]
-    assert errors == ["Error: step vm_touch: a KVM guest inside the qemu backend is not "
-                      "supported yet"]
+    assert errors == ["Error: /sys/fs/cgroup/a-twice: File exists"]
     assert "Traceback" not in r.output
+    assert qemu_children() == before
+
+
+#: the scenarios beyond the first nine: hierarchy, file, shmem, min_ttl, a KVM guest
+NEW_SCENARIOS = ("memcg_hierarchy", "file_pages", "shmem", "min_ttl", "kvm_guest")
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12"])
+def test_new_scenarios_conform(kernel):
+    """Each new scenario matches its preset on the real kernel (one guest per kernel; a
+    KVM guest that fails under TCG is retried on a new guest inside run_suite)."""
+    require_kernel(kernel)
+    before = qemu_children()
+    scs = [s for s in builtin_scenarios() if s.name in NEW_SCENARIOS]
+    assert len(scs) == len(NEW_SCENARIOS)
+    results = run_suite([kernel], scs)
+    assert {r.scenario: r.differences for r in results} == {n: [] for n in NEW_SCENARIOS}
     assert qemu_children() == before

@@ -148,3 +148,25 @@ def test_thp_region_is_pmd_aligned(guest612):
     assert int(stat["anon_thp"]) == 4 << 20
     guest612.exit_task(p)
     guest612.rmdir("/sys/fs/cgroup/t3")
+
+
+def test_files_shmem_and_a_kvm_guest(guest612):
+    """A disk file read by a task is page cache (file column); a MAP_SHARED anonymous region
+    is shmem (anon column); /dev/kvm is there (the KVM guest itself runs in the kvm_guest
+    scenario, whose failures under TCG are retried on a new guest)."""
+    guest612.mkdir("/sys/fs/cgroup/t4")
+    p = guest612.spawn("/t4")
+    guest612.create_file("/mnt/t4-f", 4 << 20)
+    assert p.read_file("/mnt/t4-f", 0, 4 << 20) == 4 << 20
+    addr = p.mmap(4 << 20, shared=True)
+    p.access(addr, 4 << 20, write=True)
+    node = parse_lru_gen(guest612.read("/sys/kernel/debug/lru_gen")).find("/t4").node(0)
+    assert 1024 - 64 <= sum(g.nr_file for g in node.gens) <= 1024 + 64
+    stat = dict(line.split() for line in
+                guest612.read("/sys/fs/cgroup/t4/memory.stat").splitlines())
+    assert int(stat["shmem"]) == 4 << 20
+    assert guest612.exists("/dev/kvm")
+    guest612.exit_task(p)
+    guest612.remove_file("/mnt/t4-f")
+    assert not guest612.exists("/mnt/t4-f")
+    guest612.rmdir("/sys/fs/cgroup/t4")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import errno
 import os
 import shutil
 import signal
@@ -103,6 +104,26 @@ class GuestTask:
     def munmap(self, addr: int, nbytes: int) -> None:
         """munmap(2)."""
         self._op("MUNMAP", addr, nbytes)
+
+    def mmap_file(self, path: str, nbytes: int) -> int:
+        """mmap(2) MAP_SHARED of the first `nbytes` of a guest file, read and write."""
+        return self._op("FMAP", nbytes, 0, path.encode().hex())
+
+    def read_file(self, path: str, offset: int, nbytes: int) -> int:
+        """read(2) [offset, offset+nbytes) of a guest file (into a scratch buffer)."""
+        return self._op("READF", offset, nbytes, path.encode().hex())
+
+    def vm_touch(self, addr: int, nbytes: int, *, write: bool = False) -> None:
+        """A KVM guest whose RAM is [addr, addr+nbytes) touches every page of it.
+
+        The task runs a minimal VMM (one vCPU, the region as guest memory at gpa 0);
+        the VM stays until the task exits. Needs /dev/kvm in the guest: QEMU's TCG
+        emulates AMD SVM, and the guest's init loads kvm_amd.
+
+        Raises:
+            OSError: the guest's errno (ENOENT: no /dev/kvm; EIO: an unexpected exit).
+        """
+        self._op("VMTOUCH", addr, nbytes, int(write))
 
 
 class QemuKernel:
@@ -402,6 +423,20 @@ class QemuKernel:
         self._call("KILL", str(task.pid))
         task.alive = False
         self._tasks.pop(task.pid, None)
+
+    def create_file(self, path: str, nbytes: int) -> None:
+        """A sparse file of `nbytes` (truncate(1)): no page is cached until read.
+
+        Raises:
+            OSError: EIO with the shell's message when truncate fails.
+        """
+        out = self.shell(f"truncate -s {int(nbytes)} '{path}'")
+        if not out.rstrip().endswith("rc=0"):
+            raise OSError(errno.EIO, out.strip(), path)
+
+    def remove_file(self, path: str) -> None:
+        """Unlink a guest file; its page cache goes with it."""
+        self.shell(f"rm -f '{path}'")
 
     def shell(self, command: str) -> str:
         """Run a busybox shell command in the guest; returns its output and 'rc=N'."""

@@ -44,10 +44,11 @@ NAMED_KERNELS = {
 
 _GUEST_DIR = Path(__file__).with_name("qemu_guest")
 #: modules the guest loads when the kernel has them as modules (built-in ones are absent):
-#: the virtio-serial channel of the agent, and the RAM disk the guest swaps to
-GUEST_MODULES = ("virtio_pci", "virtio_console", "brd")
+#: the virtio-serial channel of the agent, the RAM disks (swap, and the ext2 file system of
+#: file pages), and KVM for AMD SVM, which QEMU's TCG emulates (`vm_touch` runs a KVM guest)
+GUEST_MODULES = ("virtio_pci", "virtio_console", "brd", "kvm_amd")
 #: version of the cache layout; an older cached kernel is unpacked again
-_LAYOUT = 2
+_LAYOUT = 3
 _BUSYBOX = "/bin/busybox"
 
 
@@ -295,7 +296,7 @@ def build_initramfs(image: KernelImage) -> Path:
     if path.is_file():
         return path
     d, x, f = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755, stat.S_IFREG | 0o644
-    entries = [(name, d, b"") for name in ("bin", "dev", "proc", "sys", "tmp", "lib")]
+    entries = [(name, d, b"") for name in ("bin", "dev", "proc", "sys", "tmp", "lib", "mnt")]
     entries += [("init", x, init), ("agent", x, agent), ("bin/busybox", x, busybox)]
     entries.append(("lib/modules.load", f, load))
     entries += [(f"lib/{name}", f, data) for name, data in modules]

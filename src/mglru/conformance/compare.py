@@ -1,6 +1,7 @@
 """Compare a real kernel's trace with the model's, snapshot by snapshot, with a stated tolerance.
 
-Exact: the seqs listed per memcg, and every command's result ("ok" or the errno).
+Exact: the seqs listed per memcg, the order lru_gen lists the memcgs in, and every
+command's result ("ok", the errno, or the text a `read` step read).
 Within tolerance: pages per generation and type, and memory.stat counters. The
 real kernel has pages the model does not: the task's own stack and the pages
 it dirtied copying the agent on fork, and up to a folio batch of freshly
@@ -34,6 +35,9 @@ def _total(gens: list[tuple[int, int, int]] | None) -> int:
 
 def _compare_snapshot(k: Snapshot, m: Snapshot) -> list[str]:
     out = []
+    if k.order != m.order:
+        out.append(f"{k.name}: lru_gen lists kernel {' '.join(k.order)}, "
+                   f"model {' '.join(m.order)}")
     for memcg in k.gens:
         kg, mg = k.gens[memcg], m.gens.get(memcg)
         where = f"{k.name} {memcg}"

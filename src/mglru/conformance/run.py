@@ -1,8 +1,9 @@
 """Run a scenario on one kernel backend and record its trace (snapshots and command results).
 
 The same steps drive the simulated kernel and a real one: both backends offer the
-`Kernel` file interface plus `spawn(memcg)`, `task.mmap(nbytes, thp=)`,
-`task.access(addr, nbytes, write=)` and `exit_task(task)`.
+`Kernel` file interface plus `spawn(memcg)`, `task.mmap(nbytes, thp=, shared=)`,
+`task.access(addr, nbytes, write=)` and `exit_task(task)`. Files differ in form
+(the model's `File` objects, the guest's paths), so `_Files` keeps the two apart.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from mglru.abi.kernel import DEFAULT_CGROUP_ROOT, LRU_GEN, Kernel, kernel_kind
 from mglru.conformance.scenario import Scenario, ScenarioError, Step, parse_size
+from mglru.mm.page import PAGE_SIZE
 from mglru.tools.lru_gen import LruGenStats, MemcgNotFound, read_lru_gen
 
 __all__ = ["Trace", "Snapshot", "UnsupportedStep", "run_scenario"]
@@ -36,12 +38,14 @@ class Snapshot:
     name: str
     gens: dict[str, list[tuple[int, int, int]] | None]
     stat: dict[str, dict[str, int]]
+    #: the scenario's memcgs in the order lru_gen lists them (its memcg walk)
+    order: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"name": self.name, "gens": {k: None if v is None else [list(g) for g in v]
                                             for k, v in self.gens.items()},
-                "stat": self.stat}
+                "stat": self.stat, "order": self.order}
 
 
 @dataclass
@@ -79,6 +83,49 @@ def _node0(stats: LruGenStats, memcg: str):
     return m, next((n for n in m.nodes if n.nid == 0), None)
 
 
+#: where the guest's init mounts each file system of a `file` step
+GUEST_FS_DIRS = {"disk": "/mnt", "tmpfs": "/tmp"}
+
+
+class _Files:
+    """The scenario's files: `File` objects on the model, paths in a real guest."""
+
+    def __init__(self, kernel: Any, kind: str, tag: str) -> None:
+        self.k, self.kind, self.tag = kernel, kind, tag
+        self.files: dict[str, tuple[Any, int]] = {}
+
+    def create(self, name: str, nbytes: int, fs: str) -> None:
+        if self.kind == "sim":
+            f = self.k.open_file(f"{name}-{self.tag}", nbytes, shmem=fs == "tmpfs")
+        else:
+            f = f"{GUEST_FS_DIRS[fs]}/{name}-{self.tag}"
+            self.k.create_file(f, nbytes)
+        self.files[name] = (f, nbytes)
+
+    def mmap(self, task: Any, name: str) -> tuple[int, int]:
+        f, nbytes = self.files[name]
+        return (task.mmap(nbytes, file=f) if self.kind == "sim" else task.mmap_file(f, nbytes),
+                nbytes)
+
+    def read(self, task: Any, name: str, offset: int, nbytes: int | None) -> None:
+        f, size = self.files[name]
+        n = size - offset if nbytes is None else nbytes
+        if self.kind == "sim":
+            task.read(f, offset, n)
+        else:
+            task.read_file(f, offset, n)
+
+    def remove_all(self) -> None:
+        """Unlink the guest's files (their page cache goes with them)."""
+        if self.kind != "sim":
+            for f, _ in self.files.values():
+                try:
+                    self.k.remove_file(f)
+                except OSError:
+                    pass
+        self.files.clear()
+
+
 class _Runner:
     def __init__(self, kernel: Kernel, scenario: Scenario) -> None:
         self.k: Any = kernel
@@ -87,6 +134,9 @@ class _Runner:
         self.tasks: dict[str, Any] = {}
         self.regions: dict[str, tuple[Any, int, int]] = {}
         self.vms: dict[str, Any] = {}
+        self.files = _Files(kernel, self.kind, scenario.name)
+        #: knobs a `write` step changed -> their old contents, written back at the end
+        self.saved: dict[str, str] = {}
         self.trace = Trace()
 
     def memcg(self, name: str) -> str:
@@ -123,9 +173,24 @@ class _Runner:
         elif op == "spawn":
             self.tasks[a["task"]] = self.k.spawn(memcg=self.memcg(a["memcg"]))
         elif op == "mmap":
-            size = parse_size(a["size"])
             task = self.tasks[a["task"]]
-            self.regions[a["region"]] = (task, task.mmap(size, thp=bool(a["thp"])), size)
+            if a["file"] is not None:
+                addr, size = self.files.mmap(task, a["file"])
+            else:
+                size = parse_size(a["size"])
+                addr = task.mmap(size, thp=bool(a["thp"]), shared=bool(a["shared"]))
+            self.regions[a["region"]] = (task, addr, size)
+        elif op == "file":
+            self.files.create(a["file"], parse_size(a["size"]), a["fs"])
+        elif op == "read_file":
+            self.files.read(self.tasks[a["task"]], a["file"], parse_size(a["offset"]),
+                            None if a["size"] is None else parse_size(a["size"]))
+        elif op == "read":
+            try:
+                result = self.k.read(a["path"]).strip()
+            except OSError as e:
+                result = errno.errorcode.get(e.errno or 0, str(e.errno))
+            self.trace.results.append((i, f"read {a['path']}", result))
         elif op == "touch":
             task, addr, size = self.regions[a["region"]]
             off = parse_size(a["offset"])
@@ -151,25 +216,40 @@ class _Runner:
                 raise ScenarioError(f"{self.s.name}: step {i} (write): give either path, "
                                     "or memcg and file")
             path = a["path"] or f"{_memcg_dir(self.memcg(a['memcg']))}/{a['file']}"
+            if a["path"] and path not in self.saved:
+                try:
+                    self.saved[path] = self.k.read(path)
+                except OSError:
+                    pass  # write-only (or missing): nothing to put back
             self.command(i, step, path, a["text"])
         elif op == "snapshot":
             self.snapshot(a["name"])
 
     def vm_touch(self, a: dict[str, Any]) -> None:
-        """A KVM guest touches a region through its secondary MMU (simulated kernel only)."""
+        """A KVM guest touches a region through its secondary MMU.
+
+        The region itself backs the guest's memory (one memslot at gpa 0 of
+        address space 0, as a VMM maps its guest RAM), so the guest's accesses
+        reach the task's pages through KVM's page tables only.
+        """
+        task, addr, size = self.regions[a["region"]]
         if self.kind != "sim":
-            raise UnsupportedStep(f"step vm_touch: a KVM guest inside the {self.kind} backend "
-                                  "is not supported yet")
-        task, _, size = self.regions[a["region"]]
+            if not hasattr(task, "vm_touch"):
+                raise UnsupportedStep(f"step vm_touch: a KVM guest inside the {self.kind} "
+                                      "backend is not supported")
+            task.vm_touch(addr, size, write=bool(a["write"]))
+            return
         vm = self.vms.get(a["region"])
         if vm is None:
-            vm = self.k.create_vm(task)
-            vm.gpa = vm.add_memory(size)
+            vm = self.k.create_vm(task, nr_address_spaces=1)
+            vm.set_user_memory_region(0, 0, 0, -(-size // PAGE_SIZE) * PAGE_SIZE, addr)
             self.vms[a["region"]] = vm
-        vm.vcpu_access(0, vm.gpa, size, write=bool(a["write"]))
+        vm.vcpu_access(0, 0, size, write=bool(a["write"]))
 
     def snapshot(self, name: str) -> None:
         stats = read_lru_gen(self.k)
+        where = {self.memcg(m): m for m in self.s.memcgs}
+        order = [where[m.path] for m in stats.memcgs if m.memcg_id and m.path in where]
         gens: dict[str, list[tuple[int, int, int]] | None] = {}
         stat: dict[str, dict[str, int]] = {}
         for memcg in self.s.memcgs:
@@ -180,7 +260,7 @@ class _Runner:
                 text = self.k.read(_memcg_dir(self.memcg(memcg)) + "/memory.stat")
                 values = dict(line.split()[:2] for line in text.splitlines() if line.strip())
                 stat[memcg] = {key: int(values[key]) for key in self.s.stat if key in values}
-        self.trace.snapshots.append(Snapshot(name, gens, stat))
+        self.trace.snapshots.append(Snapshot(name, gens, stat, order))
 
 
 def run_scenario(kernel: Kernel, scenario: Scenario) -> Trace:
@@ -198,6 +278,12 @@ def run_scenario(kernel: Kernel, scenario: Scenario) -> Trace:
         for task in r.tasks.values():
             try:
                 kernel.exit_task(task)  # type: ignore[attr-defined]
+            except OSError:
+                pass
+        r.files.remove_all()
+        for path, old in r.saved.items():
+            try:
+                kernel.write(path, old)
             except OSError:
                 pass
         for memcg in sorted({s.args["memcg"] for s in scenario.steps if s.op == "mkdir"},

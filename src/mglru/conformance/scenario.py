@@ -12,14 +12,27 @@
     task = "t"
     memcg = "/a"
     [[step]]
-    op = "mmap"                       # anonymous memory of a task ("thp = true": MADV_HUGEPAGE)
+    op = "mmap"                       # anonymous memory of a task ("thp = true": MADV_HUGEPAGE;
+    task = "t"                        # "shared = true": MAP_SHARED|MAP_ANONYMOUS, i.e. shmem;
+    region = "r"                      # or, instead of size, "file = "f"": MAP_SHARED of
+    size = "32M"                      # the whole file f)
+    [[step]]
+    op = "file"                       # a sparse file (holes read as zeros, pages charged
+    file = "f"                        # to the reader): fs "disk" (ext2 on a RAM disk:
+    size = "16M"                      # page cache, lru_gen's file column) or "tmpfs" (shmem,
+    fs = "disk"                       # swap-backed, the anon column)
+    [[step]]
+    op = "read_file"                  # read(2) of [offset, offset+size) of a file by a task
     task = "t"
-    region = "r"
-    size = "32M"
+    file = "f"
     [[step]]
     op = "touch"                      # read (or write) every page of [offset, offset+size)
     region = "r"
     write = true
+    [[step]]
+    op = "vm_touch"                   # a KVM guest whose RAM (gpa 0) is the region reads
+    region = "r"                      # (or, "write = true", writes) every page of it; the
+                                      # VM stays until the task exits
     [[step]]
     op = "age"                        # "+ id 0 max_seq can_swap force_scan"
     memcg = "/a"
@@ -32,10 +45,13 @@
     memcg = "/a"                      # {max_seq_minus_1} {max_seq_plus_1} are filled in
     command = "+ {id} 0 {max_seq_plus_1} 1 1"   # and {max_seq_minus_2}
     [[step]]
-    op = "write"                      # a memcg's file ("path = ..." for any other file)
-    memcg = "/a"
-    file = "memory.reclaim"
+    op = "write"                      # a memcg's file ("path = ..." for any other file;
+    memcg = "/a"                      # a path's old contents are written back when the
+    file = "memory.reclaim"           # scenario ends, so sysfs knobs do not leak)
     text = "8M"
+    [[step]]
+    op = "read"                       # a file's contents (stripped) become the step's
+    path = "/sys/kernel/mm/lru_gen/min_ttl_ms"  # result, compared like errnos
     [[step]]
     op = "exit"                       # the task exits
     task = "t"
@@ -44,7 +60,8 @@
     name = "after-faults"
 
 Every command step (`age`, `evict`, `lru_gen`, `write`, `rmdir`) records "ok" or
-the errno's name; the results are compared like snapshots.
+the errno's name, and `read` the text it read; the results are compared like snapshots.
+A snapshot also records the order in which lru_gen lists the scenario's memcgs.
 """
 
 from __future__ import annotations
@@ -54,7 +71,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-__all__ = ["Scenario", "Step", "ScenarioError", "STEP_FIELDS", "load_scenario",
+__all__ = ["Scenario", "Step", "ScenarioError", "STEP_FIELDS", "FILE_SYSTEMS", "load_scenario",
            "builtin_scenarios", "parse_size"]
 
 #: each op and the fields it takes (required ones first, then optional with defaults)
@@ -62,7 +79,10 @@ STEP_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "mkdir": (("memcg",), {}),
     "rmdir": (("memcg",), {}),
     "spawn": (("task", "memcg"), {}),
-    "mmap": (("task", "region", "size"), {"thp": False}),
+    "mmap": (("task", "region"), {"size": None, "thp": False, "shared": False, "file": None}),
+    "file": (("file", "size"), {"fs": "disk"}),
+    "read_file": (("task", "file"), {"offset": "0", "size": None}),
+    "read": (("path",), {}),
     "touch": (("region",), {"write": False, "offset": "0", "size": None}),
     "exit": (("task",), {}),
     "age": (("memcg",), {"swappiness": 1, "force_scan": True}),
@@ -73,6 +93,10 @@ STEP_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "snapshot": (("name",), {}),
     "vm_touch": (("region",), {"write": False}),
 }
+
+
+#: where `file` steps create their files: "disk" is page cache (the file LRU), "tmpfs" shmem
+FILE_SYSTEMS = ("disk", "tmpfs")
 
 
 class ScenarioError(ValueError):
@@ -138,9 +162,21 @@ def load_scenario(name: str, text: str) -> Scenario:
                                 + (f"missing {', '.join(missing)}" if missing else
                                    f"unknown field {', '.join(unknown)}"))
         args = {**optional, **{k: v for k, v in raw.items() if k != "op"}}
+        _check(name, i, op, args)
         steps.append(Step(op, args))
     return Scenario(name, doc.get("description", ""), tuple(doc.get("memcgs", ["/"])),
                     tuple(doc.get("stat", [])), tuple(steps))
+
+
+def _check(name: str, i: int, op: str, args: dict[str, Any]) -> None:
+    """The few rules a field list cannot say."""
+    where = f"{name}: step {i} ({op})"
+    if op == "mmap" and (args["size"] is None) == (args["file"] is None):
+        raise ScenarioError(f"{where}: give size (anonymous memory) or file, not both")
+    if op == "mmap" and args["file"] is not None and (args["thp"] or args["shared"]):
+        raise ScenarioError(f"{where}: a file mapping is always shared and never THP")
+    if op == "file" and args["fs"] not in FILE_SYSTEMS:
+        raise ScenarioError(f"{where}: fs must be one of {', '.join(FILE_SYSTEMS)}")
 
 
 def builtin_scenarios() -> list[Scenario]:

@@ -29,6 +29,7 @@ from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_folio_seq
 from mglru.lru_gen.helpers import (
     ANON_AND_FILE,
     DEF_PRIORITY,
+    LRU_GEN_ANON,
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
     MAX_LRU_BATCH,
@@ -57,8 +58,8 @@ if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.memcg import MemCgroup
 
-__all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging", "get_nr_to_scan",
-           "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
+__all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging",
+           "get_nr_to_scan", "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
 
 
 @dataclass(slots=True)
@@ -84,6 +85,8 @@ class ScanControl:
     target: MemCgroup | None = None
     #: counters a user asks for after a run
     stats: dict = field(default_factory=dict)
+    #: 6.1 evict_folios(): an anon batch was isolated (its `need_swapping`)
+    evicted_anon: bool = False
 
 
 def get_swappiness(k: SimKernel, lruvec: Lruvec) -> int:
@@ -102,17 +105,35 @@ def evictable_min_seq(lruvec: Lruvec, swappiness: int) -> int:
     return min(lruvec.min_seq[t] for t in range(ANON_AND_FILE) if type_is_evictable(t, swappiness))
 
 
-def should_run_aging(lruvec: Lruvec, swappiness: int) -> tuple[bool, int]:
-    """(aging wanted, nr_to_scan). mm/vmscan.c: should_run_aging(), get_nr_to_scan()."""
+def should_run_aging(lruvec: Lruvec, swappiness: int, on_three_gens: bool = True
+                     ) -> tuple[bool, int]:
+    """(aging wanted, nr_to_scan). mm/vmscan.c: should_run_aging(), get_nr_to_scan().
+
+    Out of cold generations (fewer than MIN_NR_GENS + 1): aging. More than
+    MIN_NR_GENS + 1: no aging. Exactly MIN_NR_GENS + 1: the v6.14 rework ages
+    (`on_three_gens`); 6.1-6.12 age only if the generations are out of balance,
+    max_seq holding over 1/MIN_NR_GENS of the pages or max_seq - MIN_NR_GENS
+    under 1/(MIN_NR_GENS + 2) (should_run_aging(), mm/vmscan.c 6.1 and 6.12).
+    """
     m = evictable_min_seq(lruvec, swappiness)
-    if m + MIN_NR_GENS > lruvec.max_seq:
+    max_seq = lruvec.max_seq
+    if m + MIN_NR_GENS > max_seq:
         return True, 0
-    size = 0
+    size = young = old = 0
     for t in range(ANON_AND_FILE):
         if type_is_evictable(t, swappiness):
-            for seq in range(lruvec.min_seq[t], lruvec.max_seq + 1):
-                size += lruvec.nr_pages_of_seq(seq, t)
-    return m + MIN_NR_GENS == lruvec.max_seq, size
+            for seq in range(lruvec.min_seq[t], max_seq + 1):
+                n = lruvec.nr_pages_of_seq(seq, t)
+                size += n
+                if seq == max_seq:
+                    young += n
+                elif seq + MIN_NR_GENS == max_seq:
+                    old += n
+    if m + MIN_NR_GENS < max_seq:
+        return False, size
+    if on_three_gens:
+        return True, size
+    return young * MIN_NR_GENS > size or old * (MIN_NR_GENS + 2) < size, size
 
 
 def get_nr_to_scan(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> int:
@@ -124,12 +145,38 @@ def get_nr_to_scan(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: in
     unprotected = memcg.parent is None or memcg is sc.target
     if not unprotected and memcg.memory_min and memcg.nr_charged <= memcg.memory_min:
         return -1
-    success, nr = should_run_aging(lruvec, swappiness)
+    if k.cfg.reclaim_rules_6_1:
+        return _get_nr_to_scan_6_1(k, lruvec, sc, swappiness)
+    success, nr = should_run_aging(lruvec, swappiness, k.cfg.aging_on_three_gens)
     if nr and not memcg.online:
         return nr
     if not success or sc.priority == DEF_PRIORITY:
         return nr >> sc.priority
     return -1 if try_to_inc_max_seq(k, lruvec, lruvec.max_seq, swappiness, False) else 0
+
+
+def _get_nr_to_scan_6_1(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
+                        ) -> int:
+    """get_nr_to_scan() of 6.1 (mm/vmscan.c): after aging it goes on evicting.
+
+    should_run_aging() of 6.1 sizes the scan (total >> priority, everything
+    for an offline memcg) even when the lruvec is out of cold generations. With
+    aging wanted: at DEF_PRIORITY scan only if MIN_NR_GENS + 1 generations are
+    left; kswapd leaves aging to lru_gen_age_node(); else age, then scan.
+    """
+    need_aging, _ = should_run_aging(lruvec, swappiness, False)
+    total = sum(lruvec.nr_pages_of_seq(seq, t) for t in range(ANON_AND_FILE)
+                if type_is_evictable(t, swappiness)
+                for seq in range(lruvec.min_seq[t], lruvec.max_seq + 1))
+    nr = total >> sc.priority if lruvec.memcg.online else total
+    if not need_aging:
+        return nr
+    if sc.priority != DEF_PRIORITY:
+        if sc.kswapd:
+            return 0
+        if try_to_inc_max_seq(k, lruvec, lruvec.max_seq, swappiness, False):
+            return nr
+    return nr if evictable_min_seq(lruvec, swappiness) + MIN_NR_GENS <= lruvec.max_seq else 0
 
 
 def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_idx: int,
@@ -206,6 +253,8 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
         scanned = 0
     if not isolated:
         return scanned
+    if type_ == LRU_GEN_ANON:
+        sc.evicted_anon = True
     mem = k.mem
     batch = isolated
     skip_retry = False
@@ -265,6 +314,8 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
     swappiness = 0 if not sc.may_swap else (
         sc.swappiness if sc.swappiness is not None else get_swappiness(k, lruvec))
     scanned = 0
+    seq = lruvec.max_seq
+    sc.evicted_anon = False
     while True:
         nr_to_scan = get_nr_to_scan(k, lruvec, sc, swappiness)
         if nr_to_scan <= 0:
@@ -275,12 +326,23 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
         scanned += delta
         if scanned >= nr_to_scan:
             break
-        if sc.root_reclaim and sc.nr_reclaimed >= sc.nr_to_reclaim:
+        if k.cfg.reclaim_rules_6_1 and not sc.kswapd:
+            # should_abort_scan() of 6.1 for direct and memcg reclaim: age each memcg
+            # at most once more; stop over-swapping once the goal is met
+            if lruvec.max_seq - seq > 1:
+                break
+            if sc.nr_reclaimed >= sc.nr_to_reclaim and sc.evicted_anon:
+                break
+            if not sc.root_reclaim:
+                continue
+        if ((sc.root_reclaim or k.cfg.abort_memcg_scan_at_goal)
+                and sc.nr_reclaimed >= sc.nr_to_reclaim):
             break
     return nr_to_scan < 0
 
 
-def run_eviction(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int, nr_to_reclaim: int) -> None:
+def run_eviction(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int,
+                 nr_to_reclaim: int) -> None:
     """The debugfs `-` command. mm/vmscan.c: run_eviction().
 
     Raises:

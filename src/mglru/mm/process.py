@@ -245,7 +245,8 @@ class Mm:
         """Link a VMA, keeping address order, and give it page-table rows."""
         for v in self.vmas:
             if v.start < vma.end and vma.start < v.end:
-                raise OSError(17, f"mapping [{vma.start:#x}, {vma.end:#x}) overlaps [{v.start:#x}, {v.end:#x})")
+                raise OSError(17, f"mapping [{vma.start:#x}, {vma.end:#x}) overlaps "
+                                  f"[{v.start:#x}, {v.end:#x})")
         vma.rows = self.pt.ensure_rows(vma.start, vma.end)
         self.vmas.append(vma)
         self.vmas.sort(key=lambda v: v.start)
@@ -267,7 +268,8 @@ class Process:
         return f"Process(pid={self.pid}, memcg={self.memcg.path!r})"
 
     def mmap(self, nbytes: int, *, addr: int | None = None, file: File | None = None,
-             offset: int = 0, thp: bool = False, flags: tuple[str, ...] = ()) -> int:
+             offset: int = 0, thp: bool = False, shared: bool = False,
+             flags: tuple[str, ...] = ()) -> int:
         """Map `nbytes` (rounded up to pages) and return the start address.
 
         Args:
@@ -276,6 +278,9 @@ class Process:
             file: back the mapping with a file's page cache (MAP_SHARED).
             offset: file offset in bytes (page aligned).
             thp: allow transparent huge pages (MADV_HUGEPAGE).
+            shared: MAP_SHARED|MAP_ANONYMOUS without a file: the mapping gets an
+                unnamed shmem file of its length, as mmap_region() does through
+                shmem_zero_setup() (mm/mmap.c), so its pages are shmem.
             flags: extra VMA flags by name: locked, io, seq_read, rand_read,
                 dontexpand, hugetlb, pfnmap, mixedmap.
 
@@ -292,6 +297,10 @@ class Process:
         if length > TASK_SIZE:  # do_mmap(): "Careful about overflows.."
             raise OSError(errno.ENOMEM, f"Cannot allocate memory: {nbytes} bytes exceed "
                           f"the {TASK_SIZE + PAGE_SIZE >> 40} TiB address space")
+        if shared and file is None:
+            from mglru.mm.filemap import File as _File
+
+            file = _File("dev/zero (deleted)", length, shmem=True)
         if file is None and not {"shared"} & set(flags):
             self._vm_enough_memory(length >> PAGE_SHIFT)
         vm = VM_READ | VM_WRITE | (VM_HUGEPAGE if thp else 0)
@@ -299,7 +308,8 @@ class Process:
             try:
                 vm |= VM_FLAGS[name]
             except KeyError:
-                raise ValueError(f"unknown VMA flag {name!r}; valid: {', '.join(VM_FLAGS)}") from None
+                raise ValueError(f"unknown VMA flag {name!r}; "
+                                 f"valid: {', '.join(VM_FLAGS)}") from None
         if file is not None:
             vm |= VM_SHARED
         if addr is None:

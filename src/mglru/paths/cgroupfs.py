@@ -215,6 +215,9 @@ def memory_reclaim(k: SimKernel, memcg: MemCgroup, buf: str) -> None:
     if end == 0:
         raise OSError(errno.EINVAL, "Invalid argument")
     swappiness = None
+    if k.cfg.reclaim_rules_6_1 and strstrip(buf[end:]):
+        # 6.1: page_counter_memparse() of the whole buffer, no tokens (mm/memcontrol.c)
+        raise OSError(errno.EINVAL, "Invalid argument")
     for tok in strstrip(buf[end:]).split(" "):
         if not tok:
             continue
@@ -228,7 +231,11 @@ def memory_reclaim(k: SimKernel, memcg: MemCgroup, buf: str) -> None:
     nr_reclaimed = 0
     retries = MAX_RECLAIM_RETRIES
     while nr_reclaimed < nr_to_reclaim:
-        batch = (nr_to_reclaim - nr_reclaimed) // 4
+        # 6.1 asks for all that is left at once; later kernels for a quarter of it
+        # (memory_reclaim(), mm/memcontrol.c 6.1 and 6.12)
+        batch = nr_to_reclaim - nr_reclaimed
+        if not k.cfg.reclaim_rules_6_1:
+            batch //= 4
         reclaimed = try_to_free_mem_cgroup_pages(k, memcg, batch, swappiness, proactive=True)
         if not reclaimed:
             if not retries:

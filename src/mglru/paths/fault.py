@@ -267,7 +267,7 @@ def _swap_in(k: SimKernel, p: Process, vma: Vma, sidx: npt.NDArray[np.int64], wr
     mem = k.mem
     mem.flags[pfns] = flags
     mem.memcg[pfns] = mm.memcg.id
-    for pfn, slot in zip(pfns.tolist(), slots.tolist()):
+    for pfn, slot in zip(pfns.tolist(), slots.tolist(), strict=True):
         shadow = int(k.swap.shadow[slot])
         if shadow:
             lruvec = mm.memcg.lruvecs[mem.pfn_to_nid(pfn)]
@@ -340,13 +340,36 @@ def user_access(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool) -
 
 def get_user_pages(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool
                    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """GUP for a KVM fault: fault [addr, addr+nbytes) in and return its translation.
+    """GUP for a KVM fault (KVM's hva_to_pfn): fault in what is missing, return the translation.
 
-    The host PTEs are made present and young (and dirty for a write) now, by
-    the ordinary fault path; later guest accesses never touch them. Returns,
-    per page, (pfn, mapped by a PMD leaf, writable). (KVM's hva_to_pfn.)
+    A page already mapped (and writable, for a write) is taken by GUP-fast
+    (virt/kvm/kvm_main.c: hva_to_pfn_fast(), get_user_page_fast_only()), which
+    leaves the host PTE as it is: its accessed bit is not set. KVM then marks
+    the folio accessed when it drops its reference (kvm_release_pfn_clean() ->
+    kvm_set_page_accessed() -> mark_page_accessed(), 6.1-6.12). Only pages
+    not mapped yet go through the ordinary fault path, which maps them young
+    (and dirty for a write). So an aging walk that reads primary PTEs only
+    (6.1's walk_pte_range()) does not see the guest's accesses.
+    Returns, per page, (pfn, mapped by a PMD leaf, writable).
     """
-    user_access(k, p, addr, nbytes, write)
+    pfns, leaves, writable, present, special = _translate(p, addr, nbytes)
+    need = ~present | (~writable if write else np.zeros_like(present))
+    if need.any():
+        vpns = (addr >> PAGE_SHIFT) + np.flatnonzero(need)
+        for run in np.split(vpns, np.flatnonzero(np.diff(vpns) != 1) + 1):
+            user_access(k, p, int(run[0]) << PAGE_SHIFT, len(run) << PAGE_SHIFT, write)
+    taken = ~need & ~special  # the zero pages are not tracked (kvm_is_ad_tracked_page())
+    if taken.any():
+        p.mm.use()
+        heads = np.unique(np.where(leaves, pfns & ~np.int64(HPAGE_PMD_NR - 1), pfns)[taken])
+        mark_accessed(k, heads)
+    if need.any():
+        pfns, leaves, writable, _, _ = _translate(p, addr, nbytes)
+    return pfns, leaves, writable
+
+
+def _translate(p: Process, addr: int, nbytes: int):
+    """Per page of [addr, addr+nbytes): (pfn, PMD leaf, writable, present, zero page)."""
     pt = p.mm.pt
     out = []
     end = addr + nbytes
@@ -358,12 +381,14 @@ def get_user_pages(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool
         leaf = (state == PMD_LEAF) | (state == PMD_HUGE_ZERO)
         sub = vpns & (HPAGE_PMD_NR - 1)
         ptes = rows * HPAGE_PMD_NR + sub
+        flags = pt.flat_flags()[ptes]
         pfn = np.where(leaf, pt.pmd_pfn[rows].astype(np.int64) + sub,
                        pt.flat_pfn()[ptes].astype(np.int64))
-        writable = np.where(leaf, state == PMD_LEAF, (pt.flat_flags()[ptes] & PTE_WRITE) != 0)
-        out.append((pfn, leaf, writable))
-    pfns, leaves, writable = (np.concatenate(parts) for parts in zip(*out, strict=True))
-    return pfns, leaves, writable
+        writable = np.where(leaf, state == PMD_LEAF, (flags & PTE_WRITE) != 0)
+        present = leaf | ((state == PMD_TABLE) & ((flags & PTE_PRESENT) != 0))
+        special = (state == PMD_HUGE_ZERO) | (~leaf & ((flags & PTE_SPECIAL) != 0))
+        out.append((pfn, leaf, writable, present, special))
+    return tuple(np.concatenate(parts) for parts in zip(*out, strict=True))
 
 
 def file_read(k: SimKernel, p: Process, file: File, offset: int, nbytes: int) -> None:

@@ -43,12 +43,17 @@ def try_to_free_mem_cgroup_pages(k: SimKernel, memcg: MemCgroup, nr_pages: int,
     sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), proactive=proactive,
                      swappiness=swappiness, priority=DEF_PRIORITY, target=memcg)
     k.reclaim_walk = None
+    # 6.1's shrink_node_memcgs() walks the whole subtree each round; later ones bail
+    # out of the walk once the goal is met (mm/vmscan.c 6.1 and 6.12)
+    whole_rounds = k.cfg.reclaim_rules_6_1
     while sc.priority >= 0:
         for mc in memcg.iter_preorder():
             for lruvec in mc.lruvecs:
                 try_to_shrink_lruvec(k, lruvec, sc)
-            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+            if not whole_rounds and sc.nr_reclaimed >= sc.nr_to_reclaim:
                 return sc.nr_reclaimed
+        if sc.nr_reclaimed >= sc.nr_to_reclaim:
+            return sc.nr_reclaimed
         sc.priority -= 1
     return sc.nr_reclaimed
 

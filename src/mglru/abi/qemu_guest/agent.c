@@ -25,6 +25,8 @@
 #include <unistd.h>
 #include <dirent.h>
 #include <setjmp.h>
+#include <sys/ioctl.h>
+#include <linux/kvm.h>
 
 #define MAX_LINE (8 << 20)
 #define MAX_TASKS 64
@@ -79,14 +81,93 @@ static void on_segv(int sig) {
 	siglongjmp(touch_fault, 1);
 }
 
+/* A minimal VMM: a KVM guest whose RAM (gpa 0) is the task's region [addr, addr+len) and
+ * whose code runs from a page of its own above it, in 32-bit protected mode without paging.
+ * The guest touches every page of its RAM (a write, or a read), then halts. The VM stays
+ * (its memslot and KVM's page tables with it) until the task exits, so later aging and
+ * eviction see what the guest's accesses left in the secondary MMU. */
+struct vm { unsigned long addr, len; int vm, vcpu; struct kvm_run *run; };
+static struct vm vms[8];
+
+static const unsigned char vm_code[] = {
+	0x85, 0xc9,                   /* 0:  test ecx, ecx      (ecx: write?)       */
+	0x74, 0x05,                   /* 2:  jz 9                                   */
+	0xc6, 0x00, 0x01,             /* 4:  mov byte [eax], 1                      */
+	0xeb, 0x02,                   /* 7:  jmp 11                                 */
+	0x8a, 0x10,                   /* 9:  mov dl, [eax]                          */
+	0x05, 0x00, 0x10, 0x00, 0x00, /* 11: add eax, 4096                          */
+	0x39, 0xd8,                   /* 16: cmp eax, ebx       (ebx: end of RAM)   */
+	0x72, 0xec,                   /* 18: jb 0                                   */
+	0xf4,                         /* 20: hlt                                    */
+};
+
+static int vm_touch(unsigned long addr, unsigned long len, int write) {
+	struct vm *v = NULL;
+	for (int i = 0; i < 8 && !v; i++) if (vms[i].len && vms[i].addr == addr) v = &vms[i];
+	for (int i = 0; i < 8 && !v; i++) if (!vms[i].len) v = &vms[i];
+	if (!v) return EAGAIN;
+	unsigned long code_gpa = (len + 0xfff) & ~0xfffUL;
+	if (code_gpa + 4096 > 0xffffffffUL) return EINVAL;
+	if (!v->len) {
+		int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+		if (kvm < 0) return errno;
+		int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+		int sz = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+		close(kvm);
+		if (vm < 0 || sz < 0) return errno;
+		void *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (code == MAP_FAILED) return errno;
+		memcpy(code, vm_code, sizeof(vm_code));
+		struct kvm_userspace_memory_region ram = {
+			.slot = 0, .guest_phys_addr = 0, .memory_size = code_gpa, .userspace_addr = addr};
+		struct kvm_userspace_memory_region text = {
+			.slot = 1, .guest_phys_addr = code_gpa, .memory_size = 4096,
+			.userspace_addr = (unsigned long)code};
+		if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &ram) || ioctl(vm, KVM_SET_USER_MEMORY_REGION, &text))
+			{ int e = errno; close(vm); return e; }
+		int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
+		if (vcpu < 0) { int e = errno; close(vm); return e; }
+		v->run = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+		if (v->run == MAP_FAILED) { int e = errno; close(vcpu); close(vm); return e; }
+		v->addr = addr; v->len = len; v->vm = vm; v->vcpu = vcpu;
+	}
+	struct kvm_sregs sr;
+	if (ioctl(v->vcpu, KVM_GET_SREGS, &sr)) return errno;
+	struct kvm_segment seg = {.base = 0, .limit = 0xffffffff, .selector = 0x10, .type = 3,
+				  .present = 1, .dpl = 0, .db = 1, .s = 1, .l = 0, .g = 1};
+	sr.ds = sr.es = sr.fs = sr.gs = sr.ss = seg;
+	seg.type = 11; seg.selector = 0x8;
+	sr.cs = seg;
+	sr.cr0 = 0x11;  /* PE | ET: protected mode, paging off: gpa = linear address */
+	sr.cr4 = 0; sr.efer = 0;
+	if (ioctl(v->vcpu, KVM_SET_SREGS, &sr)) return errno;
+	struct kvm_regs rg = {.rip = code_gpa, .rflags = 2, .rax = 0, .rbx = code_gpa,
+			      .rcx = (unsigned long)write};
+	if (ioctl(v->vcpu, KVM_SET_REGS, &rg)) return errno;
+	for (;;) {
+		if (ioctl(v->vcpu, KVM_RUN, 0) < 0) {
+			if (errno == EINTR) continue;
+			return errno;
+		}
+		if (v->run->exit_reason == KVM_EXIT_HLT) return 0;
+		if (v->run->exit_reason != KVM_EXIT_INTR) return EIO;
+	}
+}
+
 static void task_loop(int in, int outfd) {
 	FILE *r = fdopen(in, "r"), *w = fdopen(outfd, "w");
-	char buf[256];
+	static char buf[2048], path[1024];
 	while (fgets(buf, sizeof(buf), r)) {
 		char op[16];
 		unsigned long a = 0, b = 0, c = 0;
 		long res = 0;
 		int n = sscanf(buf, "%15s %lu %lu %lu", op, &a, &b, &c);
+		path[0] = 0;
+		if (!strcmp(op, "FMAP") || !strcmp(op, "READF")) {
+			char hex[2000] = "";
+			if (sscanf(buf, "%*15s %lu %lu %1999s", &a, &b, hex) != 3 ||
+			    unhex(hex, path, sizeof(path)) < 0) n = 0;
+		}
 		if (n < 1) { fprintf(w, "ERR %d\n", EINVAL); fflush(w); continue; }
 		errno = 0;
 		if (!strcmp(op, "MMAP")) {          /* MMAP len shared align */
@@ -120,6 +201,30 @@ static void task_loop(int in, int outfd) {
 			res = madvise((void *)a, b, (int)c);
 		} else if (!strcmp(op, "MUNMAP")) {
 			res = munmap((void *)a, b);
+		} else if (!strcmp(op, "FMAP")) {   /* FMAP len 0 path: MAP_SHARED of a file */
+			int fd = open(path, O_RDWR);
+			char *p = fd < 0 ? MAP_FAILED :
+				mmap(NULL, a, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			int e = errno;
+			if (fd >= 0) close(fd);
+			errno = e;
+			res = p == MAP_FAILED ? -1 : (long)p;
+		} else if (!strcmp(op, "READF")) {  /* READF offset len path: read(2) it all */
+			static char chunk[1 << 16];
+			int fd = open(path, O_RDONLY);
+			res = fd < 0 ? -1 : 0;
+			for (unsigned long done = 0; fd >= 0 && done < b;) {
+				unsigned long want = b - done < sizeof(chunk) ? b - done : sizeof(chunk);
+				ssize_t got = pread(fd, chunk, want, a + done);
+				if (got < 0) { res = -1; break; }
+				if (got == 0) break;
+				done += got;
+				res = done;
+			}
+			if (fd >= 0) { int e = errno; close(fd); errno = e; }
+		} else if (!strcmp(op, "VMTOUCH")) { /* VMTOUCH addr len write */
+			int e = vm_touch(a, b, (int)c);
+			if (e) { errno = e; res = -1; }
 		} else {
 			errno = EINVAL; res = -1;
 		}
@@ -245,7 +350,7 @@ static void serve(FILE *in, FILE *o) {
 		} else if (!strcmp(cmd, "TASK")) {    /* TASK pid <op args...> */
 			struct task *t = a1 ? find_task(atoi(a1)) : NULL;
 			if (!t || !a2) { reply_err(o, id, ESRCH); continue; }
-			char req[256], rep[256];
+			char req[2048], rep[256];
 			char *a4 = arg(&save), *a5 = arg(&save);
 			snprintf(req, sizeof(req), "%s %s %s %s\n", a2, a3 ? a3 : "0",
 				 a4 ? a4 : "0", a5 ? a5 : "0");
