@@ -301,6 +301,11 @@ def _processes(runner: str | Runner, points: list[dict], workers: int) -> Iterat
         for proc in list(getattr(pool, "_processes", {}).values()):
             proc.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
+        # its manager thread closes the pool's wake-up pipe once it sees the processes
+        # gone; waiting for that keeps the interpreter's exit hook off a closing pipe
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(timeout=1)
         raise
     pool.shutdown(wait=True)
 
