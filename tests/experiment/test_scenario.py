@@ -42,6 +42,17 @@ def test_row_is_complete_flat_and_deterministic():
     assert a["sim_ms"] == pytest.approx(299.75, abs=0.5)
     assert a["overhead_ms"] == pytest.approx(a["aging_cpu_ms"] + a["eviction_cpu_ms"]
                                              + a["vcpu_stall_ms"], rel=1e-5)
+    if a["saved_mib_mean"] > 0:
+        assert a["cost_per_saved_mib"] == pytest.approx(
+            a["combined_cost_ms"] / a["saved_mib_mean"], rel=1e-5)
+    else:
+        assert a["cost_per_saved_mib"] is None
+
+
+def test_nothing_saved_has_no_cost_per_saved_mib():
+    """No agent and no limit: nothing is reclaimed, so the ratio is None, not infinite."""
+    row = run_point({**TINY, "preset": "seed-v4", "agent": "none"})
+    assert row["saved_mib_mean"] == 0 and row["cost_per_saved_mib"] is None
 
 
 @pytest.mark.parametrize(("cap", "walked"), [(True, True), (False, False)])

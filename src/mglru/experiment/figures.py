@@ -24,11 +24,12 @@ METRICS = (
     "warm_reclaimed_frac", "refaults", "guest_major_faults", "scanned",
     "scanned_per_reclaimed", "wss_error", "ptes_walked", "sptes_walked", "notifier_calls",
     "mmu_lock_acquisitions", "mmu_lock_hold_ms", "aging_cpu_ms", "eviction_cpu_ms",
-    "vcpu_stall_ms", "refault_cost_ms", "overhead_ms", "combined_cost_ms", "sim_ms", "wall_s",
-    "accesses",
+    "vcpu_stall_ms", "refault_cost_ms", "overhead_ms", "combined_cost_ms", "cost_per_saved_mib",
+    "sim_ms", "wall_s", "accesses",
 )
 #: the columns of the tables (the HTML page's and `mglru experiment run`'s)
-KEY_METRICS = ("combined_cost_ms", "overhead_ms", "refault_cost_ms", "wss_error",
+KEY_METRICS = ("cost_per_saved_mib", "combined_cost_ms", "overhead_ms", "refault_cost_ms",
+               "wss_error",
                "saved_mib_mean", "refaults", "warm_reclaimed_frac")
 #: point keys run_point knows (besides agent_*): parameters, not metrics
 POINT_KEYS = ("study", "size", "seed", "run_id", "preset", "arch", "workload", "alpha",
@@ -180,6 +181,11 @@ def _heatmap(ax: Any, grid: list[list[float | None]], xs: list, ys: list, title:
 # study plots: each returns [(title, png path or None, caption)]
 # ---------------------------------------------------------------------------------------------
 
+_METRIC_NOTES = {
+    "combined_cost_ms": " (refault cost + overhead)",
+    "cost_per_saved_mib": " (refault cost + overhead, per MiB saved on average)",
+}
+
 Figure = tuple[str, str | None, str]
 
 
@@ -192,7 +198,8 @@ def _thread_question(rows: list[Row], hints: dict, prefix: str) -> list[Figure]:
     """The winner map and the sides against the baseline, one of each per facet value."""
     x, y, by = hints.get("x", "locality"), hints.get("y", "arch"), hints.get("by", "preset")
     baseline = hints.get("baseline", "v6.10")
-    missing = _missing(rows, (x, y, by, "combined_cost_ms"))
+    metric = hints.get("metric", "combined_cost_ms")
+    missing = _missing(rows, (x, y, by, metric))
     if missing:
         return [("Which preset wins", None, f"not drawn: the rows have no {', '.join(missing)}")]
     facet = hints.get("facet", "workload")
@@ -204,14 +211,14 @@ def _thread_question(rows: list[Row], hints: dict, prefix: str) -> list[Figure]:
         sub = _select(rows, **{facet: fv}) if facet else rows
         tag = "" if facet is None else f"-{_slug(str(fv))}"
         what = "" if facet is None else f" ({facet} {fv})"
-        out += _winner_map(sub, x, y, by, baseline, f"{prefix}-winner{tag}.png", what)
+        out += _winner_map(sub, x, y, by, baseline, f"{prefix}-winner{tag}.png", what, metric)
         out += _sides(sub, x, y, by, baseline, f"{prefix}-vs-baseline{tag}.png", what)
     return out
 
 
 def _winner_map(rows: list[Row], x: str, y: str, by: str, baseline: str, path: str,
-                what: str) -> list[Figure]:
-    """Each (x, y) cell: the `by` value with the lowest combined cost, and its gain."""
+                what: str, metric: str = "combined_cost_ms") -> list[Figure]:
+    """Each (x, y) cell: the `by` value with the lowest `metric`, and its gain."""
     import numpy as np
     from matplotlib.patches import Patch
 
@@ -225,7 +232,7 @@ def _winner_map(rows: list[Row], x: str, y: str, by: str, baseline: str, path: s
         notes.append([])
         for xv in xs:
             cell = _select(rows, **{x: xv, y: yv})
-            costs = {k: _mean(_select(cell, **{by: p}), "combined_cost_ms")
+            costs = {k: _mean(_select(cell, **{by: p}), metric)
                      for k, p in zip(keys, presets, strict=True)}
             costs = {k: c for k, c in costs.items() if c is not None}
             if not costs:
@@ -247,13 +254,13 @@ def _winner_map(rows: list[Row], x: str, y: str, by: str, baseline: str, path: s
     ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     ax.set_yticks(range(len(ys)), [str(v) for v in ys])
     ax.set(xlabel=x, ylabel=y)
-    ax.set_title(f"lowest combined_cost_ms{what}: {by}, % vs {baseline}", fontsize=9)
+    ax.set_title(f"lowest {metric}{what}: {by}, % vs {baseline}", fontsize=9)
     ax.legend(handles=[Patch(color=cmap(i), label=str(p)) for i, p in enumerate(presets)],
               fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title=by,
               title_fontsize=7)
     title = f"Which {by} wins{what}"
     return [(title, _save(fig, path),
-             f"Each cell: the {by} with the lowest combined_cost_ms (refault cost + overhead), "
+             f"Each cell: the {by} with the lowest {metric}{_METRIC_NOTES.get(metric, '')}, "
              f"and its change against {baseline}, mean over the other parameters.")]
 
 
@@ -262,7 +269,7 @@ def _sides(rows: list[Row], x: str, y: str, by: str, baseline: str, path: str,
     """Per `by` value: combined cost, refault cost and overhead minus the baseline's."""
     plt = _pyplot()
     xs, ys, presets = _values(rows, x), _values(rows, y), _values(rows, by)
-    sides = [m for m in ("combined_cost_ms", "refault_cost_ms", "overhead_ms")
+    sides = [m for m in ("combined_cost_ms", "refault_cost_ms", "overhead_ms", "saved_mib_mean")
              if not _missing(rows, [m])]
     has_base = any(json.dumps(p) == json.dumps(baseline) for p in presets)
     others = [p for p in presets if json.dumps(p) != json.dumps(baseline)] if has_base \

@@ -111,8 +111,8 @@ ROW_KEYS = (
     "warm_reclaimed_frac", "refaults", "guest_major_faults", "scanned",
     "scanned_per_reclaimed", "wss_error", "ptes_walked", "sptes_walked", "notifier_calls",
     "mmu_lock_acquisitions", "mmu_lock_hold_ms", "aging_cpu_ms", "eviction_cpu_ms",
-    "vcpu_stall_ms", "refault_cost_ms", "overhead_ms", "combined_cost_ms", "sim_ms", "wall_s",
-    "accesses",
+    "vcpu_stall_ms", "refault_cost_ms", "overhead_ms", "combined_cost_ms", "cost_per_saved_mib",
+    "sim_ms", "wall_s", "accesses",
     # extras
     "guest_refaults", "host_refaults", "host_major_faults",
     "guest_rss_mib_end", "host_rss_mib_end", "guest_saved_mib_end", "host_saved_mib_end",
@@ -280,6 +280,10 @@ def run_point(point: dict[str, Any]) -> dict[str, Any]:
                                    if g["kind"] == "host")
     row["mmu_lock_blocking_hold_ms"] = sum(v.blocking_hold_ns for v in delta.vms) / 1e6
     row["agent_errors"] = sum(agent.errors.values())
+    # what the memory cost: a design that reclaims less also refaults less, so its
+    # combined cost alone flatters it; None when nothing was saved on average
+    saved = row["saved_mib_mean"]
+    row["cost_per_saved_mib"] = row["combined_cost_ms"] / saved if saved and saved > 0 else None
     row["sim_ms"] = (k.clock_ns - t0) / 1e6
     row["accesses"] = sum(s.pos for s in streams)
     row["wall_s"] = time.perf_counter() - wall0
