@@ -11,6 +11,7 @@ from mglru.bench.seed import COVER_LETTER, seed_benchmark
 from mglru.kvm.accounting import AgingEvent
 from mglru.mm.page import PAGE_SHIFT
 from mglru.timing import load_costs
+from mglru.timing.topology import ONE_SOCKET, SEED_HOST
 
 MEMCG = "access_tracking_perf_test"
 MIB = 1 << 20
@@ -133,15 +134,19 @@ def test_custom_aging_callable():
     assert len(calls) == r.passes > 0
 
 
-@pytest.mark.parametrize("nr_vcpus, mib, config, wall_tol, pass_tol", [
-    (2, 4, "no aging", 0.05, None),   # measured -0.3 %
-    (2, 4, "opt", 0.05, 0.10),        # -2.0 %, -3.0 %
-    (2, 4, "no opt", 0.05, 0.10),     # -2.4 %, -3.3 %
-    (4, 16, "opt", 0.05, 0.10),       # +0.8 %, -3.7 %
-    (4, 16, "no opt", 0.05, 0.10),    # -3.6 %, -1.6 % (10 passes aggregated, 11 exact)
-    (8, 16, "no opt", 0.05, 0.10),    # -2.5 %, +5.8 %
+@pytest.mark.parametrize("nr_vcpus, mib, config, topology, wall_tol, pass_tol", [
+    (2, 4, "no aging", ONE_SOCKET, 0.05, None),   # measured -0.5 %
+    (2, 4, "opt", ONE_SOCKET, 0.05, 0.10),        # -1.3 %, -3.5 %
+    (2, 4, "no opt", ONE_SOCKET, 0.05, 0.10),     # -1.6 %, -1.2 %
+    (4, 16, "opt", ONE_SOCKET, 0.05, 0.10),       # -3.8 %, -2.2 %
+    (4, 16, "no opt", ONE_SOCKET, 0.05, 0.10),    # -1.3 %, -2.1 %
+    (8, 16, "no opt", ONE_SOCKET, 0.05, 0.10),    # -2.8 %, +0.9 %
+    (4, 16, "opt", SEED_HOST, 0.05, 0.10),        # -2.5 %, -5.1 %
+    (4, 16, "no opt", SEED_HOST, 0.05, 0.10),     # -2.8 %, +3.4 %
+    # cross-socket convoys behind a per-call writer: the mean field is low (-7.3 %, +9.9 %)
+    (8, 16, "no opt", SEED_HOST, 0.10, 0.15),
 ])
-def test_exact_and_aggregated_agree(nr_vcpus, mib, config, wall_tol, pass_tol):
+def test_exact_and_aggregated_agree(nr_vcpus, mib, config, topology, wall_tol, pass_tol):
     """Both granularities agree on small runs: vCPU walls within 5 %, passes within 10 %.
 
     Exact mode runs with its default cost jitter (`EXACT_JITTER`, +-30 %): with
@@ -149,9 +154,13 @@ def test_exact_and_aggregated_agree(nr_vcpus, mib, config, wall_tol, pass_tol):
     fixed phases that repeat every cycle (no opt at 4 vCPUs: -17 % pass, 9
     passes exact against 10), where the aggregated model assumes the random
     phases a real machine's jitter gives. The average pass is total / passes
-    with 4-20 passes, so one pass more or less moves it by 5-10 %.
+    with 4-20 passes, so one pass more or less moves it by 5-10 %. On two
+    sockets (the cover letter's host) the readers a per-call writer releases
+    hand the lock word across the interconnect; the mean field's convoy term
+    takes the average remote share, exact mode the actual order, and at 8
+    vCPUs the two differ most (10 % / 15 % there).
     """
-    kw = dict(vcpu_bytes=mib * MIB, batch_pages=512, costs=load_costs())
+    kw = dict(vcpu_bytes=mib * MIB, batch_pages=512, costs=load_costs(), topology=topology)
     exact = seed_benchmark(nr_vcpus, config, granularity="exact", **kw)
     agg = seed_benchmark(nr_vcpus, config, granularity="aggregated", **kw)
     assert exact.granularity == "exact" and agg.granularity == "aggregated"

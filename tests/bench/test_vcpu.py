@@ -95,3 +95,47 @@ def test_progress_interpolates_running_batches():
     assert progress.pages_done == [0]
     assert progress.pages_at(sim.now) == 1000
     assert progress.vcpu_pages_at(sim.now) == [1000]
+
+
+@pytest.mark.parametrize("granularity", GRANULARITIES)
+def test_a_vcpu_on_node_1_takes_node_1s_zone_and_lru_locks(granularity):
+    """Per-node objects: a fault on node 1 refills its pcp under node 1's zone->lock and
+    drains its folio batch under node 1's lru_lock; the page counter and mmap_lock are shared."""
+    sim = TimingSim(cpus=2, granularity=granularity)
+    vm = VmLocks.create(sim, nodes=2)
+    pages = 630
+    sim.spawn("vcpu1", vcpu_fault_region(sim, vm, pages, batch_pages=315, node=1), node=1)
+    sim.run()
+    stats = sim.lock_stats()
+    assert stats["zone_lock@1"][WRITE]["acquired"] == pages // PCP_BATCH
+    assert stats["lru_lock@1"][WRITE]["acquired"] == pages // FOLIO_BATCH_SIZE
+    assert stats["zone_lock"][WRITE]["acquired"] == 0
+    assert stats["lru_lock"][WRITE]["acquired"] == 0
+    assert stats["memcg_counter"]["touches"] == pages // MEMCG_CHARGE_BATCH
+    assert vm.lru_lock is vm.lru_locks[0] and vm.zone_lock is vm.zone_locks[0]
+
+
+def test_fault_load_splits_the_others_by_socket():
+    """FaultLoad levels are (same node, other nodes), each vCPU counted with its duty."""
+    c = zero_costs(host_fault=600, kvm_exit=400, fault_contention=300,
+                   fault_contention_remote=100)
+    load = FaultLoad(c, 4, nodes=(0, 1, 0, 1), aging_node=0)
+    # alone, a vCPU's duty is its memory-bound work over the fault: 600 / (600 + 400)
+    assert load.duty == [0.6] * 4
+    assert load.others(0) == (0.625, 1.25)    # 0.6 on node 0 and 1.2 on node 1, to 1/8
+    load.finish(3)
+    assert load.others(1) == (0.0, 1.25)
+    # the aging thread on node 0 counts both vCPUs there as local
+    assert load.aging_costs() is load.aging_costs()
+    assert load._level(0, 0.0) == (1.25, 0.625)
+
+
+def test_load_factor_charges_local_and_remote_others_their_own_cost():
+    """load_factor = 1 + (local x fault_contention + remote x fault_contention_remote) / work."""
+    from mglru.bench.load import fault_work_ns, load_factor
+
+    c = zero_costs(host_fault=1000, fault_contention=300, fault_contention_remote=100)
+    assert fault_work_ns(c) == 1000
+    assert load_factor(c, 2.0) == pytest.approx(1.6)
+    assert load_factor(c, 2.0, 3.0) == pytest.approx(1.9)
+    assert load_factor(c, 0.0, 3.0) == pytest.approx(1.3)

@@ -82,7 +82,7 @@ class FaultProgress:
 
 def vcpu_fault_region(sim: TimingSim, vm: VmLocks, pages: int, *, batch_pages: int = PTRS_PER_PTE,
                       progress: FaultProgress | None = None, index: int = 0,
-                      load: FaultLoad | None = None) -> Generator:
+                      load: FaultLoad | None = None, node: int = 0) -> Generator:
     """vCPU `index` faulting in `pages` pages, one Batch of `batch_pages` faults per step.
 
     Args:
@@ -95,16 +95,18 @@ def vcpu_fault_region(sim: TimingSim, vm: VmLocks, pages: int, *, batch_pages: i
         load: the memory-system load of the vCPUs: each step's memory-bound
             work is slowed by the others' load, and the step's duty goes back
             into it; None runs every fault at its cost.
+        node: the NUMA node the vCPU runs on (its pages, zone->lock and lru_lock).
     """
     c = sim.costs
-    bodies: dict[float | None, tuple[Segment, ...]] = {}
+    bodies: dict[tuple[float, float] | None, tuple[Segment, ...]] = {}
     done, t0 = 0, sim.now
     while done < pages:
         n = min(batch_pages, pages - done)
         level = load.others(index) if load is not None else None
         body = bodies.get(level)
         if body is None:
-            body = bodies[level] = fault_body(c if load is None else load.fault_costs(level), vm)
+            body = bodies[level] = fault_body(c if load is None else load.fault_costs(level), vm,
+                                              node)
         if progress is not None:
             rate = (sim.now - t0) / done if done else float(sum(
                 seg.ns for seg in body if isinstance(seg, Work)))

@@ -51,6 +51,7 @@ class Thread:
         steps: steps performed.
         batch_span: aggregated mode: (start, end) of the running Batch.
         parked: stopped at a `park()` step until `TimingSim.unpark`.
+        node: the NUMA node (socket) it runs on (`mglru.timing.topology`).
     """
 
     name: str
@@ -75,6 +76,7 @@ class Thread:
     steps: int = 0
     batch_span: tuple[int, int] = (0, 0)
     parked: bool = False
+    node: int = 0
 
     def __repr__(self) -> str:
         return f"Thread({self.name!r}, {self.state})"
