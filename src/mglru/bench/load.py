@@ -6,8 +6,11 @@ ns to the memory-bound work of another vCPU's fault (`fault_work_ns`), one on
 another socket `fault_contention_remote` (sockets have their own LLC, mesh and
 memory controllers: `mglru.timing.topology`); the same memory-system load slows
 the memory-bound work of any thread on that socket by that fraction, the aging
-walk's included. Core-bound work (VM exit and entry, the notifier
-call path, the debugfs round trip) is not slowed. A `FaultLoad` keeps the load
+walk's included. A vCPU waiting for a spinlock or a line gives its load back
+(one holder works while the others wait, and waiters spin on their own MCS
+node); one blocked behind a writer of mmu_lock keeps it (see
+`FaultLoad.step_done`). Core-bound work (VM exit and entry, the notifier call path, the debugfs
+round trip) is not slowed. A `FaultLoad` keeps the load
 of one run: the vCPU loop (`mglru.bench.vcpu.vcpu_fault_region`) reports each
 step's duty and takes its fault costs from it, the aging thread its walk costs.
 """
@@ -46,8 +49,9 @@ def load_factor(c: CostModel, load: float, remote: float = 0.0) -> float:
     Each such vCPU adds `fault_contention` (`fault_contention_remote`) ns to the
     memory-bound work of a fault (`fault_work_ns`); the same memory-system load
     slows the memory-bound work of any thread by that fraction, the aging walk's
-    included. Weighting by duty keeps the load a traffic, not a head count:
-    vCPUs stalled on a lock load the memory system less.
+    included. The duty weights a vCPU by the share of its time in memory-bound
+    work rather than in VM exits and waits (see `FaultLoad.step_done` for the
+    waits behind a writer).
     """
     return 1.0 + (c.fault_contention * load + c.fault_contention_remote * remote) / fault_work_ns(c)
 
@@ -112,11 +116,24 @@ class FaultLoad:
         """The costs of a fault under the others' load `level`."""
         return scaled_costs(self.costs, load_factor(self.costs, *level), FAULT_WORK)
 
-    def step_done(self, i: int, level: tuple[float, float], per_page: float) -> None:
-        """vCPU `i` took `per_page` ns per fault under `level`: its duty is updated."""
+    def step_done(self, i: int, level: tuple[float, float], per_page: float,
+                  blocked: float = 0.0) -> None:
+        """vCPU `i` took `per_page` ns per fault under `level`: its duty is updated.
+
+        The duty is its memory-bound work over its time per fault, less the
+        `blocked` ns per fault it waited behind a writer of mmu_lock. Such a
+        writer blocks every vCPU's read side at once (qrwlock is fair:
+        kernel/locking/qrwlock.c, queued_read_lock_slowpath queues new readers
+        behind a waiting writer), so while one waits the others wait too and
+        no fault runs at the lighter load its wait would leave: the load seen
+        by working vCPUs is that of working vCPUs. Waits for spinlocks and
+        lines are staggered (one holder works while the others wait, spinning
+        on their own MCS node) and give their load back.
+        """
         c = self.costs
-        duty = (min(1.0, self._mem * load_factor(c, *level) / per_page) if per_page > 0
-                else 1.0)
+        mem = self._mem * load_factor(c, *level)
+        per_page -= blocked
+        duty = min(1.0, mem / per_page) if per_page > 0 else 1.0
         self.node_load[self.nodes[i]] += duty - self.duty[i]
         self.duty[i] = duty
 

@@ -330,6 +330,8 @@ class Planner:
             st.contended += cnt * pc
             st.wait_ns += cnt * wait
             st.hold_ns += cnt * hold
+            if wait:
+                th.lock_wait_ns[lock] = th.lock_wait_ns.get(lock, 0.0) + cnt * wait
             if lock.spinning:
                 spin += cnt * (wait + 2 * lw)
             line = lock.line

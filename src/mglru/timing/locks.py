@@ -218,6 +218,8 @@ class Lock:
         if queued:
             st.contended += 1
         st.wait_ns += wait
+        if wait:
+            th.lock_wait_ns[self] = th.lock_wait_ns.get(self, 0) + wait
         if wait > st.max_wait_ns:
             st.max_wait_ns = wait
 
