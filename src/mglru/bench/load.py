@@ -9,9 +9,9 @@ the memory-bound work of any thread on that socket by that fraction, the aging
 walk's included. A vCPU waiting for a spinlock or a line gives its load back
 (one holder works while the others wait, and waiters spin on their own MCS
 node); one blocked behind a writer of mmu_lock keeps it (see
-`FaultLoad.step_done`). Core-bound work (VM exit and entry, the notifier call path, the debugfs
-round trip) is not slowed. A `FaultLoad` keeps the load
-of one run: the vCPU loop (`mglru.bench.vcpu.vcpu_fault_region`) reports each
+`FaultLoad.step_done`). Core-bound work (VM exit and entry, the notifier call
+path, the debugfs round trip) is not slowed. A `FaultLoad` keeps the load of
+one run: the vCPU loop (`mglru.bench.vcpu.vcpu_fault_region`) reports each
 step's duty and takes its fault costs from it, the aging thread its walk costs.
 """
 
