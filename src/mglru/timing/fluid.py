@@ -17,9 +17,12 @@ number of readers (O(writers) for a reader of a qrwlock).
 
 The waits (M/D/1 on lines and exclusive holders, a writer-period stall
 model for qrwlock readers, a drain-and-group model for qrwlock writers) are
-in `mglru.timing.waits`; the records in `mglru.timing.streams`. Each event loop
-has one `Planner`, which owns the records (one aggregate per lock and line) and
-the threads' saved plans and duty histories: locks and threads carry none of it.
+in `mglru.timing.waits`; a transfer or hand-off costs its remote price in the
+share of the other threads' rate on the line that comes from other sockets
+(`LineStreams.remote_share`, `mglru.timing.topology`); the records in
+`mglru.timing.streams`. Each event loop has one `Planner`, which owns the
+records (one aggregate per lock and line) and the threads' saved plans and duty
+histories: locks and threads carry none of it.
 
 Stability. The cycle of a batch starts from the solution of the thread's last
 batch of the same body. Batches see each other's records one batch late, and
