@@ -42,6 +42,12 @@ from mglru.bench.fault import VmLocks, fault_body
 from mglru.bench.load import FAULT_WORK, load_factor, scaled_costs
 from mglru.timing import WRITE, Batch, Locked, TimingSim, Work, cost, load_costs
 
+#: these tests hold the mean-field model to exact mode, not to the calibration: they
+#: run the one-socket costs their tolerances were measured with (the fit before the
+#: two-socket host), so a refit of costs.toml does not move them
+COSTS = load_costs().replace(host_fault=1262, spte_install=220, lock_handoff=260,
+                             fault_contention=380, notifier_call=89, spte_test_clear=13)
+
 
 def _batch_pass(pages: int):
     for start in range(0, pages, 512):
@@ -58,7 +64,7 @@ def _make_pass(kind: str):
 
 
 def _run(granularity: str, kind: str, nr_vcpus: int, pages: int):
-    sim = TimingSim(cpus=nr_vcpus + 1, granularity=granularity)
+    sim = TimingSim(cpus=nr_vcpus + 1, costs=COSTS, granularity=granularity)
     vm = VmLocks.create(sim)
     return fault_benchmark(sim, vm, nr_vcpus, pages, make_pass=_make_pass(kind))
 
@@ -102,7 +108,7 @@ def _steady_write_contention(granularity: str, nr_vcpus: int, pages: int = 4096,
     (middle half of its batches), the vCPUs' mean time per fault, and the
     mmu_lock statistics.
     """
-    c = load_costs()
+    c = COSTS
     # the benchmark's regime: each other vCPU's memory traffic (duty ~0.6) slows
     # a fault's memory-bound work (mglru.bench.load.load_factor)
     loaded = scaled_costs(c, load_factor(c, 0.6 * (nr_vcpus - 1)), FAULT_WORK)

@@ -1,7 +1,8 @@
 """One guest page fault of the `-p` scenario, and the VM's shared kernel objects it touches.
 
 A VM's shared kernel objects are a `VmLocks`: kvm->mmu_lock (a qrwlock on
-x86/arm64, a spinlock elsewhere), the memcg lruvec's lru_lock, zone->lock, the
+x86/arm64, a spinlock elsewhere), per NUMA node the memcg lruvec's lru_lock and
+zone->lock (a fault allocates on its CPU's node: `mglru.timing.topology`), the
 mmap_lock count word and the memcg page counter (cache lines: the benchmark has
 no mmap_lock writer), and RCU. One fault (`fault_body`) is: VM exit, host fault
 (GUP takes mmap_lock for read: 2 atomics on its count word), page zeroing, memcg
@@ -47,35 +48,52 @@ class VmLocks:
 
     Attributes:
         mmu_lock: kvm->mmu_lock: a QRWLock (x86, arm64) or a SpinLock.
-        lru_lock: lruvec->lru_lock of the VM's memcg on its node.
-        zone_lock: zone->lock of the node's zone.
+        lru_locks: per node, lruvec->lru_lock of the VM's memcg there.
+        zone_locks: per node, zone->lock of its zone.
         mmap_lock: the mmap_lock count word (readers only in the benchmark).
-        memcg_counter: the memcg's page_counter.
+        memcg_counter: the memcg's page_counter (one for all nodes).
         rcu: RCU of the machine.
     """
 
     mmu_lock: QRWLock | SpinLock
-    lru_lock: SpinLock
-    zone_lock: SpinLock
+    lru_locks: tuple[SpinLock, ...]
+    zone_locks: tuple[SpinLock, ...]
     mmap_lock: CacheLine
     memcg_counter: CacheLine
     rcu: Rcu
 
+    @property
+    def lru_lock(self) -> SpinLock:
+        """Node 0's lru_lock (the aging thread's: it runs there)."""
+        return self.lru_locks[0]
+
+    @property
+    def zone_lock(self) -> SpinLock:
+        """Node 0's zone->lock."""
+        return self.zone_locks[0]
+
     @classmethod
-    def create(cls, sim: TimingSim, *, mmu_lock: str = "qrwlock", prefix: str = "") -> VmLocks:
+    def create(cls, sim: TimingSim, *, mmu_lock: str = "qrwlock", prefix: str = "",
+               nodes: int = 1) -> VmLocks:
         """Create the objects in `sim`, named `{prefix}mmu_lock` etc.
 
         Args:
             sim: the event loop.
             mmu_lock: "qrwlock" (x86, arm64) or "spinlock" (riscv, loongarch, mips, powerpc).
             prefix: name prefix, for several VMs in one simulation.
+            nodes: NUMA nodes (lru_lock and zone->lock per node; node 0's are
+                named `lru_lock`, `zone_lock`, node k's `lru_lock@k`, `zone_lock@k`).
         """
         if mmu_lock not in ("qrwlock", "spinlock"):
             raise ValueError(f"mmu_lock must be 'qrwlock' or 'spinlock'; got {mmu_lock!r}")
+        if nodes < 1:
+            raise ValueError(f"nodes must be >= 1; got {nodes}")
         make = sim.qrwlock if mmu_lock == "qrwlock" else sim.spinlock
-        return cls(make(f"{prefix}mmu_lock"), sim.spinlock(f"{prefix}lru_lock"),
-                   sim.spinlock(f"{prefix}zone_lock"), sim.line(f"{prefix}mmap_lock"),
-                   sim.line(f"{prefix}memcg_counter"), sim.rcu)
+        at = ["", *(f"@{k}" for k in range(1, nodes))]
+        return cls(make(f"{prefix}mmu_lock"),
+                   tuple(sim.spinlock(f"{prefix}lru_lock{a}") for a in at),
+                   tuple(sim.spinlock(f"{prefix}zone_lock{a}") for a in at),
+                   sim.line(f"{prefix}mmap_lock"), sim.line(f"{prefix}memcg_counter"), sim.rcu)
 
     def lock_for(self, mode: str) -> tuple[QRWLock | SpinLock | Rcu, str] | None:
         """The (lock, READ/WRITE) an aging call in `mode` takes; None for no lock.
@@ -100,14 +118,21 @@ class VmLocks:
         return self.mmu_lock, READ if mode == "read" else WRITE
 
 
-def fault_body(costs: CostModel, vm: VmLocks) -> tuple[Segment, ...]:
-    """The segments of one guest page fault (4 KiB, anon, write). See the module docstring."""
+def fault_body(costs: CostModel, vm: VmLocks, node: int = 0) -> tuple[Segment, ...]:
+    """The segments of one guest page fault (4 KiB, anon, write) on NUMA `node`.
+
+    The pcp refill (mm/page_alloc.c: `rmqueue_bulk`) and the folio batch drain
+    (mm/swap.c: `folio_batch_move_lru`) take the locks of the node the page
+    comes from, the faulting CPU's; the memcg charge (mm/memcontrol.c:
+    `try_charge_memcg`, the per-cpu stock refilled by MEMCG_CHARGE_BATCH) the
+    one page_counter. See the module docstring.
+    """
     return (
         Work(costs.kvm_exit + costs.host_fault + costs.page_zero + costs.memcg_charge),
         Atomic(vm.mmap_lock, 2),
         Atomic(vm.memcg_counter, 1, every=MEMCG_CHARGE_BATCH),
-        Locked(vm.zone_lock, WRITE, costs.pcp_refill, every=PCP_BATCH),
-        Locked(vm.lru_lock, WRITE, costs.lru_add_folio * FOLIO_BATCH_SIZE,
+        Locked(vm.zone_locks[node], WRITE, costs.pcp_refill, every=PCP_BATCH),
+        Locked(vm.lru_locks[node], WRITE, costs.lru_add_folio * FOLIO_BATCH_SIZE,
                every=FOLIO_BATCH_SIZE),
         Locked(vm.mmu_lock, READ if isinstance(vm.mmu_lock, QRWLock) else WRITE,
                costs.spte_install),

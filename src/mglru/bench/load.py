@@ -1,12 +1,17 @@
 """The memory-system load of faulting vCPUs: shared-resource contention on the fault path.
 
 Mechanism. Every vCPU busy with memory-bound work (weighted by its duty, the
-share of its time it spends in it) adds `fault_contention` ns to the
-memory-bound work of another vCPU's fault (`fault_work_ns`); the same
-memory-system load slows the memory-bound work of any thread by that fraction,
-the aging walk's included. Core-bound work (VM exit and entry, the notifier
-call path, the debugfs round trip) is not slowed. A `FaultLoad` keeps the load
-of one run: the vCPU loop (`mglru.bench.vcpu.vcpu_fault_region`) reports each
+share of its time it spends in it) on the same socket adds `fault_contention`
+ns to the memory-bound work of another vCPU's fault (`fault_work_ns`), one on
+another socket `fault_contention_remote` (sockets have their own LLC, mesh and
+memory controllers: `mglru.timing.topology`); the same memory-system load slows
+the memory-bound work of any thread on that socket by that fraction, the aging
+walk's included. A vCPU waiting for a spinlock or a line gives its load back
+(one holder works while the others wait, and waiters spin on their own MCS
+node); one blocked behind a writer of mmu_lock keeps it (see
+`FaultLoad.step_done`). Core-bound work (VM exit and entry, the notifier call
+path, the debugfs round trip) is not slowed. A `FaultLoad` keeps the load of
+one run: the vCPU loop (`mglru.bench.vcpu.vcpu_fault_region`) reports each
 step's duty and takes its fault costs from it, the aging thread its walk costs.
 """
 
@@ -34,19 +39,21 @@ def fault_work_ns(c: CostModel) -> int:
             + c.lru_add_folio + c.pcp_refill // PCP_BATCH)
 
 
-def load_factor(c: CostModel, load: float) -> float:
-    """How much slower memory-bound kernel work runs under `load`.
+def load_factor(c: CostModel, load: float, remote: float = 0.0) -> float:
+    """How much slower memory-bound kernel work runs under `load` (+ `remote`).
 
     Shared-resource contention on the fault path: `load` is the number
-    of other vCPUs busy with memory-bound work (each vCPU counts with the share
-    of its time it spends in it, its duty: about 0.6 alone, less when it waits
-    for locks). Each such vCPU adds `fault_contention` ns to the memory-bound
-    work of a fault (`fault_work_ns`); the same memory-system load slows the
-    memory-bound work of any thread by that fraction, the aging walk's included.
-    Weighting by duty keeps the load a traffic, not a head count: vCPUs stalled on
-    a lock load the memory system less.
+    of other vCPUs on the same socket busy with memory-bound work (each vCPU
+    counts with the share of its time it spends in it, its duty: about 0.6
+    alone, less when it waits for locks), `remote` the same on other sockets.
+    Each such vCPU adds `fault_contention` (`fault_contention_remote`) ns to the
+    memory-bound work of a fault (`fault_work_ns`); the same memory-system load
+    slows the memory-bound work of any thread by that fraction, the aging walk's
+    included. The duty weights a vCPU by the share of its time in memory-bound
+    work rather than in VM exits and waits (see `FaultLoad.step_done` for the
+    waits behind a writer).
     """
-    return 1.0 + c.fault_contention * load / fault_work_ns(c)
+    return 1.0 + (c.fault_contention * load + c.fault_contention_remote * remote) / fault_work_ns(c)
 
 
 def quantize_load(load: float) -> float:
@@ -62,51 +69,84 @@ def scaled_costs(c: CostModel, factor: float, keys: tuple[str, ...]) -> CostMode
 
 
 class FaultLoad:
-    """The load of one run's vCPUs: the sum of their duties (see the module docstring).
+    """The load of one run's vCPUs: the sum of their duties per node (see the module docstring).
 
     A vCPU's duty is the share of its time it spends in memory-bound work; alone
     (before its first step) that is its fault's memory-bound work over the whole
-    fault. A finished vCPU counts 0.
+    fault. A finished vCPU counts 0. A load level is (same node, other nodes).
 
     Args:
         costs: the run's cost model.
         nr_vcpus: vCPUs.
+        nodes: the NUMA node of each vCPU (default: all on node 0).
+        aging_node: the aging thread's node.
     """
 
-    def __init__(self, costs: CostModel, nr_vcpus: int) -> None:
+    def __init__(self, costs: CostModel, nr_vcpus: int, nodes: tuple[int, ...] | None = None,
+                 aging_node: int = 0) -> None:
         self.costs = costs
         mem = fault_work_ns(costs)
         self._mem = mem
         alone = mem / max(1, mem + costs.kvm_exit)
+        self.nodes = nodes if nodes is not None else (0,) * nr_vcpus
+        if len(self.nodes) != nr_vcpus:
+            raise ValueError(f"need a node for each of {nr_vcpus} vCPUs; got {len(self.nodes)}")
+        self.aging_node = aging_node
         self.duty = [alone] * nr_vcpus
-        self.load = alone * nr_vcpus
-        self._aging: dict[float, CostModel] = {}
+        self.node_load = [0.0] * (max((*self.nodes, aging_node)) + 1)
+        for node in self.nodes:
+            self.node_load[node] += alone
+        self._aging: dict[tuple[float, float], CostModel] = {}
 
-    def others(self, i: int) -> float:
-        """The load of the vCPUs other than `i`, quantized (`quantize_load`)."""
-        return quantize_load(self.load - self.duty[i])
+    @property
+    def load(self) -> float:
+        """The load of all vCPUs."""
+        return sum(self.node_load)
 
-    def fault_costs(self, level: float) -> CostModel:
+    def _level(self, node: int, own: float) -> tuple[float, float]:
+        """(same node without `own`, other nodes) of a thread on `node`, quantized."""
+        local = self.node_load[node]
+        return quantize_load(local - own), quantize_load(self.load - local)
+
+    def others(self, i: int) -> tuple[float, float]:
+        """The load of the vCPUs other than `i`: (same node, other nodes), quantized."""
+        return self._level(self.nodes[i], self.duty[i])
+
+    def fault_costs(self, level: tuple[float, float]) -> CostModel:
         """The costs of a fault under the others' load `level`."""
-        return scaled_costs(self.costs, load_factor(self.costs, level), FAULT_WORK)
+        return scaled_costs(self.costs, load_factor(self.costs, *level), FAULT_WORK)
 
-    def step_done(self, i: int, level: float, per_page: float) -> None:
-        """vCPU `i` took `per_page` ns per fault under `level`: its duty is updated."""
+    def step_done(self, i: int, level: tuple[float, float], per_page: float,
+                  blocked: float = 0.0) -> None:
+        """vCPU `i` took `per_page` ns per fault under `level`: its duty is updated.
+
+        The duty is its memory-bound work over its time per fault, less the
+        `blocked` ns per fault it waited behind a writer of mmu_lock. Such a
+        writer blocks every vCPU's read side at once (qrwlock is fair:
+        kernel/locking/qrwlock.c, queued_read_lock_slowpath queues new readers
+        behind a waiting writer), so while one waits the others wait too and
+        no fault runs at the lighter load its wait would leave: the load seen
+        by working vCPUs is that of working vCPUs. Waits for spinlocks and
+        lines are staggered (one holder works while the others wait, spinning
+        on their own MCS node) and give their load back.
+        """
         c = self.costs
-        duty = min(1.0, self._mem * load_factor(c, level) / per_page) if per_page > 0 else 1.0
-        self.load += duty - self.duty[i]
+        mem = self._mem * load_factor(c, *level)
+        per_page -= blocked
+        duty = min(1.0, mem / per_page) if per_page > 0 else 1.0
+        self.node_load[self.nodes[i]] += duty - self.duty[i]
         self.duty[i] = duty
 
     def finish(self, i: int) -> None:
         """vCPU `i` is done: it no longer loads the memory system."""
-        self.load -= self.duty[i]
+        self.node_load[self.nodes[i]] -= self.duty[i]
         self.duty[i] = 0.0
 
     def aging_costs(self) -> CostModel:
         """The aging thread's costs under the load of the vCPUs faulting now (cached)."""
-        level = quantize_load(self.load)
+        level = self._level(self.aging_node, 0.0)
         c = self._aging.get(level)
         if c is None:
-            c = self._aging[level] = scaled_costs(self.costs, load_factor(self.costs, level),
+            c = self._aging[level] = scaled_costs(self.costs, load_factor(self.costs, *level),
                                                   AGING_WORK)
         return c

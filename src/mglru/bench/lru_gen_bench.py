@@ -73,6 +73,7 @@ from mglru.lru_gen.helpers import (
 from mglru.lru_gen.walk import aging_subscribers
 from mglru.timing.costs import CostModel, load_costs
 from mglru.timing.sim import TimingSim
+from mglru.timing.topology import ONE_SOCKET, Topology
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -154,7 +155,8 @@ class _Run:
     def __init__(self, k: SimKernel, vm: Kvm, regions: Sequence[tuple[int, int]],
                  aging: Callable[[], None] | None, costs: CostModel, granularity: str,
                  cpus: int | None, batch_pages: int | None, chunk_tables: int,
-                 fault_all: bool = True, jitter: float = 0.0) -> None:
+                 fault_all: bool = True, jitter: float = 0.0,
+                 topology: Topology = ONE_SOCKET) -> None:
         self.regions = VmRegions(vm, regions)
         self.k = k
         self.vm = vm
@@ -171,9 +173,12 @@ class _Run:
         self.sim = TimingSim(cpus or self.nr + 1, costs, granularity=granularity,
                              jitter=jitter if granularity == "exact" else 0.0)
         spin = vm.mmu.mmu_lock == LOCK_SPIN
-        self.locks = VmLocks.create(self.sim, mmu_lock="spinlock" if spin else "qrwlock")
+        self.locks = VmLocks.create(self.sim, mmu_lock="spinlock" if spin else "qrwlock",
+                                    nodes=topology.sockets)
         self.progress = FaultProgress.create(self.nr)
-        self.load = FaultLoad(self.sim.costs, self.nr)
+        # the aging thread is the test's main thread, started first: node 0
+        self.nodes = topology.place(self.nr)
+        self.load = FaultLoad(self.sim.costs, self.nr, self.nodes, aging_node=0)
         self.record = AgingRecord()
         self.aging_th: Thread | None = None
         self.moved = 0
@@ -230,7 +235,8 @@ class _Run:
         for i in range(self.nr):
             sim.spawn(f"vcpu{i}", vcpu_fault_region(
                 sim, self.locks, self.regions.pages[i], batch_pages=self.batch_pages,
-                progress=self.progress, index=i, load=self.load))
+                progress=self.progress, index=i, load=self.load, node=self.nodes[i]),
+                node=self.nodes[i])
         if self.aging is None:
             sim.run()
         else:
@@ -266,7 +272,8 @@ def run_lru_gen_benchmark(k: SimKernel, vm: Kvm, memcg_name: str,
                           costs: CostModel | None = None, granularity: str = "auto", *,
                           cpus: int | None = None, batch_pages: int | None = None,
                           chunk_tables: int = 64, fault_all: bool = True,
-                          jitter: float = EXACT_JITTER) -> BenchResult:
+                          jitter: float = EXACT_JITTER,
+                          topology: Topology = ONE_SOCKET) -> BenchResult:
     """Simulate `access_tracking_perf_test -p`: vCPUs fault their regions while aging runs.
 
     The VM's vCPU i writes region i = (gpa, nbytes) once, page by page, from
@@ -294,6 +301,9 @@ def run_lru_gen_benchmark(k: SimKernel, vm: Kvm, memcg_name: str,
         jitter: exact mode: costs drawn from [1 - jitter, 1 + jitter] x their value
             (`TimingSim`, seeded), so that the vCPUs and the aging thread do not
             phase-lock as they would with deterministic costs; ignored aggregated.
+        topology: the host's sockets: where the vCPU threads run, which node's
+            zone->lock and lru_lock their faults take, which transfers cross
+            sockets (`mglru.timing.topology`); the aging thread runs on node 0.
 
     Returns:
         The vCPU wall time, the average pass time and the number of passes.
@@ -308,5 +318,5 @@ def run_lru_gen_benchmark(k: SimKernel, vm: Kvm, memcg_name: str,
     elif aging is False:
         aging = None
     run = _Run(k, vm, regions, aging, costs if costs is not None else load_costs(), granularity,
-               cpus, batch_pages, chunk_tables, fault_all, jitter)
+               cpus, batch_pages, chunk_tables, fault_all, jitter, topology)
     return run.run()

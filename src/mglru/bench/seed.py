@@ -12,6 +12,7 @@ from typing import Any
 
 from mglru.bench.lru_gen_bench import BenchResult, run_lru_gen_benchmark
 from mglru.timing.costs import CostModel
+from mglru.timing.topology import SEED_HOST, Topology
 
 __all__ = ["CONFIGS", "CONFIG_PRESETS", "COVER_LETTER", "seed_benchmark"]
 
@@ -43,7 +44,7 @@ COVER_LETTER: dict[int, dict[str, tuple[float, float | None]]] = {
 def seed_benchmark(nr_vcpus: int, config: str = "opt", vcpu_bytes: int = 1 << 30,
                    aging: bool | None = None, arch: str = "x86", *,
                    costs: CostModel | None = None, granularity: str = "auto",
-                   **kwargs: Any) -> BenchResult:
+                   topology: Topology = SEED_HOST, **kwargs: Any) -> BenchResult:
     """The cover letter's scenario: one VM of `nr_vcpus` vCPUs with `vcpu_bytes` each.
 
     A fresh SimKernel, a memcg `access_tracking_perf_test`, the VMM process in it,
@@ -57,6 +58,7 @@ def seed_benchmark(nr_vcpus: int, config: str = "opt", vcpu_bytes: int = 1 << 30
         aging: for a preset name, whether an aging thread runs (default True);
             ignored for the three configurations.
         arch: the VM's arch model.
+        topology: the host (default: the cover letter's, two sockets: `SEED_HOST`).
         costs, granularity, **kwargs: as for `run_lru_gen_benchmark`.
     """
     from mglru.kernel import SimKernel
@@ -77,4 +79,5 @@ def seed_benchmark(nr_vcpus: int, config: str = "opt", vcpu_bytes: int = 1 << 30
     vm = k.create_vm(p, arch=arch, nr_vcpus=nr_vcpus, tlb_entries=0)
     vm.add_memory(total, gpa=0, as_ids=(0,))   # memstress: address space 0 only
     regions = [(i * vcpu_bytes, vcpu_bytes) for i in range(nr_vcpus)]
-    return run_lru_gen_benchmark(k, vm, memcg, regions, with_aging, costs, granularity, **kwargs)
+    return run_lru_gen_benchmark(k, vm, memcg, regions, with_aging, costs, granularity,
+                                 topology=topology, **kwargs)

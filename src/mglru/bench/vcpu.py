@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mglru.bench.fault import PTRS_PER_PTE, VmLocks, fault_body
+from mglru.timing.locks import QRWLock
 from mglru.timing.steps import Batch, Segment, Work
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class FaultProgress:
 
 def vcpu_fault_region(sim: TimingSim, vm: VmLocks, pages: int, *, batch_pages: int = PTRS_PER_PTE,
                       progress: FaultProgress | None = None, index: int = 0,
-                      load: FaultLoad | None = None) -> Generator:
+                      load: FaultLoad | None = None, node: int = 0) -> Generator:
     """vCPU `index` faulting in `pages` pages, one Batch of `batch_pages` faults per step.
 
     Args:
@@ -95,27 +96,34 @@ def vcpu_fault_region(sim: TimingSim, vm: VmLocks, pages: int, *, batch_pages: i
         load: the memory-system load of the vCPUs: each step's memory-bound
             work is slowed by the others' load, and the step's duty goes back
             into it; None runs every fault at its cost.
+        node: the NUMA node the vCPU runs on (its pages, zone->lock and lru_lock).
     """
     c = sim.costs
-    bodies: dict[float | None, tuple[Segment, ...]] = {}
+    rwlock = isinstance(vm.mmu_lock, QRWLock)
+    bodies: dict[tuple[float, float] | None, tuple[Segment, ...]] = {}
     done, t0 = 0, sim.now
     while done < pages:
         n = min(batch_pages, pages - done)
         level = load.others(index) if load is not None else None
         body = bodies.get(level)
         if body is None:
-            body = bodies[level] = fault_body(c if load is None else load.fault_costs(level), vm)
+            body = bodies[level] = fault_body(c if load is None else load.fault_costs(level), vm,
+                                              node)
         if progress is not None:
             rate = (sim.now - t0) / done if done else float(sum(
                 seg.ns for seg in body if isinstance(seg, Work)))
             progress.running[index] = (sim.now, n, rate, sim.active)
         t_step = sim.now
+        th = sim.active
+        w0 = th.lock_wait_ns.get(vm.mmu_lock, 0.0) if rwlock else 0.0
         yield Batch(n, body, offset=done)
         done += n
         if progress is not None:
             progress.pages_done[index] = done
         if load is not None:
-            load.step_done(index, level, (sim.now - t_step) / n)
+            # mmu_lock's readers wait only behind a writer (see FaultLoad.step_done)
+            blocked = (th.lock_wait_ns.get(vm.mmu_lock, 0.0) - w0) / n if rwlock else 0.0
+            load.step_done(index, level, (sim.now - t_step) / n, blocked)
     if progress is not None:
         progress.running[index] = (sim.now, 0, 0.0, None)
         progress.finished_at[index] = sim.now

@@ -17,9 +17,12 @@ number of readers (O(writers) for a reader of a qrwlock).
 
 The waits (M/D/1 on lines and exclusive holders, a writer-period stall
 model for qrwlock readers, a drain-and-group model for qrwlock writers) are
-in `mglru.timing.waits`; the records in `mglru.timing.streams`. Each event loop
-has one `Planner`, which owns the records (one aggregate per lock and line) and
-the threads' saved plans and duty histories: locks and threads carry none of it.
+in `mglru.timing.waits`; a transfer or hand-off costs its remote price in the
+share of the other threads' rate on the line that comes from other sockets
+(`LineStreams.remote_share`, `mglru.timing.topology`); the records in
+`mglru.timing.streams`. Each event loop has one `Planner`, which owns the
+records (one aggregate per lock and line) and the threads' saved plans and duty
+histories: locks and threads carry none of it.
 
 Stability. The cycle of a batch starts from the solution of the thread's last
 batch of the same body. Batches see each other's records one batch late, and
@@ -60,6 +63,7 @@ from typing import TYPE_CHECKING
 from mglru.timing.locks import Rcu
 from mglru.timing.steps import READ, Atomic, Batch, Work
 from mglru.timing.streams import LineStreams, LockStreams
+from mglru.timing.topology import handoff_ns, transfer_ns
 from mglru.timing.waits import line_env, lock_env, reader_wait, transfer_p, writer_wait
 
 if TYPE_CHECKING:
@@ -175,8 +179,6 @@ class Planner:
         """
         costs = self.costs
         atomic = costs.atomic
-        dt = costs.cacheline_transfer - atomic
-        handoff = costs.lock_handoff
         n = b.n
         offset = b.offset
         # the environment is fixed while planning: reduce it once (NOTE: the hot path)
@@ -189,15 +191,19 @@ class Planner:
             f = cnt / n
             if kind == 0 or kind == 2:
                 base += f * x
-                segs.append((kind, seg, f, cnt, None, None, None, None))
+                segs.append((kind, seg, f, cnt, None, None, None, None, 0.0, 0.0))
             elif kind == 1:
                 base += f * x * atomic
-                segs.append((1, seg, f, cnt, line_env(lls, th, now), None, None, lls))
+                lenv = line_env(lls, th, now)
+                segs.append((1, seg, f, cnt, lenv, None, None, lls,
+                             transfer_ns(costs, lenv[4]) - atomic, 0.0))
             else:
                 base += f * (x + 2 * atomic)
                 ls.purge(now)
-                segs.append((kind, seg, f, cnt, line_env(lls, th, now),
-                             lock_env(ls, th, kind == 4), ls, lls))
+                lenv = line_env(lls, th, now)
+                # transfers and hand-offs from other sockets cross the interconnect
+                segs.append((kind, seg, f, cnt, lenv, lock_env(ls, th, kind == 4), ls, lls,
+                             transfer_ns(costs, lenv[4]) - atomic, handoff_ns(costs, lenv[4])))
         if not segs:
             return 0
         plans = self._plans.get(th)
@@ -212,7 +218,7 @@ class Planner:
         plan = list(last) if last is not None else [None] * len(segs)
         for _ in range(_ITERATIONS):
             total = 0.0
-            for i, (kind, seg, f, _cnt, lenv, kenv, _ls, _lls) in enumerate(segs):
+            for i, (kind, seg, f, _cnt, lenv, kenv, _ls, _lls, dt, handoff) in enumerate(segs):
                 if kind == 0 or kind == 2:
                     total += f * seg.ns
                     continue
@@ -264,7 +270,7 @@ class Planner:
         # duration is not damped: it follows the environment without lag.
         rec = [None] * len(segs)
         rcyc = cyc
-        for i, (kind, _seg, f, _cnt, _lenv, _kenv, _ls, _lls) in enumerate(segs):
+        for i, (kind, _seg, f, *_rest) in enumerate(segs):
             if kind < 3:
                 continue
             wait, wait2 = plan[i][0], plan[i][6]
@@ -287,8 +293,6 @@ class Planner:
                 segs: list, plan: list, rec: list) -> None:
         """Leave the batch's stream records on its locks and lines; add its stats."""
         atomic = self.costs.atomic
-        dt = self.costs.cacheline_transfer - atomic
-        handoff = self.costs.lock_handoff
         window = self.window_ns
         expires = now + duration + window
         hists = self._duty.get(th)
@@ -300,8 +304,8 @@ class Planner:
         duty: dict = {}
         spin = 0.0
         lines: dict = {}
-        for (kind, seg, f, cnt, lenv, _kenv, ls, lls), pl, rc in zip(segs, plan, rec,
-                                                                     strict=True):
+        for (kind, seg, f, cnt, lenv, _kenv, ls, lls, dt, handoff), pl, rc in zip(
+                segs, plan, rec, strict=True):
             if kind == 0:
                 continue
             if kind == 2:
@@ -329,6 +333,8 @@ class Planner:
             st.contended += cnt * pc
             st.wait_ns += cnt * wait
             st.hold_ns += cnt * hold
+            if wait:
+                th.lock_wait_ns[lock] = th.lock_wait_ns.get(lock, 0.0) + cnt * wait
             if lock.spinning:
                 spin += cnt * (wait + 2 * lw)
             line = lock.line

@@ -26,7 +26,8 @@ holder of a spinning lock, or of an RCU read section, is not preemptible
 
 Every lock word is a `CacheLine`: a FIFO server of atomics. An atomic on a
 line last touched by the same thread costs `atomic`; on a line last touched by
-another thread it costs `cacheline_transfer` (the line moves), and atomics queue
+another thread it costs `cacheline_transfer` (the line moves; `cacheline_transfer_remote`
+from a thread on another socket, `mglru.timing.topology`), and atomics queue
 behind each other, so contention on a hot line emerges from queueing. Taking a
 lock touches its line (the acquiring RMW); releasing touches it again; a waiter
 granted the lock also pays `lock_handoff` (noticing the release); readers let in
@@ -138,7 +139,9 @@ class CacheLine:
         start = now if now >= self.free_at else self.free_at
         svc = costs.atomic * count + extra
         if self.owner is not None and self.owner is not th:
-            svc += costs.cacheline_transfer - costs.atomic
+            # from a core on another socket the line crosses the interconnect
+            svc += (costs.cacheline_transfer_remote if self.owner.node != th.node
+                    else costs.cacheline_transfer) - costs.atomic
             self.transfers += 1
         self.owner = th
         self.touches += count
@@ -215,6 +218,8 @@ class Lock:
         if queued:
             st.contended += 1
         st.wait_ns += wait
+        if wait:
+            th.lock_wait_ns[self] = th.lock_wait_ns.get(self, 0) + wait
         if wait > st.max_wait_ns:
             st.max_wait_ns = wait
 

@@ -71,6 +71,7 @@ from mglru.timing.threads import (
     Cpu,
     Thread,
 )
+from mglru.timing.topology import handoff_ns
 
 __all__ = ["TimingSim", "Thread", "Cpu", "URGENT", "NORMAL", "GRANULARITIES",
            "NEW", "RUNNABLE", "RUNNING", "SPINNING", "BLOCKED", "DONE"]
@@ -169,8 +170,9 @@ class TimingSim:
         return self._rcu
 
     # -- driver API ------------------------------------------------------------------
-    def spawn(self, name: str, gen: Generator, at: int | None = None) -> Thread:
-        """Add a thread running `gen`, runnable at time `at` (default: now).
+    def spawn(self, name: str, gen: Generator, at: int | None = None, *,
+              node: int = 0) -> Thread:
+        """Add a thread running `gen`, runnable at time `at` (default: now), on NUMA `node`.
 
         Raises:
             ValueError: the name is taken or `at` is in the past.
@@ -180,7 +182,7 @@ class TimingSim:
         at = self.now if at is None else at
         if at < self.now:
             raise ValueError(f"cannot spawn in the past: at={at} < now={self.now}")
-        th = Thread(name, [gen], since=at)
+        th = Thread(name, [gen], since=at, node=node)
         self.threads[name] = th
         self._schedule(at, URGENT if at == self.now else NORMAL, _WAKE, th)
         return th
@@ -456,8 +458,12 @@ class TimingSim:
         if lock.spinning:
             th.nonpreempt -= 1
         th.debt += lock.line.touch(th, now) - now
-        handoff = self.costs.lock_handoff
         for waiter, mode in lock.grant_waiters(now):
+            # the hand-off crosses the interconnect when the lock word comes from
+            # another socket (the releaser's, or the reader's before in the queue)
+            last = lock.line.owner
+            handoff = round(handoff_ns(self.costs, float(last is not None
+                                                         and last.node != waiter.node)))
             if lock.spinning:
                 waiter.spin_ns += now - waiter.spin_since
                 self._set_state(waiter, RUNNING)

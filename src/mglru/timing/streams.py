@@ -23,16 +23,19 @@ __all__ = ["LineStreams", "LockStreams"]
 class LineStreams:
     """Streams on one cache line (or one lock mode): per thread (rate l per ns, service s ns).
 
-    Aggregates (n, sum l, sum l s, sum l s^2, sum s) are kept incrementally.
-    Expired records are dropped lazily through a heap of expiry times.
+    Aggregates (n, sum l, sum l s, sum l s^2, sum s, and sum l per NUMA node of
+    the threads) are kept incrementally. Expired records are dropped lazily
+    through a heap of expiry times.
     """
 
-    __slots__ = ("recs", "n", "lam", "lam_s", "lam_s2", "s_sum", "_heap", "_seq")
+    __slots__ = ("recs", "n", "lam", "lam_s", "lam_s2", "s_sum", "lam_node", "_heap", "_seq")
 
     def __init__(self) -> None:
         self.recs: dict[Thread, tuple[float, float, int]] = {}
         self.n = 0
         self.lam = self.lam_s = self.lam_s2 = self.s_sum = 0.0
+        #: node -> sum l of the threads running there
+        self.lam_node: dict[int, float] = {}
         self._heap: list[tuple[int, int, Thread]] = []
         self._seq = 0
 
@@ -46,12 +49,14 @@ class LineStreams:
             self.lam_s += lam * s - olam * os_
             self.lam_s2 += lam * s * s - olam * os_ * os_
             self.s_sum += s - os_
+            self.lam_node[th.node] += lam - olam
         else:
             self.n += 1
             self.lam += lam
             self.lam_s += lam * s
             self.lam_s2 += lam * s * s
             self.s_sum += s
+            self.lam_node[th.node] = self.lam_node.get(th.node, 0.0) + lam
         recs[th] = (lam, s, expires)
         self._seq += 1
         heapq.heappush(self._heap, (expires, self._seq, th))
@@ -65,7 +70,9 @@ class LineStreams:
         self.n -= 1
         if self.n == 0:
             self.lam = self.lam_s = self.lam_s2 = self.s_sum = 0.0
+            self.lam_node.clear()
             return
+        self.lam_node[th.node] -= lam
         self.lam -= lam
         self.lam_s -= lam * s
         self.lam_s2 -= lam * s * s
@@ -79,6 +86,16 @@ class LineStreams:
             rec = self.recs.get(th)
             if rec is not None and rec[2] == expires:
                 self.drop(th)
+
+    def remote_share(self, th: Thread) -> float:
+        """The share of the other threads' rate that comes from other NUMA nodes than `th`'s."""
+        own = self.recs.get(th)
+        lam = self.lam - (own[0] if own is not None else 0.0)
+        if lam <= 0.0 or len(self.lam_node) < 2:
+            return 0.0
+        local = self.lam_node.get(th.node, 0.0) - (own[0] if own is not None else 0.0)
+        share = 1.0 - local / lam
+        return 0.0 if share < 0.0 else (1.0 if share > 1.0 else share)
 
     def others(self, th: Thread) -> tuple[int, float, float, float, float]:
         """(n, sum l, sum l s, sum l s^2, sum s) over threads other than `th`."""

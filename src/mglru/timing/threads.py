@@ -51,6 +51,8 @@ class Thread:
         steps: steps performed.
         batch_span: aggregated mode: (start, end) of the running Batch.
         parked: stopped at a `park()` step until `TimingSim.unpark`.
+        node: the NUMA node (socket) it runs on (`mglru.timing.topology`).
+        lock_wait_ns: per lock, the time it waited to get it (both granularities).
     """
 
     name: str
@@ -75,6 +77,8 @@ class Thread:
     steps: int = 0
     batch_span: tuple[int, int] = (0, 0)
     parked: bool = False
+    node: int = 0
+    lock_wait_ns: dict[Any, float] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"Thread({self.name!r}, {self.state})"

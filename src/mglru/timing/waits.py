@@ -57,19 +57,24 @@ __all__ = ["line_env", "transfer_p", "lock_env", "gap_moments", "writer_wait", "
 _MAX_STALL = 0.98
 
 
-def line_env(ls: LineStreams, th: Thread, now: int) -> tuple[int, float, float, float]:
-    """The other threads' touch streams on a line: (n, rate, load, M/D/1 wait)."""
+def line_env(ls: LineStreams, th: Thread,
+             now: int) -> tuple[int, float, float, float, float]:
+    """The other threads' touch streams on a line: (n, rate, load, M/D/1 wait, remote share).
+
+    The remote share is the part of their rate from other sockets: the share
+    of my transfers that cross the interconnect (`mglru.timing.topology`).
+    """
     ls.purge(now)
     n, lam, rho, s2, s_sum = ls.others(th)
     if n <= 0 or lam <= 0:
-        return 0, 0.0, 0.0, 0.0
+        return 0, 0.0, 0.0, 0.0, 0.0
     wait = s2 / (2.0 * (1.0 - rho)) if rho < 1.0 else s_sum
-    return n, lam, rho, min(wait, s_sum)
+    return n, lam, rho, min(wait, s_sum), ls.remote_share(th)
 
 
-def transfer_p(env: tuple[int, float, float, float], window: float) -> float:
+def transfer_p(env: tuple[int, float, float, float, float], window: float) -> float:
     """Probability that another thread touched the line within `window` ns."""
-    n, lam, _rho, _wait = env
+    n, lam = env[0], env[1]
     if n == 0:
         return 0.0
     x = lam * window if window > 0 else 0.0
