@@ -31,6 +31,7 @@ from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
 from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_NR_GENS, MIN_LRU_BATCH
 from mglru.mm.mmu_notifier import mmu_notifier_clear_young
 from mglru.mm.page import (
+    NR_RESERVED_PFNS,
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SHIFT,
@@ -47,7 +48,6 @@ from mglru.mm.page import (
     PG_swapcache,
     PG_tail,
     PG_workingset,
-    is_zero_pfn,
 )
 from mglru.mm.process import VM_SPECIAL
 
@@ -175,17 +175,19 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
     base_idx = idx - ((addr - start) >> PAGE_SHIFT)
     fp = mm.pt.flat_pfn()
     n = (end - start) >> PAGE_SHIFT
-    for i in range(n):
+    # NOTE: the PTE tests are done for the whole window at once; the loop only
+    # changes the bits of the PTE it is at, so testing them first is the same
+    win_f = ff[base_idx: base_idx + n]
+    win_p = fp[base_idx: base_idx + n].astype(np.int64)
+    cand = (win_f & (PTE_PRESENT | PTE_SPECIAL)) == PTE_PRESENT
+    if not has_notifiers:
+        cand &= (win_f & PTE_YOUNG) != 0
+    cand &= (win_p >= max(node.start_pfn, NR_RESERVED_PFNS)) & (win_p < node.end_pfn)
+    for i in np.flatnonzero(cand).tolist():
         j = base_idx + i
         a = start + (i << PAGE_SHIFT)
-        f = ff[j]
-        if (f & (PTE_PRESENT | PTE_SPECIAL)) != PTE_PRESENT:
-            continue
-        pfn = int(fp[j])
-        if is_zero_pfn(pfn) or not node.start_pfn <= pfn < node.end_pfn:
-            continue
-        if not f & PTE_YOUNG and not has_notifiers:
-            continue
+        f = int(win_f[i])
+        pfn = int(win_p[i])
         head = pfn & ~511 if k.mem.flags[pfn] & PG_tail else pfn
         if k.mem.memcg[head] != memcg_id:
             continue

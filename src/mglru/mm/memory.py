@@ -10,7 +10,7 @@ Per-pfn state, 9 bytes per 4 KiB page:
 =========  ======  =====================================================
 array      dtype   meaning
 =========  ======  =====================================================
-flags      uint16  PG_* bits and the 2-bit refs field (mm.page)      
+flags      uint16  PG_* bits and the 2-bit refs field (mm.page)
 gen        uint8   the folio's gen field: gen index + 1, 0 = not on MGLRU
 lru        uint32  which generation *list* holds it and where (see
                    lru_gen.lists); lists are sorted lazily, so the list
@@ -29,6 +29,7 @@ Future optimizations:
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,11 +143,12 @@ class PhysMem:
         #: lazily allocated PG_idle / PG_young bits (mm.page_idle)
         self.page_idle: npt.NDArray[np.uint8] | None = None
         self._node_starts = np.array([n.start_pfn for n in self.nodes], np.int64)
+        self._node_start_list = [n.start_pfn for n in self.nodes]
 
     # -- lookups ----------------------------------------------------------------
     def pfn_to_nid(self, pfn: int) -> int:
         """Node of a pfn."""
-        return int(np.searchsorted(self._node_starts, pfn, side="right") - 1)
+        return bisect_right(self._node_start_list, pfn) - 1
 
     def pfns_to_nid(self, pfns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Nodes of many pfns."""
