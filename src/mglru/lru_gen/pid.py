@@ -62,11 +62,17 @@ def folio_tier(cfg: KernelConfig, flags: int) -> int:
 def read_ctrl_pos(lruvec: Lruvec, type_: int, tier: int, gain: int, shift: int) -> CtrlPos:
     """Sum one tier (0..3) or all tiers (4) of a type. `shift` = 1 indexes protected[tier-1]."""
     hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
+    # NOTE: one list per counter row; indexing numpy scalars one by one cost more
+    avg_refaulted = lruvec.avg_refaulted[type_].tolist()
+    refaulted_ = lruvec.refaulted[hist, type_].tolist()
+    avg_total = lruvec.avg_total[type_].tolist()
+    protected = lruvec.protected[hist, type_].tolist()
+    evicted = lruvec.evicted[hist, type_].tolist()
     refaulted = total = 0
     for i in range(tier % MAX_NR_TIERS, min(tier, MAX_NR_TIERS - 1) + 1):
-        refaulted += int(lruvec.avg_refaulted[type_, i] + lruvec.refaulted[hist, type_, i])
-        prot = int(lruvec.protected[hist, type_, i - shift]) if i >= shift else 0
-        total += int(lruvec.avg_total[type_, i] + prot + lruvec.evicted[hist, type_, i])
+        refaulted += avg_refaulted[i] + refaulted_[i]
+        prot = protected[i - shift] if i >= shift else 0
+        total += avg_total[i] + prot + evicted[i]
     return CtrlPos(refaulted, total, gain)
 
 

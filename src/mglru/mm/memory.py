@@ -171,6 +171,8 @@ class PhysMem:
         if n == 0:
             return np.empty(0, np.int64)
         order = [nid] + [m.nid for m in self.nodes if m.nid != nid]
+        if n == 1:  # a fault's page: the same choice as below, on Python ints
+            return np.array([self._alloc_one(order)], np.int64)
         if sum(self.nodes[m].nr_free for m in order) < n:
             raise OutOfMemory(f"cannot allocate {n} pages")
         parts: list[npt.NDArray[np.int64]] = []
@@ -204,6 +206,29 @@ class PhysMem:
             if not need:
                 break
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _alloc_one(self, order: list[int]) -> int:
+        """`alloc_pages` of one page over the nodes in `order`."""
+        for m in order:
+            node = self.nodes[m]
+            if node.free:
+                chunk = node.free[-1]
+                if len(chunk) == 1:
+                    node.free.pop()
+                else:
+                    node.free[-1] = chunk[:-1]
+                node.nr_free_listed -= 1
+                return int(chunk[-1])
+            if node.fresh < node.end_pfn:
+                node.fresh += 1
+                return node.fresh - 1
+            if node.free_thp:  # split a free PMD block into 4 KiB pages
+                head = node.free_thp.pop()
+                node.free.append(np.arange(head + 1, head + HPAGE_PMD_NR, dtype=np.int64))
+                node.free_gen += 1
+                node.nr_free_listed -= 1
+                return head
+        raise OutOfMemory("cannot allocate 1 pages")
 
     def alloc_thp(self, nid: int) -> int:
         """Allocate one 512-aligned PMD-sized block; -1 if no node has one.
