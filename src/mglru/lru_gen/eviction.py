@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.memcg import MemCgroup
 
-__all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging", "get_nr_to_scan",
-           "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
+__all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging",
+           "get_nr_to_scan", "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
 
 
 @dataclass(slots=True)
@@ -214,8 +214,9 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
         kept = shrink_folio_list(k, lruvec, batch, sc)
         retry: list[int] = []
         putback: list[int] = []
-        for pfn in reversed(kept):
-            flags = int(mem.flags[pfn])
+        rev = kept[::-1]
+        # each step below changes only its own folio's flags: read them all at once
+        for pfn, flags in zip(rev, mem.flags[rev].tolist(), strict=True):
             if flags & PG_unevictable:
                 mem.flags[pfn] = flags | PG_lru
                 continue
@@ -280,7 +281,8 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
     return nr_to_scan < 0
 
 
-def run_eviction(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int, nr_to_reclaim: int) -> None:
+def run_eviction(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int,
+                 nr_to_reclaim: int) -> None:
     """The debugfs `-` command. mm/vmscan.c: run_eviction().
 
     Raises:
