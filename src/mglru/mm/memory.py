@@ -172,7 +172,7 @@ class PhysMem:
             return np.empty(0, np.int64)
         order = [nid] + [m.nid for m in self.nodes if m.nid != nid]
         if n == 1:  # a fault's page: the same choice as below, on Python ints
-            return np.array([self._alloc_one(order)], np.int64)
+            return np.array([self.alloc_page(nid)], np.int64)
         if sum(self.nodes[m].nr_free for m in order) < n:
             raise OutOfMemory(f"cannot allocate {n} pages")
         parts: list[npt.NDArray[np.int64]] = []
@@ -207,9 +207,13 @@ class PhysMem:
                 break
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _alloc_one(self, order: list[int]) -> int:
-        """`alloc_pages` of one page over the nodes in `order`."""
-        for m in order:
+    def alloc_page(self, nid: int) -> int:
+        """`alloc_pages(nid, 1)`: the pfn, on Python ints.
+
+        Raises:
+            OutOfMemory: no free page in the whole machine.
+        """
+        for m in [nid] + [m.nid for m in self.nodes if m.nid != nid]:
             node = self.nodes[m]
             if node.free:
                 chunk = node.free[-1]

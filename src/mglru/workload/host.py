@@ -45,6 +45,7 @@ from mglru.workload._host_kernel import KIND_FILE, KIND_RECENCY, KIND_THP, host_
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
+    from mglru.mm.memory import Node
     from mglru.mm.process import Mm, Process
     from mglru.workload.stream import Stream
 
@@ -93,7 +94,7 @@ class _VmaTable:
 _FAULT_BATCH = 1024
 
 
-def _next_pfns(node, n: int) -> npt.NDArray[np.int64]:  # noqa: ANN001
+def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
     """The pages `alloc_pages(nid, 1)` would return next, n times: the free lists'
     last chunk from its end, then the one before, then never-used memory."""
     parts = []
@@ -152,9 +153,8 @@ def apply_faults(k: SimKernel, p: Process, fault: tuple) -> int:
     mem = k.mem
     memcg = p.mm.memcg
     n = int(res[R_ALLOC])
-    order = [p.nid] + [m.nid for m in mem.nodes if m.nid != p.nid]
     for t in range(n):  # the allocator's own bookkeeping, page by page
-        pfn = mem._alloc_one(order)  # noqa: SLF001
+        pfn = mem.alloc_page(p.nid)
         if pfn != next_pfns[t]:
             raise AssertionError(f"allocation {t}: expected pfn {next_pfns[t]}, got {pfn}")
     memcg.charge(n)
