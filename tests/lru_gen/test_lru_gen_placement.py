@@ -222,3 +222,32 @@ def test_entering_active_folio_loses_its_tier_on_6_9_to_6_13(preset: str) -> Non
     assert refs == ([0, 0] if reset else [2, 2]) + [2, 2]
     assert referenced == [not reset, not reset, True, True]
     assert all(x & PG_workingset for x in flags) and not any(x & PG_active for x in flags)
+
+
+@pytest.mark.parametrize("preset", LADDER[1:2] + BY_WORKINGSET[:1])
+@pytest.mark.parametrize("nr_gens", [2, 3, 4])
+def test_lru_gen_add_one_matches_lru_gen_add_folio(preset: str, nr_gens: int) -> None:
+    """The fault path's one-folio twin reaches the state lru_gen_add_folio() reaches, for
+    every combination of the flags the placement reads (and unevictable, THP heads)."""
+    from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_add_one
+    from mglru.mm.page import LRU_REFS_SHIFT, PG_head, PG_referenced, PG_unevictable
+
+    bits = [PG_active, PG_workingset, PG_swapbacked, PG_swapcache, PG_reclaim, PG_dirty,
+            PG_writeback, PG_unevictable, PG_head, PG_referenced, 1 << LRU_REFS_SHIFT]
+    states = []
+    for one in (False, True):
+        k, _ = kernel(preset)
+        lv = k.lruvec("/a")
+        lv.max_seq = 7
+        lv.min_seq = [7 - nr_gens + 1, 7 - nr_gens + 2 if nr_gens > 2 else 6]
+        pfns = np.arange(4096, 4096 + (1 << len(bits)), dtype=np.int64)
+        k.mem.flags[pfns] = [sum(b for i, b in enumerate(bits) if c >> i & 1)
+                             for c in range(len(pfns))]
+        for pfn in pfns:
+            if one:
+                lru_gen_add_one(k.mem, lv, int(pfn))
+            else:
+                lru_gen_add_folio(k.mem, lv, np.array([pfn]))
+        states.append((k.mem.flags[pfns].tolist(), k.mem.gen[pfns].tolist(),
+                       k.mem.lru[pfns].tolist(), lv.nr_pages.tolist(), lv.nr_listed.tolist()))
+    assert states[0] == states[1]

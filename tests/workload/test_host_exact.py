@@ -64,7 +64,7 @@ def streams(draw):
     limit = None if thp else draw(st.sampled_from([None, 20, 36]))
     n = draw(st.integers(0, 160))
     seed = draw(st.integers(0, 2**31))
-    config = draw(st.sampled_from(["v6.10", "seed-v4"]))
+    config = draw(st.sampled_from(["v6.10", "seed-v4", "v6.1", "v6.14"]))
     return thp, limit, n, seed, config
 
 

@@ -83,7 +83,9 @@ class GuestTlb:
             return hit
         cached = np.isin(uniq, self.keys)
         cand = np.sort(first[cached])  # first uses of cached keys, in order
-        rank = {int(key): r for r, key in enumerate(self.keys)}  # 0 = least recent
+        # each candidate's rank (0 = least recent); TLB keys are unique
+        sorter = np.argsort(self.keys)
+        ranks = sorter[np.searchsorted(self.keys, keys[cand], sorter=sorter)].tolist()
         free = self.entries - len(self.keys)
         evict_ptr = 0  # next cached entry (by rank) to evict
         refreshed = set()
@@ -92,14 +94,13 @@ class GuestTlb:
         order = self.keys
         firsts = np.sort(first)
         pos_in_firsts = np.searchsorted(firsts, cand)
-        for i, pos in zip(cand.tolist(), pos_in_firsts.tolist()):
+        for i, pos, r in zip(cand.tolist(), pos_in_firsts.tolist(), ranks, strict=True):
             misses = pos - hits_before  # distinct keys used before i that missed
             need = max(0, misses - free)
             while evicted < need and evict_ptr < len(order):
                 if evict_ptr not in refreshed:
                     evicted += 1
                 evict_ptr += 1
-            r = rank[int(keys[i])]
             if r >= evict_ptr or r in refreshed:
                 hit[i] = True
                 refreshed.add(r)

@@ -263,8 +263,9 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
         kept = shrink_folio_list(k, lruvec, batch, sc)
         retry: list[int] = []
         putback: list[int] = []
-        for pfn in reversed(kept):
-            flags = int(mem.flags[pfn])
+        rev = kept[::-1]
+        # each step below changes only its own folio's flags: read them all at once
+        for pfn, flags in zip(rev, mem.flags[rev].tolist(), strict=True):
             if flags & PG_unevictable:
                 mem.flags[pfn] = flags | PG_lru
                 continue

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mglru.lru_gen.helpers import MAX_NR_GENS, MIN_NR_GENS
-from mglru.lru_gen.lists import list_add, list_del, list_gens
+from mglru.lru_gen.lists import list_add, list_add_one, list_del, list_gens
 from mglru.mm.page import (
     HPAGE_PMD_NR,
     LRU_REFS_MASK,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from mglru.mm.memory import PhysMem
 
 __all__ = ["lru_gen_folio_seq", "lru_gen_add_folio", "lru_gen_del_folio", "folio_types",
-           "folio_nr_pages", "account_listed"]
+           "folio_nr_pages", "account_listed", "lru_gen_add_one"]
 
 
 def folio_types(flags: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
@@ -140,6 +140,50 @@ def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     return seqs
 
 
+def _folio_seq_one(lruvec: Lruvec, flags: int, reclaiming: bool) -> int:
+    """`lru_gen_folio_seq` for one folio, on Python ints (the fault path's common case)."""
+    max_seq = lruvec.max_seq
+    min_seq = lruvec.min_seq[0 if flags & PG_swapbacked else 1]
+    ws = flags & PG_workingset
+    anon_not_sc = flags & PG_swapbacked and not flags & PG_swapcache
+    reclaim_wb = flags & PG_reclaim and flags & (PG_dirty | PG_writeback)
+    if not lruvec.folio_seq_by_workingset:  # see _folio_seq_by_distance
+        if flags & PG_active:
+            return max_seq
+        if anon_not_sc or reclaim_wb:
+            return max_seq - 1
+        return min_seq if reclaiming or min_seq + MIN_NR_GENS >= max_seq else min_seq + 1
+    if flags & PG_active:
+        seq = max_seq if ws else max_seq - 1
+    elif reclaiming:
+        seq = max_seq - MAX_NR_GENS + 1
+    elif anon_not_sc or reclaim_wb:
+        seq = max_seq - 1
+    else:
+        seq = max_seq - 2 if ws else max_seq - 3
+    return max(seq, min_seq)
+
+
+def lru_gen_add_one(mem: PhysMem, lruvec: Lruvec, pfn: int) -> None:
+    """`lru_gen_add_folio` (not reclaiming) for one head pfn: the same state, no arrays.
+
+    NOTE: a fault adds one folio; numpy calls on 1-element arrays cost more than
+    the work, so this twin does it on Python ints (tests check the two agree).
+    """
+    flags = int(mem.flags[pfn])
+    if flags & PG_unevictable:
+        return
+    gen = _folio_seq_one(lruvec, flags, False) % MAX_NR_GENS
+    mem.gen[pfn] = gen + 1
+    list_add_one(mem, pfn, gen)
+    if lruvec.active_add_resets_tier and flags & PG_active:
+        flags &= ~(LRU_REFS_MASK | PG_referenced)
+    mem.flags[pfn] = (flags & ~PG_active) | PG_lru
+    type_ = 0 if flags & PG_swapbacked else 1
+    lruvec.nr_pages[gen, type_, 0] += HPAGE_PMD_NR if flags & PG_head else 1
+    lruvec.nr_listed[gen, type_, 0] += 1
+
+
 def lru_gen_del_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
                       reclaiming: bool) -> None:
     """Take folios off MGLRU lists. include/linux/mm_inline.h: lru_gen_del_folio().
@@ -156,7 +200,8 @@ def lru_gen_del_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     account_listed(lruvec, lgens, types, nr, -1, pages=False)
     new = flags & ~np.uint16(PG_lru)
     if not reclaiming:
-        active = (gens == lruvec.max_seq % MAX_NR_GENS) | (gens == (lruvec.max_seq - 1) % MAX_NR_GENS)
+        active = ((gens == lruvec.max_seq % MAX_NR_GENS)
+                  | (gens == (lruvec.max_seq - 1) % MAX_NR_GENS))
         new = np.where(active, new | PG_active, new).astype(np.uint16)
     mem.flags[pfns] = new
     mem.gen[pfns] = 0

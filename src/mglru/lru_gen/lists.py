@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from mglru.mm.memory import PhysMem
 
 __all__ = ["LRU_LIST_SHIFT", "ORDER_MASK", "ORDER_MID", "list_gens", "list_add",
-           "list_del", "tail_first", "renumber", "reserve_tail"]
+           "list_del", "tail_first", "renumber", "reserve_tail", "list_add_one"]
 
 LRU_LIST_SHIFT = 29
 ORDER_MASK = (1 << LRU_LIST_SHIFT) - 1
@@ -84,6 +84,14 @@ def list_add(mem: PhysMem, pfns: npt.NDArray[np.int64], gens: npt.NDArray[np.int
         mem.order_head += n
     gen_bits = (np.asarray(gens, np.int64) + 1) << LRU_LIST_SHIFT
     mem.lru[pfns] = (gen_bits | keys).astype(np.uint32)
+
+
+def list_add_one(mem: PhysMem, pfn: int, gen: int) -> None:
+    """`list_add` of one folio at the head of the list of `gen`."""
+    if mem.order_head + 1 > ORDER_MASK:
+        renumber(mem)
+    mem.order_head += 1
+    mem.lru[pfn] = ((gen + 1) << LRU_LIST_SHIFT) | mem.order_head
 
 
 def list_del(mem: PhysMem, pfns: npt.NDArray[np.int64]) -> None:

@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mglru.lru_gen._look_around_kernel import harvest_window
 from mglru.lru_gen.bloom import update_bloom_filter
 from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
 from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_NR_GENS, MIN_LRU_BATCH
 from mglru.mm.mmu_notifier import mmu_notifier_clear_young
 from mglru.mm.page import (
+    NR_RESERVED_PFNS,
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SHIFT,
@@ -47,7 +49,6 @@ from mglru.mm.page import (
     PG_swapcache,
     PG_tail,
     PG_workingset,
-    is_zero_pfn,
 )
 from mglru.mm.process import VM_SPECIAL
 
@@ -124,6 +125,35 @@ def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> 
         lru_gen_add_folio(mem, lruvec, arr)
 
 
+def _harvest(k: SimKernel, lruvec: Lruvec, mm, window, start: int, base_idx: int,  # noqa: ANN001
+             walk) -> int:
+    """The window loop of `lru_gen_look_around` in Python (notifiers, v6.14+ activation)."""
+    rules = k.rules
+    win_f, win_p, cand = window
+    memcg_id = lruvec.memcg.id
+    fast_only = rules.look_around_window_fast_only
+    young = 0
+    for i in np.flatnonzero(cand).tolist():
+        j = base_idx + i
+        a = start + (i << PAGE_SHIFT)
+        f = int(win_f[i])
+        pfn = int(win_p[i])
+        head = pfn & ~511 if k.mem.flags[pfn] & PG_tail else pfn
+        if k.mem.memcg[head] != memcg_id:
+            continue
+        if rules.look_around_skips_lone_and_unlisted and k.mem.gen[head] == 0:
+            continue  # not on an MGLRU list (e.g. the folio under reclaim)
+        if not rules.look_around_notify:
+            if not f & PTE_YOUNG:
+                continue
+            win_f[i] &= ~np.uint8(PTE_YOUNG)
+        elif not _clear_young_notify(k, mm, a, j, fast_only):
+            continue
+        young += 1
+        _update_folio(k, lruvec, head, bool(f & PTE_DIRTY), walk)
+    return young
+
+
 def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> bool:
     """Harvest the PTEs around a mapping of a folio under reclaim; returns referenced."""
     rules = k.rules
@@ -175,30 +205,22 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
     base_idx = idx - ((addr - start) >> PAGE_SHIFT)
     fp = mm.pt.flat_pfn()
     n = (end - start) >> PAGE_SHIFT
-    for i in range(n):
-        j = base_idx + i
-        a = start + (i << PAGE_SHIFT)
-        f = ff[j]
-        if (f & (PTE_PRESENT | PTE_SPECIAL)) != PTE_PRESENT:
-            continue
-        pfn = int(fp[j])
-        if is_zero_pfn(pfn) or not node.start_pfn <= pfn < node.end_pfn:
-            continue
-        if not f & PTE_YOUNG and not has_notifiers:
-            continue
-        head = pfn & ~511 if k.mem.flags[pfn] & PG_tail else pfn
-        if k.mem.memcg[head] != memcg_id:
-            continue
-        if rules.look_around_skips_lone_and_unlisted and k.mem.gen[head] == 0:
-            continue  # not on an MGLRU list (e.g. the folio under reclaim)
-        if not rules.look_around_notify:
-            if not f & PTE_YOUNG:
-                continue
-            ff[j] &= ~np.uint8(PTE_YOUNG)
-        elif not _clear_young_notify(k, mm, a, j, fast_only):
-            continue
-        young += 1
-        _update_folio(k, lruvec, head, bool(f & PTE_DIRTY), walk)
+    # NOTE: the PTE tests are done for the whole window at once; the loop only
+    # changes the bits of the PTE it is at, so testing them first is the same
+    win_f = ff[base_idx: base_idx + n]
+    win_p = fp[base_idx: base_idx + n].astype(np.int64)
+    cand = (win_f & (PTE_PRESENT | PTE_SPECIAL)) == PTE_PRESENT
+    if not has_notifiers:
+        cand &= (win_f & PTE_YOUNG) != 0
+    cand &= (win_p >= max(node.start_pfn, NR_RESERVED_PFNS)) & (win_p < node.end_pfn)
+    if not has_notifiers and (walk is not None or not k.cfg.two_step_promotion):
+        young += harvest_window(
+            win_f, win_p, np.flatnonzero(cand), k.mem.flags, k.mem.gen, k.mem.memcg,
+            lruvec.nr_pages[:, :, 0], memcg_id, rules.look_around_skips_lone_and_unlisted,
+            lruvec.max_seq % MAX_NR_GENS, walk is not None, k.cfg.two_step_promotion,
+            LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10)
+    else:
+        young += _harvest(k, lruvec, mm, (win_f, win_p, cand), start, base_idx, walk)
     st = lruvec.mm_state
     if st is not None and young * 8 >= n:
         update_bloom_filter(st, lruvec.max_seq, mm.id, start >> PMD_SHIFT)

@@ -52,7 +52,8 @@ class MmState:
         default_factory=lambda: [None] * NR_BLOOM_FILTERS
     )
     #: stats[hist][item]; all six items kept, the ABI shows the version's set
-    stats: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((1, NR_MM_STATS_ALL), np.int64))
+    stats: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros((1, NR_MM_STATS_ALL), np.int64))
 
     @staticmethod
     def new_filter() -> npt.NDArray[np.uint64]:
@@ -110,7 +111,7 @@ class Lruvec:
 
     def nr_pages_of_seq(self, seq: int, type_: int) -> int:
         """Pages (clamped at 0) whose gen field is the gen of `seq`."""
-        return max(int(self.nr_pages[seq % MAX_NR_GENS, type_].sum()), 0)
+        return max(sum(self.nr_pages[seq % MAX_NR_GENS, type_].tolist()), 0)
 
     def total_pages(self) -> int:
         """All pages on this lruvec's MGLRU lists."""

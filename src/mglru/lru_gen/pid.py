@@ -59,15 +59,29 @@ def folio_tier(cfg: KernelConfig, flags: int) -> int:
     return refs.bit_length()
 
 
-def read_ctrl_pos(lruvec: Lruvec, type_: int, tier: int, gain: int, shift: int) -> CtrlPos:
-    """Sum one tier (0..3) or all tiers (4) of a type. `shift` = 1 indexes protected[tier-1]."""
+def _tier_counts(lruvec: Lruvec, type_: int, shift: int) -> tuple[list[int], list[int]]:
+    """Per tier of a type: (refaulted, total) as read_ctrl_pos() adds them up."""
     hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
-    refaulted = total = 0
-    for i in range(tier % MAX_NR_TIERS, min(tier, MAX_NR_TIERS - 1) + 1):
-        refaulted += int(lruvec.avg_refaulted[type_, i] + lruvec.refaulted[hist, type_, i])
-        prot = int(lruvec.protected[hist, type_, i - shift]) if i >= shift else 0
-        total += int(lruvec.avg_total[type_, i] + prot + lruvec.evicted[hist, type_, i])
-    return CtrlPos(refaulted, total, gain)
+    # NOTE: one list per counter row; indexing numpy scalars one by one cost more
+    avg_refaulted = lruvec.avg_refaulted[type_].tolist()
+    refaulted = lruvec.refaulted[hist, type_].tolist()
+    avg_total = lruvec.avg_total[type_].tolist()
+    protected = lruvec.protected[hist, type_].tolist()
+    evicted = lruvec.evicted[hist, type_].tolist()
+    return ([avg_refaulted[i] + refaulted[i] for i in range(MAX_NR_TIERS)],
+            [avg_total[i] + (protected[i - shift] if i >= shift else 0) + evicted[i]
+             for i in range(MAX_NR_TIERS)])
+
+
+def read_ctrl_pos(lruvec: Lruvec, type_: int, tier: int, gain: int, shift: int,
+                  counts: tuple[list[int], list[int]] | None = None) -> CtrlPos:
+    """Sum one tier (0..3) or all tiers (4) of a type. `shift` = 1 indexes protected[tier-1].
+
+    `counts`: the type's `_tier_counts`, when the caller reads several tiers.
+    """
+    refaulted, total = counts if counts is not None else _tier_counts(lruvec, type_, shift)
+    lo, hi = tier % MAX_NR_TIERS, min(tier, MAX_NR_TIERS - 1) + 1
+    return CtrlPos(sum(refaulted[lo:hi]), sum(total[lo:hi]), gain)
 
 
 def positive_ctrl_err(sp: CtrlPos, pv: CtrlPos) -> bool:
@@ -79,10 +93,11 @@ def positive_ctrl_err(sp: CtrlPos, pv: CtrlPos) -> bool:
 
 def get_tier_idx(lruvec: Lruvec, type_: int, shift: int) -> int:
     """The highest tier still to evict; above it folios are protected. get_tier_idx()."""
-    sp = read_ctrl_pos(lruvec, type_, 0, 2, shift)
+    counts = _tier_counts(lruvec, type_, shift)
+    sp = read_ctrl_pos(lruvec, type_, 0, 2, shift, counts)
     tier = 1
     while tier < MAX_NR_TIERS:
-        pv = read_ctrl_pos(lruvec, type_, tier, 3, shift)
+        pv = read_ctrl_pos(lruvec, type_, tier, 3, shift, counts)
         if not positive_ctrl_err(sp, pv):
             break
         tier += 1

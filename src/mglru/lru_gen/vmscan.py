@@ -38,7 +38,7 @@ from mglru.mm.page import (
     PG_writeback,
 )
 from mglru.mm.process import VM_EXEC, VM_LOCKED
-from mglru.mm.rmap import Mapping, folio_mappings
+from mglru.mm.rmap import Mapping, anon_folios_mapped, folio_mappings
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -152,7 +152,7 @@ def _free_folios(k: SimKernel, heads: list[tuple[int, int]]) -> None:
     if not heads:
         return
     mem = k.mem
-    head, nr = (np.array(c, np.int64) for c in zip(*heads))
+    head, nr = (np.array(c, np.int64) for c in zip(*heads, strict=True))
     if k.reclaim_hook is not None:
         k.reclaim_hook(k, head, nr)
     mids = mem.memcg[head]
@@ -163,7 +163,8 @@ def _free_folios(k: SimKernel, heads: list[tuple[int, int]]) -> None:
     if (nr == 1).all():
         mem.free_pages(head)
         return
-    mem.free_pages(np.concatenate([np.arange(p, p + n, dtype=np.int64) for p, n in zip(head, nr)]))
+    mem.free_pages(np.concatenate([np.arange(p, p + n, dtype=np.int64)
+                                   for p, n in zip(head, nr, strict=True)]))
 
 
 def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanControl) -> list[int]:
@@ -177,19 +178,27 @@ def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanCon
     kept: list[int] = []
     freed: list[tuple[int, int]] = []
     done = shrink_anon_batch(k, lruvec, pfns, sc).tolist()
-    for pfn, swapped in zip(pfns, done):
+    # only reclaiming a folio changes its own mappings, so they can be tested first
+    mapped = anon_folios_mapped(k, np.asarray(pfns, np.int64)).tolist() \
+        if not k.cfg.two_step_promotion and pfns else None
+    for pfn, swapped, j in zip(pfns, done, range(len(pfns)), strict=True):
         if swapped:
             freed.append((pfn, 1))
             continue
         flags = int(mem.flags[pfn])
         nr = 512 if flags & PG_head else 1
-        maps = folio_mappings(k, pfn)
-        if not k.cfg.two_step_promotion and maps and flags & PG_referenced:
-            # before the v6.14 rework: "folio_update_gen() tried to promote this
-            # page?" -- look-around marks isolated folios it finds young
-            # PG_referenced, and shrink_folio_list keeps them (keep_locked)
-            kept.append(pfn)
-            continue
+        maps = None
+        if mapped is not None and flags & PG_referenced:
+            if not flags & PG_anon:
+                maps = folio_mappings(k, pfn)
+            if mapped[j] or maps:
+                # before the v6.14 rework: "folio_update_gen() tried to promote this
+                # page?" -- look-around marks isolated folios it finds young
+                # PG_referenced, and shrink_folio_list keeps them (keep_locked)
+                kept.append(pfn)
+                continue
+        if maps is None:
+            maps = folio_mappings(k, pfn)
         verdict = _check_references(k, lruvec, pfn, maps)
         flags = int(mem.flags[pfn])
         if verdict == "activate":

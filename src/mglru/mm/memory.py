@@ -10,7 +10,7 @@ Per-pfn state, 9 bytes per 4 KiB page:
 =========  ======  =====================================================
 array      dtype   meaning
 =========  ======  =====================================================
-flags      uint16  PG_* bits and the 2-bit refs field (mm.page)      
+flags      uint16  PG_* bits and the 2-bit refs field (mm.page)
 gen        uint8   the folio's gen field: gen index + 1, 0 = not on MGLRU
 lru        uint32  which generation *list* holds it and where (see
                    lru_gen.lists); lists are sorted lazily, so the list
@@ -29,6 +29,7 @@ Future optimizations:
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,11 +143,12 @@ class PhysMem:
         #: lazily allocated PG_idle / PG_young bits (mm.page_idle)
         self.page_idle: npt.NDArray[np.uint8] | None = None
         self._node_starts = np.array([n.start_pfn for n in self.nodes], np.int64)
+        self._node_start_list = [n.start_pfn for n in self.nodes]
 
     # -- lookups ----------------------------------------------------------------
     def pfn_to_nid(self, pfn: int) -> int:
         """Node of a pfn."""
-        return int(np.searchsorted(self._node_starts, pfn, side="right") - 1)
+        return bisect_right(self._node_start_list, pfn) - 1
 
     def pfns_to_nid(self, pfns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Nodes of many pfns."""
@@ -169,6 +171,8 @@ class PhysMem:
         if n == 0:
             return np.empty(0, np.int64)
         order = [nid] + [m.nid for m in self.nodes if m.nid != nid]
+        if n == 1:  # a fault's page: the same choice as below, on Python ints
+            return np.array([self.alloc_page(nid)], np.int64)
         if sum(self.nodes[m].nr_free for m in order) < n:
             raise OutOfMemory(f"cannot allocate {n} pages")
         parts: list[npt.NDArray[np.int64]] = []
@@ -202,6 +206,33 @@ class PhysMem:
             if not need:
                 break
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def alloc_page(self, nid: int) -> int:
+        """`alloc_pages(nid, 1)`: the pfn, on Python ints.
+
+        Raises:
+            OutOfMemory: no free page in the whole machine.
+        """
+        for m in [nid] + [m.nid for m in self.nodes if m.nid != nid]:
+            node = self.nodes[m]
+            if node.free:
+                chunk = node.free[-1]
+                if len(chunk) == 1:
+                    node.free.pop()
+                else:
+                    node.free[-1] = chunk[:-1]
+                node.nr_free_listed -= 1
+                return int(chunk[-1])
+            if node.fresh < node.end_pfn:
+                node.fresh += 1
+                return node.fresh - 1
+            if node.free_thp:  # split a free PMD block into 4 KiB pages
+                head = node.free_thp.pop()
+                node.free.append(np.arange(head + 1, head + HPAGE_PMD_NR, dtype=np.int64))
+                node.free_gen += 1
+                node.nr_free_listed -= 1
+                return head
+        raise OutOfMemory("cannot allocate 1 pages")
 
     def alloc_thp(self, nid: int) -> int:
         """Allocate one 512-aligned PMD-sized block; -1 if no node has one.

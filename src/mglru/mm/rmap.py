@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from mglru.mm.filemap import File
     from mglru.mm.process import Mm, Vma
 
-__all__ = ["Mapping", "rmap_enable", "rmap_note_anon", "rmap_note_file", "folio_mappings"]
+__all__ = ["Mapping", "rmap_enable", "rmap_note_anon", "rmap_note_file", "folio_mappings",
+           "anon_folios_mapped"]
 
 
 @dataclass(slots=True)
@@ -73,7 +74,8 @@ def rmap_note_anon(k: SimKernel, pfns: npt.NDArray[np.int64], index: npt.NDArray
         k.mem.rmap_hint[pfns] = index
 
 
-def rmap_note_file(k: SimKernel, pfns: npt.NDArray[np.int64], pgoffs: npt.NDArray[np.int64]) -> None:
+def rmap_note_file(k: SimKernel, pfns: npt.NDArray[np.int64],
+                   pgoffs: npt.NDArray[np.int64]) -> None:
     """New page-cache folios at these page indices (no-op until enabled)."""
     if k.mem.rmap_hint is not None:
         k.mem.rmap_hint[pfns] = pgoffs
@@ -84,6 +86,26 @@ def _file_of(k: SimKernel, pfn: int, pgoff: int) -> File | None:
         if pgoff < f.npages and f.pages[pgoff] == pfn:
             return f
     return None
+
+
+def anon_folios_mapped(k: SimKernel, heads: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """folio_mapped() of many anonymous heads at once: what `folio_mappings` finds, non-empty.
+
+    Entries of file folios are False (ask `folio_mappings`).
+    """
+    hint = rmap_enable(k)[heads].astype(np.int64)
+    row, i = hint // PTRS_PER_PTE, hint % PTRS_PER_PTE
+    out = np.zeros(len(heads), bool)
+    for p in k.procs.values():
+        pt = p.mm.pt
+        inside = row < pt.nr_rows
+        r = np.where(inside, row, 0)
+        idx = np.where(inside, hint, 0)
+        leaf = pt.pmd_state[r] == PMD_LEAF
+        pmd = leaf & (i == 0) & (pt.pmd_pfn[r] == heads)
+        pte = ~leaf & ((pt.flat_flags()[idx] & PTE_PRESENT) != 0) & (pt.flat_pfn()[idx] == heads)
+        out |= inside & (pmd | pte)
+    return out & ((k.mem.flags[heads] & PG_anon) != 0)
 
 
 def folio_mappings(k: SimKernel, pfn: int) -> list[Mapping]:

@@ -48,5 +48,11 @@ class SwapDevice:
     def free(self, slots: npt.NDArray[np.int64]) -> None:
         """Release slots (after swap-in or when the mapping goes away)."""
         self.shadow[slots] = 0
-        self._free.extend(int(s) for s in slots)
+        self._free.extend(np.asarray(slots).tolist())
         self.nr_used -= len(slots)
+
+    def free_one(self, slot: int) -> None:
+        """`free` of one slot."""
+        self.shadow[slot] = 0
+        self._free.append(slot)
+        self.nr_used -= 1

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.folio import lru_gen_add_folio
+from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_add_one
 from mglru.lru_gen.walk import vma_has_recency
 from mglru.lru_gen.workingset import lru_gen_refault
 from mglru.mm.memory import ZERO_PFN
@@ -42,6 +42,7 @@ from mglru.mm.page import (
     PTE_SWAP,
     PTE_WRITE,
     PTE_YOUNG,
+    PTRS_PER_PTE,
     PG_active,
     PG_anon,
     PG_dirty,
@@ -281,6 +282,85 @@ def _swap_in(k: SimKernel, p: Process, vma: Vma, sidx: npt.NDArray[np.int64], wr
     ff[sidx] = PTE_PRESENT | PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
 
 
+def _fault_anon_one(k: SimKernel, p: Process, vma: Vma, vpn: int, write: bool) -> None:
+    """`_fault_ptes` for one page of an anonymous 4 KiB VMA, on Python ints.
+
+    NOTE: the stream engine faults one page at a time; this reaches the same
+    state as `_fault_ptes` (mm/memory.c: do_anonymous_page(), do_swap_page()) without
+    building arrays. A present page needs no charge, so nothing is pinned.
+    """
+    mm = p.mm
+    pt = mm.pt
+    row = int(vma.rows[(vpn >> 9) - (vma.start >> PMD_SHIFT)])
+    if pt.pmd_state[row] == PMD_NONE:
+        pt.pmd_state[row] = PMD_TABLE
+    pt.pmd_flags[row] |= PTE_YOUNG  # the hardware sets non-leaf accessed bits too
+    idx = row * PTRS_PER_PTE + (vpn & (PTRS_PER_PTE - 1))
+    ff = pt.flat_flags()
+    fp = pt.flat_pfn()
+    f = int(ff[idx])
+    wbits = (PTE_DIRTY | PTE_WRITE) if write else 0
+    if f & PTE_PRESENT and not (write and f & PTE_SPECIAL and fp[idx] == ZERO_PFN):
+        ff[idx] = f | PTE_YOUNG | wbits
+        return
+    count_event(k, mm.memcg, "pgfault", 1)
+    if f & PTE_SWAP:
+        count_event(k, mm.memcg, "pgmajfault", 1)
+        _swap_in_one(k, p, vma, idx, write)
+        ff[idx] |= PTE_YOUNG | wbits
+    elif write:
+        memcg = mm.memcg
+        try_charge(k, memcg, 1, p)
+        pfn = int(alloc_pages_reclaim(k, p.nid, 1, p)[0])
+        flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
+        _new_folio_one(k, memcg, pfn, flags, keep=False)
+        if k.mem.rmap_hint is not None:  # rmap_note_anon
+            k.mem.rmap_hint[pfn] = idx
+        fp[idx] = pfn
+        ff[idx] = PTE_PRESENT | PTE_YOUNG | wbits
+    else:
+        fp[idx] = ZERO_PFN
+        ff[idx] = PTE_PRESENT | PTE_YOUNG | PTE_SPECIAL
+
+
+def _new_folio_one(k: SimKernel, memcg: MemCgroup, pfn: int, flags: int, keep: bool) -> None:
+    """`new_folios` of one 4 KiB folio (`keep`: its flags already hold refault state)."""
+    mem = k.mem
+    mem.flags[pfn] = (int(mem.flags[pfn]) | flags) if keep else flags
+    mem.memcg[pfn] = memcg.id
+    memcg.charge(1)
+    if not k.caps.lru_gen_enabled():  # see new_folios
+        mem.flags[pfn] = (int(mem.flags[pfn]) & ~PG_active) | PG_lru
+        return
+    lru_gen_add_one(mem, memcg.lruvecs[mem.pfn_to_nid(pfn)], pfn)
+
+
+def _swap_in_one(k: SimKernel, p: Process, vma: Vma, idx: int, write: bool) -> None:
+    """`_swap_in` of one PTE (do_swap_page() on a synchronous device)."""
+    mm = p.mm
+    ff, fp = mm.pt.flat_flags(), mm.pt.flat_pfn()
+    slot = int(fp[idx])
+    memcg = mm.memcg
+    try_charge(k, memcg, 1, p)
+    pfn = int(alloc_pages_reclaim(k, p.nid, 1, p)[0])
+    flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
+    mem = k.mem
+    mem.flags[pfn] = flags
+    mem.memcg[pfn] = memcg.id
+    swap = k.swap
+    shadow = int(swap.shadow[slot])
+    if shadow:
+        lru_gen_refault(k, pfn, memcg.lruvecs[mem.pfn_to_nid(pfn)], shadow, in_fault=True)
+    swap.free_one(slot)
+    swap.pswpin += 1
+    k.stats["pswpin"] += 1
+    _new_folio_one(k, memcg, pfn, flags, keep=True)
+    if mem.rmap_hint is not None:  # rmap_note_anon
+        mem.rmap_hint[pfn] = idx
+    fp[idx] = pfn
+    ff[idx] = PTE_PRESENT | PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
+
+
 def _fault_thp(k: SimKernel, p: Process, vma: Vma, block: int, write: bool) -> bool:
     """One 2 MiB block of a THP VMA; False means: use 4 KiB pages instead."""
     pt = p.mm.pt
@@ -333,6 +413,9 @@ def user_access(k: SimKernel, p: Process, addr: int, nbytes: int, write: bool) -
         else:
             # bounded chunks keep temporaries small (8 bytes per page each)
             # charges under memory.max go in small steps, like per-fault charging
+            if vpn_hi - vpn_lo == 1 and vma.file is None:
+                _fault_anon_one(k, p, vma, vpn_lo, write)
+                continue
             chunk = _LIMITED_CHUNK if limited(p.mm.memcg) else _CHUNK
             for lo in range(vpn_lo, vpn_hi, chunk):
                 _fault_ptes(k, p, vma, lo, min(vpn_hi, lo + chunk), write)

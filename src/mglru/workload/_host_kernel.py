@@ -4,13 +4,15 @@ For each access whose translation is present (and writable enough), the MMU
 sets the accessed bit of the PTE (and of the non-leaf PMD above it), and the
 dirty and write bits on a write; a write through a clean PTE of a shared file
 mapping dirties the folio, as `paths.fault._fault_ptes_pinned` does for present
-pages. A THP leaf gets its bits on the PMD. The loop stops at the first access
-that needs the fault path (not present, a write to the zero page, a huge zero
-page or an empty THP block, an address outside every VMA) and returns its index.
+pages. A THP leaf gets its bits on the PMD. A fault on a 4 KiB anonymous VMA
+goes to `_host_fault.anon_fault` while its budget lasts; the loop stops at the
+first access that needs the Python fault path (a fault beyond the budget, a huge
+zero page or an empty THP block, a file page, an address outside every VMA)
+and returns its index.
 
 The VMA table is flat: per VMA its first and end virtual page number, its
 first row in `rows` (the page-table rows of its 2 MiB slots, concatenated) and
-a kind (`KIND_THP`, `KIND_FILE` bits).
+a kind (`KIND_THP`, `KIND_FILE`, `KIND_RECENCY` bits).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.mm.page import (
     PMD_LEAF as _PMD_LEAF,
     PMD_NONE as _PMD_NONE,
@@ -30,11 +33,15 @@ from mglru.mm.page import (
     PTRS_PER_PTE as _PTRS,
     PG_dirty as _PG_dirty,
 )
+from mglru.workload._host_fault import R_FAULTS, anon_fault
 
-__all__ = ["host_hits", "KIND_THP", "KIND_FILE"]
+invalidate_stale(__file__, "_host_fault.py")
+
+__all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY"]
 
 KIND_THP = 1
 KIND_FILE = 2
+KIND_RECENCY = 4  # vma_has_recency()
 
 
 @njit(cache=True)
@@ -54,12 +61,17 @@ def _find_vma(vstart, vend, vpn):
 
 @njit(cache=True)
 def host_hits(vpns, writes, t_ns, lo, hi, vstart, vend, vrow0, vkind, rows,
-              pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn, mem_flags, last_ms):
-    """Apply accesses [lo, hi) until one needs a fault; returns that index (or hi).
+              pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn, mem_flags, last_ms, fault):
+    """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 
     Each applied access stores its time, in ms since boot plus one, in
     `last_ms[pfn]` when `last_ms` is not empty (ground truth: 0 = never).
+    `fault` is the context of `_host_fault.anon_fault` (its arrays after `idx`,
+    `write` and `recency`, then `fidx`, where the indices of the accesses it
+    faulted in go); with a zero budget every fault stops the loop.
     """
+    (next_pfns, par, mem_gen, mem_lru, mem_memcg, nr_pages, nr_listed, refaulted, shadow,
+     freed, hint, res, fidx) = fault
     truth = len(last_ms) > 0
     v = -1
     for i in range(lo, hi):
@@ -84,11 +96,24 @@ def host_hits(vpns, writes, t_ns, lo, hi, vstart, vend, vrow0, vkind, rows,
                     return i
         idx = row * _PTRS + sub
         f = pte_flags[idx]
-        if f & _PTE_PRESENT == 0:
-            return i
         pfn = np.int64(pte_pfn[idx])
-        if w and f & _PTE_SPECIAL and pfn == 0:
-            return i  # a write to the zero page: copy-on-write fault
+        if f & _PTE_PRESENT == 0 or (w and f & _PTE_SPECIAL and pfn == 0):
+            # not present, or a write to the zero page (copy-on-write): a fault
+            if vkind[v] & (KIND_THP | KIND_FILE) or res[R_FAULTS] >= len(fidx):
+                return i
+            if st == _PMD_NONE:
+                pmd_state[row] = _PMD_TABLE
+            pmd_flags[row] |= np.uint8(_PTE_YOUNG)
+            nf = res[R_FAULTS]
+            pfn = anon_fault(idx, w, vkind[v] & KIND_RECENCY, pte_flags, pte_pfn, next_pfns, par,
+                             mem_flags, mem_gen, mem_lru, mem_memcg, nr_pages, nr_listed,
+                             refaulted, shadow, freed, hint, res)
+            if pfn < 0:
+                return i
+            fidx[nf] = i
+            if truth:
+                last_ms[pfn] = t_ns[i] // 1_000_000 + 1
+            continue
         if st == _PMD_NONE:
             pmd_state[row] = _PMD_TABLE
         pmd_flags[row] |= np.uint8(_PTE_YOUNG)

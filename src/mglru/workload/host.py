@@ -1,11 +1,19 @@
-"""Apply a host task's stream: compiled hits, the fault path one access at a time.
+"""Apply a host task's stream: compiled hits and simple faults, the rest one access at a time.
 
 Exactness: each access that the compiled loop cannot finish goes through
 `paths.fault.user_access` for its one page, exactly as `p.access(addr,
 PAGE_SIZE)` would, after the clock has been set to its time. A fault may
 reclaim (memory.max, node pressure) and so clear accessed bits set by earlier
-hits or unmap their pages; running hits only up to the first fault keeps the
-order of everything that can observe them.
+hits or unmap their pages; running hits only up to the first such fault keeps
+the order of everything that can observe them.
+
+Faults that cannot reclaim stay compiled (`_host_fault.anon_fault`): on a 4 KiB
+anonymous VMA, within a budget (`fault_context`) that keeps every charge below
+memory.max and the node above its low watermark, so neither try_charge() nor
+kswapd would run; their effects on Python objects (page counters, the
+allocator's lists, vmstat and memcg events, free swap slots) are applied by
+`apply_faults` right after the loop, before any Python code can read them.
+The property tests in tests/workload check the result against the per-page path.
 """
 
 from __future__ import annotations
@@ -15,13 +23,30 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from mglru.lru_gen.walk import vma_has_recency
 from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_LEAF, PMD_SHIFT, PTRS_PER_PTE
+from mglru.mm.vmstat import count_event, count_workingset
 from mglru.paths.fault import user_access
-from mglru.workload._host_kernel import KIND_FILE, KIND_THP, host_hits
+from mglru.workload._host_fault import (
+    NR_PAR,
+    NR_RES,
+    P_BUDGET,
+    R_ACTIVATE,
+    R_ALLOC,
+    R_FAULTS,
+    R_FREED,
+    R_HEAD,
+    R_MAJ,
+    R_PGFAULT,
+    R_REFAULT,
+    R_RESTORE,
+)
+from mglru.workload._host_kernel import KIND_FILE, KIND_RECENCY, KIND_THP, host_hits
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
-    from mglru.mm.process import Mm
+    from mglru.mm.memory import Node
+    from mglru.mm.process import Mm, Process
     from mglru.workload.stream import Stream
 
 __all__ = ["run_host", "set_clock", "access_ms"]
@@ -56,11 +81,97 @@ class _VmaTable:
             sizes = [len(v.rows) for v in vmas]
             self.row0 = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64) \
                 if vmas else np.zeros(0, np.int64)
-            self.kind = np.array([(KIND_THP if v.thp else 0) | (KIND_FILE if v.file is not None
-                                                                else 0) for v in vmas], np.int64)
+            self.kind = np.array([(KIND_THP if v.thp else 0)
+                                  | (KIND_FILE if v.file is not None else 0)
+                                  | (KIND_RECENCY if vma_has_recency(v) else 0)
+                                  for v in vmas], np.int64)
             self.rows = np.concatenate([v.rows for v in vmas]).astype(np.int64) \
                 if vmas else np.zeros(0, np.int64)
         return self
+
+
+#: faults one call of the compiled loop may take (bounds `fidx` and the pages prepared)
+_FAULT_BATCH = 1024
+
+
+def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
+    """The pages `alloc_pages(nid, 1)` would return next, n times: the free lists'
+    last chunk from its end, then the one before, then never-used memory."""
+    parts = []
+    left = n
+    for chunk in reversed(node.free):
+        if left <= 0:
+            break
+        parts.append(chunk[::-1][:left])
+        left -= len(parts[-1])
+    if left > 0:
+        parts.append(np.arange(node.fresh, min(node.end_pfn, node.fresh + left), dtype=np.int64))
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def fault_context(k: SimKernel, p: Process) -> tuple:
+    """What the compiled loop needs to fault pages in (`_host_fault.anon_fault`).
+
+    The budget keeps every charge below memory.max (try_charge() reclaims
+    nothing) and the node at or above its low watermark (kswapd stays asleep).
+    """
+    mm = p.mm
+    memcg = mm.memcg
+    mem = k.mem
+    node = mem.nodes[p.nid]
+    room = _FAULT_BATCH
+    m = memcg
+    while m is not None:
+        if m.memory_max is not None:
+            room = min(room, m.memory_max - m.nr_charged)
+        m = m.parent
+    if k.cfg.kswapd:
+        room = min(room, node.nr_free - node.wmark_low)
+    if not k.caps.lru_gen_enabled():
+        room = 0
+    next_pfns = _next_pfns(node, max(room, 0))
+    lruvec = memcg.lruvecs[p.nid]
+    par = np.zeros(NR_PAR, np.int64)
+    par[:P_BUDGET + 1] = (memcg.id, p.nid, lruvec.max_seq, *lruvec.min_seq, lruvec.nr_hist_gens,
+                          lruvec.folio_seq_by_workingset, k.cfg.independent_min_seq,
+                          k.cfg.refault_stats_only_recent, k.cfg.two_step_promotion,
+                          lruvec.active_add_resets_tier, len(next_pfns))
+    res = np.zeros(NR_RES, np.int64)
+    res[R_HEAD] = mem.order_head
+    hint = mem.rmap_hint if mem.rmap_hint is not None else _EMPTY_U32
+    return (next_pfns, par, mem.gen, mem.lru, mem.memcg, lruvec.nr_pages[:, :, 0],
+            lruvec.nr_listed[:, :, 0], lruvec.refaulted, k.swap.shadow,
+            np.empty(_FAULT_BATCH, np.int64), hint, res, np.empty(_FAULT_BATCH, np.int64))
+
+
+def apply_faults(k: SimKernel, p: Process, fault: tuple) -> int:
+    """Apply what the compiled faults left to Python objects; returns how many there were."""
+    next_pfns, res = fault[0], fault[11]
+    nf = int(res[R_FAULTS])
+    if not nf:
+        return 0
+    mem = k.mem
+    memcg = p.mm.memcg
+    n = int(res[R_ALLOC])
+    for t in range(n):  # the allocator's own bookkeeping, page by page
+        pfn = mem.alloc_page(p.nid)
+        if pfn != next_pfns[t]:
+            raise AssertionError(f"allocation {t}: expected pfn {next_pfns[t]}, got {pfn}")
+    memcg.charge(n)
+    mem.order_head = int(res[R_HEAD])
+    count_event(k, memcg, "pgfault", int(res[R_PGFAULT]))
+    count_event(k, memcg, "pgmajfault", int(res[R_MAJ]))
+    lruvec = memcg.lruvecs[p.nid]
+    for what, r in (("refault", R_REFAULT), ("activate", R_ACTIVATE), ("restore", R_RESTORE)):
+        count_workingset(k, lruvec, what, 0, int(res[r]))
+    freed = fault[9][: int(res[R_FREED])].tolist()
+    if freed:
+        swap = k.swap
+        swap._free.extend(freed)  # noqa: SLF001
+        swap.nr_used -= len(freed)
+        swap.pswpin += len(freed)
+        k.stats["pswpin"] += len(freed)
+    return nf
 
 
 def _pfn_of(mm: Mm, vpn: int) -> int:
@@ -93,10 +204,15 @@ def run_host(k: SimKernel, s: Stream, stop: int,
         mm.use()  # every access is by a running task of this mm (lru_gen_use_mm)
         v = table.of(mm)
         pt = mm.pt
+        fault = fault_context(k, p)
         j = host_hits(s.pages, s.writes, s.t_ns, i, stop, v.start, v.end, v.row0, v.kind, v.rows,
                       pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn(),
-                      mem_flags, truth)
-        s.hits += j - i
+                      mem_flags, truth, fault)
+        nf = apply_faults(k, p, fault)
+        s.hits += j - i - nf
+        s.faults += nf
+        if s.record_faults:
+            s.fault_index.extend(fault[-1][:nf].tolist())
         s.pos = j
         if j == stop:
             break

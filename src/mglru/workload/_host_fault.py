@@ -1,0 +1,173 @@
+"""Compiled one-page faults of a host stream, for the cases that need no reclaim.
+
+Kernel: mm/memory.c do_anonymous_page() and do_swap_page() (synchronous device),
+mm/workingset.c lru_gen_refault(), include/linux/mm_inline.h lru_gen_add_folio().
+
+Mechanism: `host_hits` stops at an access that needs the kernel. If it is a
+fault on a 4 KiB anonymous VMA (a first touch, a write to the zero page, or a
+swap entry) and the caller granted a budget, `anon_fault` does what
+`paths.fault._fault_anon_one` does, on the same arrays: it takes the next page
+the allocator would hand out (`next_pfns`, prepared by the caller), charges it
+against a memcg headroom that cannot reach memory.max, feeds a refault back to
+the tier controller and restores PG_workingset / refs, adds the folio to its
+generation, and maps it. Anything it cannot finish exactly (no budget left, a
+THP or file VMA, an order key running out) goes back to the Python path.
+
+The counters it touches live in Python objects (vmstat and memcg events, the
+swap device's free-slot list, the page counter); they are returned in `res`
+and the caller applies them before Python code can read them.
+
+`par` = [memcg id, nid, max_seq, min_seq anon, min_seq file, nr_hist_gens,
+folio_seq_by_workingset, independent_min_seq, refault_stats_only_recent,
+two_step_promotion, budget]; `res` = [pages allocated, order head, pgfault,
+pgmajfault, workingset refault, activate, restore, slots freed, faults].
+
+Future optimizations:
+1. reclaim itself (evict_folios) compiled, so that a charge at memory.max stays here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from mglru.lru_gen.lists import LRU_LIST_SHIFT as _LIST_SHIFT, ORDER_MASK as _ORDER_MASK
+from mglru.mm.page import (
+    LRU_REFS_MASK as _REFS_MASK,
+    LRU_REFS_SHIFT as _REFS_SHIFT,
+    LRU_REFS_WIDTH as _REFS_WIDTH,
+    PTE_DIRTY as _PTE_DIRTY,
+    PTE_PRESENT as _PTE_PRESENT,
+    PTE_SPECIAL as _PTE_SPECIAL,
+    PTE_SWAP as _PTE_SWAP,
+    PTE_WRITE as _PTE_WRITE,
+    PTE_YOUNG as _PTE_YOUNG,
+    ZERO_PFN as _ZERO_PFN,
+    PG_active as _PG_active,
+    PG_anon as _PG_anon,
+    PG_lru as _PG_lru,
+    PG_referenced as _PG_referenced,
+    PG_swapbacked as _PG_swapbacked,
+    PG_workingset as _PG_workingset,
+)
+
+__all__ = ["anon_fault", "NR_PAR", "NR_RES", "P_BUDGET", "R_ACTIVATE", "R_ALLOC", "R_FAULTS",
+           "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT", "R_REFAULT", "R_RESTORE"]
+
+P_MEMCG, P_NID, P_MAX_SEQ, P_MIN_SEQ, P_HIST, P_BY_WS, P_INDEP, P_ONLY_RECENT, P_TWO_STEP, \
+    P_RESET_TIER, P_BUDGET = 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11
+NR_PAR = 12
+R_ALLOC, R_HEAD, R_PGFAULT, R_MAJ, R_REFAULT, R_ACTIVATE, R_RESTORE, R_FREED, R_FAULTS = range(9)
+NR_RES = 9
+_MAX_NR_GENS = 4
+_MIN_NR_GENS = 2
+
+
+@njit(cache=True)
+def _refault(flags, shadow, par, refaulted, res):
+    """lru_gen_refault() of an anon page in a fault; returns the new flags."""
+    s = shadow & ~(np.int64(1) << 62)
+    if (s >> 10) & 0xFFFF != par[P_MEMCG] or (s >> 1) & 0x1FF != par[P_NID]:
+        return flags
+    token = s >> 26
+    workingset = s & 1
+    seq = token >> _REFS_WIDTH
+    if par[P_INDEP]:
+        recent = abs(par[P_MAX_SEQ] - seq) < _MAX_NR_GENS
+    else:
+        recent = seq == par[P_MIN_SEQ]
+    only_recent = par[P_ONLY_RECENT]
+    if recent or not only_recent:
+        res[R_REFAULT] += 1
+    if not recent:
+        return flags
+    hist = par[P_MIN_SEQ] % par[P_HIST]
+    low = token & ((1 << _REFS_WIDTH) - 1)
+    if par[P_TWO_STEP]:
+        refs = low + 1
+        if workingset:
+            tier = 3
+        elif refs <= 1:
+            tier = 0
+        elif refs == 2:
+            tier = 1
+        else:
+            tier = 2
+    else:  # v6.10: refs = stored refs + workingset, tier = order_base_2(refs + 1)
+        refs = low + workingset
+        tier = 0
+        while (1 << tier) <= refs:
+            tier += 1
+    refaulted[hist, 0, tier] += 1
+    if not only_recent:
+        res[R_ACTIVATE] += 1
+    if par[P_TWO_STEP]:
+        if workingset:
+            flags |= _PG_workingset
+            res[R_RESTORE] += 1
+        else:
+            flags = (flags & ~_REFS_MASK) | ((refs - 1) << _REFS_SHIFT)
+    else:  # v6.10: in a fault
+        flags |= _REFS_MASK | _PG_workingset
+        res[R_RESTORE] += 1
+    return flags
+
+
+@njit(cache=True)
+def _add_folio(pfn, flags, par, mem_gen, mem_lru, mem_flags, nr_pages, nr_listed, res):
+    """lru_gen_add_folio() of one anon 4 KiB folio (see lru_gen.folio._folio_seq_one)."""
+    max_seq = par[P_MAX_SEQ]
+    min_seq = par[P_MIN_SEQ]
+    ws = flags & _PG_workingset
+    if not par[P_BY_WS]:
+        seq = max_seq if flags & _PG_active else max_seq - 1  # anon, not in the swap cache
+    elif flags & _PG_active:
+        seq = max_seq if ws else max_seq - 1
+    else:
+        seq = max_seq - 1
+    seq = max(seq, min_seq) if par[P_BY_WS] else seq
+    gen = seq % _MAX_NR_GENS
+    mem_gen[pfn] = gen + 1
+    res[R_HEAD] += 1
+    mem_lru[pfn] = ((gen + 1) << _LIST_SHIFT) | res[R_HEAD]
+    if par[P_RESET_TIER] and flags & _PG_active:  # an active folio starts tier 0
+        flags &= ~(_REFS_MASK | _PG_referenced)
+    mem_flags[pfn] = (flags & ~_PG_active) | _PG_lru
+    nr_pages[gen, 0] += 1
+    nr_listed[gen, 0] += 1
+
+
+@njit(cache=True)
+def anon_fault(idx, write, recency, pte_flags, pte_pfn, next_pfns, par, mem_flags, mem_gen,
+               mem_lru, mem_memcg, nr_pages, nr_listed, refaulted, shadow, freed, hint, res):
+    """Fault in PTE `idx` of a 4 KiB anon VMA; returns its pfn, or -1 to leave it to Python."""
+    f = pte_flags[idx]
+    wbits = (_PTE_DIRTY | _PTE_WRITE) if write else 0
+    if not f & _PTE_SWAP and not write:  # read fault: the zero page
+        res[R_PGFAULT] += 1
+        res[R_FAULTS] += 1
+        pte_pfn[idx] = _ZERO_PFN
+        pte_flags[idx] = _PTE_PRESENT | _PTE_YOUNG | _PTE_SPECIAL
+        return _ZERO_PFN
+    if res[R_ALLOC] >= par[P_BUDGET] or res[R_HEAD] + 1 > _ORDER_MASK:
+        return -1
+    pfn = next_pfns[res[R_ALLOC]]
+    res[R_ALLOC] += 1
+    res[R_PGFAULT] += 1
+    res[R_FAULTS] += 1
+    flags = np.int64(_PG_swapbacked | _PG_anon | (_PG_active if recency else 0))
+    if f & _PTE_SWAP:
+        res[R_MAJ] += 1
+        slot = np.int64(pte_pfn[idx])
+        if shadow[slot]:
+            flags = _refault(flags, shadow[slot], par, refaulted, res)
+        shadow[slot] = 0
+        freed[res[R_FREED]] = slot
+        res[R_FREED] += 1
+    mem_memcg[pfn] = par[P_MEMCG]
+    _add_folio(pfn, flags, par, mem_gen, mem_lru, mem_flags, nr_pages, nr_listed, res)
+    if len(hint):
+        hint[pfn] = idx
+    pte_pfn[idx] = pfn
+    pte_flags[idx] = _PTE_PRESENT | _PTE_YOUNG | wbits
+    return pfn
