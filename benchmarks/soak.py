@@ -6,7 +6,8 @@ Each iteration: a task in /a maps 48 MiB (MADV_HUGEPAGE with --thp on),
 writes it, lru_gen ages the memcg twice, memory.reclaim takes 8 MiB, the task
 exits; every 50 iterations the memcg is removed and created again. The node is
 64 MiB, so freed memory must be reused for the loop to go on. Prints one JSON
-line: iterations, RSS (MiB) after the first iteration and at the end.
+line: iterations, RSS (MiB) after the first iteration and at the end, and
+(minute, iterations, RSS) once a minute, to tell warm-up from growth.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main() -> None:
     k.mkdir("/sys/fs/cgroup/a")
     end = time.monotonic() + args.minutes * 60
     start_rss = None
+    samples: list[tuple[float, int, float]] = []  # (minute, iterations, RSS MiB)
+    t0 = next_sample = time.monotonic()
     i = 0
     while time.monotonic() < end:
         if i and i % 50 == 0:
@@ -60,11 +63,15 @@ def main() -> None:
         i += 1
         if start_rss is None:
             start_rss = rss_mib()
+        if time.monotonic() >= next_sample:
+            samples.append((round((time.monotonic() - t0) / 60, 1), i, round(rss_mib(), 1)))
+            next_sample += 60
     print(json.dumps({"thp": args.thp, "minutes": args.minutes, "iterations": i,
                       "rss_start_mib": round(start_rss or 0, 1), "rss_end_mib": round(rss_mib(), 1),
                       "maxrss_mib": round(
                           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                      "free_pages_end": k.mem.nodes[0].nr_free}))
+                      "free_pages_end": k.mem.nodes[0].nr_free,
+                      "rss_by_minute": samples}))
 
 
 if __name__ == "__main__":

@@ -148,7 +148,9 @@ def _quiet_stdout() -> None:
 
 #: exit code after Ctrl-C (128 + SIGINT), as shells report it
 EXIT_INTERRUPTED = 130
-#: seconds a Ctrl-C'd command gets to unwind before the process exits anyway
+#: seconds a Ctrl-C'd command gets to unwind before the process exits anyway; the
+#: compiled kernels are `nogil`, so the timer's thread runs even while one of them does
+#: (Python delivers the KeyboardInterrupt only when the kernel returns)
 INTERRUPT_GRACE_S = 0.5
 
 _interrupted = threading.Event()

@@ -33,7 +33,7 @@ from mglru.mm.page import (
 __all__ = ["harvest_window"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def harvest_window(win_f, win_p, cand, flags, gen, memcg, nr_pages, memcg_id,
                    skip_unlisted, new_gen, with_walk, two_step, refs_flags):
     """Harvest the window PTEs `cand` (present, young, in the node); returns how many were young.

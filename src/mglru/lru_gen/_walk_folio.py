@@ -44,7 +44,7 @@ __all__ = ["get_pfn_folio", "walk_update_folio", "new_batch", "flush_batch"]
 _HEAD_MASK = ~np.int64(511)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def get_pfn_folio(pfn, fo, w):
     """The head pfn of `pfn`'s folio if the walk may age it, else -1.
 
@@ -63,13 +63,13 @@ def get_pfn_folio(pfn, fo, w):
     return head
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def new_batch():
     """An empty `(key, pages, moved)` run (see the module)."""
     return np.int64(-1), np.int64(0), np.int64(0)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def flush_batch(batch, w):
     """update_batch_size() for the pending run; returns the folios moved."""
     key, pages, moved = batch
@@ -79,7 +79,7 @@ def flush_batch(batch, w):
     return moved
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def walk_update_folio(head, dirty, fo, w, batch):
     """walk_update_folio() + folio_update_gen() on a young folio; returns the batch."""
     f = np.int64(fo.flags[head])

@@ -119,7 +119,7 @@ def _bloom_set(filt, k0, k1):
     filt[k1 >> 6] |= np.uint64(1) << np.uint64(k1 & 63)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def walk_pte_range(row, r_i, pt, fo, w):
     """walk_pte_range() on PTE table `row` when only primary accessed bits matter.
 
@@ -164,7 +164,7 @@ def walk_pte_range(row, r_i, pt, fo, w):
     return total, young_n, flush_batch(batch, w)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _spte_layout(base, lo, hi, sec, sptes, seg_lo, seg_hi, cache):
     """The simple layout of [lo, hi) for `pte_range_notify_simple`, if it has one.
 
@@ -189,7 +189,7 @@ def _spte_layout(base, lo, hi, sec, sptes, seg_lo, seg_hi, cache):
     return ok, (c_arr0, off0, c_arr1, off1, nseg), (c_s0, c_s1, c_arr0, c_arr1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pte_range_notify(row, r_i, pt, fo, w, sec, sptes, seg_lo, seg_hi, scratch, cache):
     """walk_pte_range() on PTE table `row` of an mm whose notifiers the walk calls.
 
@@ -225,7 +225,7 @@ def walk_pte_range_notify(row, r_i, pt, fo, w, sec, sptes, seg_lo, seg_hi, scrat
     return total, young_n, moved, cache
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pmd_range_locked(row, pt, fo, w, sec, sptes, seg_lo, seg_hi, scratch):
     """walk_pmd_range_locked() on one THP leaf that passed get_pmd_pfn(). Returns moved."""
     head = get_pfn_folio(np.int64(pt.pmd_pfn[row]), fo, w)
@@ -245,7 +245,7 @@ def walk_pmd_range_locked(row, pt, fo, w, sec, sptes, seg_lo, seg_hi, scratch):
     return flush_batch(batch, w)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pmd_range(rows, pt, fo, w, sec, sptes, scratch):
     """walk_pmd_range() over PTE-table rows in address order, clipped to the walk ranges.
 
@@ -326,7 +326,7 @@ def walk_pmd_range(rows, pt, fo, w, sec, sptes, scratch):
     return moved
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_rows(rows, pt, fo, w, sec, sptes, scratch):
     """`walk_pmd_range` from Python: the groups as plain tuples in their fields' order.
 

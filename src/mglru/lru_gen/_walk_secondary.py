@@ -83,7 +83,7 @@ _HUGE_MASK = ~np.int64(511)
 _SKIP, _CAND_YOUNG, _CAND_OLD = 0, 1, 2
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def age_spte(arr, gfn, clear):
     """kvm_test_age_gfn() (clear false) or kvm_age_gfn() on the leaf SPTE of `gfn`.
 
@@ -103,13 +103,13 @@ def age_spte(arr, gfn, clear):
     return st | huge
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def _is_wc(st):
     """A cleared SPTE that was writable and clean (its volatile bits)."""
     return (st & (SPTE_WRITABLE | SPTE_DIRTY)) == SPTE_WRITABLE
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sec_range(sptes, sec, seg_lo, seg_hi, vpn, nr, clear, count_call, win_young):
     """mmu_notifier_{test,clear}_young over [vpn, vpn+nr) pages. Returns young.
 
@@ -173,7 +173,7 @@ def sec_range(sptes, sec, seg_lo, seg_hi, vpn, nr, clear, count_call, win_young)
     return young
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _notify_phase(sptes, sec, seg_lo, seg_hi, base, lo, hi, want, clear, scratch):
     """All test_young (clear false) or clear_young calls of one table, subscriber by subscriber.
 
@@ -257,7 +257,7 @@ def _notify_phase(sptes, sec, seg_lo, seg_hi, base, lo, hi, want, clear, scratch
     return True
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def simple_layout(sec, seg_lo, seg_hi, v0, v1):
     """(s0, s1, n): the n (1 or 2) segments overlapping [v0, v1) if each covers it all, else n=0."""
     n = 0
@@ -275,7 +275,7 @@ def simple_layout(sec, seg_lo, seg_hi, v0, v1):
     return s0, s1, n
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False)
 def pte_range_notify_simple(pfns, flags, lo, hi, fo, w, sec, layout):
     """walk_pte_range() over [lo, hi) of a table covered by one subscriber's segments.
 
@@ -356,7 +356,7 @@ def pte_range_notify_simple(pfns, flags, lo, hi, fo, w, sec, layout):
     return young_n, flush_batch(batch, w)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pte_range_notify_phased(pfns, flags, base, lo, hi, fo, w, sec, sptes, seg_lo, seg_hi,
                             scratch):
     """walk_pte_range() over [lo, hi) of one table, its notifier calls in phases.
@@ -417,7 +417,7 @@ def pte_range_notify_phased(pfns, flags, base, lo, hi, fo, w, sec, sptes, seg_lo
     return young_n, flush_batch(batch, w)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pte_range_notify_each(pfns, flags, base, lo, hi, fo, w, sec, sptes, seg_lo, seg_hi,
                           scratch):
     """walk_pte_range() over [lo, hi) of one table, one notifier call per PTE.

@@ -33,7 +33,7 @@ KEY_GFN_MASK = (1 << 48) - 1
 _HEAD_MASK = ~np.int64(511)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tlb_load(old, keys, prv, nxt, lst, where, as_bits):
     """Load a GuestTlb's keys (oldest first) into the linked list and the gfn index."""
     c = len(old)
@@ -48,7 +48,7 @@ def tlb_load(old, keys, prv, nxt, lst, where, as_bits):
     lst[2] = c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tlb_store(keys, nxt, lst, where, as_bits):
     """The TLB's keys oldest first; clears the gfn index for the next load."""
     out = np.empty(lst[2], np.int64)
@@ -63,7 +63,7 @@ def tlb_store(keys, nxt, lst, where, as_bits):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _unlink(s, prv, nxt, lst):
     p, n = prv[s], nxt[s]
     if p >= 0:
@@ -76,7 +76,7 @@ def _unlink(s, prv, nxt, lst):
         lst[1] = p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _push_newest(s, prv, nxt, lst):
     t = lst[1]
     prv[s] = t
@@ -88,7 +88,7 @@ def _push_newest(s, prv, nxt, lst):
     lst[1] = s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find_slot(base, end, g):
     lo, hi = 0, len(base)
     while lo < hi:
@@ -101,7 +101,7 @@ def _find_slot(base, end, g):
     return i >= 0 and g < end[i]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits,
                keys, prv, nxt, lst, where, entries, last_ms):
     """Apply accesses [lo, hi) until one needs KVM's fault path.

@@ -63,7 +63,7 @@ _MAX_NR_GENS = 4
 _MIN_NR_GENS = 2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _refault(flags, shadow, par, refaulted, res):
     """lru_gen_refault() of an anon page in a fault; returns the new flags."""
     s = shadow & ~(np.int64(1) << 62)
@@ -113,7 +113,7 @@ def _refault(flags, shadow, par, refaulted, res):
     return flags
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _add_folio(pfn, flags, par, mem_gen, mem_lru, mem_flags, nr_pages, nr_listed, res):
     """lru_gen_add_folio() of one anon 4 KiB folio (see lru_gen.folio._folio_seq_one)."""
     max_seq = par[P_MAX_SEQ]
@@ -137,7 +137,7 @@ def _add_folio(pfn, flags, par, mem_gen, mem_lru, mem_flags, nr_pages, nr_listed
     nr_listed[gen, 0] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def anon_fault(idx, write, recency, pte_flags, pte_pfn, next_pfns, par, mem_flags, mem_gen,
                mem_lru, mem_memcg, nr_pages, nr_listed, refaulted, shadow, freed, hint, res):
     """Fault in PTE `idx` of a 4 KiB anon VMA; returns its pfn, or -1 to leave it to Python."""

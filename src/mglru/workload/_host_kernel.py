@@ -44,7 +44,7 @@ KIND_FILE = 2
 KIND_RECENCY = 4  # vma_has_recency()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find_vma(vstart, vend, vpn):
     lo, hi = 0, len(vstart)
     while lo < hi:  # last VMA starting at or below vpn
@@ -59,7 +59,7 @@ def _find_vma(vstart, vend, vpn):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def host_hits(vpns, writes, t_ns, lo, hi, vstart, vend, vrow0, vkind, rows,
               pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn, mem_flags, last_ms, fault):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
