@@ -233,6 +233,19 @@ def list_studies() -> None:
                             subsequent_indent=" " * (width + 2)))
 
 
+def _prepare(name: str, quick: bool, size: str | None, out: str | None,
+             dask_address: str | None, runner: str) -> tuple[Any, str, list[dict], Any]:
+    """Everything checked before the first point runs: spec, size, points, paths, runner."""
+    spec = _spec(name)
+    size, points = _points(spec, quick, size)
+    if out == "-":
+        raise click.BadParameter("the results file must be a file, not '-'",
+                                 param_hint="--out")
+    _results_path(out)
+    _dask_available(dask_address)
+    return spec, size, points, _runner(runner, points)
+
+
 @experiment.command("run")
 @click.argument("name", metavar=SPEC_ARG)
 @_sweep_options
@@ -245,14 +258,7 @@ def run(name: str, quick: bool, size: str | None, workers: int | None,
         json_path: str | None) -> None:
     """Run a study (a packaged name or a spec file) and print every point's key metrics."""
     ctx = click.get_current_context()
-    spec = _spec(name)
-    size, points = _points(spec, quick, size)
-    if out == "-":
-        raise click.BadParameter("the results file must be a file, not '-'",
-                                 param_hint="--out")
-    _results_path(out)
-    _dask_available(dask_address)
-    runner = _runner(runner, points)
+    spec, size, points, runner = _prepare(name, quick, size, out, dask_address, runner)
     result = _sweep(spec, points, size, out, workers, dask_address, quiet, runner)
     for line in _table(result.rows, points):
         human(line, json_path)
@@ -275,14 +281,7 @@ def sweep(name: str, quick: bool, size: str | None, workers: int | None,
           dask_address: str | None, quiet: bool, runner: str, out: str) -> None:
     """Run a study's points into a results file, skipping those already there (resumable)."""
     ctx = click.get_current_context()
-    spec = _spec(name)
-    size, points = _points(spec, quick, size)
-    if out == "-":
-        raise click.BadParameter("the results file must be a file, not '-'",
-                                 param_hint="--out")
-    _results_path(out)
-    _dask_available(dask_address)
-    runner = _runner(runner, points)
+    spec, size, points, runner = _prepare(name, quick, size, out, dask_address, runner)
     result = _sweep(spec, points, size, out, workers, dask_address, quiet, runner)
     human(_summary(spec, size, points, result, out))
     ctx.exit(0 if result.ok else 1)

@@ -22,6 +22,19 @@ from mglru.mm.page import (
 )
 
 
+@njit(cache=True, inline="always")
+def lru_tier(refs, workingset):
+    """The tier of a folio with `refs` accesses (v6.14's folio_lru_tier(): PG_workingset
+    is tier 3, else refs 0-1, 2, 3-4 are tiers 0, 1, 2)."""
+    if workingset:
+        return 3
+    if refs <= 1:
+        return 0
+    if refs == 2:
+        return 1
+    return 2
+
+
 @njit(cache=True, nogil=True)
 def list_key_range(flags, lru, memcg, lo, hi, memcg_id, typ, gen):
     """(min key, max key, folios) of list `gen` of (memcg, type) in pfns [lo, hi)."""
@@ -102,14 +115,7 @@ def inc_min_seq_scan(flags, gen, lru, memcg, lo, hi, memcg_id, typ, old_gen, ref
             run_folios = 0
         run_folios += 1
         if not (refs == 4 and ws):
-            if ws:
-                tier = 3
-            elif refs <= 1:
-                tier = 0
-            elif refs == 2:
-                tier = 1
-            else:
-                tier = 2
+            tier = lru_tier(refs, ws)
             if tier != prot_run_tier:
                 if prot_run:
                     protected[prot_run_tier] += prot_run

@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mglru.lru_gen._jit_cache import invalidate_stale
+from mglru.lru_gen._list_kernel import lru_tier
 from mglru.lru_gen.lists import LRU_LIST_SHIFT as _LIST_SHIFT, ORDER_MASK as _ORDER_MASK
 from mglru.mm.page import (
     LRU_REFS_MASK as _REFS_MASK,
@@ -50,6 +52,9 @@ from mglru.mm.page import (
     PG_swapbacked as _PG_swapbacked,
     PG_workingset as _PG_workingset,
 )
+
+# numba keys the cache on this file only; lru_tier is compiled into it
+invalidate_stale(__file__, "../lru_gen/_list_kernel.py")
 
 __all__ = ["anon_fault", "NR_PAR", "NR_RES", "P_BUDGET", "R_ACTIVATE", "R_ALLOC", "R_FAULTS",
            "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT", "R_REFAULT", "R_RESTORE"]
@@ -85,14 +90,7 @@ def _refault(flags, shadow, par, refaulted, res):
     low = token & ((1 << _REFS_WIDTH) - 1)
     if par[P_TWO_STEP]:
         refs = low + 1
-        if workingset:
-            tier = 3
-        elif refs <= 1:
-            tier = 0
-        elif refs == 2:
-            tier = 1
-        else:
-            tier = 2
+        tier = lru_tier(refs, workingset)
     else:  # v6.10: refs = stored refs + workingset, tier = order_base_2(refs + 1)
         refs = low + workingset
         tier = 0

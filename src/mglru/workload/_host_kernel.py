@@ -35,7 +35,7 @@ from mglru.mm.page import (
 )
 from mglru.workload._host_fault import R_FAULTS, anon_fault
 
-invalidate_stale(__file__, "_host_fault.py")
+invalidate_stale(__file__, "_host_fault.py", "../lru_gen/_list_kernel.py")
 
 __all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY"]
 
