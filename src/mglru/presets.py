@@ -96,10 +96,10 @@ class KernelConfig:
     #: v6.14 rework: anon and file min_seq move independently (v6.10: coupled)
     independent_min_seq: bool = False
     #: should_run_aging() asks for aging whenever only MIN_NR_GENS + 1 generations are
-    #: left (the v6.10 and v6.14 presets); False: it asks then only when max_seq holds
-    #: over 1/2 of the pages or max_seq - 2 under 1/4, as mm/vmscan.c
-    #: should_run_aging() does in 6.1 and 6.12 (read in both sources)
-    aging_on_three_gens: bool = True
+    #: left (the v6.14 rework); False: it asks then only when max_seq holds over 1/2 of
+    #: the pages or max_seq - 2 under 1/4, as mm/vmscan.c should_run_aging() does in 6.1
+    #: and 6.12 (read in both sources), and so in the versions between
+    aging_on_three_gens: bool = False
     #: 6.1's lru_gen reclaim loop (mm/vmscan.c 6.1): get_nr_to_scan() goes on evicting
     #: after it aged; should_abort_scan() stops a memcg's loop once it aged twice, or
     #: once the goal is met after an anon batch (over-swapping); shrink_node_memcgs()
@@ -174,7 +174,6 @@ _V6_1 = _V6_10.replace(
     name="v6.1",
     refault_stats_only_recent=True,
     active_add_resets_tier=False,
-    aging_on_three_gens=False,
     reclaim_rules_6_1=True,
     notes="The 6.1 LTS. Modelled differences from v6.10: mm/workingset.c lru_gen_refault() "
     "returns early for a refault that is not recent (shadow seq != min_seq), so "
@@ -212,7 +211,6 @@ _V6_12 = _V6_10.replace(
     look_around="v6.12",
     nr_mm_stats=4,
     nonleaf_young_respects_force_scan=True,
-    aging_on_three_gens=False,
     abort_memcg_scan_at_goal=True,
     notes="Upstream {ptep,pmdp}_clear_young_notify() (include/linux/mmu_notifier.h, "
     "mm/vmscan.c walk_pte_range, v6.12), 4 mm_stats, non-leaf young ignored for force_scan, "
