@@ -32,6 +32,7 @@ from mglru.cli.output import (
     json_option,
     write_json,
 )
+from mglru.experiment.columns import cell
 
 __all__ = ["experiment"]
 
@@ -201,11 +202,7 @@ def _table(rows: list[dict], points: list[dict]) -> list[str]:
 
 def _cell(v: Any) -> str:
     """A table cell: 4 significant digits for floats, '-' for None."""
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    return cell(v)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,19 +18,11 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-#: the result row's metrics, in the order of the row (see mglru.experiment.scenario)
-METRICS = (
-    "saved_mib_mean", "saved_mib_end", "reclaimed_pages", "warm_reclaimed",
-    "warm_reclaimed_frac", "refaults", "guest_major_faults", "scanned",
-    "scanned_per_reclaimed", "wss_error", "ptes_walked", "sptes_walked", "notifier_calls",
-    "mmu_lock_acquisitions", "mmu_lock_hold_ms", "aging_cpu_ms", "eviction_cpu_ms",
-    "vcpu_stall_ms", "refault_cost_ms", "overhead_ms", "combined_cost_ms", "cost_per_saved_mib",
-    "sim_ms", "wall_s", "accesses",
-)
+from mglru.experiment.columns import METRICS, cell
+
 #: the columns of the tables (the HTML page's and `mglru experiment run`'s)
 KEY_METRICS = ("cost_per_saved_mib", "combined_cost_ms", "overhead_ms", "refault_cost_ms",
-               "wss_error",
-               "saved_mib_mean", "refaults", "warm_reclaimed_frac")
+               "wss_error", "saved_mib_mean", "refaults", "warm_reclaimed_frac")
 #: point keys run_point knows (besides agent_*): parameters, not metrics
 POINT_KEYS = ("study", "size", "seed", "run_id", "preset", "arch", "workload", "alpha",
               "hot_fraction", "phases", "locality", "guest_mib", "vcpus", "tlb_entries",
@@ -87,12 +79,8 @@ def _select(rows: list[Row], **match: Any) -> list[Row]:
 
 
 def _fmt(v: Any) -> str:
-    """A table cell: 4 significant digits for floats, '–' for None."""
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    """A table cell (see `columns.cell`), with an en dash for None."""
+    return cell(v, "–")
 
 
 # ---------------------------------------------------------------------------------------------

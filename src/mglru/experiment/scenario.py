@@ -72,6 +72,7 @@ from typing import Any
 import numpy as np
 
 from mglru.experiment.agents import make_agent
+from mglru.experiment.columns import EXTRAS, METRICS
 from mglru.experiment.cost import price, snapshot
 from mglru.experiment.metrics import Recorder
 from mglru.kernel import SimKernel
@@ -106,18 +107,7 @@ ARCHS = {
 }
 
 #: result keys besides the point's, in row order
-ROW_KEYS = (
-    "saved_mib_mean", "saved_mib_end", "reclaimed_pages", "warm_reclaimed",
-    "warm_reclaimed_frac", "refaults", "guest_major_faults", "scanned",
-    "scanned_per_reclaimed", "wss_error", "ptes_walked", "sptes_walked", "notifier_calls",
-    "mmu_lock_acquisitions", "mmu_lock_hold_ms", "aging_cpu_ms", "eviction_cpu_ms",
-    "vcpu_stall_ms", "refault_cost_ms", "overhead_ms", "combined_cost_ms", "cost_per_saved_mib",
-    "sim_ms", "wall_s", "accesses",
-    # extras
-    "guest_refaults", "host_refaults", "host_major_faults",
-    "guest_rss_mib_end", "host_rss_mib_end", "guest_saved_mib_end", "host_saved_mib_end",
-    "mmu_lock_blocking_hold_ms", "agent_errors", "evicted_seen",
-)
+ROW_KEYS = METRICS + EXTRAS
 
 _WORKLOADS = ("zipf", "hotcold", "kv", "uniform", "seq")
 _MIB = 1 << 20
