@@ -154,8 +154,7 @@ class SimKernel:
     def _init_lruvecs(self, memcg: MemCgroup) -> None:
         walks = self.cfg.hw_pte_young
         memcg.lruvecs = [Lruvec(memcg, n.nid, self.cfg.nr_hist_gens, self.jiffies, walks,
-                                self.rules.folio_seq_by_workingset,
-                                self.rules.active_add_resets_tier)
+                                self.rules)
                          for n in self.mem.nodes]
 
     def lruvec(self, memcg: MemCgroup | int | str = 1, nid: int = 0) -> Lruvec:

@@ -190,7 +190,7 @@ def _table(rows: list[dict], points: list[dict]) -> list[str]:
     varying = _varying(points)
     metrics = [m for m in KEY_METRICS if any(m in r for r in rows)]
     cols = ["run_id", *varying, *metrics]
-    cells = [[_cell(r.get(c)) for c in cols] for r in rows]
+    cells = [[cell(r.get(c)) for c in cols] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(cols)]
     lines = ["  ".join(f"{c:<{w}}" if i <= len(varying) else f"{c:>{w}}"
                        for i, (c, w) in enumerate(zip(cols, widths, strict=True)))]
@@ -198,11 +198,6 @@ def _table(rows: list[dict], points: list[dict]) -> list[str]:
         lines.append("  ".join(f"{c:<{w}}" if i <= len(varying) else f"{c:>{w}}"
                                for i, (c, w) in enumerate(zip(row, widths, strict=True))))
     return lines
-
-
-def _cell(v: Any) -> str:
-    """A table cell: 4 significant digits for floats, '-' for None."""
-    return cell(v)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def lru_gen_folio_seq(lruvec: Lruvec, flags: npt.NDArray[np.uint16],
 
     Before (6.1-6.13: lru_gen_add_folio()), see `_folio_seq_by_distance`.
     """
-    if not lruvec.folio_seq_by_workingset:
+    if not lruvec.rules.folio_seq_by_workingset:
         return _folio_seq_by_distance(lruvec, flags, reclaiming)
     max_seq = lruvec.max_seq
     ws = (flags & PG_workingset) != 0
@@ -119,7 +119,7 @@ def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     """Put folios (head pfns of one lruvec) on MGLRU lists; returns their seqs.
 
     Unevictable folios are not added. Sets the gen field, clears PG_active (and,
-    where `lruvec.active_add_resets_tier`, an active folio's refs and PG_referenced:
+    where `rules.active_add_resets_tier`, an active folio's refs and PG_referenced:
     it starts tier 0 in max_seq; PG_workingset stays for PSI), sets PG_lru, and counts
     pages by gen. include/linux/mm_inline.h: lru_gen_add_folio() (6.1, 6.12).
     """
@@ -132,7 +132,7 @@ def lru_gen_add_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     mem.gen[pfns] = gens + 1
     list_add(mem, pfns, gens, at_tail=reclaiming)
     new = (flags & ~np.uint16(PG_active)) | PG_lru
-    if lruvec.active_add_resets_tier:
+    if lruvec.rules.active_add_resets_tier:
         tier_bits = np.uint16(LRU_REFS_MASK | PG_referenced)
         new = np.where(flags & PG_active, new & ~tier_bits, new).astype(np.uint16)
     mem.flags[pfns] = new
@@ -147,7 +147,7 @@ def _folio_seq_one(lruvec: Lruvec, flags: int, reclaiming: bool) -> int:
     ws = flags & PG_workingset
     anon_not_sc = flags & PG_swapbacked and not flags & PG_swapcache
     reclaim_wb = flags & PG_reclaim and flags & (PG_dirty | PG_writeback)
-    if not lruvec.folio_seq_by_workingset:  # see _folio_seq_by_distance
+    if not lruvec.rules.folio_seq_by_workingset:  # see _folio_seq_by_distance
         if flags & PG_active:
             return max_seq
         if anon_not_sc or reclaim_wb:
@@ -176,7 +176,7 @@ def lru_gen_add_one(mem: PhysMem, lruvec: Lruvec, pfn: int) -> None:
     gen = _folio_seq_one(lruvec, flags, False) % MAX_NR_GENS
     mem.gen[pfn] = gen + 1
     list_add_one(mem, pfn, gen)
-    if lruvec.active_add_resets_tier and flags & PG_active:
+    if lruvec.rules.active_add_resets_tier and flags & PG_active:
         flags &= ~(LRU_REFS_MASK | PG_referenced)
     mem.flags[pfn] = (flags & ~PG_active) | PG_lru
     type_ = 0 if flags & PG_swapbacked else 1

@@ -30,6 +30,7 @@ from mglru.lru_gen.helpers import (
 
 if TYPE_CHECKING:
     from mglru.mm.memcg import MemCgroup
+    from mglru.presets import Rules
 
 __all__ = ["Lruvec", "MmState", "MAX_NR_ZONES"]
 
@@ -65,14 +66,12 @@ class Lruvec:
     """One lruvec: the MGLRU state of a memcg on a node (struct lru_gen_folio)."""
 
     def __init__(self, memcg: MemCgroup, nid: int, nr_hist_gens: int, now: int,
-                 walks_mmu: bool, folio_seq_by_workingset: bool = True,
-                 active_add_resets_tier: bool = True) -> None:
+                 walks_mmu: bool, rules: Rules) -> None:
         self.memcg = memcg
         self.nid = nid
-        #: where entering folios go: v6.14's rule, or the older one (`lru_gen_folio_seq`)
-        self.folio_seq_by_workingset = folio_seq_by_workingset
-        #: an entering active folio loses refs and PG_referenced (`lru_gen_add_folio`)
-        self.active_add_resets_tier = active_add_resets_tier
+        #: the kernel's behaviour rules; where entering folios go and what they keep
+        #: (`lru_gen_folio_seq`, `lru_gen_add_folio`) depend on the version
+        self.rules = rules
         self.max_seq = MIN_NR_GENS + 1
         self.min_seq = [0, 0]
         self.timestamps = [now] * MAX_NR_GENS

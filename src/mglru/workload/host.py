@@ -133,9 +133,9 @@ def fault_context(k: SimKernel, p: Process) -> tuple:
     lruvec = memcg.lruvecs[p.nid]
     par = np.zeros(NR_PAR, np.int64)
     par[:P_BUDGET + 1] = (memcg.id, p.nid, lruvec.max_seq, *lruvec.min_seq, lruvec.nr_hist_gens,
-                          lruvec.folio_seq_by_workingset, k.cfg.independent_min_seq,
+                          k.rules.folio_seq_by_workingset, k.cfg.independent_min_seq,
                           k.cfg.refault_stats_only_recent, k.cfg.two_step_promotion,
-                          lruvec.active_add_resets_tier, len(next_pfns))
+                          k.rules.active_add_resets_tier, len(next_pfns))
     res = np.zeros(NR_RES, np.int64)
     res[R_HEAD] = mem.order_head
     hint = mem.rmap_hint if mem.rmap_hint is not None else _EMPTY_U32
