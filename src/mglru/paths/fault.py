@@ -313,7 +313,7 @@ def _fault_anon_one(k: SimKernel, p: Process, vma: Vma, vpn: int, write: bool) -
         try_charge(k, memcg, 1, p)
         pfn = int(alloc_pages_reclaim(k, p.nid, 1, p)[0])
         flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
-        _new_folio_one(k, memcg, pfn, flags, keep=False)
+        _new_folio_one(k, memcg, pfn, flags)
         if k.mem.rmap_hint is not None:  # rmap_note_anon
             k.mem.rmap_hint[pfn] = idx
         fp[idx] = pfn
@@ -323,11 +323,13 @@ def _fault_anon_one(k: SimKernel, p: Process, vma: Vma, vpn: int, write: bool) -
         ff[idx] = PTE_PRESENT | PTE_YOUNG | PTE_SPECIAL
 
 
-def _new_folio_one(k: SimKernel, memcg: MemCgroup, pfn: int, flags: int, keep: bool) -> None:
-    """`new_folios` of one 4 KiB folio (`keep`: its flags already hold refault state)."""
+def _new_folio_one(k: SimKernel, memcg: MemCgroup, pfn: int, flags: int | None) -> None:
+    """`new_folios` of one 4 KiB folio; `flags` None: the swap-in already set its flags
+    (with the refault state) and memcg."""
     mem = k.mem
-    mem.flags[pfn] = (int(mem.flags[pfn]) | flags) if keep else flags
-    mem.memcg[pfn] = memcg.id
+    if flags is not None:
+        mem.flags[pfn] = flags
+        mem.memcg[pfn] = memcg.id
     memcg.charge(1)
     if not k.caps.lru_gen_enabled():  # see new_folios
         mem.flags[pfn] = (int(mem.flags[pfn]) & ~PG_active) | PG_lru
@@ -354,7 +356,7 @@ def _swap_in_one(k: SimKernel, p: Process, vma: Vma, idx: int, write: bool) -> N
     swap.free_one(slot)
     swap.pswpin += 1
     k.stats["pswpin"] += 1
-    _new_folio_one(k, memcg, pfn, flags, keep=True)
+    _new_folio_one(k, memcg, pfn, None)
     if mem.rmap_hint is not None:  # rmap_note_anon
         mem.rmap_hint[pfn] = idx
     fp[idx] = pfn
