@@ -102,12 +102,15 @@ def _find_slot(base, end, g):
 
 
 @njit(cache=True, nogil=True)
-def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits,
-               keys, prv, nxt, lst, where, entries, last_ms):
+def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits, tlb,
+               last_ms):
     """Apply accesses [lo, hi) until one needs KVM's fault path.
 
-    Returns (index of that access or hi, fast page faults taken).
+    `tlb` is the vCPU's TLB as `tlb_load` lays it out (keys, prv, nxt, lst, where)
+    and its number of entries. Returns (index of that access or hi, fast page
+    faults taken).
     """
+    keys, prv, nxt, lst, where, entries = tlb
     truth = len(last_ms) > 0
     fast = 0
     for i in range(lo, hi):

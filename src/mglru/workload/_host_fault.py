@@ -136,9 +136,14 @@ def _add_folio(pfn, flags, par, mem_gen, mem_lru, mem_flags, nr_pages, nr_listed
 
 
 @njit(cache=True, nogil=True)
-def anon_fault(idx, write, recency, pte_flags, pte_pfn, next_pfns, par, mem_flags, mem_gen,
-               mem_lru, mem_memcg, nr_pages, nr_listed, refaulted, shadow, freed, hint, res):
-    """Fault in PTE `idx` of a 4 KiB anon VMA; returns its pfn, or -1 to leave it to Python."""
+def anon_fault(idx, write, recency, pte_flags, pte_pfn, mem_flags, fault):
+    """Fault in PTE `idx` of a 4 KiB anon VMA; returns its pfn, or -1 to leave it to Python.
+
+    `fault` is the context `workload.host.fault_context` builds (the allocator's next
+    pfns, the parameters, the folio and lruvec arrays, the swap shadows, the results).
+    """
+    (next_pfns, par, mem_gen, mem_lru, mem_memcg, nr_pages, nr_listed, refaulted, shadow,
+     freed, hint, res, _) = fault
     f = pte_flags[idx]
     wbits = (_PTE_DIRTY | _PTE_WRITE) if write else 0
     if not f & _PTE_SWAP and not write:  # read fault: the zero page

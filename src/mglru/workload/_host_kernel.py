@@ -60,18 +60,19 @@ def _find_vma(vstart, vend, vpn):
 
 
 @njit(cache=True, nogil=True)
-def host_hits(vpns, writes, t_ns, lo, hi, vstart, vend, vrow0, vkind, rows,
-              pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn, mem_flags, last_ms, fault):
+def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 
-    Each applied access stores its time, in ms since boot plus one, in
-    `last_ms[pfn]` when `last_ms` is not empty (ground truth: 0 = never).
-    `fault` is the context of `_host_fault.anon_fault` (its arrays after `idx`,
-    `write` and `recency`, then `fidx`, where the indices of the accesses it
-    faulted in go); with a zero budget every fault stops the loop.
+    `vmas` is the flat VMA table (start, end, first row, kind, rows) and `pt` the
+    page table (pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn). Each applied
+    access stores its time, in ms since boot plus one, in `last_ms[pfn]` when
+    `last_ms` is not empty (ground truth: 0 = never). `fault` is the context of
+    `_host_fault.anon_fault`, ending with `fidx`, where the indices of the accesses
+    it faulted in go; with a zero budget every fault stops the loop.
     """
-    (next_pfns, par, mem_gen, mem_lru, mem_memcg, nr_pages, nr_listed, refaulted, shadow,
-     freed, hint, res, fidx) = fault
+    vstart, vend, vrow0, vkind, rows = vmas
+    pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn = pt
+    res, fidx = fault[11], fault[12]
     truth = len(last_ms) > 0
     v = -1
     for i in range(lo, hi):
@@ -105,9 +106,8 @@ def host_hits(vpns, writes, t_ns, lo, hi, vstart, vend, vrow0, vkind, rows,
                 pmd_state[row] = _PMD_TABLE
             pmd_flags[row] |= np.uint8(_PTE_YOUNG)
             nf = res[R_FAULTS]
-            pfn = anon_fault(idx, w, vkind[v] & KIND_RECENCY, pte_flags, pte_pfn, next_pfns, par,
-                             mem_flags, mem_gen, mem_lru, mem_memcg, nr_pages, nr_listed,
-                             refaulted, shadow, freed, hint, res)
+            pfn = anon_fault(idx, w, vkind[v] & KIND_RECENCY, pte_flags, pte_pfn, mem_flags,
+                             fault)
             if pfn < 0:
                 return i
             fidx[nf] = i

@@ -69,7 +69,7 @@ def run_guest(k: SimKernel, s: Stream, stop: int,
         as_bits = np.int64(as_id << _AS_SHIFT)
         tlb_load(vcpu.tlb.keys, keys, prv, nxt, lst, where, as_bits)
         j, fast = guest_hits(s.pages, s.writes, s.t_ns, i, stop, base, end, sptes, kvm.ad_bits,
-                             as_bits, keys, prv, nxt, lst, where, entries, truth)
+                             as_bits, (keys, prv, nxt, lst, where, entries), truth)
         vcpu.tlb.keys = tlb_store(keys, nxt, lst, where, as_bits)
         if fast:
             kvm.stat["fast_page_faults"] += int(fast)

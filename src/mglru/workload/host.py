@@ -205,8 +205,9 @@ def run_host(k: SimKernel, s: Stream, stop: int,
         v = table.of(mm)
         pt = mm.pt
         fault = fault_context(k, p)
-        j = host_hits(s.pages, s.writes, s.t_ns, i, stop, v.start, v.end, v.row0, v.kind, v.rows,
-                      pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn(),
+        j = host_hits(s.pages, s.writes, s.t_ns, i, stop,
+                      (v.start, v.end, v.row0, v.kind, v.rows),
+                      (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn()),
                       mem_flags, truth, fault)
         nf = apply_faults(k, p, fault)
         s.hits += j - i - nf
