@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mglru"
 #: bottom up; a package may import only packages at its own level or below.
 #: `kernel` is the facade module mglru/kernel.py; top-level modules map to themselves.
 LAYERS: list[set[str]] = [
-    {"presets", "sizes", "abi", "progress", "plots"},
+    {"presets", "sizes", "abi", "progress", "plots", "heap"},
     {"mm"},
     {"lru_gen"},
     {"paths"},  # the host's fault, charge, reclaim and exit paths; KVM's faults go through them

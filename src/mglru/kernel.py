@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mglru import heap
 from mglru.kvm import create_vm
 from mglru.lru_gen import debugfs, sysfs
 from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
@@ -42,7 +43,7 @@ from mglru.mm.page import (
     PG_writeback,
 )
 from mglru.mm.page_idle import PAGE_IDLE_BITMAP, page_idle_read, page_idle_write, pagemap_read
-from mglru.mm.process import Process
+from mglru.mm.process import PageTables, Process
 from mglru.mm.rmap import folio_mappings, rmap_enable
 from mglru.mm.swap import SwapDevice
 from mglru.paths import cgroupfs
@@ -223,9 +224,11 @@ class SimKernel:
         exit_mmap(self, p)
         p.alive = False
         p.mm.users = 0
+        p.mm.pt = PageTables()  # free_pgtables(): the emptied tables go too
         lru_gen_del_mm(p.mm, p.memcg)
         p.memcg.procs.remove(p)
         del self.procs[p.pid]
+        heap.trim()
 
     def open_file(self, name: str, nbytes: int, **flags: Any) -> File:
         """Create (or return) a file with a page cache; flags as `File`."""
