@@ -17,10 +17,11 @@ from kernel_checks import snapshot
 
 from mglru import SimKernel
 from mglru.mm.page import PAGE_SIZE
-from mglru.workload import Engine, host_stream
+from mglru.workload import Engine, host, host_stream
 from mglru.workload.host import set_clock
 
 ANON, FILE, THP = 48, 16, 1024
+
 
 
 def _setup(limit: int | None, thp: bool, config: str):
@@ -65,13 +66,14 @@ def streams(draw):
     n = draw(st.integers(0, 160))
     seed = draw(st.integers(0, 2**31))
     config = draw(st.sampled_from(["v6.10", "seed-v4", "v6.1", "v6.14"]))
-    return thp, limit, n, seed, config
+    prefetch = draw(st.booleans())  # the loop's prefetch is a hint: same state either way
+    return thp, limit, n, seed, config, prefetch
 
 
 @settings(max_examples=25)
 @given(streams())
 def test_stream_equals_per_page(case):
-    thp, limit, n, seed, config = case
+    thp, limit, n, seed, config, prefetch = case
     rng = np.random.default_rng(seed)
     nreg = 3 if thp else 2
     region = rng.integers(0, nreg, n)
@@ -87,10 +89,14 @@ def test_stream_equals_per_page(case):
     pages = _pages(bases1, region, offset)
     s = host_stream(p1, bases1[0], pages, writes, t_ns=t)
     err1 = err2 = None
+    saved = host.PREFETCH_MIN_PAGES
+    host.PREFETCH_MIN_PAGES = 0 if prefetch else saved
     try:
         Engine(k1).run([s], quantum_ms=0.5)
     except Exception as e:  # noqa: BLE001 - the per-page path must fail the same way
         err1 = (type(e), str(e), s.pos)
+    finally:
+        host.PREFETCH_MIN_PAGES = saved
     for i in range(n):
         set_clock(k2, int(t[i]))
         try:

@@ -25,12 +25,18 @@ from mglru.kvm.spte import (
     SPTE_PRESENT as _PRESENT,
     SPTE_WRITABLE as _WRITABLE,
 )
+from mglru.lru_gen._jit_cache import invalidate_stale
+from mglru.mm._prefetch import prefetch
+
+invalidate_stale(__file__, "../mm/_prefetch.py")
 
 __all__ = ["guest_hits", "tlb_load", "tlb_store", "KEY_GFN_MASK"]
 
 #: a TLB key is as_id << 48 | head gfn (kvm.vcpu)
 KEY_GFN_MASK = (1 << 48) - 1
 _HEAD_MASK = ~np.int64(511)
+#: how many accesses ahead the SPTE, TLB index and stamp lines are asked for
+_AHEAD = 16
 
 
 @njit(cache=True, nogil=True)
@@ -107,13 +113,21 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
     """Apply accesses [lo, hi) until one needs KVM's fault path.
 
     `tlb` is the vCPU's TLB as `tlb_load` lays it out (keys, prv, nxt, lst, where)
-    and its number of entries. Returns (index of that access or hi, fast page
-    faults taken).
+    and its number of entries. The lines of later accesses are prefetched (measured
+    faster from 0.25 GiB of guest memory on). Returns (index of that access or hi, fast
+    page faults taken).
     """
     keys, prv, nxt, lst, where, entries = tlb
     truth = len(last_ms) > 0
     fast = 0
     for i in range(lo, hi):
+        if i + _AHEAD < hi:  # ask for the lines of a later access: a hint, nothing is read
+            ga = gfns[i + _AHEAD]
+            if 0 <= ga < len(sptes):
+                prefetch(sptes, ga)
+                prefetch(where, ga)
+                if truth and ga < len(last_ms):
+                    prefetch(last_ms, ga)
         g = gfns[i]
         w = writes[i] != 0
         if not _find_slot(slot_base, slot_end, g) or g >= len(sptes):

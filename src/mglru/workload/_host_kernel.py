@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from mglru.lru_gen._jit_cache import invalidate_stale
+from mglru.mm._prefetch import prefetch
 from mglru.mm.page import (
     PMD_LEAF as _PMD_LEAF,
     PMD_NONE as _PMD_NONE,
@@ -35,7 +36,7 @@ from mglru.mm.page import (
 )
 from mglru.workload._host_fault import R_FAULTS, anon_fault
 
-invalidate_stale(__file__, "_host_fault.py", "../lru_gen/_list_kernel.py")
+invalidate_stale(__file__, "_host_fault.py", "../lru_gen/_list_kernel.py", "../mm/_prefetch.py")
 
 __all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY"]
 
@@ -59,8 +60,33 @@ def _find_vma(vstart, vend, vpn):
     return -1
 
 
+#: how many accesses ahead the PTE lines are asked for, and (half as far) the stamp's
+_AHEAD = 16
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_ahead(vpns, i, hi, start, end, row0, rows, pte_flags, pte_pfn, last_ms, nr_pfn):
+    """Ask for the cache lines of accesses i+_AHEAD (PTE) and i+_AHEAD/2 (its page's stamp)
+    when they fall in the current VMA: a hint only, nothing is read into the model."""
+    j = i + _AHEAD
+    if j < hi:
+        w = vpns[j]
+        if start <= w < end:
+            idx = rows[row0 + (w >> 9) - (start >> 9)] * _PTRS + (w & (_PTRS - 1))
+            prefetch(pte_flags, idx)
+            prefetch(pte_pfn, idx)
+    j = i + _AHEAD // 2
+    if nr_pfn and j < hi:
+        w = vpns[j]
+        if start <= w < end:
+            idx = rows[row0 + (w >> 9) - (start >> 9)] * _PTRS + (w & (_PTRS - 1))
+            pfn = np.int64(pte_pfn[idx])
+            if pfn < nr_pfn:
+                prefetch(last_ms, pfn)
+
+
 @njit(cache=True, nogil=True)
-def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault):
+def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, ahead):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 
     `vmas` is the flat VMA table (start, end, first row, kind, rows) and `pt` the
@@ -68,14 +94,19 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault):
     access stores its time, in ms since boot plus one, in `last_ms[pfn]` when
     `last_ms` is not empty (ground truth: 0 = never). `fault` is the context of
     `_host_fault.anon_fault`, ending with `fidx`, where the indices of the accesses
-    it faulted in go; with a zero budget every fault stops the loop.
+    it faulted in go; with a zero budget every fault stops the loop. `ahead`: prefetch
+    the lines of later accesses (worth it once the tables outgrow the CPU caches).
     """
     vstart, vend, vrow0, vkind, rows = vmas
     pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn = pt
     res, fidx = fault[11], fault[12]
     truth = len(last_ms) > 0
+    nr_pfn = len(last_ms)
     v = -1
     for i in range(lo, hi):
+        if ahead and v >= 0:
+            _prefetch_ahead(vpns, i, hi, vstart[v], vend[v], vrow0[v], rows, pte_flags, pte_pfn,
+                            last_ms, nr_pfn)
         vpn = vpns[i]
         w = writes[i] != 0
         if v < 0 or vpn < vstart[v] or vpn >= vend[v]:  # most accesses stay in one VMA

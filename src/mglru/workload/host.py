@@ -90,6 +90,10 @@ class _VmaTable:
         return self
 
 
+#: page-table size (PTEs) from which the compiled loop prefetches: about 9 bytes of
+#: per-page state each, so past a few MiB the accesses miss the CPU caches
+PREFETCH_MIN_PAGES = 1 << 20
+
 #: faults one call of the compiled loop may take (bounds `fidx` and the pages prepared)
 _FAULT_BATCH = 1024
 
@@ -208,7 +212,7 @@ def run_host(k: SimKernel, s: Stream, stop: int,
         j = host_hits(s.pages, s.writes, s.t_ns, i, stop,
                       (v.start, v.end, v.row0, v.kind, v.rows),
                       (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn()),
-                      mem_flags, truth, fault)
+                      mem_flags, truth, fault, pt.flat_pfn().size >= PREFETCH_MIN_PAGES)
         nf = apply_faults(k, p, fault)
         s.hits += j - i - nf
         s.faults += nf
