@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mglru.lru_gen import evict_fast
 from mglru.lru_gen._scan_kernel import scan_list
 from mglru.lru_gen.aging import try_to_inc_max_seq, try_to_inc_min_seq, type_is_evictable
 from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_folio_seq
@@ -59,7 +60,8 @@ if TYPE_CHECKING:
     from mglru.mm.memcg import MemCgroup
 
 __all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging",
-           "get_nr_to_scan", "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
+           "get_nr_to_scan", "evict_folios", "reclaim_isolated", "try_to_shrink_lruvec",
+           "run_eviction"]
 
 
 @dataclass(slots=True)
@@ -255,6 +257,13 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
         return scanned
     if type_ == LRU_GEN_ANON:
         sc.evicted_anon = True
+    reclaim_isolated(k, lruvec, sc, type_, isolated)
+    return scanned
+
+
+def reclaim_isolated(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int,
+                     isolated: list[int]) -> None:
+    """evict_folios() after isolation: shrink_folio_list, retry once, put the rest back."""
     mem = k.mem
     batch = isolated
     skip_retry = False
@@ -303,7 +312,6 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
             lru_gen_add_folio(mem, lruvec, arr)
         batch, skip_retry = retry[::-1], True
     count_reclaim(k, lruvec, sc, type_, "pgsteal", sc.nr_reclaimed - reclaimed)
-    return scanned
 
 
 def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
@@ -314,6 +322,8 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
 
     swappiness = 0 if not sc.may_swap else (
         sc.swappiness if sc.swappiness is not None else get_swappiness(k, lruvec))
+    if evict_fast.ENABLED:
+        return evict_fast.shrink_lruvec(k, lruvec, sc, swappiness)
     scanned = 0
     seq = lruvec.max_seq
     sc.evicted_anon = False
