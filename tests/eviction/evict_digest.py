@@ -255,7 +255,7 @@ def scen_node(config: str, marks: list) -> None:
     f = k.open_file("cache", 6 * MIB)
     try:
         for step in range(6):
-            for i, (p, addr) in enumerate(tasks):
+            for p, addr in tasks:
                 p.access(addr + step * 2 * MIB, 2 * MIB, write=True)
                 if step:
                     p.access(addr, MIB)

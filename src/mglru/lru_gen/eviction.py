@@ -12,8 +12,13 @@ Eviction follows the upstream rules of mm/vmscan.c for every preset; the v6.10
 differences the model keeps are tiers, protected[tier - 1],
 refault test, coupled min_seq.
 
+`try_to_shrink_lruvec` hands its loop to the compiled `evict_fast.shrink_lruvec`
+(unless `evict_fast.ENABLED` is False), which comes back here for what it cannot
+do: `get_nr_to_scan` with aging, `evict_folios` after writeback, and
+`reclaim_isolated` for batches that need the per-folio path.
+
 Future optimizations:
-1. cache a list's tail order across evict_folios calls of one reclaim.
+1. compile the per-folio path (references, look-around, putback) into the loop.
 """
 
 from __future__ import annotations
