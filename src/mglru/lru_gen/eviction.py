@@ -12,8 +12,13 @@ Eviction follows the upstream rules of mm/vmscan.c for every preset; the v6.10
 differences the model keeps are tiers, protected[tier - 1],
 refault test, coupled min_seq.
 
+`try_to_shrink_lruvec` hands its loop to the compiled `evict_fast.shrink_lruvec`
+(unless `evict_fast.ENABLED` is False), which comes back here for what it cannot
+do: `get_nr_to_scan` with aging, `evict_folios` after writeback, and
+`reclaim_isolated` for batches that need the per-folio path.
+
 Future optimizations:
-1. cache a list's tail order across evict_folios calls of one reclaim.
+1. compile the per-folio path (references, look-around, putback) into the loop.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mglru.lru_gen import evict_fast
 from mglru.lru_gen._scan_kernel import scan_list
 from mglru.lru_gen.aging import try_to_inc_max_seq, try_to_inc_min_seq, type_is_evictable
 from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_folio_seq
@@ -59,7 +65,8 @@ if TYPE_CHECKING:
     from mglru.mm.memcg import MemCgroup
 
 __all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging",
-           "get_nr_to_scan", "evict_folios", "try_to_shrink_lruvec", "run_eviction"]
+           "get_nr_to_scan", "evict_folios", "reclaim_isolated", "try_to_shrink_lruvec",
+           "run_eviction"]
 
 
 @dataclass(slots=True)
@@ -255,6 +262,13 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
         return scanned
     if type_ == LRU_GEN_ANON:
         sc.evicted_anon = True
+    reclaim_isolated(k, lruvec, sc, type_, isolated)
+    return scanned
+
+
+def reclaim_isolated(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int,
+                     isolated: list[int]) -> None:
+    """evict_folios() after isolation: shrink_folio_list, retry once, put the rest back."""
     mem = k.mem
     batch = isolated
     skip_retry = False
@@ -303,7 +317,6 @@ def evict_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
             lru_gen_add_folio(mem, lruvec, arr)
         batch, skip_retry = retry[::-1], True
     count_reclaim(k, lruvec, sc, type_, "pgsteal", sc.nr_reclaimed - reclaimed)
-    return scanned
 
 
 def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
@@ -314,6 +327,8 @@ def try_to_shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl) -> bool:
 
     swappiness = 0 if not sc.may_swap else (
         sc.swappiness if sc.swappiness is not None else get_swappiness(k, lruvec))
+    if evict_fast.ENABLED:
+        return evict_fast.shrink_lruvec(k, lruvec, sc, swappiness)
     scanned = 0
     seq = lruvec.max_seq
     sc.evicted_anon = False

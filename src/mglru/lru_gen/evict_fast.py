@@ -1,0 +1,240 @@
+"""try_to_shrink_lruvec() in one compiled call per stretch of batches, and its fallbacks.
+
+Kernel: mm/vmscan.c: try_to_shrink_lruvec() and evict_folios().
+
+Mechanism: `shrink_lruvec` packs the lruvec, the scan control, the swap device
+and the page tables into arrays, runs `_evict_kernel.evict_loop`, and does in
+Python what the loop hands back (aging, writeback, the per-folio shrink path,
+rebuilding a list's cached tail order, growing the swap map) before resuming
+it. Each hand-over first applies what the loop did (`_flush`: counters,
+charges, free lists, swap slots, caches), so the Python code always sees the
+state it would have seen on its own. The result is the state the Python path
+(`eviction.try_to_shrink_lruvec` with `ENABLED = False`) reaches, exactly:
+tests/eviction/test_evict_compiled.py compares the two.
+
+Future optimizations:
+1. keep the packed arrays across calls of one reclaim (each call packs anew).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mglru.lru_gen import _evict_layout as kx
+from mglru.lru_gen._evict_kernel import evict_loop
+from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_LRU_BATCH
+from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
+from mglru.mm.process import VM_LOCKED
+from mglru.mm.rmap import rmap_enable
+from mglru.mm.vmstat import count_reclaim
+
+if TYPE_CHECKING:
+    from mglru.kernel import SimKernel
+    from mglru.lru_gen.eviction import ScanControl
+    from mglru.lru_gen.lruvec import Lruvec
+
+__all__ = ["ENABLED", "shrink_lruvec"]
+
+#: False forces the Python path (tests compare the two)
+ENABLED = True
+_NPROCS = 8
+_FREED = 1 << 16
+_EMPTY_I = np.zeros(0, np.int64)
+_EMPTY_U = np.zeros(0, np.uint32)
+_PAD_F = np.zeros(1, np.uint8)
+_PAD_P = np.zeros(1, np.uint32)
+
+
+def _procs(k: SimKernel):
+    procs = list(k.procs.values())
+    info = np.zeros((_NPROCS, 3), np.int64)
+    if len(procs) > _NPROCS:
+        return (_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info, False
+    pf, pp = [], []
+    for i, p in enumerate(procs):
+        pt = p.mm.pt
+        pf.append(pt.flat_flags())
+        pp.append(pt.flat_pfn())
+        info[i] = (pt.nr_rows * 512, bool(p.mm.notifiers),
+                   any(v.flags & VM_LOCKED for v in p.mm.vmas))
+    pad = _NPROCS - len(procs)
+    return tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info, True
+
+
+class _Run:
+    """One shrink_lruvec call: the packed arguments and the flush back to Python."""
+
+    def __init__(self, k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> None:
+        self.k, self.lruvec, self.sc = k, lruvec, sc
+        mem, cfg, memcg = k.mem, k.cfg, lruvec.memcg
+        pf, pp, info, procs_ok = _procs(k)
+        self.procs = (pf, pp, info)
+        cf = np.zeros(kx.NR_CONF, np.int64)
+        cf[kx.C_TWO_STEP] = cfg.two_step_promotion
+        cf[kx.C_REFS_FLAGS] = LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
+        cf[kx.C_SHIFT] = 0 if cfg.protect_in_inc_min_seq else 1
+        cf[kx.C_GFP_IO] = sc.gfp_io
+        cf[kx.C_SWAPPINESS] = swappiness
+        cf[kx.C_INDEPENDENT] = cfg.independent_min_seq
+        cf[kx.C_RULES_6_1] = cfg.reclaim_rules_6_1
+        cf[kx.C_ON_THREE] = cfg.aging_on_three_gens
+        cf[kx.C_KSWAPD] = sc.kswapd
+        cf[kx.C_ROOT] = sc.root_reclaim
+        cf[kx.C_ABORT_AT_GOAL] = cfg.abort_memcg_scan_at_goal
+        cf[kx.C_PRIORITY] = sc.priority
+        cf[kx.C_NR_TO_RECLAIM] = min(sc.nr_to_reclaim, (1 << 62))
+        cf[kx.C_NR_HIST] = lruvec.nr_hist_gens
+        cf[kx.C_MEMCG_ID] = memcg.id
+        cf[kx.C_NID] = lruvec.nid
+        cf[kx.C_ONLINE] = memcg.online
+        cf[kx.C_UNPROTECTED] = memcg.parent is None or memcg is sc.target
+        cf[kx.C_MEMORY_MIN] = memcg.memory_min
+        cf[kx.C_FAST_OK] = (procs_ok and sc.may_swap and sc.may_unmap
+                            and k.reclaim_hook is None)
+        cf[kx.C_NPROCS] = min(len(k.procs), _NPROCS)
+        cf[kx.C_SWCAP] = k.swap.capacity
+        cf[kx.C_HAS_IDLE] = mem.page_idle is not None
+        self.cf = cf
+        hint = rmap_enable(k)
+        idle = mem.page_idle if mem.page_idle is not None else np.zeros(1, np.uint8)
+        self.folios = (mem.flags, mem.gen, mem.lru, mem.memcg, idle, hint)
+        self.min_seq = np.array(lruvec.min_seq, np.int64)
+        self.lv = (lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0], lruvec.avg_refaulted,
+                   lruvec.avg_total, lruvec.protected, lruvec.evicted, lruvec.refaulted,
+                   self.min_seq)
+        self.ctr = np.array([mem.order_head, mem.order_tail], np.int64)
+        self.bufs = (np.empty(MAX_LRU_BATCH, np.int64), np.empty(MAX_LRU_BATCH, np.int64),
+                     np.zeros(6, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
+                     np.empty(_FREED, np.int64), np.empty(_FREED, np.int64))
+        self.cm = np.zeros((2, 4), np.int64)
+        self.cand = [_EMPTY_I, _EMPTY_I]
+        self.snap = [_EMPTY_U, _EMPTY_U]
+        st = np.zeros(kx.NR_STATE, np.int64)
+        st[kx.S_SEQ] = lruvec.max_seq
+        self.st = st
+        self.load()
+
+    def load(self) -> None:
+        """Read the Python-side state the loop works on (after Python changed it)."""
+        k, lruvec, st = self.k, self.lruvec, self.st
+        self.min_seq[:] = lruvec.min_seq
+        self.cf[kx.C_MAX_SEQ] = lruvec.max_seq
+        self.ctr[:] = (k.mem.order_head, k.mem.order_tail)
+        swap = k.swap
+        self.free_slots = np.array(swap._free, np.int64)
+        self.swap = (swap.shadow, self.free_slots)
+        st[kx.S_SWNFREE] = len(swap._free)
+        st[kx.S_SWNEXT] = swap._next
+        st[kx.S_SWUSED] = swap.nr_used
+        st[kx.S_NR_RECLAIMED] = self.sc.nr_reclaimed
+        st[kx.S_EVICTED_ANON] = self.sc.evicted_anon
+        st[kx.S_CHARGED] = lruvec.memcg.nr_charged
+        st[kx.S_WB_PENDING] = bool(k._writeback)
+        for t in range(2):
+            g = lruvec.min_seq[t] % 4
+            c = lruvec.scan_cache.get((g, t))
+            if c is None:
+                self.cm[t] = 0
+                self.cand[t], self.snap[t] = _EMPTY_I, _EMPTY_U
+            else:
+                self.cm[t] = (1, c[2], c[3], g)
+                self.cand[t], self.snap[t] = c[0], c[1]
+
+    def run(self) -> int:
+        caches = (self.cand[0], self.snap[0], self.cand[1], self.snap[1], self.cm)
+        x = evict_loop(self.folios, self.lv, caches, self.ctr, self.procs, self.swap,
+                          self.pinned, self.cf, self.st, self.bufs)
+        self.flush()
+        return x
+
+    def flush(self) -> None:
+        """Apply what the loop did to the Python-side state, and zero its counters."""
+        k, lruvec, sc, st = self.k, self.lruvec, self.sc, self.st
+        mem = k.mem
+        lruvec.min_seq[:] = self.min_seq.tolist()
+        mem.order_head, mem.order_tail = int(self.ctr[0]), int(self.ctr[1])
+        for t in range(2):
+            if self.cm[t, kx.M_PRESENT]:
+                g = int(self.cm[t, kx.M_GEN])
+                lruvec.scan_cache[(g, t)] = [self.cand[t], self.snap[t],
+                                             int(self.cm[t, kx.M_POS]),
+                                             int(self.cm[t, kx.M_TAIL])]
+        sc.nr_scanned += int(st[kx.S_NR_SCANNED])
+        for t in range(2):
+            count_reclaim(k, lruvec, sc, t, "pgscan", int(st[kx.S_PGSCAN + t]))
+        swap = k.swap
+        freed = int(st[kx.S_FREED])
+        if freed:
+            del swap._free[int(st[kx.S_SWNFREE]):]
+            swap._next = int(st[kx.S_SWNEXT])
+            swap.nr_used = int(st[kx.S_SWUSED])
+            swap.pswpout += freed
+            k.stats["pswpout"] += freed
+            lruvec.nr_evicted_pages += freed
+            lruvec.memcg.charge(-freed)
+            node = mem.nodes[lruvec.nid]
+            pfns = self.bufs[4][:int(st[kx.S_NFREED])].copy()
+            start = 0
+            for end in self.bufs[5][:int(st[kx.S_NCHUNKS])].tolist():
+                node.free.append(pfns[start:end])
+                node.nr_free_listed += end - start
+                node.free_gen += 1
+                start = end
+        sc.nr_reclaimed = int(st[kx.S_NR_RECLAIMED])
+        sc.evicted_anon = bool(st[kx.S_EVICTED_ANON])
+        for t in range(2):
+            count_reclaim(k, lruvec, sc, t, "pgsteal", int(st[kx.S_PGSTEAL + t]))
+        for i in (kx.S_NR_SCANNED, kx.S_PGSCAN, kx.S_PGSCAN1, kx.S_PGSTEAL, kx.S_PGSTEAL1,
+                  kx.S_FREED, kx.S_NFREED, kx.S_NCHUNKS):
+            st[i] = 0
+
+
+def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> bool:
+    """try_to_shrink_lruvec()'s loop (after swappiness); returns whether to rotate."""
+    from mglru.lru_gen import eviction as ev
+
+    sc.evicted_anon = False
+    run = _Run(k, lruvec, sc, swappiness)
+    run.pinned = np.array(sorted(k.pinned), np.int64) if k.pinned else _EMPTY_I
+    st = run.st
+    mem = k.mem
+    while True:
+        x = run.run()
+        if x == kx.X_DONE:
+            return bool(st[kx.S_RET])
+        if x == kx.X_ITER:
+            # this iteration ages or completes writeback: all of it in Python
+            nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
+            if nr <= 0:
+                return nr < 0
+            st[kx.S_NR_TO_SCAN] = nr
+            st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
+            st[kx.S_PHASE] = kx.PH_AFTER
+        elif x == kx.X_PREP:
+            # scan_folios()'s prelude: renumber, or rebuild the list's tail-first order
+            t = int(st[kx.S_TYPE])
+            gen = lruvec.min_seq[t] % 4
+            if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
+                renumber(mem)
+                lruvec.scan_cache.clear()
+            c = lruvec.scan_cache.get((gen, t))
+            if c is None or c[3] != mem.order_tail or c[2] >= len(c[0]):
+                cand = tail_first(mem, lruvec, gen, t)
+                lruvec.scan_cache[(gen, t)] = [cand, mem.lru[cand], 0, mem.order_tail]
+        elif x == kx.X_WB:
+            for pfn in run.bufs[1][:int(st[kx.S_NWB])].tolist():
+                k.start_writeback(pfn)
+        elif x == kx.X_SHRINK:
+            isolated = run.bufs[0][:int(st[kx.S_NOUT])].tolist()
+            ev.reclaim_isolated(k, lruvec, sc, int(st[kx.S_TYPE]), isolated)
+            st[kx.S_DELTA] = st[kx.S_ISO_SCANNED]
+            st[kx.S_PHASE] = kx.PH_AFTER
+        elif x == kx.X_GROW:
+            swap = k.swap
+            grown = np.zeros(max(int(st[kx.S_GROW]), 2 * len(swap.shadow), 1024), np.int64)
+            grown[: len(swap.shadow)] = swap.shadow
+            swap.shadow = grown
+        # X_FLUSH: nothing more than the flush
+        run.load()
