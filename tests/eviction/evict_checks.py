@@ -362,7 +362,8 @@ def audit(k: SimKernel, ledger: Ledger | None = None) -> Census:
     hf = mem.flags[heads]
     assert (mem.memcg[heads] != 0).all(), "an allocated folio is not charged"
     in_cache = (hf & PG_swapcache) != 0
-    assert set(heads[in_cache].tolist()) == set(cache.slot), "PG_swapcache and the swap cache differ"
+    assert set(heads[in_cache].tolist()) == set(cache.slot), \
+        "PG_swapcache and the swap cache differ"
     unev = (hf & PG_unevictable) != 0
     if k.caps.lru_gen_enabled():
         on = mem.gen[heads] != 0

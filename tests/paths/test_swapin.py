@@ -232,13 +232,13 @@ def test_synchronous_device_bypasses_the_swap_cache():
     assert len(k.swap.cache) == 0 and k.swap.nr_used == N - 16
 
 
-# -- cluster readahead: shmem, and anonymous memory on a rotational device ---------------------------
+# -- cluster readahead: shmem, and anonymous memory on a rotational device --------------------
 def test_shmem_cluster_readahead():
     """shmem uses the swap cache on every device. Slots 1..16 in index order; faults
     on 0, 1, 2, 3: slot 1 is next to prev_offset 0 (2 pages, but its aligned pair is
     {0, 1} without the header: 1 page), slot 2 reads {2, 3}, index 2 hits, slot 4
     reads 4 pages {4..7} (one hit + 2, rounded up to 4)."""
-    k = SimKernel("v6.12", node_bytes=(64 << 20,), debug=True)  # synchronous
+    k = SimKernel("v6.12", node_bytes=(64 << 20,), debug=True)  # a synchronous device
     k.mkdir(f"{CG}/a")
     p = k.spawn("/a")
     f = k.open_file("shm", 16 * PAGE_SIZE, shmem=True)
