@@ -72,7 +72,8 @@ class SimKernel:
     #: the backend kind (see `mglru.abi.kernel.kernel_kind`)
     kind = "sim"
 
-    def __init__(self, config: str | KernelConfig = "v6.10", seed: int = 0, **overrides: Any) -> None:
+    def __init__(self, config: str | KernelConfig = "v6.10", seed: int = 0,
+                 **overrides: Any) -> None:
         self.cfg = resolve_config(config, **overrides)
         #: what this configuration does, decided once (`mglru.presets.Rules`)
         self.rules = rules_of(self.cfg)

@@ -146,7 +146,8 @@ def test_fc20_tier_protection_follows_the_pid_formula(preset: str, history: str)
         else:
             assert (f.pages[sel] < 0).all(), f"group read {reads}x must be evicted"
     after = tier_rows(k, a.id)[1]
-    assert after.avg_total == [(t + q) // 2 for t, q in zip(before.avg_total, protected, strict=True)]
+    assert after.avg_total == [(t + q) // 2
+                               for t, q in zip(before.avg_total, protected, strict=True)]
     assert after.avg_refaulted == [r // 2 for r in before.avg_refaulted]
     assert after.evicted == evicted and after.protected == [0] * 4
     audit(k)

@@ -110,8 +110,9 @@ def test_replay_cli_json(tmp_path, vm):
     r = json.loads(out.read_text())
     # the envelope every mglru JSON document carries, then the report's own keys
     assert r["schema"] == "mglru.replay/1" and r["configuration"]["memory_bytes"] == 1 << 20
-    assert set(r) - {"mglru_version", "schema", "configuration"} == {"requests", "misses", "miss_ratio", "faults", "refaults", "evictions",
-                      "seconds", "requests_per_s"}
+    assert set(r) - {"mglru_version", "schema", "configuration"} == {
+        "requests", "misses", "miss_ratio", "faults", "refaults", "evictions",
+        "seconds", "requests_per_s"}
     objects = len(np.unique(read_oracle_general(str(trace)).obj_id))
     # every object misses once at least; 1 MiB (256 pages) cannot hold 600 of them
     assert r["requests"] == 3000 and objects < r["misses"] < 3000

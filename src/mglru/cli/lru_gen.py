@@ -171,7 +171,8 @@ def lru_gen() -> None:
 @click.option("--input", "input_file", type=click.File("r"), default=None,
               help="parse a captured lru_gen or lru_gen_full file ('-' for stdin) instead")
 @_backend_options
-def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: KernelSpec, config: str | None,
+def show(memcg: str | None, full: bool, input_file: Any, kernel_kind: KernelSpec,
+         config: str | None,
          root: str | None, json_path: str | None) -> None:
     """Print the generations of every memcg (or of MEMCG), with per-seq page sums."""
     with _reported_errors():

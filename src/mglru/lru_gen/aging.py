@@ -118,7 +118,8 @@ def inc_max_seq(k: SimKernel, lruvec: Lruvec, seq: int, swappiness: int) -> bool
     k.warn_on_once(not lruvec.seq_is_valid(), "inc_max_seq: !seq_is_valid(lruvec)")
     if seq != lruvec.max_seq:
         return False
-    order = (LRU_GEN_ANON, LRU_GEN_FILE) if k.cfg.independent_min_seq else (LRU_GEN_FILE, LRU_GEN_ANON)
+    order = ((LRU_GEN_ANON, LRU_GEN_FILE) if k.cfg.independent_min_seq
+             else (LRU_GEN_FILE, LRU_GEN_ANON))
     for type_ in order:
         if lruvec.get_nr_gens(type_) == MAX_NR_GENS:
             inc_min_seq(k, lruvec, type_, swappiness)

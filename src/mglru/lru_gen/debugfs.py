@@ -60,7 +60,7 @@ def _show_full(k: SimKernel, lruvec: Lruvec, seq: int, out: list[str]) -> None:
                 prot = int(lruvec.protected[hist, type_, tier - shift]) if tier >= shift else 0
                 n = [int(lruvec.refaulted[hist, type_, tier]),
                      int(lruvec.evicted[hist, type_, tier]), prot]
-            line += [f" {max(v, 0):10d}{m}" for v, m in zip(n, marks)]
+            line += [f" {max(v, 0):10d}{m}" for v, m in zip(n, marks, strict=False)]
         out.append("".join(line) + "\n")
     st = lruvec.mm_state
     if st is None:

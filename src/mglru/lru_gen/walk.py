@@ -68,8 +68,10 @@ class MmWalk:
     seq: int
     swappiness: int
     force_scan: bool
-    mm_stats: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(NR_MM_STATS_ALL, np.int64))
-    nr_pages: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((MAX_NR_GENS, 2), np.int64))
+    mm_stats: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(NR_MM_STATS_ALL, np.int64))
+    nr_pages: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros((MAX_NR_GENS, 2), np.int64))
     batched: int = 0
     #: mms walked and rows visited, for the timing model
     nr_mms: int = 0

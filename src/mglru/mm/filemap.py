@@ -25,7 +25,8 @@ class File:
         if nbytes <= 0:
             raise ValueError(f"file size must be positive, got {nbytes}")
         self.name = name
-        self.npages = -(-nbytes >> PAGE_SHIFT) if nbytes % (1 << PAGE_SHIFT) else nbytes >> PAGE_SHIFT
+        self.npages = (-(-nbytes >> PAGE_SHIFT) if nbytes % (1 << PAGE_SHIFT)
+                       else nbytes >> PAGE_SHIFT)
         self.shmem = shmem
         self.unevictable = unevictable
         self.has_read_folio = has_read_folio

@@ -76,7 +76,8 @@ def try_charge(k: SimKernel, memcg: MemCgroup, nr: int, task: Process | None) ->
         retries = MAX_RECLAIM_RETRIES
 
 
-def alloc_pages_reclaim(k: SimKernel, nid: int, n: int, task: Process | None) -> npt.NDArray[np.int64]:
+def alloc_pages_reclaim(k: SimKernel, nid: int, n: int,
+                        task: Process | None) -> npt.NDArray[np.int64]:
     """alloc_pages() that reclaims (and at worst OOM-kills) when memory runs out.
 
     An allocation that leaves its node below the low watermark wakes kswapd
@@ -93,7 +94,8 @@ def alloc_pages_reclaim(k: SimKernel, nid: int, n: int, task: Process | None) ->
     return pfns
 
 
-def _alloc_or_reclaim(k: SimKernel, nid: int, n: int, task: Process | None) -> npt.NDArray[np.int64]:
+def _alloc_or_reclaim(k: SimKernel, nid: int, n: int,
+                      task: Process | None) -> npt.NDArray[np.int64]:
     """Allocate, reclaiming directly (and at worst OOM-killing) when memory runs out."""
     for attempt in range(3):
         try:
