@@ -45,8 +45,8 @@ from mglru.mm.page import (
 from mglru.mm.page_idle import PAGE_IDLE_BITMAP, page_idle_read, page_idle_write, pagemap_read
 from mglru.mm.process import PageTables, Process
 from mglru.mm.rmap import folio_mappings, rmap_enable
-from mglru.mm.swap import SwapDevice
-from mglru.paths import cgroupfs
+from mglru.mm.swap import SwapDevice, swap_setup_page_cluster
+from mglru.paths import cgroupfs, swap_files
 from mglru.paths.exit import exit_mmap
 from mglru.paths.fault import file_read, user_access
 from mglru.presets import KernelConfig, resolve_config, rules_of
@@ -94,7 +94,8 @@ class SimKernel:
         self.last_walk = None
         #: the walk of the current reclaim context (current->reclaim_state->mm_walk)
         self.reclaim_walk = None
-        self.swap = SwapDevice(self.cfg.swap_pages)
+        self.swap = SwapDevice(self.cfg.swap_pages, self.cfg.swap_device,
+                               swap_setup_page_cluster(self.cfg), self.cfg.vma_ra_enabled)
         #: VM event counters by kernel name (pswpout, pgsteal_anon, ...; mm.vmstat)
         self.stats: collections.Counter[str] = collections.Counter()
         #: OOM events: dicts with reason, memcg path, victim pid, jiffies
@@ -330,6 +331,9 @@ class SimKernel:
         "/sys/kernel/debug/lru_gen": (debugfs.lru_gen_show, debugfs.lru_gen_write),
         "/sys/kernel/debug/lru_gen_full": (debugfs.lru_gen_full_show, None),
         "/proc/vmstat": (vmstat.vmstat_show, None),
+        "/proc/sys/vm/page-cluster": (swap_files.page_cluster_show, swap_files.page_cluster_store),
+        "/sys/kernel/mm/swap/vma_ra_enabled": (swap_files.vma_ra_enabled_show,
+                                               swap_files.vma_ra_enabled_store),
     }
 
     def read(self, path: str) -> str:
@@ -372,10 +376,10 @@ class SimKernel:
                 if not data:  # sysfs_kf_write(): a zero-byte write never reaches the store
                     return 0
             try:
-                store(self, data)
+                used = store(self, data)
             except OSError as e:
                 raise OSError(e.errno, e.strerror, path) from None
-            return len(data)
+            return len(data) if used is None else used
         if path.startswith(CGROUP_ROOT + "/"):
             try:
                 return cgroupfs.write(self, path[len(CGROUP_ROOT):], data)
@@ -432,7 +436,8 @@ class SimKernel:
             return True
         if path == CGROUP_ROOT or path.startswith(CGROUP_ROOT + "/"):
             return cgroupfs.exists(self, path[len(CGROUP_ROOT):])
-        return path in {"/sys/kernel/mm/lru_gen", "/sys/kernel/debug"}
+        return path in {"/sys/kernel/mm/lru_gen", "/sys/kernel/debug", "/sys/kernel/mm/swap",
+                        "/proc/sys/vm"}
 
 
 _PAGE_SIZE = 4096

@@ -22,6 +22,7 @@ SECONDARY_WALK_MODES = ("none", "seed-v4", "notify", "bitmap", "fast-only")
 LOOK_AROUND_MODES = ("v6.10", "seed-v4", "v6.12", "bitmap", "fast-only")
 KVM_AGING_MODES = ("write-lock", "seed-v4", "seed-v4-noopt", "lockless")
 ARCHES = ("x86", "arm64", "riscv", "loongarch", "mips", "powerpc")
+SWAP_DEVICES = ("sync", "ssd", "hdd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,15 @@ class KernelConfig:
     #: kswapd runs when an allocation would take a node below its low watermark
     #: (off: only direct reclaim, when a node has no free page left)
     kswapd: bool = True
+    #: the swap device (`mglru.mm.swap`): "sync" (SWP_SYNCHRONOUS_IO, zram/brd: anonymous
+    #: swap-ins bypass the swap cache), "ssd" (swap cache, VMA readahead) or "hdd"
+    #: (rotational: swap cache, cluster readahead)
+    swap_device: str = "sync"
+    #: /proc/sys/vm/page-cluster at boot; None: swap_setup()'s choice (mm/swap.c, 6.1 and
+    #: 6.12: 2 below 16 MiB of memory, else 3)
+    page_cluster: int | None = None
+    #: /sys/kernel/mm/swap/vma_ra_enabled at boot (mm/swap_state.c: true)
+    vma_ra_enabled: bool = True
     # -- version semantics ----------------------------------------------------
     #: how aging consults secondary MMUs (v4 2/7)
     secondary_walk: str = "none"
@@ -112,6 +122,9 @@ class KernelConfig:
     abort_memcg_scan_at_goal: bool = False
     #: v6.16: debugfs swappiness token `max` = anon only (mm/vmscan.c: lru_gen_seq_write())
     swappiness_max_token: bool = False
+    #: the page-cluster sysctl takes 0..page_cluster_max = 31 (include/linux/mm.h, mm/swap.c
+    #: 6.12); 6.1 has no page_cluster_max and takes any int >= 0
+    page_cluster_capped: bool = True
     #: v6.15: memory.reclaim counts in pgscan/pgsteal_proactive, not _direct
     #: (mm/vmstat.c)
     proactive_reclaim_stats: bool = False
@@ -143,6 +156,9 @@ class KernelConfig:
         _check_choice("look_around", self.look_around, LOOK_AROUND_MODES)
         _check_choice("kvm_aging", self.kvm_aging, KVM_AGING_MODES)
         _check_choice("arch", self.arch, ARCHES)
+        _check_choice("swap_device", self.swap_device, SWAP_DEVICES)
+        if self.page_cluster is not None and self.page_cluster < 0:
+            raise ValueError(f"page_cluster must be >= 0, got {self.page_cluster}")
         if self.nr_mm_stats not in (4, 6):
             raise ValueError(f"nr_mm_stats must be 4 or 6, got {self.nr_mm_stats}")
         if not self.node_bytes or any(b <= 0 or b % (2 << 20) for b in self.node_bytes):
@@ -175,13 +191,15 @@ _V6_1 = _V6_10.replace(
     refault_stats_only_recent=True,
     active_add_resets_tier=False,
     reclaim_rules_6_1=True,
+    page_cluster_capped=False,
     notes="The 6.1 LTS. Modelled differences from v6.10: mm/workingset.c lru_gen_refault() "
     "returns early for a refault that is not recent (shadow seq != min_seq), so "
     "workingset_refault_* counts only recent ones, and it never counts "
     "workingset_activate_*; include/linux/mm_inline.h lru_gen_add_folio() clears only "
     "PG_active of an active folio, which keeps its refs (tier); should_run_aging()'s "
     "young/old balance, 6.1's get_nr_to_scan(), should_abort_scan() and whole rounds of "
-    "shrink_node_memcgs() for memcg reclaim. Same as v6.10: 6 mm_stats letters, "
+    "shrink_node_memcgs() for memcg reclaim; /proc/sys/vm/page-cluster without the upper "
+    "bound of 31 (no page_cluster_max in 6.1). Same as v6.10: 6 mm_stats letters, "
     "lru_gen_add_folio()'s placement, one-step promotion, coupled min_seq. Not modelled: "
     "no memcg LRU "
     "(reclaim walks memcgs with shrink_node_memcgs()); mm/memory.c "
@@ -353,6 +371,9 @@ class Rules:
     #: the v5 what-if: x86 answers the fast-only call from the TDP MMU and declines
     #: only while shadow-MMU SPTEs exist, not whenever a nested guest has run
     kvm_fast_only_tdp_answers: bool
+    # -- swap (kernel/sysctl.c vm_table, mm/swap.c) ------------------------------------
+    #: the largest value /proc/sys/vm/page-cluster accepts, None: no upper bound
+    page_cluster_max: int | None
 
 
 def rules_of(cfg: KernelConfig) -> Rules:
@@ -386,4 +407,5 @@ def _rules_cached(cfg: KernelConfig) -> Rules:
         kvm_tdp_atomic_aging=kvm in ("seed-v4", "lockless"),
         kvm_cmpxchg_retry=kvm == "seed-v4",
         kvm_fast_only_tdp_answers=walk == "fast-only",
+        page_cluster_max=31 if cfg.page_cluster_capped else None,
     )

@@ -35,6 +35,7 @@ from mglru.mm.page import (
     PG_anon,
     PG_head,
     PG_swapbacked,
+    PG_swapcache,
     PG_tail,
     PG_unevictable,
 )
@@ -266,7 +267,7 @@ def audit(k: SimKernel, ledger: Ledger | None = None) -> Census:
     assert not mem.flags[free].any() and not mem.gen[free].any() and not mem.lru[free].any() \
         and not mem.memcg[free].any(), "a free pfn still carries folio state"
 
-    owner = np.zeros(n, np.int8)  # 1 anon mapping, 2 page cache
+    owner = np.zeros(n, np.int8)  # 1 anon mapping, 2 page cache, 3 swap cache only
     swap_refs: list[np.ndarray] = []
     live_anon: dict[int, set[int]] = {}
     # page tables of live tasks
@@ -338,6 +339,18 @@ def audit(k: SimKernel, ledger: Ledger | None = None) -> Census:
         present = set(idx.tolist()) | set(np.nonzero(shadow_only)[0].tolist()) | set(
             swapped_idx.tolist())
         cached_files.update((f.name, int(i)) for i in present)
+    # the swap cache: a folio per cached slot, either mapped (anon) or owned by the cache
+    cache = k.swap.cache
+    assert len(cache.folio) == len(cache.slot), "swap cache: slot and folio maps disagree"
+    cache_slots = np.array(sorted(cache.folio), np.int64)
+    for slot, pfn in cache.folio.items():
+        assert cache.slot.get(pfn) == slot, f"swap cache: slot {slot} -> {pfn} not mirrored"
+        assert not is_free[pfn], f"swap cache: slot {slot} holds free pfn {pfn}"
+        assert mem.flags[pfn] & PG_swapcache, f"swap cache: pfn {pfn} lacks PG_swapcache"
+        assert owner[pfn] != 2, f"swap cache: pfn {pfn} is also in a page cache"
+        if owner[pfn] == 0:
+            owner[pfn] = 3
+    assert cache.readahead <= set(cache.slot), "PG_readahead on a folio outside the swap cache"
     # every allocated page belongs to exactly one owner; nothing leaks
     allocated = ~is_free & ~reserved
     for node in mem.nodes:
@@ -348,6 +361,9 @@ def audit(k: SimKernel, ledger: Ledger | None = None) -> Census:
     heads = np.nonzero(allocated & ((mem.flags & PG_tail) == 0))[0]
     hf = mem.flags[heads]
     assert (mem.memcg[heads] != 0).all(), "an allocated folio is not charged"
+    in_cache = (hf & PG_swapcache) != 0
+    assert set(heads[in_cache].tolist()) == set(cache.slot), \
+        "PG_swapcache and the swap cache differ"
     unev = (hf & PG_unevictable) != 0
     if k.caps.lru_gen_enabled():
         on = mem.gen[heads] != 0
@@ -372,13 +388,24 @@ def audit(k: SimKernel, ledger: Ledger | None = None) -> Census:
     free_slots = np.array(sw._free, np.int64)
     assert len(np.unique(free_slots)) == len(free_slots), "a swap slot is free twice"
     assert not np.isin(refs, free_slots).any(), "a swap slot is both free and referenced"
-    assert sw.nr_used == len(refs), f"swap: {sw.nr_used} slots used, {len(refs)} referenced"
-    assert (refs > 0).all() and (refs < sw._next).all(), "a swap entry outside the device"
-    assert (sw.shadow[refs] != 0).all(), "a used swap slot has no shadow entry"
+    assert not np.isin(cache_slots, free_slots).any(), "a swap slot is both free and cached"
+    # a slot is referenced by one swap entry, or held by the swap cache, or both when
+    # its folio is mapped by nothing (read ahead, or reclaimed from a mapping)
+    for slot in np.intersect1d(refs, cache_slots).tolist():
+        assert owner[cache.folio[slot]] == 3, f"slot {slot}: referenced and its folio mapped"
+    used = np.union1d(refs, cache_slots)
+    assert sw.nr_used == len(used), f"swap: {sw.nr_used} slots used, {len(used)} in use"
+    assert (used > 0).all() and (used < sw._next).all(), "a swap entry outside the device"
+    uncached = np.setdiff1d(refs, cache_slots)
+    assert (sw.shadow[uncached] != 0).all(), "a swapped-out slot has no shadow entry"
+    assert (sw.shadow[cache_slots] == 0).all(), "a cached slot still has a shadow entry"
+    for slot, pfn in cache.folio.items():
+        assert owner[pfn] != 3 or slot in set(refs.tolist()), \
+            f"slot {slot}: its folio is mapped by nothing and no swap entry refers to it"
     # lruvec counters and lru_gen against the per-pfn truth
     _check_lruvecs(k, heads)
     census = Census(resident=int(nr[~unev].sum()), unevictable=int(nr[unev].sum()),
-                    swapped=len(refs), dropped=dropped, free=len(free))
+                    swapped=len(uncached), dropped=dropped, free=len(free))
     if ledger is not None:
         _check_ledger(k, ledger, live_anon, cached_files)
     return census

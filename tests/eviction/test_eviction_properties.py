@@ -46,8 +46,8 @@ SHMEM_PAGES = 200
 class Runner:
     """Applies `eviction_ops()` operations to one kernel and keeps the ledger."""
 
-    def __init__(self, preset: str, swap_pages: int, limit: int) -> None:
-        self.k = k = new_kernel(preset, mib=32, swap_pages=swap_pages)
+    def __init__(self, preset: str, swap_pages: int, limit: int, **kw) -> None:
+        self.k = k = new_kernel(preset, mib=32, swap_pages=swap_pages, **kw)
         for name in ("a", "b"):
             k.mkdir(f"{CGROOT}/{name}")
         self.files = [k.open_file("f", FILE_PAGES * PAGE),
@@ -237,9 +237,9 @@ class Runner:
         self.k.tick(ms)
 
 
-def run(preset: str, swap_pages: int, limit: int, ops: list[tuple]) -> Runner:
+def run(preset: str, swap_pages: int, limit: int, ops: list[tuple], **kw) -> Runner:
     """Apply a sequence, auditing after every operation."""
-    r = Runner(preset, swap_pages, limit)
+    r = Runner(preset, swap_pages, limit, **kw)
     audit(r.k, r.ledger)
     for op in ops:
         r.apply(op)
@@ -261,6 +261,27 @@ def test_conservation_with_a_small_swap_device(preset: str, run_: tuple[int, lis
     """The same with 300 swap slots: a full device, anon left resident, OOM kills."""
     run(preset, 300, *run_)
 
+
+@pytest.mark.parametrize("preset,kw", [
+    ("v6.12", {"swap_device": "ssd"}),
+    ("v6.10", {"swap_device": "hdd", "page_cluster": 1}),
+    ("v6.14", {"swap_device": "ssd", "page_cluster": 5}),
+], ids=["v6.12-ssd", "v6.10-hdd-pc1", "v6.14-ssd-pc5"])
+@settings(max_examples=15, derandomize=True, deadline=None)
+@given(run_=eviction_runs())
+def test_conservation_with_the_swap_cache(preset: str, kw: dict,
+                                         run_: tuple[int, list[tuple]]) -> None:
+    """Swap-ins through the swap cache with readahead: every slot is free, referenced by
+    one swap entry, or held by a cached folio (both only while nothing maps it), every
+    page is in one place, and exits leak nothing (`audit`)."""
+    r = run(preset, 1 << 20, *run_, **kw)
+    for _ in r.procs():
+        r.op_exit(0)
+    k = r.k
+    audit(k, r.ledger)
+    shm_slots = set(k.files["shm"].swap[k.files["shm"].swap != 0].tolist())
+    assert k.swap.nr_used == len(shm_slots), "slots left after the exits are not shmem's"
+    assert set(k.swap.cache.folio) <= shm_slots, "a cached slot outlived its task"
 
 
 # -- the vectorised shrink path is the per-folio path ---------------------------------------

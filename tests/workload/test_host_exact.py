@@ -23,9 +23,8 @@ from mglru.workload.host import set_clock
 ANON, FILE, THP = 48, 16, 1024
 
 
-
-def _setup(limit: int | None, thp: bool, config: str):
-    k = SimKernel(config, seed=3, node_bytes=(64 << 20,), debug=True)
+def _setup(limit: int | None, thp: bool, config: str, device: str = "sync"):
+    k = SimKernel(config, seed=3, node_bytes=(64 << 20,), debug=True, swap_device=device)
     k.mkdir("/sys/fs/cgroup/w")
     p = k.spawn(memcg="/w")
     f = k.open_file("data", FILE * PAGE_SIZE)
@@ -46,6 +45,8 @@ def _state(k: SimKernel) -> dict:
     out["events"] = {m.id: {n: v for n, v in m.events.items() if v}
                      for m in k.memcgs.root.iter_preorder()}
     out["swap"] = hashlib.sha256(k.swap.shadow.tobytes()).hexdigest()
+    out["swap_cache"] = (sorted(k.swap.cache.folio.items()), sorted(k.swap.cache.readahead))
+    out["swap_ra"] = {p.pid: [v.swap_ra for v in p.mm.vmas] for p in k.procs.values()}
     out["files"] = {n: (f.pages.tobytes(), f.shadow.tobytes()) for n, f in k.files.items()}
     out["clock"] = k.clock_ns
     out["oom"] = list(k.oom_events)
@@ -67,13 +68,14 @@ def streams(draw):
     seed = draw(st.integers(0, 2**31))
     config = draw(st.sampled_from(["v6.10", "seed-v4", "v6.1", "v6.14"]))
     prefetch = draw(st.booleans())  # the loop's prefetch is a hint: same state either way
-    return thp, limit, n, seed, config, prefetch
+    device = draw(st.sampled_from(["sync", "ssd", "hdd"]))
+    return thp, limit, n, seed, config, prefetch, device
 
 
 @settings(max_examples=25)
 @given(streams())
 def test_stream_equals_per_page(case):
-    thp, limit, n, seed, config, prefetch = case
+    thp, limit, n, seed, config, prefetch, device = case
     rng = np.random.default_rng(seed)
     nreg = 3 if thp else 2
     region = rng.integers(0, nreg, n)
@@ -83,8 +85,8 @@ def test_stream_equals_per_page(case):
     dt = rng.integers(0, 3_000_000, n)  # up to 3 ms apart, ties included
     t = np.cumsum(dt)
 
-    k1, p1, bases1 = _setup(limit, thp, config)
-    k2, p2, bases2 = _setup(limit, thp, config)
+    k1, p1, bases1 = _setup(limit, thp, config, device)
+    k2, p2, bases2 = _setup(limit, thp, config, device)
     assert bases1 == bases2
     pages = _pages(bases1, region, offset)
     s = host_stream(p1, bases1[0], pages, writes, t_ns=t)

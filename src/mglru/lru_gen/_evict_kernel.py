@@ -114,6 +114,7 @@ from mglru.mm.page import (
     PG_head as _PG_head,
     PG_referenced as _PG_referenced,
     PG_swapbacked as _PG_swapbacked,
+    PG_swapcache as _PG_swapcache,
     PG_workingset as _PG_workingset,
     PG_writeback as _PG_writeback,
 )
@@ -148,8 +149,8 @@ def _batch_is_fast(folios, procs, cf, out, n, pinned, owner, swap_free):
     for i in range(n):
         pfn = out[i]
         f = np.int64(flags[pfn])
-        if f & both != both or f & (_PG_head | _PG_writeback):
-            return False
+        if f & both != both or f & (_PG_head | _PG_writeback | _PG_swapcache):
+            return False  # a swap-cache folio keeps its slot: per folio
         if not cf[C_TWO_STEP] and f & _PG_referenced:
             return False
         if np.int64(memcg[pfn]) != cf[C_MEMCG_ID] or _pinned(pinned, pfn):

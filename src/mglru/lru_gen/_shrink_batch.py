@@ -45,6 +45,7 @@ from mglru.mm.page import (
     PG_head,
     PG_referenced,
     PG_swapbacked,
+    PG_swapcache,
     PG_workingset,
     PG_writeback,
 )
@@ -91,7 +92,7 @@ def shrink_anon_batch(k: SimKernel, lruvec: Lruvec, pfns: list[int],
     if swap_pages > k.swap.nr_free:
         return done
     cand = ((flags & (PG_anon | PG_swapbacked)) == (PG_anon | PG_swapbacked))
-    cand &= (flags & (PG_head | PG_writeback)) == 0
+    cand &= (flags & (PG_head | PG_writeback | PG_swapcache)) == 0  # in the swap cache: per folio
     if not k.cfg.two_step_promotion:
         cand &= (flags & PG_referenced) == 0  # v6.10 keeps those (see shrink_folio_list)
     if k.pinned:

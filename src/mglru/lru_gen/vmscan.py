@@ -26,6 +26,7 @@ from mglru.mm.page import (
     PMD_NONE,
     PMD_SIZE,
     PMD_TABLE,
+    PTE_DIRTY,
     PTE_SWAP,
     PTE_YOUNG,
     PTRS_PER_PTE,
@@ -35,6 +36,7 @@ from mglru.mm.page import (
     PG_head,
     PG_referenced,
     PG_swapbacked,
+    PG_swapcache,
     PG_writeback,
 )
 from mglru.mm.process import VM_EXEC, VM_LOCKED
@@ -167,6 +169,30 @@ def _free_folios(k: SimKernel, heads: list[tuple[int, int]]) -> None:
                                    for p, n in zip(head, nr, strict=True)]))
 
 
+def _reclaim_swap_cache(k: SimKernel, pfn: int, flags: int, maps: list[Mapping],
+                        shadow: int) -> None:
+    """A folio in the swap cache leaves it (mm/vmscan.c shrink_folio_list(), 6.1 and 6.12).
+
+    Its slot is reused: no new allocation. It is written (pageout(), one pswpout)
+    only if dirty, in its flags or in a PTE that try_to_unmap() clears; a clean one
+    is dropped as it is. __remove_mapping() leaves the shadow in the slot, which the
+    unmapped PTEs (or the shmem entry, or the PTE that never mapped a readahead
+    folio) still refer to.
+    """
+    slot = k.swap.cache.slot[pfn]
+    dirty = bool(flags & PG_dirty)
+    for m in maps:
+        dirty |= bool(m.mm.pt.flat_flags()[m.index] & PTE_DIRTY)
+    if dirty:
+        k.swap.pswpout += 1
+        k.stats["pswpout"] += 1
+    if maps:
+        _unmap(k, maps, np.array([slot], np.int64))
+    k.swap.cache.delete(pfn)
+    k.mem.flags[pfn] = flags & ~(PG_swapcache | PG_dirty)
+    k.swap.shadow[slot] = shadow
+
+
 def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanControl) -> list[int]:
     """Reclaim what can be reclaimed of an isolated batch; returns the folios kept.
 
@@ -214,7 +240,9 @@ def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanCon
         swapbacked = bool(flags & PG_swapbacked)
         anon = bool(flags & PG_anon)
         slots = None
-        if swapbacked:
+        if flags & PG_swapcache:  # its slot is allocated already
+            slots = np.array([k.swap.cache.slot[pfn]], np.int64)
+        elif swapbacked:
             slots = k.swap.alloc(nr) if sc.may_swap else None
             if slots is None:
                 mem.flags[pfn] = flags | PG_active  # activate_locked: cannot swap
@@ -224,12 +252,14 @@ def shrink_folio_list(k: SimKernel, lruvec: Lruvec, pfns: list[int], sc: ScanCon
             kept.append(pfn)  # left for writeback (sort_folio bumps it next time)
             continue
         if maps and not sc.may_unmap:
-            if slots is not None:
+            if slots is not None and not flags & PG_swapcache:
                 k.swap.free(slots)
             kept.append(pfn)
             continue
         shadow = lru_gen_eviction(k, lruvec, flags, nr)
-        if swapbacked:
+        if flags & PG_swapcache:
+            _reclaim_swap_cache(k, pfn, flags, maps, shadow)
+        elif swapbacked:
             k.swap.shadow[slots] = shadow
             k.swap.pswpout += nr
             k.stats["pswpout"] += nr

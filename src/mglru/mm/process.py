@@ -86,6 +86,8 @@ class Vma:
     pgoff: int = 0
     #: page-table rows covering this VMA's 2 MiB slots, in address order
     rows: npt.NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    #: vma->swap_readahead_info: (last swap fault address, window, readahead hits)
+    swap_ra: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def is_anon(self) -> bool:

@@ -15,7 +15,9 @@ for global reclaim (`!cgroup_reclaim(sc)`), while `pgsteal_anon|file` and
 Gauges are read from the model when a file is read: the LRU sizes from the
 lruvecs' generation counters (MGLRU reports its two youngest generations as
 "active", include/linux/mm_inline.h: lru_gen_update_size()), unevictable pages
-from the per-pfn flags.
+and the swap cache (`nr_swapcached` / `swapcached`, also counted in file pages as
+the kernel does) from the per-pfn flags; `swap_ra` / `swap_ra_hit` count pages read
+ahead and later found in the swap cache.
 
 memory.stat is hierarchical (a memcg's values include its descendants') and
 shows page-sized items in bytes, working-set counters and events as counts.
@@ -39,6 +41,7 @@ from mglru.mm.page import (
     PG_dirty,
     PG_head,
     PG_swapbacked,
+    PG_swapcache,
     PG_tail,
     PG_unevictable,
     PG_writeback,
@@ -122,7 +125,9 @@ def _page_flags(k: SimKernel, memcg_ids: list[int] | None) -> dict[str, int]:
     flags = flags[(flags & PG_tail) == 0]
     nr = np.where(flags & PG_head, HPAGE_PMD_NR, 1)
     anon = (flags & PG_anon) != 0
-    file = ~anon
+    cached = (flags & PG_swapcache) != 0
+    # NR_FILE_PAGES counts the swap cache too (mm/swap_state.c __add_to_swap_cache())
+    file = ~anon | cached
 
     def pages(mask: np.ndarray) -> int:
         return int(nr[mask].sum())
@@ -130,8 +135,9 @@ def _page_flags(k: SimKernel, memcg_ids: list[int] | None) -> dict[str, int]:
     return {
         "anon": pages(anon),
         "file": pages(file),
-        "shmem": pages(file & ((flags & PG_swapbacked) != 0)),
-        "file_dirty": pages(file & ((flags & PG_dirty) != 0)),
+        "shmem": pages(~anon & ~cached & ((flags & PG_swapbacked) != 0)),
+        "swapcached": pages(cached),
+        "file_dirty": pages(~anon & ~cached & ((flags & PG_dirty) != 0)),
         "file_writeback": pages(file & ((flags & PG_writeback) != 0)),
         "unevictable": pages((flags & PG_unevictable) != 0),
     }
@@ -149,7 +155,7 @@ def vmstat_show(k: SimKernel) -> str:
         *((name, s[name]) for name in _WORKINGSET),
         ("nr_anon_pages", pages["anon"]), ("nr_file_pages", pages["file"]),
         ("nr_dirty", pages["file_dirty"]), ("nr_writeback", pages["file_writeback"]),
-        ("nr_shmem", pages["shmem"]),
+        ("nr_shmem", pages["shmem"]), ("nr_swapcached", pages["swapcached"]),
         ("pswpin", s["pswpin"]), ("pswpout", s["pswpout"]),
         ("pgfault", s["pgfault"]), ("pgmajfault", s["pgmajfault"]),
         *((f"pgsteal_{r}", s[f"pgsteal_{r}"]) for r in _reclaimers(k)),
@@ -157,6 +163,7 @@ def vmstat_show(k: SimKernel) -> str:
         ("pgscan_anon", s["pgscan_anon"]), ("pgscan_file", s["pgscan_file"]),
         ("pgsteal_anon", s["pgsteal_anon"]), ("pgsteal_file", s["pgsteal_file"]),
         ("oom_kill", s["oom_kill"]),
+        ("swap_ra", s["swap_ra"]), ("swap_ra_hit", s["swap_ra_hit"]),
     ]
     return "".join(f"{name} {value}\n" for name, value in lines)
 
@@ -176,6 +183,7 @@ def memory_stat_show(k: SimKernel, memcg: MemCgroup) -> str:
         ("shmem", pages["shmem"] * PAGE_SIZE),
         ("file_dirty", pages["file_dirty"] * PAGE_SIZE),
         ("file_writeback", pages["file_writeback"] * PAGE_SIZE),
+        ("swapcached", pages["swapcached"] * PAGE_SIZE),
         *((name, lrus[name] * PAGE_SIZE) for name in
           ("inactive_anon", "active_anon", "inactive_file", "active_file")),
         ("unevictable", pages["unevictable"] * PAGE_SIZE),

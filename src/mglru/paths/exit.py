@@ -1,7 +1,8 @@
 """Tearing down mappings: munmap and exit_mmap.
 
 Anonymous folios (and THPs) mapped only here are freed and uncharged, swap
-entries release their slots, file folios stay in the page cache.
+entries release their slots (and the swap cache the folios it held for them),
+file folios stay in the page cache.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mglru.mm.page import (
     PTE_SPECIAL,
     PTE_SWAP,
     PG_anon,
+    PG_swapcache,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +52,33 @@ def _free_anon(k: SimKernel, heads: np.ndarray, nr: int) -> None:
     mem.free_pages(pfns.astype(np.int64))
 
 
+def _free_swap_cache(k: SimKernel, keys: np.ndarray, mapped: bool) -> None:
+    """The swap cache lets go of what the zapped range held (6.1 and 6.12).
+
+    `mapped`: `keys` are the anonymous folios the range mapped; one in the swap
+    cache leaves it and its slot is freed (free_pages_and_swap_cache() ->
+    free_swap_cache(): no swap entry refers to it any more). Else `keys` are the
+    range's swap slots; a slot cached by a folio nothing maps (one read ahead)
+    loses that folio too (free_swap_and_cache(): __try_to_reclaim_swap() with
+    TTRS_UNMAPPED); the caller frees the slots.
+    """
+    cache = k.swap.cache
+    if mapped:
+        for pfn in keys.tolist():
+            if pfn in cache.slot:
+                k.swap.free_one(cache.delete(pfn))
+                k.mem.flags[pfn] &= ~np.uint16(PG_swapcache)
+        return
+    orphans = []
+    for slot in keys.tolist():
+        pfn = cache.lookup(slot)
+        if pfn >= 0 and not k.mem.flags[pfn] & PG_anon:
+            cache.delete(pfn)
+            k.mem.flags[pfn] &= ~np.uint16(PG_swapcache)
+            orphans.append(pfn)
+    _free_anon(k, np.array(orphans, np.int64), 1)
+
+
 def unmap_vma_range(k: SimKernel, p: Process, vma: Vma, start: int, end: int) -> None:
     """Zap the page tables of [start, end) inside `vma`.
 
@@ -77,11 +106,16 @@ def unmap_vma_range(k: SimKernel, p: Process, vma: Vma, start: int, end: int) ->
     f = ff[idx]
     swapped = idx[(f & PTE_SWAP) != 0]
     if len(swapped):
-        k.swap.free(fp[swapped].astype(np.int64))
+        slots = fp[swapped].astype(np.int64)
+        if k.swap.cache.folio:
+            _free_swap_cache(k, slots, mapped=False)
+        k.swap.free(slots)
     mapped = idx[(f & (PTE_PRESENT | PTE_SPECIAL)) == PTE_PRESENT]
     pfns = fp[mapped].astype(np.int64)
     pfns = pfns[pfns >= 1024]
     anon = pfns[(k.mem.flags[pfns] & PG_anon) != 0]
+    if k.swap.cache.folio:
+        _free_swap_cache(k, anon, mapped=True)
     _free_anon(k, anon, 1)
     ff[idx] = 0
     fp[idx] = 0

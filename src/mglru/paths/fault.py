@@ -16,12 +16,12 @@ back to 4 KiB pages when no aligned block is free.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_add_one
 from mglru.lru_gen.walk import vma_has_recency
 from mglru.lru_gen.workingset import lru_gen_refault
 from mglru.mm.memory import ZERO_PFN
@@ -46,17 +46,16 @@ from mglru.mm.page import (
     PG_active,
     PG_anon,
     PG_dirty,
-    PG_head,
-    PG_lru,
     PG_referenced,
     PG_swapbacked,
-    PG_tail,
     PG_unevictable,
     PG_workingset,
 )
 from mglru.mm.rmap import rmap_note_anon, rmap_note_file
 from mglru.mm.vmstat import count_event
 from mglru.paths.charge import alloc_pages_reclaim, limited, try_charge
+from mglru.paths.lru_add import new_folio_one, new_folios
+from mglru.paths.swapin import shmem_swapin, swap_cache_hit, swapin_anon
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -80,39 +79,6 @@ def _check_mapped(mm: Mm, start: int, end: int) -> list[Vma]:
     if cur < end:
         raise ValueError(f"access to unmapped address {cur:#x} (SIGSEGV)")
     return vmas
-
-
-def new_folios(k: SimKernel, memcg: MemCgroup, pfns: npt.NDArray[np.int64], flags: int,
-               nr_pages: int = 1, keep_flags: npt.NDArray[np.int64] | None = None) -> None:
-    """Initialise folios, charge them and add them to their lruvecs' MGLRU lists.
-
-    `keep_flags` indexes folios whose flags were already set (refaults restore
-    PG_workingset and refs before the folio is added, mm/workingset.c: lru_gen_refault()).
-    """
-    mem = k.mem
-    if nr_pages == 1:
-        if keep_flags is not None and len(keep_flags):
-            kept = mem.flags[pfns[keep_flags]] | flags
-            mem.flags[pfns] = flags
-            mem.flags[pfns[keep_flags]] = kept
-        else:
-            mem.flags[pfns] = flags
-        mem.memcg[pfns] = memcg.id
-    else:
-        for head in pfns:
-            mem.flags[head + 1: head + nr_pages] = PG_tail
-            mem.memcg[head: head + nr_pages] = memcg.id
-        mem.flags[pfns] = flags | PG_head
-    memcg.charge(len(pfns) * nr_pages)
-    if not k.caps.lru_gen_enabled():
-        # on the classic lists, which the model does not order; folio_add_lru()
-        # activates faulted folios only under lru_gen_enabled(), so they are inactive
-        mem.flags[pfns] = (mem.flags[pfns] & ~np.uint16(PG_active)) | PG_lru
-        return
-    nids = mem.pfns_to_nid(pfns)
-    for nid in np.unique(nids):
-        sel = pfns if len(nids) == 1 or (nids == nid).all() else pfns[nids == nid]
-        lru_gen_add_folio(mem, memcg.lruvecs[int(nid)], sel)
 
 
 def mark_accessed(k: SimKernel, heads: npt.NDArray[np.int64]) -> None:
@@ -139,45 +105,52 @@ def mark_accessed(k: SimKernel, heads: npt.NDArray[np.int64]) -> None:
 
 
 def _pagecache_get(k: SimKernel, file: File, pgoffs: npt.NDArray[np.int64], memcg: MemCgroup,
-                   nid: int, active: bool, task: Process | None) -> npt.NDArray[np.int64]:
-    """Look up (and fill) the page cache; returns pfns."""
+                   nid: int, active: bool, task: Process | None,
+                   fault: bool = False) -> npt.NDArray[np.int64]:
+    """Look up (and fill) the page cache; returns pfns.
+
+    shmem pages in swap come back through the swap cache (`paths.swapin.shmem_swapin`,
+    which counts a major fault for a swap-cache miss when `fault`).
+    """
     pfns = file.pages[pgoffs]
     missing = pfns < 0
     if missing.any():
         # one folio per page index, even if the range repeats an index
         idx = np.unique(pgoffs[missing])
         # the cached folios of the range are in hand while the charge reclaims
-        with k.pin(pfns[~missing]):
-            try_charge(k, memcg, len(idx), task)
-            new = alloc_pages_reclaim(k, nid, len(idx), task)
-        file.pages[idx] = new
-        flags = (PG_swapbacked if file.shmem else 0) | (PG_active if active else 0)
-        if file.unevictable:
-            flags |= PG_unevictable
-        shadows = file.shadow[idx]
-        # shmem pages in swap come back from their slot (shmem_swapin_folio on a
-        # synchronous device: the slot is freed, its shadow feeds the refault)
-        slots = file.swap[idx]
-        in_swap = np.nonzero(slots)[0]
-        if len(in_swap):
-            shadows = shadows.copy()
-            shadows[in_swap] = k.swap.shadow[slots[in_swap]]
-            k.swap.free(slots[in_swap])
-            file.swap[idx[in_swap]] = 0
-            k.swap.pswpin += len(in_swap)
-            k.stats["pswpin"] += len(in_swap)
-        refaulted = np.nonzero(shadows)[0]
-        if len(refaulted):
-            k.mem.flags[new[refaulted]] = flags
-            k.mem.memcg[new[refaulted]] = memcg.id
-            for i in refaulted:
-                lruvec = memcg.lruvecs[k.mem.pfn_to_nid(int(new[i]))]
-                lru_gen_refault(k, int(new[i]), lruvec, int(shadows[i]), in_fault=active)
-            file.shadow[idx] = 0
-        new_folios(k, memcg, new, flags, keep_flags=refaulted)
-        rmap_note_file(k, new, idx)
+        with contextlib.ExitStack() as held:
+            held.enter_context(k.pin(pfns[~missing]))
+            if file.shmem and file.swap[idx].any():
+                for i in idx[file.swap[idx] != 0].tolist():
+                    pfn = shmem_swapin(k, file, i, memcg, nid, active, task, fault)
+                    held.enter_context(k.pin([pfn]))
+                idx = idx[file.pages[idx] < 0]
+            if len(idx):
+                _fill_holes(k, file, idx, memcg, nid, active, task)
         pfns = file.pages[pgoffs]
     return pfns
+
+
+def _fill_holes(k: SimKernel, file: File, idx: npt.NDArray[np.int64], memcg: MemCgroup,
+                nid: int, active: bool, task: Process | None) -> None:
+    """New page-cache folios at `idx`, with refault feedback from their shadows."""
+    try_charge(k, memcg, len(idx), task)
+    new = alloc_pages_reclaim(k, nid, len(idx), task)
+    file.pages[idx] = new
+    flags = (PG_swapbacked if file.shmem else 0) | (PG_active if active else 0)
+    if file.unevictable:
+        flags |= PG_unevictable
+    shadows = file.shadow[idx]
+    refaulted = np.nonzero(shadows)[0]
+    if len(refaulted):
+        k.mem.flags[new[refaulted]] = flags
+        k.mem.memcg[new[refaulted]] = memcg.id
+        for i in refaulted:
+            lruvec = memcg.lruvecs[k.mem.pfn_to_nid(int(new[i]))]
+            lru_gen_refault(k, int(new[i]), lruvec, int(shadows[i]), in_fault=active)
+        file.shadow[idx] = 0
+    new_folios(k, memcg, new, flags, keep_flags=refaulted)
+    rmap_note_file(k, new, idx)
 
 
 def _fault_ptes(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: int, write: bool) -> None:
@@ -215,16 +188,21 @@ def _fault_ptes_pinned(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: 
     bits = PTE_PRESENT | PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
     swapped = need & ((f & PTE_SWAP) != 0)
     # one fault per PTE that needs one; major if it reads swap or a missing file page
+    # (through the swap cache, and for shmem, the swap-in counts its own misses)
     count_event(k, mm.memcg, "pgfault", int(need.sum()))
-    major = int(swapped.sum())
-    if vma.file is not None:
+    major = int(swapped.sum()) if k.swap.bypass_ok else 0
+    if vma.file is not None and not vma.file.shmem:
         rest = need & ~swapped
         pg = vma.pgoff + vpns[rest] - (vma.start >> PAGE_SHIFT)
         pg = pg[pg < vma.file.npages]
         major += len(np.unique(pg[vma.file.pages[pg] < 0]))
     count_event(k, mm.memcg, "pgmajfault", major)
     if swapped.any():
-        _swap_in(k, p, vma, idx[swapped], write)
+        if k.swap.bypass_ok:
+            _swap_in(k, p, vma, idx[swapped], write)
+        else:
+            for i, vpn in zip(idx[swapped].tolist(), vpns[swapped].tolist(), strict=True):
+                _do_swap_page(k, p, vma, i, vpn, write)
         need &= ~swapped
     if need.any():
         nidx = idx[need]
@@ -244,7 +222,8 @@ def _fault_ptes_pinned(k: SimKernel, p: Process, vma: Vma, vpn_lo: int, vpn_hi: 
             pgoffs = vma.pgoff + vpns[need] - (vma.start >> PAGE_SHIFT)
             if (pgoffs >= vma.file.npages).any():
                 raise ValueError(f"access beyond the end of {vma.file.name} (SIGBUS)")
-            pfns = _pagecache_get(k, vma.file, pgoffs, mm.memcg, p.nid, vma_has_recency(vma), p)
+            pfns = _pagecache_get(k, vma.file, pgoffs, mm.memcg, p.nid, vma_has_recency(vma), p,
+                                  fault=True)
             fp[nidx] = pfns
             ff[nidx] = bits
             if write:
@@ -305,15 +284,18 @@ def _fault_anon_one(k: SimKernel, p: Process, vma: Vma, vpn: int, write: bool) -
         return
     count_event(k, mm.memcg, "pgfault", 1)
     if f & PTE_SWAP:
-        count_event(k, mm.memcg, "pgmajfault", 1)
-        _swap_in_one(k, p, vma, idx, write)
+        if k.swap.bypass_ok:
+            count_event(k, mm.memcg, "pgmajfault", 1)
+            _swap_in_one(k, p, vma, idx, write)
+        else:
+            _do_swap_page(k, p, vma, idx, vpn, write)
         ff[idx] |= PTE_YOUNG | wbits
     elif write:
         memcg = mm.memcg
         try_charge(k, memcg, 1, p)
         pfn = int(alloc_pages_reclaim(k, p.nid, 1, p)[0])
         flags = PG_swapbacked | PG_anon | (PG_active if vma_has_recency(vma) else 0)
-        _new_folio_one(k, memcg, pfn, flags)
+        new_folio_one(k, memcg, pfn, flags)
         if k.mem.rmap_hint is not None:  # rmap_note_anon
             k.mem.rmap_hint[pfn] = idx
         fp[idx] = pfn
@@ -323,18 +305,16 @@ def _fault_anon_one(k: SimKernel, p: Process, vma: Vma, vpn: int, write: bool) -
         ff[idx] = PTE_PRESENT | PTE_YOUNG | PTE_SPECIAL
 
 
-def _new_folio_one(k: SimKernel, memcg: MemCgroup, pfn: int, flags: int | None) -> None:
-    """`new_folios` of one 4 KiB folio; `flags` None: the swap-in already set its flags
-    (with the refault state) and memcg."""
-    mem = k.mem
-    if flags is not None:
-        mem.flags[pfn] = flags
-        mem.memcg[pfn] = memcg.id
-    memcg.charge(1)
-    if not k.caps.lru_gen_enabled():  # see new_folios
-        mem.flags[pfn] = (int(mem.flags[pfn]) & ~PG_active) | PG_lru
+def _do_swap_page(k: SimKernel, p: Process, vma: Vma, idx: int, vpn: int, write: bool) -> None:
+    """do_swap_page() of PTE `idx` when the swap cache may be involved (mm/memory.c, 6.1
+    and 6.12): a swap-cache hit is mapped (a minor fault); a miss on a synchronous
+    device bypasses the cache as `_swap_in_one` does; otherwise swapin_readahead()."""
+    hit = swap_cache_hit(k, int(p.mm.pt.flat_pfn()[idx]), vma, vpn)
+    if hit < 0 and k.swap.synchronous:
+        count_event(k, p.mm.memcg, "pgmajfault", 1)
+        _swap_in_one(k, p, vma, idx, write)
         return
-    lru_gen_add_one(mem, memcg.lruvecs[mem.pfn_to_nid(pfn)], pfn)
+    swapin_anon(k, p, vma, idx, vpn, write, hit)
 
 
 def _swap_in_one(k: SimKernel, p: Process, vma: Vma, idx: int, write: bool) -> None:
@@ -356,7 +336,7 @@ def _swap_in_one(k: SimKernel, p: Process, vma: Vma, idx: int, write: bool) -> N
     swap.free_one(slot)
     swap.pswpin += 1
     k.stats["pswpin"] += 1
-    _new_folio_one(k, memcg, pfn, None)
+    new_folio_one(k, memcg, pfn, None)
     if mem.rmap_hint is not None:  # rmap_note_anon
         mem.rmap_hint[pfn] = idx
     fp[idx] = pfn

@@ -1,6 +1,6 @@
 """Compiled one-page faults of a host stream, for the cases that need no reclaim.
 
-Kernel: mm/memory.c do_anonymous_page() and do_swap_page() (synchronous device),
+Kernel: mm/memory.c do_anonymous_page() and do_swap_page() (synchronous device, bypass),
 mm/workingset.c lru_gen_refault(), include/linux/mm_inline.h lru_gen_add_folio().
 
 Mechanism: `host_hits` stops at an access that needs the kernel. If it is a
@@ -19,7 +19,9 @@ and the caller applies them before Python code can read them.
 
 `par` = [memcg id, nid, max_seq, min_seq anon, min_seq file, nr_hist_gens,
 folio_seq_by_workingset, independent_min_seq, refault_stats_only_recent,
-two_step_promotion, budget]; `res` = [pages allocated, order head, pgfault,
+two_step_promotion, active_add_resets_tier, budget, swap cache]: a non-zero "swap cache"
+(the device is not synchronous, or some slot is in the swap cache) leaves every
+swap-in to `paths.fault`; `res` = [pages allocated, order head, pgfault,
 pgmajfault, workingset refault, activate, restore, slots freed, faults].
 
 Future optimizations:
@@ -56,12 +58,12 @@ from mglru.mm.page import (
 # numba keys the cache on this file only; lru_tier is compiled into it
 invalidate_stale(__file__, "../lru_gen/_list_kernel.py")
 
-__all__ = ["anon_fault", "NR_PAR", "NR_RES", "P_BUDGET", "R_ACTIVATE", "R_ALLOC", "R_FAULTS",
-           "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT", "R_REFAULT", "R_RESTORE"]
+__all__ = ["anon_fault", "NR_PAR", "NR_RES", "P_BUDGET", "P_SWAP_CACHE", "R_ACTIVATE", "R_ALLOC",
+           "R_FAULTS", "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT", "R_REFAULT", "R_RESTORE"]
 
 P_MEMCG, P_NID, P_MAX_SEQ, P_MIN_SEQ, P_HIST, P_BY_WS, P_INDEP, P_ONLY_RECENT, P_TWO_STEP, \
-    P_RESET_TIER, P_BUDGET = 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11
-NR_PAR = 12
+    P_RESET_TIER, P_BUDGET, P_SWAP_CACHE = 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12
+NR_PAR = 13
 R_ALLOC, R_HEAD, R_PGFAULT, R_MAJ, R_REFAULT, R_ACTIVATE, R_RESTORE, R_FREED, R_FAULTS = range(9)
 NR_RES = 9
 _MAX_NR_GENS = 4
@@ -145,6 +147,8 @@ def anon_fault(idx, write, recency, pte_flags, pte_pfn, mem_flags, fault):
     (next_pfns, par, mem_gen, mem_lru, mem_memcg, nr_pages, nr_listed, refaulted, shadow,
      freed, hint, res, _) = fault
     f = pte_flags[idx]
+    if f & _PTE_SWAP and par[P_SWAP_CACHE]:  # the swap cache may be involved: Python
+        return -1
     wbits = (_PTE_DIRTY | _PTE_WRITE) if write else 0
     if not f & _PTE_SWAP and not write:  # read fault: the zero page
         res[R_PGFAULT] += 1

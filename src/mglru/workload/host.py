@@ -31,6 +31,7 @@ from mglru.workload._host_fault import (
     NR_PAR,
     NR_RES,
     P_BUDGET,
+    P_SWAP_CACHE,
     R_ACTIVATE,
     R_ALLOC,
     R_FAULTS,
@@ -140,6 +141,7 @@ def fault_context(k: SimKernel, p: Process) -> tuple:
                           k.rules.folio_seq_by_workingset, k.cfg.independent_min_seq,
                           k.cfg.refault_stats_only_recent, k.cfg.two_step_promotion,
                           k.rules.active_add_resets_tier, len(next_pfns))
+    par[P_SWAP_CACHE] = not k.swap.bypass_ok
     res = np.zeros(NR_RES, np.int64)
     res[R_HEAD] = mem.order_head
     hint = mem.rmap_hint if mem.rmap_hint is not None else _EMPTY_U32
