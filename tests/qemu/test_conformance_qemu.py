@@ -46,8 +46,10 @@ def test_failing_step_is_one_line(tmp_path):
     assert qemu_children() == before
 
 
-#: the scenarios beyond the first nine: hierarchy, file, shmem, min_ttl, a KVM guest
-NEW_SCENARIOS = ("memcg_hierarchy", "file_pages", "shmem", "min_ttl", "kvm_guest")
+#: the scenarios beyond the first nine: hierarchy, file, shmem, min_ttl, a KVM guest,
+#: shmem swap-ins through the swap cache with readahead
+NEW_SCENARIOS = ("memcg_hierarchy", "file_pages", "shmem", "min_ttl", "kvm_guest",
+                 "shmem_readahead")
 
 
 @pytest.mark.parametrize("kernel", ["6.1", "6.12"])

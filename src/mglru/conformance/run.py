@@ -195,7 +195,11 @@ class _Runner:
             task, addr, size = self.regions[a["region"]]
             off = parse_size(a["offset"])
             n = parse_size(a["size"]) if a["size"] is not None else size - off
-            task.access(addr + off, n, write=bool(a["write"]))
+            if a["stride"] is None:
+                task.access(addr + off, n, write=bool(a["write"]))
+            else:
+                for at in range(off, off + n, parse_size(a["stride"])):
+                    task.access(addr + at, PAGE_SIZE, write=bool(a["write"]))
         elif op == "vm_touch":
             self.vm_touch(a)
         elif op == "exit":

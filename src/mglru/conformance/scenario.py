@@ -27,8 +27,8 @@
     file = "f"
     [[step]]
     op = "touch"                      # read (or write) every page of [offset, offset+size)
-    region = "r"
-    write = true
+    region = "r"                      # ("stride = "32K"": only the first page of each
+    write = true                      # 32 KiB, one access at a time)
     [[step]]
     op = "vm_touch"                   # a KVM guest whose RAM (gpa 0) is the region reads
     region = "r"                      # (or, "write = true", writes) every page of it; the
@@ -83,7 +83,7 @@ STEP_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "file": (("file", "size"), {"fs": "disk"}),
     "read_file": (("task", "file"), {"offset": "0", "size": None}),
     "read": (("path",), {}),
-    "touch": (("region",), {"write": False, "offset": "0", "size": None}),
+    "touch": (("region",), {"write": False, "offset": "0", "size": None, "stride": None}),
     "exit": (("task",), {}),
     "age": (("memcg",), {"swappiness": 1, "force_scan": True}),
     "evict": (("memcg",), {"seq": "{max_seq_minus_2}", "swappiness": 200,

@@ -21,7 +21,7 @@ class File:
 
     def __init__(self, name: str, nbytes: int, *, shmem: bool = False,
                  unevictable: bool = False, has_read_folio: bool = True,
-                 noreuse: bool = False) -> None:
+                 noreuse: bool = False, anon: bool = False) -> None:
         if nbytes <= 0:
             raise ValueError(f"file size must be positive, got {nbytes}")
         self.name = name
@@ -31,6 +31,9 @@ class File:
         self.unevictable = unevictable
         self.has_read_folio = has_read_folio
         self.noreuse = noreuse
+        #: the unlinked shmem inode behind a MAP_SHARED|MAP_ANONYMOUS mapping
+        #: (mm/shmem.c: shmem_zero_setup()): freed when its last mapping goes
+        self.anon = anon
         self.pages = np.full(self.npages, -1, np.int64)
         #: shadow entries of evicted pages (0 = none), see lru_gen.workingset
         self.shadow = np.zeros(self.npages, np.int64)

@@ -299,10 +299,11 @@ class Process:
         if length > TASK_SIZE:  # do_mmap(): "Careful about overflows.."
             raise OSError(errno.ENOMEM, f"Cannot allocate memory: {nbytes} bytes exceed "
                           f"the {TASK_SIZE + PAGE_SIZE >> 40} TiB address space")
-        if shared and file is None:
+        anon_shared = shared and file is None
+        if anon_shared:
             from mglru.mm.filemap import File as _File
 
-            file = _File("dev/zero (deleted)", length, shmem=True)
+            file = _File("dev/zero (deleted)", length, shmem=True, anon=True)
         if file is None and not {"shared"} & set(flags):
             self._vm_enough_memory(length >> PAGE_SHIFT)
         vm = VM_READ | VM_WRITE | (VM_HUGEPAGE if thp else 0)
@@ -322,6 +323,8 @@ class Process:
             raise OSError(errno.ENOMEM, f"Cannot allocate memory: [{addr:#x}, +{length:#x}) "
                           "is outside the user address space")
         self.mm.insert_vma(Vma(addr, addr + length, vm, file, offset >> PAGE_SHIFT))
+        if anon_shared:  # the kernel's page cache (and rmap) must find its pages
+            self.kernel.files[f"dev/zero (deleted) {self.pid}:{addr:#x}"] = file
         return addr
 
     def _vm_enough_memory(self, pages: int) -> None:

@@ -22,14 +22,17 @@ from mglru.mm.page import (
     PTE_SPECIAL,
     PTE_SWAP,
     PG_anon,
+    PG_head,
     PG_swapcache,
+    PG_tail,
 )
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
+    from mglru.mm.filemap import File
     from mglru.mm.process import Process, Vma
 
-__all__ = ["exit_mmap", "unmap_vma_range"]
+__all__ = ["exit_mmap", "unmap_vma_range", "shmem_evict_inode"]
 
 
 def _free_anon(k: SimKernel, heads: np.ndarray, nr: int) -> None:
@@ -125,8 +128,37 @@ def unmap_vma_range(k: SimKernel, p: Process, vma: Vma, start: int, end: int) ->
             invalidate(start, end)
 
 
+def shmem_evict_inode(k: SimKernel, f: File) -> None:
+    """Free a shmem inode's pages and swap slots (mm/shmem.c: shmem_evict_inode(),
+    shmem_undo_range(); 6.1 and 6.12): cached folios leave their memcg and LRU,
+    swapped-out pages their slots (a slot's readahead folio goes with it)."""
+    pfns = f.pages[f.pages >= 0]
+    if len(pfns):
+        heads = pfns[(k.mem.flags[pfns] & PG_head) != 0]
+        _free_anon(k, heads, HPAGE_PMD_NR)
+        small = pfns[(k.mem.flags[pfns] & (PG_head | PG_tail)) == 0]
+        _free_anon(k, small, 1)
+    slots = f.swap[f.swap != 0]
+    if len(slots):
+        if k.swap.cache.folio:
+            _free_swap_cache(k, slots, mapped=False)
+        k.swap.free(slots)
+    f.pages[:] = -1
+    f.swap[:] = 0
+    f.shadow[:] = 0
+
+
 def exit_mmap(k: SimKernel, p: Process) -> None:
-    """Unmap every VMA of a task's mm."""
+    """Unmap every VMA of a task's mm; shared anonymous memory goes with its last mapping."""
+    files = []
     for vma in list(p.mm.vmas):
         unmap_vma_range(k, p, vma, vma.start, vma.end)
+        if vma.file is not None and vma.file.anon:
+            files.append(vma.file)
     p.mm.vmas.clear()
+    for f in files:
+        if any(v.file is f for q in k.procs.values() for v in q.mm.vmas):
+            continue
+        shmem_evict_inode(k, f)
+        for name in [n for n, g in k.files.items() if g is f]:
+            del k.files[name]
