@@ -109,19 +109,18 @@ def _find_slot(base, end, g):
 
 @njit(cache=True, nogil=True)
 def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits, tlb,
-               last_ms):
+               last_ms, ahead):
     """Apply accesses [lo, hi) until one needs KVM's fault path.
 
     `tlb` is the vCPU's TLB as `tlb_load` lays it out (keys, prv, nxt, lst, where)
-    and its number of entries. The lines of later accesses are prefetched (measured
-    faster from 0.25 GiB of guest memory on). Returns (index of that access or hi, fast
-    page faults taken).
+    and its number of entries. `ahead`: prefetch the lines of later accesses.
+    Returns (index of that access or hi, fast page faults taken).
     """
     keys, prv, nxt, lst, where, entries = tlb
     truth = len(last_ms) > 0
     fast = 0
     for i in range(lo, hi):
-        if i + _AHEAD < hi:  # ask for the lines of a later access: a hint, nothing is read
+        if ahead and i + _AHEAD < hi:  # a later access's lines: a hint, nothing is read
             ga = gfns[i + _AHEAD]
             if 0 <= ga < len(sptes):
                 prefetch(sptes, ga)
