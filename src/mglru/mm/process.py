@@ -21,6 +21,7 @@ Public API (see docs/architecture.md, "Processes"):
 from __future__ import annotations
 
 import errno
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -180,7 +181,10 @@ class Mm:
 
     def __init__(self, id_: int, owner: Process) -> None:
         self.id = id_
-        self.owner = owner
+        # a weak reference: the task holds its mm, not the other way round, so an
+        # exited task and its mm are freed as soon as nothing uses them (no cycle
+        # for the garbage collector to find later, with their arrays)
+        self._owner = weakref.ref(owner)
         self.vmas: list[Vma] = []
         self.pt = PageTables()
         #: lru_gen.bitmap: one bit per node id mod 64, set when a task using it runs
@@ -195,6 +199,13 @@ class Mm:
         #: test hook for the contended-trylock paths of the walk (mm/vmscan.c: walk_pte_range())
         self.ptl_contended: set[int] = set()
         self._next_addr = _MMAP_BASE
+
+    @property
+    def owner(self) -> Process:
+        """mm->owner: the task that owns this mm (CONFIG_MEMCG)."""
+        p = self._owner()
+        assert p is not None, "the owner of a live mm is gone"
+        return p
 
     def __repr__(self) -> str:
         return f"Mm(id={self.id}, vmas={len(self.vmas)})"
