@@ -68,6 +68,8 @@ def test_kernel_preset_table():
     ('[[step]]\nop = "mkdir"\n', "missing memcg"),
     ('[[step]]\nop = "mkdir"\nmemcg = "/a"\ncolour = 1\n', "unknown field colour"),
     ("[[step]\n", "bad"),
+    ('swap = "floppy"\n', "swap must be one of ram, nullb"),
+    ('colour = 1\n', "unknown key colour"),
 ])
 def test_bad_scenarios(text, words):
     """Unknown ops and fields, missing fields and bad TOML are one-line ScenarioErrors."""
@@ -234,7 +236,7 @@ def test_kvm_scenario_retried_on_a_new_guest(monkeypatch):
     sc = {s.name: s for s in builtin_scenarios()}["kvm_guest"]
     opened: list[_FlakyGuest] = []
 
-    def opener(name):
+    def opener(name, swap):
         opened.append(_FlakyGuest())
         return opened[-1]
 
@@ -314,3 +316,34 @@ def test_differences_are_readable(monkeypatch):
     assert r.known == "why" and r.to_dict()["known"] == "why"
     assert ConformanceResult("x", "6.12", "v6.12").to_dict() == {
         "scenario": "x", "kernel": "6.12", "preset": "v6.12", "match": True, "differences": []}
+
+
+@pytest.mark.parametrize("name, device", [("shmem_readahead", "sync"),
+                                          ("anon_readahead", "ssd")])
+@pytest.mark.parametrize("preset", ["v6.1", "v6.12"])
+def test_readahead_scenarios_on_the_model(name, device, preset):
+    """Strided swap-ins read one page each; in-order ones grow the readahead window, so
+    2048 pages come back with far fewer major faults; an eviction takes them again."""
+    sc = {s.name: s for s in builtin_scenarios()}[name]
+    assert sc.swap == ("nullb" if device == "ssd" else "ram")
+    k = SimKernel(preset, node_bytes=(2 << 30,), swap_device=device)
+    snaps = {s.name: s for s in run_scenario(k, sc).snapshots}
+    maj = {n: s.stat["/a"]["pgmajfault"] for n, s in snaps.items()}
+    assert maj["swapped-out"] == 0
+    assert maj["strided-reads"] == 256  # one page per fault: no readahead hits
+    seq = maj["sequential-reads"] - maj["strided-reads"]
+    assert 2048 // 9 <= seq <= 2048 // 7  # about one fault per 8-page window
+    assert _pages(snaps["sequential-reads"])[0][0] == 256 + 2048
+    if name == "anon_readahead":  # read faults leave the folios in the swap cache
+        st = snaps["sequential-reads"].stat["/a"]
+        assert st["swapcached"] == st["anon"] == (256 + 2048) * 4096
+    assert _pages(snaps["evicted-again"])[0][0] == 0
+
+
+def test_touch_with_a_stride_touches_one_page_per_stride():
+    text = ('[[step]]\nop = "spawn"\ntask = "t"\nmemcg = "/"\n'
+            '[[step]]\nop = "mmap"\ntask = "t"\nregion = "r"\nsize = "1M"\n'
+            '[[step]]\nop = "touch"\nregion = "r"\nwrite = true\nstride = "64K"\n')
+    k = sim()
+    run_scenario(k, load_scenario("stride", text))
+    assert k.stats["pgfault"] == 16

@@ -40,10 +40,12 @@ from mglru.abi.cgroup import CgroupHierarchy
 from mglru.abi.kernel import DEFAULT_CGROUP_ROOT, LRU_GEN_ENABLED, BackendError
 from mglru.abi.qemu_images import KernelImage, build_initramfs, kernel_image
 
-__all__ = ["QemuKernel", "GuestTask", "QemuError", "qemu_binary", "MADV_HUGEPAGE",
+__all__ = ["QemuKernel", "GuestTask", "QemuError", "qemu_binary", "MADV_HUGEPAGE", "SWAP_DEVICES",
            "MADV_PAGEOUT", "MADV_COLD"]
 
 QEMU = "qemu-system-x86_64"
+#: the guest's swap device, and the model's `swap_device` that behaves as it does
+SWAP_DEVICES = {"ram": "sync", "nullb": "ssd"}
 #: madvise(2) advice numbers (include/uapi/asm-generic/mman-common.h)
 MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLD, MADV_PAGEOUT = 14, 15, 20, 21
 _PR_SET_PDEATHSIG = 1
@@ -144,8 +146,13 @@ class QemuKernel:
     kind = "qemu"
 
     def __init__(self, kernel: str = "6.12", memory_mib: int = 2048, boot_timeout: float = 120,
-                 command_timeout: float = 300, enable_lru_gen: bool = True) -> None:
+                 command_timeout: float = 300, enable_lru_gen: bool = True,
+                 swap: str = "ram") -> None:
+        if swap not in SWAP_DEVICES:
+            raise ValueError(f"swap must be one of {', '.join(SWAP_DEVICES)}, got {swap!r}")
         self.name = kernel
+        #: the guest's swap device: "ram" (brd, synchronous) or "nullb" (null_blk)
+        self.swap = swap
         self.memory_mib = memory_mib
         self.boot_timeout = boot_timeout
         self.command_timeout = command_timeout
@@ -206,7 +213,8 @@ class QemuKernel:
                "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
                "-no-reboot", "-serial", f"file:{self._tmp}/console.log",
                "-kernel", str(self.image.vmlinuz), "-initrd", str(initrd),
-               "-append", "console=ttyS0 panic=-1 quiet transparent_hugepage=madvise",
+               "-append", "console=ttyS0 panic=-1 quiet transparent_hugepage=madvise"
+               + (" mglru.swap=nullb" if self.swap == "nullb" else ""),
                "-device", "virtio-serial-pci",
                "-chardev", f"socket,id=agent,path={sock_path},server=on,wait=off",
                "-device", "virtserialport,chardev=agent,name=mglru.agent"]

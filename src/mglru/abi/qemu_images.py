@@ -45,10 +45,12 @@ NAMED_KERNELS = {
 _GUEST_DIR = Path(__file__).with_name("qemu_guest")
 #: modules the guest loads when the kernel has them as modules (built-in ones are absent):
 #: the virtio-serial channel of the agent, the RAM disks (swap, and the ext2 file system of
-#: file pages), and KVM for AMD SVM, which QEMU's TCG emulates (`vm_touch` runs a KVM guest)
-GUEST_MODULES = ("virtio_pci", "virtio_console", "brd", "kvm_amd")
+#: file pages), KVM for AMD SVM, which QEMU's TCG emulates (`vm_touch` runs a KVM guest),
+#: and null_blk, a memory-backed disk that is neither synchronous nor rotational (swap
+#: through the swap cache, as on an SSD)
+GUEST_MODULES = ("virtio_pci", "virtio_console", "brd", "kvm_amd", "null_blk")
 #: version of the cache layout; an older cached kernel is unpacked again
-_LAYOUT = 3
+_LAYOUT = 4
 _BUSYBOX = "/bin/busybox"
 
 

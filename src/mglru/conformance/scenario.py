@@ -1,6 +1,7 @@
 """Conformance scenarios: one TOML file each, a list of steps run on any kernel backend.
 
     description = "..."
+    swap = "ram"                      # the swap device: "ram" or "nullb" (optional)
     memcgs = ["/a"]                   # the memcgs each snapshot records
     stat = ["anon", "pgsteal"]        # memory.stat keys each snapshot records (optional)
 
@@ -95,6 +96,11 @@ STEP_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 }
 
 
+#: the swap devices a real guest can have (`swap = "..."`): a RAM disk, synchronous
+#: like zram (anonymous swap-ins bypass the swap cache), or null_blk, an SSD-like
+#: disk (swap cache, VMA readahead); the model runs with the matching device
+SWAP_KINDS = ("ram", "nullb")
+
 #: where `file` steps create their files: "disk" is page cache (the file LRU), "tmpfs" shmem
 FILE_SYSTEMS = ("disk", "tmpfs")
 
@@ -136,6 +142,8 @@ class Scenario:
     memcgs: tuple[str, ...]
     stat: tuple[str, ...]
     steps: tuple[Step, ...] = field(default=())
+    #: the guest's swap device: "ram" (synchronous) or "nullb" (swap cache, readahead)
+    swap: str = "ram"
 
 
 def load_scenario(name: str, text: str) -> Scenario:
@@ -148,6 +156,14 @@ def load_scenario(name: str, text: str) -> Scenario:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{name}: {e}") from None
+    unknown = set(doc) - {"description", "memcgs", "stat", "swap", "step"}
+    if unknown:
+        raise ScenarioError(f"{name}: unknown key {', '.join(sorted(unknown))}; keys: "
+                            "description, memcgs, stat, swap, step")
+    swap = doc.get("swap", "ram")
+    if swap not in SWAP_KINDS:
+        raise ScenarioError(f"{name}: swap must be one of {', '.join(SWAP_KINDS)}, "
+                            f"got {swap!r}")
     steps = []
     for i, raw in enumerate(doc.get("step", []), start=1):
         op = raw.get("op")
@@ -165,7 +181,7 @@ def load_scenario(name: str, text: str) -> Scenario:
         _check(name, i, op, args)
         steps.append(Step(op, args))
     return Scenario(name, doc.get("description", ""), tuple(doc.get("memcgs", ["/"])),
-                    tuple(doc.get("stat", [])), tuple(steps))
+                    tuple(doc.get("stat", [])), tuple(steps), swap)
 
 
 def _check(name: str, i: int, op: str, args: dict[str, Any]) -> None:
