@@ -91,14 +91,14 @@ def test_stream_equals_per_page(case):
     pages = _pages(bases1, region, offset)
     s = host_stream(p1, bases1[0], pages, writes, t_ns=t)
     err1 = err2 = None
-    saved = host.PREFETCH_MIN_PAGES
-    host.PREFETCH_MIN_PAGES = 0 if prefetch else saved
+    saved = host.PREFETCH
+    host.PREFETCH = prefetch
     try:
         Engine(k1).run([s], quantum_ms=0.5)
     except Exception as e:  # noqa: BLE001 - the per-page path must fail the same way
         err1 = (type(e), str(e), s.pos)
     finally:
-        host.PREFETCH_MIN_PAGES = saved
+        host.PREFETCH = saved
     for i in range(n):
         set_clock(k2, int(t[i]))
         try:

@@ -22,7 +22,7 @@ _OPAQUE_POINTERS = binding.llvm_version_info >= (15,)
 
 @intrinsic
 def prefetch(typingctx, arr, idx):
-    """prefetch(arr, i): hint that `arr[i]` (a 1-D array) will be written soon."""
+    """prefetch(arr, i): hint that `arr[i]` (a 1-D array) will be read soon."""
     if not isinstance(arr, types.Array) or arr.ndim != 1 or not isinstance(idx, types.Integer):
         return None
     sig = types.void(arr, idx)
@@ -36,8 +36,8 @@ def prefetch(typingctx, arr, idx):
         name = "llvm.prefetch.p0" if _OPAQUE_POINTERS else "llvm.prefetch.p0i8"
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32]), name)
-        # rw=1 (write), locality=3 (keep in all levels), cache type 1 (data)
-        builder.call(fn, [i8p, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        # rw=0 (read; a write hint measured no faster), locality=3 (all levels), data cache
+        builder.call(fn, [i8p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
     return sig, codegen

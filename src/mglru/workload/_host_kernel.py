@@ -64,27 +64,6 @@ def _find_vma(vstart, vend, vpn):
 _AHEAD = 16
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _prefetch_ahead(vpns, i, hi, start, end, row0, rows, pte_flags, pte_pfn, last_ms, nr_pfn):
-    """Ask for the cache lines of accesses i+_AHEAD (PTE) and i+_AHEAD/2 (its page's stamp)
-    when they fall in the current VMA: a hint only, nothing is read into the model."""
-    j = i + _AHEAD
-    if j < hi:
-        w = vpns[j]
-        if start <= w < end:
-            idx = rows[row0 + (w >> 9) - (start >> 9)] * _PTRS + (w & (_PTRS - 1))
-            prefetch(pte_flags, idx)
-            prefetch(pte_pfn, idx)
-    j = i + _AHEAD // 2
-    if nr_pfn and j < hi:
-        w = vpns[j]
-        if start <= w < end:
-            idx = rows[row0 + (w >> 9) - (start >> 9)] * _PTRS + (w & (_PTRS - 1))
-            pfn = np.int64(pte_pfn[idx])
-            if pfn < nr_pfn:
-                prefetch(last_ms, pfn)
-
-
 @njit(cache=True, nogil=True)
 def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, ahead):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
@@ -103,22 +82,36 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, a
     truth = len(last_ms) > 0
     nr_pfn = len(last_ms)
     v = -1
+    # the current VMA's bounds, kind and rows, kept in locals (the stores below could
+    # alias the tables for all the compiler knows, so it would reload them every time)
+    vs = ve = r0 = kind = np.int64(0)
     for i in range(lo, hi):
-        if ahead and v >= 0:
-            _prefetch_ahead(vpns, i, hi, vstart[v], vend[v], vrow0[v], rows, pte_flags, pte_pfn,
-                            last_ms, nr_pfn)
         vpn = vpns[i]
-        w = writes[i] != 0
-        if v < 0 or vpn < vstart[v] or vpn >= vend[v]:  # most accesses stay in one VMA
+        if v < 0 or vpn < vs or vpn >= ve:  # most accesses stay in one VMA
             v = _find_vma(vstart, vend, vpn)
             if v < 0:
                 return i
-        row = rows[vrow0[v] + (vpn >> 9) - (vstart[v] >> 9)]
+            vs, ve, kind = vstart[v], vend[v], vkind[v]
+            r0 = vrow0[v] - (vs >> 9)
+        if ahead:  # the lines of later accesses in this VMA: a hint, nothing is read
+            j = i + _AHEAD
+            if j < hi and vs <= vpns[j] < ve:
+                a = rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))
+                prefetch(pte_flags, a)
+                if truth:  # the pfn is read for the ground truth's stamp
+                    prefetch(pte_pfn, a)
+            j = i + _AHEAD // 2
+            if truth and j < hi and vs <= vpns[j] < ve:
+                a = np.int64(pte_pfn[rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))])
+                if a < nr_pfn:
+                    prefetch(last_ms, a)
+        w = writes[i] != 0
+        row = rows[r0 + (vpn >> 9)]
         st = pmd_state[row]
         sub = vpn & (_PTRS - 1)
-        if vkind[v] & KIND_THP and vkind[v] & KIND_FILE == 0:
+        if kind & KIND_THP and kind & KIND_FILE == 0:
             block = vpn & ~np.int64(_PTRS - 1)
-            if block >= vstart[v] and block + _PTRS <= vend[v]:
+            if block >= vs and block + _PTRS <= ve:
                 if st == _PMD_LEAF:
                     pmd_flags[row] |= np.uint8(_PTE_YOUNG | (_PTE_DIRTY if w else 0))
                     if truth:
@@ -128,17 +121,15 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, a
                     return i
         idx = row * _PTRS + sub
         f = pte_flags[idx]
-        pfn = np.int64(pte_pfn[idx])
-        if f & _PTE_PRESENT == 0 or (w and f & _PTE_SPECIAL and pfn == 0):
+        if f & _PTE_PRESENT == 0 or (w and f & _PTE_SPECIAL and pte_pfn[idx] == 0):
             # not present, or a write to the zero page (copy-on-write): a fault
-            if vkind[v] & (KIND_THP | KIND_FILE) or res[R_FAULTS] >= len(fidx):
+            if kind & (KIND_THP | KIND_FILE) or res[R_FAULTS] >= len(fidx):
                 return i
             if st == _PMD_NONE:
                 pmd_state[row] = _PMD_TABLE
             pmd_flags[row] |= np.uint8(_PTE_YOUNG)
             nf = res[R_FAULTS]
-            pfn = anon_fault(idx, w, vkind[v] & KIND_RECENCY, pte_flags, pte_pfn, mem_flags,
-                             fault)
+            pfn = anon_fault(idx, w, kind & KIND_RECENCY, pte_flags, pte_pfn, mem_flags, fault)
             if pfn < 0:
                 return i
             fidx[nf] = i
@@ -147,13 +138,14 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, a
             continue
         if st == _PMD_NONE:
             pmd_state[row] = _PMD_TABLE
-        pmd_flags[row] |= np.uint8(_PTE_YOUNG)
+        if pmd_flags[row] & _PTE_YOUNG == 0:
+            pmd_flags[row] |= np.uint8(_PTE_YOUNG)
         if w:
-            if vkind[v] & KIND_FILE and f & _PTE_DIRTY == 0:
-                mem_flags[pfn] |= np.uint16(_PG_dirty)
+            if kind & KIND_FILE and f & _PTE_DIRTY == 0:
+                mem_flags[np.int64(pte_pfn[idx])] |= np.uint16(_PG_dirty)
             pte_flags[idx] = f | np.uint8(_PTE_YOUNG | _PTE_DIRTY | _PTE_WRITE)
-        else:
+        elif f & _PTE_YOUNG == 0:
             pte_flags[idx] = f | np.uint8(_PTE_YOUNG)
         if truth:
-            last_ms[pfn] = t_ns[i] // 1_000_000 + 1
+            last_ms[np.int64(pte_pfn[idx])] = t_ns[i] // 1_000_000 + 1
     return hi

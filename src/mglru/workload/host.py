@@ -91,9 +91,12 @@ class _VmaTable:
         return self
 
 
-#: page-table size (PTEs) from which the compiled loop prefetches: about 9 bytes of
-#: per-page state each, so past a few MiB the accesses miss the CPU caches
-PREFETCH_MIN_PAGES = 1 << 20
+#: the compiled loop prefetches the lines of later accesses: always when it stamps the
+#: ground truth (measured faster from 0.25 GiB on), else from a page table of
+#: PREFETCH_MIN_PAGES PTEs (8 GiB), whose flag bytes outgrow the CPU caches
+#: (benchmarks/prefetch_ab.py)
+PREFETCH = True
+PREFETCH_MIN_PAGES = 1 << 21
 
 #: faults one call of the compiled loop may take (bounds `fidx` and the pages prepared)
 _FAULT_BATCH = 1024
@@ -214,7 +217,9 @@ def run_host(k: SimKernel, s: Stream, stop: int,
         j = host_hits(s.pages, s.writes, s.t_ns, i, stop,
                       (v.start, v.end, v.row0, v.kind, v.rows),
                       (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn()),
-                      mem_flags, truth, fault, pt.flat_pfn().size >= PREFETCH_MIN_PAGES)
+                      mem_flags, truth, fault,
+                      PREFETCH and (last_ms is not None
+                                    or pt.flat_pfn().size >= PREFETCH_MIN_PAGES))
         nf = apply_faults(k, p, fault)
         s.hits += j - i - nf
         s.faults += nf
