@@ -95,7 +95,8 @@ def _push_newest(s, prv, nxt, lst):
 
 
 @njit(cache=True, nogil=True)
-def _find_slot(base, end, g):
+def _slot_index(base, end, g):
+    """The memslot holding gfn `g` (slots sorted by base gfn), or -1."""
     lo, hi = 0, len(base)
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -104,7 +105,7 @@ def _find_slot(base, end, g):
         else:
             hi = mid
     i = lo - 1
-    return i >= 0 and g < end[i]
+    return i if i >= 0 and g < end[i] else -1
 
 
 @njit(cache=True, nogil=True)
@@ -119,6 +120,8 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
     keys, prv, nxt, lst, where, entries = tlb
     truth = len(last_ms) > 0
     fast = 0
+    nr_sptes = len(sptes)
+    sb = se = np.int64(0)  # the memslot of the last access (most stay in one)
     for i in range(lo, hi):
         if ahead and i + _AHEAD < hi:  # a later access's lines: a hint, nothing is read
             ga = gfns[i + _AHEAD]
@@ -129,7 +132,12 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
                     prefetch(last_ms, ga)
         g = gfns[i]
         w = writes[i] != 0
-        if not _find_slot(slot_base, slot_end, g) or g >= len(sptes):
+        if g < sb or g >= se:
+            k = _slot_index(slot_base, slot_end, g)
+            if k < 0:
+                return i, fast
+            sb, se = slot_base[k], slot_end[k]
+        if g >= nr_sptes:
             return i, fast
         head = g & _HEAD_MASK if sptes[g] & _HUGE else g
         st = sptes[head]
@@ -137,8 +145,9 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
             return i, fast
         s = where[head] - 1 if entries else -1
         if s >= 0:  # cached translation: no walk, no bits
-            _unlink(s, prv, nxt, lst)
-            _push_newest(s, prv, nxt, lst)
+            if lst[1] != s:  # already the most recently used: nothing moves
+                _unlink(s, prv, nxt, lst)
+                _push_newest(s, prv, nxt, lst)
         else:
             if st & _ACC == 0 and not ad_bits:
                 fast += 1
