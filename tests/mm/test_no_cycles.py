@@ -34,3 +34,22 @@ def test_exited_task_is_freed_without_the_collector(thp):
         assert task() is None and mm() is None
     finally:
         gc.enable()
+
+
+def test_removed_memcg_is_freed_without_the_collector():
+    k = SimKernel("v6.12", node_bytes=(64 << 20,))
+    k.mkdir("/sys/fs/cgroup/a")
+    p = k.spawn(memcg="/a")
+    a = p.mmap(1 << 20)
+    p.access(a, 1 << 20, write=True)
+    lv = k.lruvec("/a")
+    k.write("/sys/kernel/debug/lru_gen", f"+ {lv.memcg.id} 0 {lv.max_seq} 60 1")
+    k.exit_task(p)
+    memcg, lruvec = weakref.ref(lv.memcg), weakref.ref(lv)
+    del lv, p
+    gc.disable()
+    try:
+        k.rmdir("/sys/fs/cgroup/a")
+        assert memcg() is None and lruvec() is None
+    finally:
+        gc.enable()

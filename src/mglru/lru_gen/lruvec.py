@@ -12,6 +12,7 @@ arrays read like the kernel's.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,9 @@ class Lruvec:
 
     def __init__(self, memcg: MemCgroup, nid: int, nr_hist_gens: int, now: int,
                  walks_mmu: bool, rules: Rules) -> None:
-        self.memcg = memcg
+        # weak: the memcg holds its lruvecs, so a removed memcg and its lruvecs are
+        # freed at once rather than as a cycle waiting for the oldest GC generation
+        self._memcg = weakref.ref(memcg)
         self.nid = nid
         #: the kernel's behaviour rules; where entering folios go and what they keep
         #: (`lru_gen_folio_seq`, `lru_gen_add_folio`) depend on the version
@@ -94,6 +97,13 @@ class Lruvec:
                     stats=np.zeros((nr_hist_gens, NR_MM_STATS_ALL), np.int64))
             if walks_mmu else None
         )
+
+    @property
+    def memcg(self) -> MemCgroup:
+        """lruvec_memcg(): the memcg this lruvec belongs to."""
+        m = self._memcg()
+        assert m is not None, "the memcg of a live lruvec is gone"
+        return m
 
     def __repr__(self) -> str:
         return (f"Lruvec(memcg={self.memcg.id}, nid={self.nid}, max_seq={self.max_seq}, "

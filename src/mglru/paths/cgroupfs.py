@@ -296,3 +296,6 @@ def rmdir(k: SimKernel, path: str, root: str) -> None:
 
     reparent_memcg(k, memcg)
     k.memcgs.remove(memcg)
+    walk = k.last_walk  # the walk is per call in the kernel: it must not keep a dead lruvec
+    if walk is not None and any(walk.lruvec is lv for lv in memcg.lruvecs):
+        k.last_walk = None
