@@ -2,25 +2,29 @@
 
 Kernel: mm/vmscan.c: try_to_shrink_lruvec(), get_nr_to_scan(), should_run_aging(),
 evict_folios(), isolate_folios(), get_type_to_scan(), get_tier_idx(),
-try_to_inc_min_seq(), reset_ctrl_pos(); mm/workingset.c: lru_gen_eviction().
+try_to_inc_min_seq(), reset_ctrl_pos(), shrink_folio_list(); mm/workingset.c:
+lru_gen_eviction().
 
 Mechanism: `evict_loop` runs the loop of one lruvec as a state machine whose
 state lives in the int64 array `st` (phase, budgets, the batch in hand and the
 counters still to be applied by Python). It does in one call what the Python
 path does batch by batch: the PID choice of type and tier, the compiled
-`scan_list`, try_to_inc_min_seq, and, for a batch whose every folio is a cold,
-singly mapped 4 KiB anonymous folio (the case `_shrink_batch` vectorises),
-the swap-out, the shadow entries and the freeing. Whatever it cannot do it hands
-back at a point where the Python path can take over and then resume it
-(`X_*`): an iteration that must age or complete writeback (`X_ITER`), a
-list whose cached tail order must be rebuilt or renumbered (`X_PREP`), dirty
-file folios for the flusher (`X_WB`), a batch that needs the per-folio path
-(`X_SHRINK`), a swap map to grow (`X_GROW`), a full buffer of freed pages
-(`X_FLUSH`). See `lru_gen.evict_fast` for the Python side.
+`scan_list`, try_to_inc_min_seq, and shrink_folio_list with the put-back for
+batches of 4 KiB anonymous folios each mapped by one PTE of a task without
+secondary MMUs: a batch of cold folios only is swapped out and freed at once
+(the case `_shrink_batch` vectorises), one that also holds young or referenced
+folios goes through `_evict_keep.keep_shrink` (references, look-around,
+put-back). Whatever it cannot do it hands back at a point where the Python path
+can take over and then resume it (`X_*`): an iteration that must age or complete
+writeback (`X_ITER`), a list whose cached tail order must be rebuilt or
+renumbered (`X_PREP`), dirty file folios for the flusher (`X_WB`), a batch that
+needs the per-folio path (`X_SHRINK`: THP, file, shmem, multiply mapped or
+mlocked folios, secondary MMUs, a reclaim hook), a swap map to grow (`X_GROW`),
+a full buffer of freed pages or Bloom filter inserts (`X_FLUSH`). See
+`lru_gen.evict_fast` for the Python side.
 
 Future optimizations:
-1. the per-folio path (references, look-around, putback) compiled too, so that
-   batches with young or multiply mapped folios stay in the loop.
+1. THP and file folios, and tasks with secondary MMUs, in the loop too.
 """
 
 from __future__ import annotations
@@ -37,15 +41,14 @@ from mglru.lru_gen._evict_ctrl import (
     _tier_idx,
     _type_to_scan,
 )
+from mglru.lru_gen._evict_keep import keep_ok, keep_shrink, swap_out
 from mglru.lru_gen._evict_layout import (
     C_ABORT_AT_GOAL,
     C_FAST_OK,
     C_GFP_IO,
-    C_HAS_IDLE,
     C_KSWAPD,
     C_MAX_SEQ,
     C_MEMCG_ID,
-    C_NID,
     C_NPROCS,
     C_NR_HIST,
     C_NR_TO_RECLAIM,
@@ -69,12 +72,13 @@ from mglru.lru_gen._evict_layout import (
     S_ATTEMPT,
     S_DELTA,
     S_EVICTED_ANON,
-    S_FREED,
     S_GROW,
     S_ISO_SCANNED,
+    S_NBLOOM,
     S_NCHUNKS,
     S_NEV,
     S_NFREED,
+    S_NKEEP,
     S_NOUT,
     S_NR_RECLAIMED,
     S_NR_SCANNED,
@@ -103,22 +107,18 @@ from mglru.lru_gen._evict_layout import (
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.lru_gen._scan_kernel import scan_list
 from mglru.mm.page import (
-    LRU_REFS_MASK as _REFS_MASK,
-    LRU_REFS_SHIFT as _REFS_SHIFT,
-    LRU_REFS_WIDTH as _REFS_WIDTH,
     PTE_PRESENT as _PTE_PRESENT,
     PTE_SPECIAL as _PTE_SPECIAL,
-    PTE_SWAP as _PTE_SWAP,
     PTE_YOUNG as _PTE_YOUNG,
     PG_anon as _PG_anon,
     PG_head as _PG_head,
     PG_referenced as _PG_referenced,
     PG_swapbacked as _PG_swapbacked,
-    PG_workingset as _PG_workingset,
     PG_writeback as _PG_writeback,
 )
 
-invalidate_stale(__file__, "_scan_kernel.py", "_evict_ctrl.py", "_evict_layout.py")
+invalidate_stale(__file__, "_scan_kernel.py", "_evict_ctrl.py", "_evict_layout.py",
+                 "_evict_keep.py", "_look_around_kernel.py")
 _BATCH = 64  # MIN_LRU_BATCH
 _MAX_BATCH = 4096  # MAX_LRU_BATCH
 _ORDER_MASK = (1 << 29) - 1
@@ -174,70 +174,21 @@ def _batch_is_fast(folios, procs, cf, out, n, pinned, owner, swap_free):
 
 
 @njit(cache=True, nogil=True)
-def _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed):
+def _fast_shrink(folios, procs, swap, cf, st, lv, out, n, owner, freed):
     """shrink_anon_batch + _free_folios for a batch of fast folios only."""
-    flags, gen, lru, memcg, idle, hint = folios
-    evicted = lv[5]
-    min_seq = lv[7]
-    pflags, ppfn, _pinfo = procs
-    shadow, free_slots = swap
-    two_step = cf[C_TWO_STEP]
-    ms = min_seq[0]
-    hist = ms % cf[C_NR_HIST]
-    base = (cf[C_MEMCG_ID] << 10) | (cf[C_NID] << 1) | (1 << 62)
-    nfree = st[S_SWNFREE]
-    nxt = st[S_SWNEXT]
+    hint = folios[5]
     nf = st[S_NFREED]
     for i in range(n):
         pfn = out[i]
-        f = np.int64(flags[pfn])
-        field = (f & _REFS_MASK) >> _REFS_SHIFT
-        ws = 1 if f & _PG_workingset else 0
-        if two_step:
-            refs = field + 1 if f & _PG_referenced else 0
-            if ws:
-                tier = 3
-            elif refs <= 1:
-                tier = 0
-            elif refs == 2:
-                tier = 1
-            else:
-                tier = 2
-        else:
-            refs = field + ws
-            tier = 0 if refs == 0 else (1 if refs == 1 else (2 if refs <= 3 else 3))
-            ws = 1 if refs > 0 else 0
-        token = (ms << _REFS_WIDTH) | max(refs - 1, 0)
-        evicted[hist, 0, tier] += 1
-        if nfree:
-            nfree -= 1
-            slot = free_slots[nfree]
-        else:
-            slot = nxt
-            nxt += 1
-        shadow[slot] = (token << 26) | base | ws
-        h = np.int64(hint[pfn])
-        p = owner[i]
-        pflags[p][h] = _PTE_SWAP
-        ppfn[p][h] = slot
-        flags[pfn] = 0
-        gen[pfn] = 0
-        lru[pfn] = 0
-        memcg[pfn] = 0
-        if cf[C_HAS_IDLE]:
-            idle[pfn] = 0
+        swap_out(folios, lv, procs, swap, cf, st, pfn, owner[i], np.int64(hint[pfn]))
         freed[nf] = pfn
         nf += 1
-    st[S_SWNFREE] = nfree
-    st[S_SWNEXT] = nxt
-    st[S_SWUSED] += n
     st[S_NFREED] = nf
-    st[S_FREED] += n
-    st[S_NR_RECLAIMED] += n
+    return n
 
 
 @njit(cache=True, nogil=True)
-def evict_loop(folios, lv, caches, ctr, procs, swap, pinned, cf, st, bufs):
+def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
     """Run try_to_shrink_lruvec()'s loop from phase st[S_PHASE] until an exit (see module).
 
     * `folios` = (flags, gen, lru, memcg, page_idle, rmap hint), per pfn;
@@ -245,14 +196,16 @@ def evict_loop(folios, lv, caches, ctr, procs, swap, pinned, cf, st, bufs):
       refaulted, min_seq), the lruvec's (zone axis dropped);
     * `caches` = (cand0, snap0, cand1, snap1, cm): the cached tail orders per type;
     * `ctr` = [order_head, order_tail];
-    * `procs` = (PTE flags per process, PTE pfns per process, [[ptes, notifiers, locked]]);
+    * `procs` = (PTE flags per process, PTE pfns per process,
+      [[ptes, notifiers, locked, mm id]]);
+    * `pmd` = (PMD state, PMD pfn, PMD address, [[vma start, end, flags]]) per process;
     * `swap` = (shadow, free slots), the device's counters in st;
-    * `bufs` = (out, wb, scan result, owner, freed, chunk ends).
+    * `bufs` = (out, wb, scan result, owner, freed, chunk ends, Bloom inserts, vma rows).
     """
     nr_pages, nr_listed, _a, _b, prot, _e, _f, min_seq = lv
     flags, gen, lru, _m, _i, _h = folios
     cand0, snap0, cand1, snap1, cm = caches
-    out, wb, res, owner, freed, chunks = bufs
+    out, wb, res, owner, freed, chunks, bloom, vrow = bufs
     sw = cf[C_SWAPPINESS]
     max_seq = cf[C_MAX_SEQ]
     while True:
@@ -344,19 +297,27 @@ def evict_loop(folios, lv, caches, ctr, procs, swap, pinned, cf, st, bufs):
             st[S_PHASE] = PH_SHRINK
         elif ph == PH_SHRINK:
             n = st[S_NOUT]
-            if not _batch_is_fast(folios, procs, cf, out, n, pinned, owner,
-                                  cf[C_SWCAP] - st[S_SWUSED]):
+            fast = _batch_is_fast(folios, procs, cf, out, n, pinned, owner,
+                                  cf[C_SWCAP] - st[S_SWUSED])
+            if not fast and not keep_ok(folios, procs, pmd, cf, out, n, owner, vrow,
+                                        cf[C_SWCAP] - st[S_SWUSED], ctr):
                 return X_SHRINK
-            if st[S_NFREED] + n > freed.shape[0]:
+            if st[S_NFREED] + n > freed.shape[0] or 2 * (st[S_NBLOOM] + n) > bloom.shape[0]:
                 return X_FLUSH
             fresh = n - min(n, st[S_SWNFREE])
             if st[S_SWNEXT] + fresh > swap[0].shape[0]:
                 st[S_GROW] = st[S_SWNEXT] + fresh
                 return X_GROW
-            _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed)
-            chunks[st[S_NCHUNKS]] = st[S_NFREED]
-            st[S_NCHUNKS] += 1
-            st[S_PGSTEAL + st[S_TYPE]] += n
+            if fast:
+                nr = _fast_shrink(folios, procs, swap, cf, st, lv, out, n, owner, freed)
+            else:
+                nr = keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n,
+                                 owner, vrow, freed, bloom)
+                st[S_NKEEP] += 1
+            if nr:
+                chunks[st[S_NCHUNKS]] = st[S_NFREED]
+                st[S_NCHUNKS] += 1
+            st[S_PGSTEAL + st[S_TYPE]] += nr
             st[S_DELTA] = st[S_ISO_SCANNED]
             st[S_PHASE] = PH_AFTER
         else:  # PH_AFTER: the rest of try_to_shrink_lruvec()'s loop body

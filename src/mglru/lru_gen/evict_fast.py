@@ -6,11 +6,12 @@ Mechanism: `shrink_lruvec` packs the lruvec, the scan control, the swap device
 and the page tables into arrays, runs `_evict_kernel.evict_loop`, and does in
 Python what the loop hands back (aging, writeback, the per-folio shrink path,
 rebuilding a list's cached tail order, growing the swap map) before resuming
-it. Each hand-over first applies what the loop did (`_flush`: counters,
-charges, free lists, swap slots, caches), so the Python code always sees the
-state it would have seen on its own. The result is the state the Python path
-(`eviction.try_to_shrink_lruvec` with `ENABLED = False`) reaches, exactly:
-tests/eviction/test_evict_compiled.py compares the two.
+it. Each hand-over first applies what the loop did (`flush`: counters,
+charges, free lists, swap slots, caches, look-around's Bloom filter inserts),
+so the Python code always sees the state it would have seen on its own. The
+result is the state the Python path (`eviction.try_to_shrink_lruvec` with
+`ENABLED = False`) reaches, exactly: tests/eviction/test_evict_compiled.py
+compares the two.
 
 Future optimizations:
 1. keep the packed arrays across calls of one reclaim (each call packs anew).
@@ -24,8 +25,10 @@ import numpy as np
 
 from mglru.lru_gen import _evict_layout as kx
 from mglru.lru_gen._evict_kernel import evict_loop
+from mglru.lru_gen.bloom import update_bloom_filter
 from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_LRU_BATCH
 from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
+from mglru.mm.page import NR_RESERVED_PFNS
 from mglru.mm.process import VM_LOCKED
 from mglru.mm.rmap import rmap_enable
 from mglru.mm.vmstat import count_reclaim
@@ -45,22 +48,38 @@ _EMPTY_I = np.zeros(0, np.int64)
 _EMPTY_U = np.zeros(0, np.uint32)
 _PAD_F = np.zeros(1, np.uint8)
 _PAD_P = np.zeros(1, np.uint32)
+_PAD_A = np.zeros(1, np.int64)
+_PAD_V = np.zeros((0, 3), np.int64)
+_PAD_PMD = ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, (_PAD_A,) * _NPROCS,
+            (_PAD_V,) * _NPROCS)
+#: hand-backs to the Python path (a batch to shrink, an iteration that ages or
+#: completes writeback) and batches whose folios the loop kept itself; tests read them
+COUNTS = {"shrink": 0, "iter": 0, "keep": 0}
 
 
 def _procs(k: SimKernel):
+    """The page tables the loop reads: PTEs, PMDs and VMAs of up to _NPROCS tasks."""
     procs = list(k.procs.values())
-    info = np.zeros((_NPROCS, 3), np.int64)
+    info = np.zeros((_NPROCS, 4), np.int64)
     if len(procs) > _NPROCS:
-        return (_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info, False
-    pf, pp = [], []
+        return ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info), _PAD_PMD, False
+    pf, pp, pst, ppmd, paddr, vmas = [], [], [], [], [], []
     for i, p in enumerate(procs):
-        pt = p.mm.pt
+        mm = p.mm
+        pt = mm.pt
         pf.append(pt.flat_flags())
         pp.append(pt.flat_pfn())
-        info[i] = (pt.nr_rows * 512, bool(p.mm.notifiers),
-                   any(v.flags & VM_LOCKED for v in p.mm.vmas))
+        pst.append(pt.pmd_state)
+        ppmd.append(pt.pmd_pfn)
+        paddr.append(pt.pmd_addr)
+        vmas.append(np.array([(v.start, v.end, v.flags) for v in mm.vmas], np.int64)
+                    .reshape(-1, 3))
+        info[i] = (pt.nr_rows * 512, bool(mm.notifiers),
+                   any(v.flags & VM_LOCKED for v in mm.vmas), mm.id)
     pad = _NPROCS - len(procs)
-    return tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info, True
+    return ((tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info),
+            (tuple(pst) + (_PAD_F,) * pad, tuple(ppmd) + (_PAD_P,) * pad,
+             tuple(paddr) + (_PAD_A,) * pad, tuple(vmas) + (_PAD_V,) * pad), True)
 
 
 class _Run:
@@ -69,8 +88,7 @@ class _Run:
     def __init__(self, k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> None:
         self.k, self.lruvec, self.sc = k, lruvec, sc
         mem, cfg, memcg = k.mem, k.cfg, lruvec.memcg
-        pf, pp, info, procs_ok = _procs(k)
-        self.procs = (pf, pp, info)
+        self.procs, self.pmd, procs_ok = _procs(k)
         cf = np.zeros(kx.NR_CONF, np.int64)
         cf[kx.C_TWO_STEP] = cfg.two_step_promotion
         cf[kx.C_REFS_FLAGS] = LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
@@ -96,6 +114,18 @@ class _Run:
         cf[kx.C_NPROCS] = min(len(k.procs), _NPROCS)
         cf[kx.C_SWCAP] = k.swap.capacity
         cf[kx.C_HAS_IDLE] = mem.page_idle is not None
+        rules = k.rules
+        la = (kx.LA_SECONDARY_FIRST if rules.look_around_target_secondary_first else
+              kx.LA_NOTIFY if rules.look_around_notify else kx.LA_CLEAR_FLUSH)
+        cf[kx.C_KEEP_OK] = cf[kx.C_FAST_OK] and k.caps.lru_gen_enabled()
+        cf[kx.C_LA_MODE] = la
+        cf[kx.C_SKIP_LONE] = rules.look_around_skips_lone_and_unlisted
+        cf[kx.C_SEQ_BY_WS] = rules.folio_seq_by_workingset
+        cf[kx.C_RESETS_TIER] = rules.active_add_resets_tier
+        node = mem.nodes[lruvec.nid]
+        cf[kx.C_NODE_LO] = max(node.start_pfn, NR_RESERVED_PFNS)
+        cf[kx.C_NODE_HI] = node.end_pfn
+        cf[kx.C_HAS_BLOOM] = lruvec.mm_state is not None
         self.cf = cf
         hint = rmap_enable(k)
         idle = mem.page_idle if mem.page_idle is not None else np.zeros(1, np.uint8)
@@ -107,7 +137,8 @@ class _Run:
         self.ctr = np.array([mem.order_head, mem.order_tail], np.int64)
         self.bufs = (np.empty(MAX_LRU_BATCH, np.int64), np.empty(MAX_LRU_BATCH, np.int64),
                      np.zeros(6, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
-                     np.empty(_FREED, np.int64), np.empty(_FREED, np.int64))
+                     np.empty(_FREED, np.int64), np.empty(_FREED, np.int64),
+                     np.empty(2 * MAX_LRU_BATCH, np.int64), np.zeros(MAX_LRU_BATCH, np.int64))
         self.cm = np.zeros((2, 4), np.int64)
         self.cand = [_EMPTY_I, _EMPTY_I]
         self.snap = [_EMPTY_U, _EMPTY_U]
@@ -144,8 +175,8 @@ class _Run:
 
     def run(self) -> int:
         caches = (self.cand[0], self.snap[0], self.cand[1], self.snap[1], self.cm)
-        x = evict_loop(self.folios, self.lv, caches, self.ctr, self.procs, self.swap,
-                          self.pinned, self.cf, self.st, self.bufs)
+        x = evict_loop(self.folios, self.lv, caches, self.ctr, self.procs, self.pmd,
+                       self.swap, self.pinned, self.cf, self.st, self.bufs)
         self.flush()
         return x
 
@@ -183,11 +214,16 @@ class _Run:
                 node.free_gen += 1
                 start = end
         sc.nr_reclaimed = int(st[kx.S_NR_RECLAIMED])
+        nb = int(st[kx.S_NBLOOM])
+        if nb:  # look-around's Bloom filter inserts, in order
+            for mm_id, key in self.bufs[6][:2 * nb].reshape(-1, 2).tolist():
+                update_bloom_filter(lruvec.mm_state, lruvec.max_seq, mm_id, key)
+        COUNTS["keep"] += int(st[kx.S_NKEEP])
         sc.evicted_anon = bool(st[kx.S_EVICTED_ANON])
         for t in range(2):
             count_reclaim(k, lruvec, sc, t, "pgsteal", int(st[kx.S_PGSTEAL + t]))
         for i in (kx.S_NR_SCANNED, kx.S_PGSCAN, kx.S_PGSCAN1, kx.S_PGSTEAL, kx.S_PGSTEAL1,
-                  kx.S_FREED, kx.S_NFREED, kx.S_NCHUNKS):
+                  kx.S_FREED, kx.S_NFREED, kx.S_NCHUNKS, kx.S_NBLOOM, kx.S_NKEEP):
             st[i] = 0
 
 
@@ -206,6 +242,7 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
             return bool(st[kx.S_RET])
         if x == kx.X_ITER:
             # this iteration ages or completes writeback: all of it in Python
+            COUNTS["iter"] += 1
             nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
             if nr <= 0:
                 return nr < 0
@@ -227,6 +264,7 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
             for pfn in run.bufs[1][:int(st[kx.S_NWB])].tolist():
                 k.start_writeback(pfn)
         elif x == kx.X_SHRINK:
+            COUNTS["shrink"] += 1
             isolated = run.bufs[0][:int(st[kx.S_NOUT])].tolist()
             ev.reclaim_isolated(k, lruvec, sc, int(st[kx.S_TYPE]), isolated)
             st[kx.S_DELTA] = st[kx.S_ISO_SCANNED]
