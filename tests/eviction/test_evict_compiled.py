@@ -216,3 +216,12 @@ def test_keep_path_is_taken(config):
     kept = evict_fast.COUNTS["keep"] - before["keep"]
     assert kept >= 5
     assert evict_fast.COUNTS["shrink"] - before["shrink"] == 0
+
+
+def test_small_swap_window_refills(monkeypatch):
+    """The loop given one free swap slot at a time asks for more (X_FLUSH): same state."""
+    monkeypatch.setattr(evict_fast, "_SWAP_WINDOW", 1)
+    w = {"config": "v6.10", "anon": 1500, "hot": 100, "limit": 200, "rounds": 3, "m": 2500,
+         "two": True, "idle": False, "special": False, "swap": 1 << 20, "seed": 5}
+    a, b = _both(lambda: _run_hot(w))
+    assert a == b

@@ -93,7 +93,9 @@ from mglru.lru_gen._evict_layout import (
     S_SEQ,
     S_SWNEXT,
     S_SWNFREE,
+    S_SWREST,
     S_SWUSED,
+    S_SWWANT,
     S_TYPE,
     S_WB_PENDING,
     X_DONE,
@@ -199,7 +201,7 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
     * `procs` = (PTE flags per process, PTE pfns per process,
       [[ptes, notifiers, locked, mm id]]);
     * `pmd` = (PMD state, PMD pfn, PMD address, [[vma start, end, flags]]) per process;
-    * `swap` = (shadow, free slots), the device's counters in st;
+    * `swap` = (shadow, the last of the device's free slots), its counters in st;
     * `bufs` = (out, wb, scan result, owner, freed, chunk ends, Bloom inserts, vma rows).
     """
     nr_pages, nr_listed, _a, _b, prot, _e, _f, min_seq = lv
@@ -303,6 +305,9 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
                                         cf[C_SWCAP] - st[S_SWUSED], ctr):
                 return X_SHRINK
             if st[S_NFREED] + n > freed.shape[0] or 2 * (st[S_NBLOOM] + n) > bloom.shape[0]:
+                return X_FLUSH
+            if st[S_SWNFREE] < n and st[S_SWREST]:
+                st[S_SWWANT] = n  # more of the device's free slots than the loop was given
                 return X_FLUSH
             fresh = n - min(n, st[S_SWNFREE])
             if st[S_SWNEXT] + fresh > swap[0].shape[0]:

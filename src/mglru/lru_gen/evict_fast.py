@@ -26,7 +26,12 @@ import numpy as np
 from mglru.lru_gen import _evict_layout as kx
 from mglru.lru_gen._evict_kernel import evict_loop
 from mglru.lru_gen.bloom import update_bloom_filter
-from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_LRU_BATCH
+from mglru.lru_gen.helpers import (
+    DEF_PRIORITY,
+    LRU_REFS_FLAGS,
+    LRU_REFS_FLAGS_V6_10,
+    MAX_LRU_BATCH,
+)
 from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
 from mglru.mm.page import NR_RESERVED_PFNS
 from mglru.mm.process import VM_LOCKED
@@ -44,6 +49,8 @@ __all__ = ["ENABLED", "shrink_lruvec"]
 ENABLED = True
 _NPROCS = 8
 _FREED = 1 << 16
+#: free swap slots handed to the loop per call (from the end of the device's list)
+_SWAP_WINDOW = 256
 _EMPTY_I = np.zeros(0, np.int64)
 _EMPTY_U = np.zeros(0, np.uint32)
 _PAD_F = np.zeros(1, np.uint8)
@@ -82,6 +89,19 @@ def _procs(k: SimKernel):
              tuple(paddr) + (_PAD_A,) * pad, tuple(vmas) + (_PAD_V,) * pad), True)
 
 
+_POOL: list = []
+
+
+def _bufs() -> tuple:
+    """The loop's scratch buffers (see evict_loop), reused from one call to the next."""
+    if _POOL and len(_POOL[-1][4]) == _FREED:
+        return _POOL.pop()
+    return (np.empty(MAX_LRU_BATCH, np.int64), np.empty(MAX_LRU_BATCH, np.int64),
+            np.zeros(6, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
+            np.empty(_FREED, np.int64), np.empty(_FREED, np.int64),
+            np.empty(2 * MAX_LRU_BATCH, np.int64), np.zeros(MAX_LRU_BATCH, np.int64))
+
+
 class _Run:
     """One shrink_lruvec call: the packed arguments and the flush back to Python."""
 
@@ -89,7 +109,7 @@ class _Run:
         self.k, self.lruvec, self.sc = k, lruvec, sc
         mem, cfg, memcg = k.mem, k.cfg, lruvec.memcg
         self.procs, self.pmd, procs_ok = _procs(k)
-        cf = np.zeros(kx.NR_CONF, np.int64)
+        cf = [0] * kx.NR_CONF  # filled as a list: one array at the end
         cf[kx.C_TWO_STEP] = cfg.two_step_promotion
         cf[kx.C_REFS_FLAGS] = LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
         cf[kx.C_SHIFT] = 0 if cfg.protect_in_inc_min_seq else 1
@@ -126,7 +146,7 @@ class _Run:
         cf[kx.C_NODE_LO] = max(node.start_pfn, NR_RESERVED_PFNS)
         cf[kx.C_NODE_HI] = node.end_pfn
         cf[kx.C_HAS_BLOOM] = lruvec.mm_state is not None
-        self.cf = cf
+        self.cf = cf = np.array(cf, np.int64)
         hint = rmap_enable(k)
         idle = mem.page_idle if mem.page_idle is not None else np.zeros(1, np.uint8)
         self.folios = (mem.flags, mem.gen, mem.lru, mem.memcg, idle, hint)
@@ -135,10 +155,7 @@ class _Run:
                    lruvec.avg_total, lruvec.protected, lruvec.evicted, lruvec.refaulted,
                    self.min_seq)
         self.ctr = np.array([mem.order_head, mem.order_tail], np.int64)
-        self.bufs = (np.empty(MAX_LRU_BATCH, np.int64), np.empty(MAX_LRU_BATCH, np.int64),
-                     np.zeros(6, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
-                     np.empty(_FREED, np.int64), np.empty(_FREED, np.int64),
-                     np.empty(2 * MAX_LRU_BATCH, np.int64), np.zeros(MAX_LRU_BATCH, np.int64))
+        self.bufs = _bufs()
         self.cm = np.zeros((2, 4), np.int64)
         self.cand = [_EMPTY_I, _EMPTY_I]
         self.snap = [_EMPTY_U, _EMPTY_U]
@@ -154,9 +171,14 @@ class _Run:
         self.cf[kx.C_MAX_SEQ] = lruvec.max_seq
         self.ctr[:] = (k.mem.order_head, k.mem.order_tail)
         swap = k.swap
-        self.free_slots = np.array(swap._free, np.int64)
+        # the end of the free list, which slots are taken from (the loop asks for more)
+        free = swap._free
+        w = min(len(free), max(_SWAP_WINDOW, int(st[kx.S_SWWANT])))
+        self.free_base = len(free) - w
+        self.free_slots = np.array(free[self.free_base:], np.int64)
         self.swap = (swap.shadow, self.free_slots)
-        st[kx.S_SWNFREE] = len(swap._free)
+        st[kx.S_SWNFREE] = w
+        st[kx.S_SWREST] = self.free_base
         st[kx.S_SWNEXT] = swap._next
         st[kx.S_SWUSED] = swap.nr_used
         st[kx.S_NR_RECLAIMED] = self.sc.nr_reclaimed
@@ -198,7 +220,7 @@ class _Run:
         swap = k.swap
         freed = int(st[kx.S_FREED])
         if freed:
-            del swap._free[int(st[kx.S_SWNFREE]):]
+            del swap._free[self.free_base + int(st[kx.S_SWNFREE]):]
             swap._next = int(st[kx.S_SWNEXT])
             swap.nr_used = int(st[kx.S_SWUSED])
             swap.pswpout += freed
@@ -232,7 +254,23 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
     from mglru.lru_gen import eviction as ev
 
     sc.evicted_anon = False
+    if sc.priority == DEF_PRIORITY:
+        # get_nr_to_scan() never ages at DEF_PRIORITY: a first pass with nothing to
+        # scan (size >> 12 is often 0) ends here, without packing the loop's arguments
+        rmap_enable(k)
+        nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
+        if nr <= 0:
+            return nr < 0
     run = _Run(k, lruvec, sc, swappiness)
+    try:
+        return _shrink(k, lruvec, sc, swappiness, run)
+    finally:
+        _POOL[:] = [run.bufs]
+
+
+def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run: _Run) -> bool:
+    from mglru.lru_gen import eviction as ev
+
     run.pinned = np.array(sorted(k.pinned), np.int64) if k.pinned else _EMPTY_I
     st = run.st
     mem = k.mem
