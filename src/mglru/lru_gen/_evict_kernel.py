@@ -15,8 +15,9 @@ secondary MMUs: a batch of cold folios only is swapped out and freed at once
 (the case `_shrink_batch` vectorises), one that also holds young or referenced
 folios goes through `_evict_keep.keep_shrink` (references, look-around,
 put-back). Whatever it cannot do it hands back at a point where the Python path
-can take over and then resume it (`X_*`): an iteration that must age or complete
-writeback (`X_ITER`), a list whose cached tail order must be rebuilt or
+can take over and then resume it (`X_*`): aging with the budget it sets
+(`X_AGE`), completing writeback (`X_WBEND`), an iteration or a batch whose PID
+counters outgrow int64 (`X_ITER`, `X_EVICT`), a list whose cached tail order must be rebuilt or
 renumbered (`X_PREP`), dirty file folios for the flusher (`X_WB`), a batch that
 needs the per-folio path (`X_SHRINK`: THP, file, shmem, multiply mapped or
 mlocked folios, secondary MMUs, a reclaim hook), a swap map to grow (`X_GROW`),
@@ -64,6 +65,7 @@ from mglru.lru_gen._evict_layout import (
     M_PRESENT,
     M_TAIL,
     PH_AFTER,
+    PH_EVICT,
     PH_ISOLATED,
     PH_POSTSCAN,
     PH_SCAN,
@@ -98,13 +100,16 @@ from mglru.lru_gen._evict_layout import (
     S_SWWANT,
     S_TYPE,
     S_WB_PENDING,
+    X_AGE,
     X_DONE,
+    X_EVICT,
     X_FLUSH,
     X_GROW,
     X_ITER,
     X_PREP,
     X_SHRINK,
     X_WB,
+    X_WBEND,
 )
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.lru_gen._scan_kernel import scan_list
@@ -217,13 +222,17 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
                 return X_ITER
             nr, aging = _nr_to_scan(lv, cf, st)
             if aging:
-                return X_ITER
+                return X_AGE  # Python ages and sets the budget, then PH_EVICT
             if nr <= 0:
                 st[S_RET] = 1 if nr < 0 else 0
                 return X_DONE
             st[S_NR_TO_SCAN] = nr
+            st[S_PHASE] = PH_EVICT
+        elif ph == PH_EVICT:  # evict_folios()
+            if not _pid_small(lv, cf):
+                return X_EVICT
             if st[S_WB_PENDING]:
-                return X_ITER  # evict_folios() first completes writeback: the Python path
+                return X_WBEND  # it first completes writeback (in Python)
             nev = 0
             for t in range(2):
                 if _evictable(t, sw):

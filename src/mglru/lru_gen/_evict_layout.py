@@ -7,9 +7,9 @@ Future optimizations:
 """
 
 # exits
-X_DONE, X_ITER, X_PREP, X_WB, X_SHRINK, X_GROW, X_FLUSH = range(7)
+X_DONE, X_ITER, X_PREP, X_WB, X_SHRINK, X_GROW, X_FLUSH, X_AGE, X_EVICT, X_WBEND = range(10)
 # phases
-PH_START, PH_SCAN, PH_POSTSCAN, PH_ISOLATED, PH_SHRINK, PH_AFTER = range(6)
+PH_START, PH_SCAN, PH_POSTSCAN, PH_ISOLATED, PH_SHRINK, PH_AFTER, PH_EVICT = range(7)
 # st[]: the loop's state and the counters Python applies when the loop exits
 (S_PHASE, S_NR_TO_SCAN, S_SCANNED, S_SEQ, S_TYPE, S_ATTEMPT, S_NEV, S_ISO_SCANNED,
  S_NOUT, S_DELTA, S_RET, S_EVICTED_ANON, S_WB_PENDING, S_NWB, S_GROW, S_NR_RECLAIMED,

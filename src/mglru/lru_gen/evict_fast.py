@@ -59,9 +59,9 @@ _PAD_A = np.zeros(1, np.int64)
 _PAD_V = np.zeros((0, 3), np.int64)
 _PAD_PMD = ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, (_PAD_A,) * _NPROCS,
             (_PAD_V,) * _NPROCS)
-#: hand-backs to the Python path (a batch to shrink, an iteration that ages or
-#: completes writeback) and batches whose folios the loop kept itself; tests read them
-COUNTS = {"shrink": 0, "iter": 0, "keep": 0}
+#: hand-backs to the Python path (a batch to shrink, an iteration run in Python),
+#: agings between batches, and batches whose folios the loop kept itself; tests read them
+COUNTS = {"shrink": 0, "iter": 0, "age": 0, "keep": 0}
 
 
 def _procs(k: SimKernel):
@@ -279,7 +279,7 @@ def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run:
         if x == kx.X_DONE:
             return bool(st[kx.S_RET])
         if x == kx.X_ITER:
-            # this iteration ages or completes writeback: all of it in Python
+            # the PID's counters are too large for the loop: this iteration in Python
             COUNTS["iter"] += 1
             nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
             if nr <= 0:
@@ -287,6 +287,21 @@ def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run:
             st[kx.S_NR_TO_SCAN] = nr
             st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
             st[kx.S_PHASE] = kx.PH_AFTER
+        elif x == kx.X_AGE:
+            # get_nr_to_scan() ages; the loop goes on with evict_folios()
+            COUNTS["age"] += 1
+            nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
+            if nr <= 0:
+                return nr < 0
+            st[kx.S_NR_TO_SCAN] = nr
+            st[kx.S_PHASE] = kx.PH_EVICT
+        elif x == kx.X_EVICT:
+            COUNTS["iter"] += 1
+            nr = int(st[kx.S_NR_TO_SCAN])
+            st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
+            st[kx.S_PHASE] = kx.PH_AFTER
+        elif x == kx.X_WBEND:
+            k.end_writeback()  # evict_folios() first completes writeback
         elif x == kx.X_PREP:
             # scan_folios()'s prelude: renumber, or rebuild the list's tail-first order
             t = int(st[kx.S_TYPE])
