@@ -92,29 +92,21 @@ _NOT_4K_ANON = (_PG_head | _PG_tail | _PG_writeback | _PG_dirty | _PG_unevictabl
 _REFS_V6_14 = _REFS_MASK | _PG_referenced
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _pinned(pinned, pfn):
     i = np.searchsorted(pinned, pfn)
     return i < pinned.shape[0] and pinned[i] == pfn
 
 
-@njit(cache=True, nogil=True)
-def swap_out(folios, lv, procs, swap, cf, st, pfn, p, h):
-    """shrink_folio_list()'s swap-out of one 4 KiB anon folio mapped at PTE `h` of task `p`.
+@njit(cache=True, nogil=True, inline="always")
+def shadow_of(f, ms, two_step, base):
+    """lru_gen_eviction() of a 4 KiB anon folio with flags `f`: (shadow entry, tier).
 
-    lru_gen_eviction()'s tier count and shadow, a swap slot (the device's
-    free list first, as SwapDevice.alloc), the PTE turned into a swap entry,
-    the folio state cleared as free_pages() does. Freeing is the caller's.
+    `ms` is the anon min_seq, `base` the shadow's memcg, node and marker bits.
     """
-    flags, gen, lru, memcg, idle, _hint = folios
-    evicted = lv[5]
-    ms = lv[7][0]
-    pflags, ppfn, _pinfo = procs
-    shadow, free_slots = swap
-    f = np.int64(flags[pfn])
     field = (f & _REFS_MASK) >> _REFS_SHIFT
     ws = 1 if f & _PG_workingset else 0
-    if cf[C_TWO_STEP]:
+    if two_step:
         refs = field + 1 if f & _PG_referenced else 0
         if ws:
             tier = 3
@@ -129,43 +121,32 @@ def swap_out(folios, lv, procs, swap, cf, st, pfn, p, h):
         tier = 0 if refs == 0 else (1 if refs == 1 else (2 if refs <= 3 else 3))
         ws = 1 if refs > 0 else 0
     token = (ms << _REFS_WIDTH) | max(refs - 1, 0)
-    evicted[ms % cf[C_NR_HIST], 0, tier] += 1
+    return (token << 26) | base | ws, tier
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _take_slot(free_slots, st):
+    """A swap slot: the device's free list first (from its end), as SwapDevice.alloc."""
     if st[S_SWNFREE]:
         st[S_SWNFREE] -= 1
-        slot = free_slots[st[S_SWNFREE]]
-    else:
-        slot = st[S_SWNEXT]
-        st[S_SWNEXT] += 1
-    base = (cf[C_MEMCG_ID] << 10) | (cf[C_NID] << 1) | (1 << 62)
-    shadow[slot] = (token << 26) | base | ws
-    pflags[p][h] = _PTE_SWAP
-    ppfn[p][h] = slot
-    flags[pfn] = 0
-    gen[pfn] = 0
-    lru[pfn] = 0
-    memcg[pfn] = 0
-    if cf[C_HAS_IDLE]:
-        idle[pfn] = 0
-    st[S_SWUSED] += 1
-    st[S_FREED] += 1
-    st[S_NR_RECLAIMED] += 1
+        return free_slots[st[S_SWNFREE]]
+    st[S_SWNEXT] += 1
+    return st[S_SWNEXT] - 1
 
 
-@njit(cache=True, nogil=True)
-def _only_mapping(folios, procs, pmd, cf, pfn):
+@njit(cache=True, nogil=True, inline="always")
+def _only_mapping(hint, pflags, ppfn, pinfo, pmd, nprocs, pfn):
     """(task, vma row) of the one PTE mapping `pfn`, or (-1, -1).
 
     Both ways the Python path finds mappings must agree (the rmap hint probed in
     every task as `_shrink_batch` does, and `rmap.folio_mappings`), and the task
     must have no MMU notifier and no VM_LOCKED VMA.
     """
-    hint = folios[5]
-    pflags, ppfn, pinfo = procs
     pst, ppmd, paddr, vmas = pmd
     h = np.int64(hint[pfn])
     row = h // 512
     owner = -1
-    for p in range(cf[C_NPROCS]):
+    for p in range(nprocs):
         if h >= pinfo[p, 0]:
             continue
         pf = np.int64(pflags[p][h])
@@ -192,16 +173,18 @@ def _only_mapping(folios, procs, pmd, cf, pfn):
 @njit(cache=True, nogil=True)
 def keep_ok(folios, procs, pmd, cf, out, n, owner, vrow, swap_free, ctr):
     """Whether `keep_shrink` can take the batch (see the module); fills owner/vrow."""
-    flags, _gen, _lru, memcg, _idle, _hint = folios
+    flags, _gen, _lru, memcg, _idle, hint = folios
+    pflags, ppfn, pinfo = procs
     if not cf[C_KEEP_OK] or n > swap_free or ctr[0] + (_WINDOW + 1) * n > _ORDER_MASK:
         return False
     both = _PG_anon | _PG_swapbacked
+    nprocs = cf[C_NPROCS]
     for i in range(n):
         pfn = out[i]
         f = np.int64(flags[pfn])
         if f & both != both or f & _NOT_4K_ANON or np.int64(memcg[pfn]) != cf[C_MEMCG_ID]:
             return False
-        p, j = _only_mapping(folios, procs, pmd, cf, pfn)
+        p, j = _only_mapping(hint, pflags, ppfn, pinfo, pmd, nprocs, pfn)
         if p < 0:
             return False
         owner[i] = p
@@ -209,11 +192,11 @@ def keep_ok(folios, procs, pmd, cf, out, n, owner, vrow, swap_free, ctr):
     return True
 
 
-@njit(cache=True, nogil=True)
-def _seq(lv, cf, f):
+@njit(cache=True, nogil=True, inline="always")
+def _seq(min_seq, cf, f):
     """lru_gen_folio_seq() when not reclaiming (see folio.lru_gen_folio_seq)."""
     max_seq = cf[C_MAX_SEQ]
-    ms = lv[7][0 if f & _PG_swapbacked else 1]
+    ms = min_seq[0 if f & _PG_swapbacked else 1]
     anon_not_sc = (f & _PG_swapbacked) != 0 and (f & _PG_swapcache) == 0
     reclaim_wb = (f & _PG_reclaim) != 0 and (f & (_PG_dirty | _PG_writeback)) != 0
     if not cf[C_SEQ_BY_WS]:
@@ -232,14 +215,13 @@ def _seq(lv, cf, f):
     return max(seq, ms)
 
 
-@njit(cache=True, nogil=True)
-def _add(folios, lv, cf, ctr, pfn):
+@njit(cache=True, nogil=True, inline="always")
+def _add(flags, gen, lru, nr_pages, nr_listed, min_seq, cf, ctr, pfn):
     """lru_gen_add_folio() of one folio, not reclaiming: at its list's head."""
-    flags, gen, lru, _m, _i, _h = folios
     f = np.int64(flags[pfn])
     if f & _PG_unevictable:
         return
-    g = _seq(lv, cf, f) % 4
+    g = _seq(min_seq, cf, f) % 4
     gen[pfn] = g + 1
     ctr[0] += 1
     lru[pfn] = ((g + 1) << _LIST_SHIFT) | ctr[0]
@@ -248,11 +230,11 @@ def _add(folios, lv, cf, ctr, pfn):
         new &= ~(_REFS_MASK | _PG_referenced)
     flags[pfn] = new
     t = 0 if f & _PG_swapbacked else 1
-    lv[0][g, t] += 512 if f & _PG_head else 1
-    lv[1][g, t] += 1
+    nr_pages[g, t] += 512 if f & _PG_head else 1
+    nr_listed[g, t] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _set_refs(flags, pfn):
     """lru_gen_set_refs(): the first sighting marks, the second activates."""
     f = np.int64(flags[pfn])
@@ -264,13 +246,13 @@ def _set_refs(flags, pfn):
 
 
 @njit(cache=True, nogil=True)
-def _harvest_refs(win_f, win_p, cand, folios, lv, cf, ctr):
+def _harvest_refs(win_f, win_p, cand, flags, gen, lru, memcg, nr_pages, nr_listed, min_seq,
+                  cf, ctr):
     """The window loop of look-around without a walk from v6.14 (look_around._harvest).
 
     A young neighbour is marked (lru_gen_set_refs()); on its second sighting it is
     activated: off its list and back at the head of max_seq's.
     """
-    flags, gen, lru, memcg, _i, _h = folios
     new_gen = cf[C_MAX_SEQ] % 4
     young = 0
     for i in cand:
@@ -294,21 +276,20 @@ def _harvest_refs(win_f, win_p, cand, folios, lv, cf, ctr):
         f = np.int64(flags[head])
         t = 0 if f & _PG_swapbacked else 1
         nr = 512 if f & _PG_head else 1
-        lv[0][old_gen, t] -= nr
-        lv[1][(np.int64(lru[head]) >> _LIST_SHIFT) - 1, t] -= 1
+        nr_pages[old_gen, t] -= nr
+        nr_listed[(np.int64(lru[head]) >> _LIST_SHIFT) - 1, t] -= 1
         flags[head] = (f & ~_PG_lru) | _PG_active
         gen[head] = 0
         lru[head] = 0
-        _add(folios, lv, cf, ctr, head)
+        _add(flags, gen, lru, nr_pages, nr_listed, min_seq, cf, ctr, head)
     return young
 
 
 @njit(cache=True, nogil=True)
-def _look_around(folios, lv, procs, pmd, cf, ctr, bloom, st, p, h, j):
-    """lru_gen_look_around() on the PTE `h` of task `p` (VMA row `j`); returns referenced."""
-    flags, gen, _lru, memcg, _i, _h = folios
-    pflags, ppfn, pinfo = procs
-    ff = pflags[p]
+def _look_around(ff, fp, paddr, v, flags, gen, lru, memcg, nr_pages, nr_listed, min_seq, cf,
+                 ctr, bloom, st, mm_id, h, j):
+    """lru_gen_look_around() on PTE `h` (PTE bits `ff`, pfns `fp`, PMD addresses `paddr`
+    and VMA table `v` of its task; VMA row `j`); returns referenced."""
     mode = cf[C_LA_MODE]
     young = 0
     if not ff[h] & _PTE_YOUNG:
@@ -317,10 +298,9 @@ def _look_around(folios, lv, procs, pmd, cf, ctr, bloom, st, p, h, j):
         # no notifier: the target's primary bit decides (seed-v4: secondary first)
         ff[h] &= np.uint8(~_PTE_YOUNG & 0xFF)
         young = 1
-    v = pmd[3][p]
     if v[j, 2] & _VM_SPECIAL:
         return True
-    addr = pmd[2][p][h // 512] + ((h % 512) << 12)
+    addr = paddr[h // 512] + ((h % 512) << 12)
     start = max(addr & ~(_PMD_SIZE - 1), v[j, 0])
     end = min(addr | (_PMD_SIZE - 1), v[j, 1] - 1) + 1
     if cf[C_SKIP_LONE] and end - start == 4096:
@@ -336,7 +316,7 @@ def _look_around(folios, lv, procs, pmd, cf, ctr, bloom, st, p, h, j):
     base = h - ((addr - start) >> 12)
     n = (end - start) >> 12
     win_f = ff[base:base + n]
-    win_p = ppfn[p][base:base + n]
+    win_p = fp[base:base + n]
     cand = np.empty(n, np.int64)
     nc = 0
     for i in range(n):
@@ -347,14 +327,15 @@ def _look_around(folios, lv, procs, pmd, cf, ctr, bloom, st, p, h, j):
             cand[nc] = i
             nc += 1
     if cf[C_TWO_STEP]:
-        young += _harvest_refs(win_f, win_p, cand[:nc], folios, lv, cf, ctr)
+        young += _harvest_refs(win_f, win_p, cand[:nc], flags, gen, lru, memcg, nr_pages,
+                               nr_listed, min_seq, cf, ctr)
     else:
-        young += harvest_window(win_f, win_p, cand[:nc], flags, gen, memcg, lv[0],
+        young += harvest_window(win_f, win_p, cand[:nc], flags, gen, memcg, nr_pages,
                                 cf[C_MEMCG_ID], cf[C_SKIP_LONE] != 0, cf[C_MAX_SEQ] % 4,
                                 False, False, cf[C_REFS_FLAGS])
     if cf[C_HAS_BLOOM] and young * 8 >= n:
         k = st[S_NBLOOM]
-        bloom[2 * k] = pinfo[p, 3]
+        bloom[2 * k] = mm_id
         bloom[2 * k + 1] = start >> 21
         st[S_NBLOOM] = k + 1
     return True
@@ -367,63 +348,78 @@ def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner
 
     Returns the pages reclaimed; the freed pfns are appended to `freed` in batch order.
     """
-    flags, _gen, _lru, _m, idle, hint = folios
-    pflags = procs[0]
+    flags, gen, lru, memcg, idle, hint = folios
+    nr_pages, nr_listed, _a, _b, _c, evicted, _d, min_seq = lv
+    pflags, ppfn, pinfo = procs
+    paddrs, vmas = pmd[2], pmd[3]
+    shadow, free_slots = swap
     two_step = cf[C_TWO_STEP]
+    has_idle = cf[C_HAS_IDLE]
+    ms = min_seq[0]
+    hist = ms % cf[C_NR_HIST]
+    sbase = (cf[C_MEMCG_ID] << 10) | (cf[C_NID] << 1) | (1 << 62)
     done = np.zeros(n, np.bool_)
-    # the batched swap-out of cold folios (_shrink_batch) comes first
-    for i in range(n):
-        pfn = out[i]
-        h = np.int64(hint[pfn])
-        if _pinned(pinned, pfn) or pflags[owner[i]][h] & _PTE_YOUNG:
-            continue
-        if not two_step and flags[pfn] & _PG_referenced:
-            continue
-        swap_out(folios, lv, procs, swap, cf, st, pfn, owner[i], h)
-        done[i] = True
-    kept = np.empty(n, np.int64)
-    nk = 0
-    for i in range(n):
-        if done[i]:
-            continue
-        pfn = out[i]
-        p = owner[i]
-        h = np.int64(hint[pfn])
-        if not two_step and flags[pfn] & _PG_referenced:
-            kept[nk] = pfn  # "folio_update_gen() tried to promote this page?"
-            nk += 1
-            continue
-        # folio_referenced()
-        referenced = 0
-        if _look_around(folios, lv, procs, pmd, cf, ctr, bloom, st, p, h, vrow[i]):
-            referenced += 1
-        if cf[C_LA_MODE] == LA_CLEAR_FLUSH and pflags[p][h] & _PTE_YOUNG:
-            pflags[p][h] &= np.uint8(~_PTE_YOUNG & 0xFF)
-            referenced += 1
-        if cf[C_HAS_IDLE]:
-            if referenced:
-                idle[pfn] &= np.uint8(0xFE)
-            if idle[pfn] & 2:
-                idle[pfn] &= np.uint8(0xFD)
-                referenced += 1
-        # folio_check_references()
-        keep = referenced > 0
-        if two_step:
-            activate = keep and _set_refs(flags, pfn)
-        else:
-            f = np.int64(flags[pfn])
-            flags[pfn] = f & ~_PG_referenced
-            if keep:
-                flags[pfn] = f | _PG_referenced
-            activate = keep and ((f & _PG_referenced) != 0 or referenced > 1)
-        if activate:
-            flags[pfn] |= _PG_active
-        if keep or _pinned(pinned, pfn):
-            kept[nk] = pfn
-            nk += 1
-            continue
-        swap_out(folios, lv, procs, swap, cf, st, pfn, p, h)
-        done[i] = True
+    # the batched swap-out of cold folios (_shrink_batch) comes first, then the rest
+    # one by one (shrink_folio_list()'s loop)
+    for step in range(2):
+        for i in range(n):
+            if done[i]:
+                continue
+            pfn = out[i]
+            p = owner[i]
+            ff = pflags[p]
+            h = np.int64(hint[pfn])
+            if step == 0:
+                if _pinned(pinned, pfn) or ff[h] & _PTE_YOUNG:
+                    continue
+                if not two_step and flags[pfn] & _PG_referenced:
+                    continue
+            elif not two_step and flags[pfn] & _PG_referenced:
+                continue  # "folio_update_gen() tried to promote this page?": kept
+            else:
+                # folio_referenced()
+                referenced = 0
+                if _look_around(ff, ppfn[p], paddrs[p], vmas[p], flags, gen, lru, memcg,
+                                nr_pages, nr_listed, min_seq, cf, ctr, bloom, st, pinfo[p, 3],
+                                h, vrow[i]):
+                    referenced += 1
+                if cf[C_LA_MODE] == LA_CLEAR_FLUSH and ff[h] & _PTE_YOUNG:
+                    ff[h] &= np.uint8(~_PTE_YOUNG & 0xFF)
+                    referenced += 1
+                if has_idle:
+                    if referenced:
+                        idle[pfn] &= np.uint8(0xFE)
+                    if idle[pfn] & 2:
+                        idle[pfn] &= np.uint8(0xFD)
+                        referenced += 1
+                # folio_check_references()
+                keep = referenced > 0
+                if two_step:
+                    activate = keep and _set_refs(flags, pfn)
+                else:
+                    f = np.int64(flags[pfn])
+                    flags[pfn] = f & ~_PG_referenced
+                    if keep:
+                        flags[pfn] = f | _PG_referenced
+                    activate = keep and ((f & _PG_referenced) != 0 or referenced > 1)
+                if activate:
+                    flags[pfn] |= _PG_active
+                if keep or _pinned(pinned, pfn):
+                    continue
+            # swap-out: lru_gen_eviction(), a slot, the swap PTE, the folio freed
+            val, tier = shadow_of(np.int64(flags[pfn]), ms, two_step, sbase)
+            evicted[hist, 0, tier] += 1
+            slot = _take_slot(free_slots, st)
+            shadow[slot] = val
+            ff[h] = _PTE_SWAP
+            ppfn[p][h] = slot
+            flags[pfn] = 0
+            gen[pfn] = 0
+            lru[pfn] = 0
+            memcg[pfn] = 0
+            if has_idle:
+                idle[pfn] = 0
+            done[i] = True
     nr = 0
     nf = st[S_NFREED]
     for i in range(n):
@@ -432,14 +428,20 @@ def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner
             nf += 1
             nr += 1
     st[S_NFREED] = nf
-    # the put-back: each kept folio is mapped, so none is retried
-    for i in range(nk):
-        pfn = kept[i]
+    st[S_SWUSED] += nr
+    st[S_FREED] += nr
+    st[S_NR_RECLAIMED] += nr
+    # the put-back, in shrink order: each kept folio is mapped, so none is retried
+    for i in range(n):
+        if done[i]:
+            continue
+        pfn = out[i]
         f = np.int64(flags[pfn])
         if not two_step:
             flags[pfn] = (f & ~cf[C_REFS_FLAGS]) | _PG_active
-        elif _seq(lv, cf, f) == lv[7][0 if f & _PG_swapbacked else 1]:
+        elif _seq(min_seq, cf, f) == min_seq[0 if f & _PG_swapbacked else 1]:
             flags[pfn] = (f & ~_REFS_V6_14) | _PG_active
-    for i in range(nk):
-        _add(folios, lv, cf, ctr, kept[i])
+    for i in range(n):
+        if not done[i]:
+            _add(flags, gen, lru, nr_pages, nr_listed, min_seq, cf, ctr, out[i])
     return nr

@@ -42,14 +42,16 @@ from mglru.lru_gen._evict_ctrl import (
     _tier_idx,
     _type_to_scan,
 )
-from mglru.lru_gen._evict_keep import keep_ok, keep_shrink, swap_out
+from mglru.lru_gen._evict_keep import keep_ok, keep_shrink, shadow_of
 from mglru.lru_gen._evict_layout import (
     C_ABORT_AT_GOAL,
     C_FAST_OK,
     C_GFP_IO,
+    C_HAS_IDLE,
     C_KSWAPD,
     C_MAX_SEQ,
     C_MEMCG_ID,
+    C_NID,
     C_NPROCS,
     C_NR_HIST,
     C_NR_TO_RECLAIM,
@@ -74,6 +76,7 @@ from mglru.lru_gen._evict_layout import (
     S_ATTEMPT,
     S_DELTA,
     S_EVICTED_ANON,
+    S_FREED,
     S_GROW,
     S_ISO_SCANNED,
     S_NBLOOM,
@@ -116,6 +119,7 @@ from mglru.lru_gen._scan_kernel import scan_list
 from mglru.mm.page import (
     PTE_PRESENT as _PTE_PRESENT,
     PTE_SPECIAL as _PTE_SPECIAL,
+    PTE_SWAP as _PTE_SWAP,
     PTE_YOUNG as _PTE_YOUNG,
     PG_anon as _PG_anon,
     PG_head as _PG_head,
@@ -181,16 +185,49 @@ def _batch_is_fast(folios, procs, cf, out, n, pinned, owner, swap_free):
 
 
 @njit(cache=True, nogil=True)
-def _fast_shrink(folios, procs, swap, cf, st, lv, out, n, owner, freed):
+def _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed):
     """shrink_anon_batch + _free_folios for a batch of fast folios only."""
-    hint = folios[5]
+    flags, gen, lru, memcg, idle, hint = folios
+    evicted = lv[5]
+    min_seq = lv[7]
+    pflags, ppfn, _pinfo = procs
+    shadow, free_slots = swap
+    two_step = cf[C_TWO_STEP]
+    ms = min_seq[0]
+    hist = ms % cf[C_NR_HIST]
+    base = (cf[C_MEMCG_ID] << 10) | (cf[C_NID] << 1) | (1 << 62)
+    nfree = st[S_SWNFREE]
+    nxt = st[S_SWNEXT]
     nf = st[S_NFREED]
     for i in range(n):
         pfn = out[i]
-        swap_out(folios, lv, procs, swap, cf, st, pfn, owner[i], np.int64(hint[pfn]))
+        val, tier = shadow_of(np.int64(flags[pfn]), ms, two_step, base)
+        evicted[hist, 0, tier] += 1
+        if nfree:
+            nfree -= 1
+            slot = free_slots[nfree]
+        else:
+            slot = nxt
+            nxt += 1
+        shadow[slot] = val
+        h = np.int64(hint[pfn])
+        p = owner[i]
+        pflags[p][h] = _PTE_SWAP
+        ppfn[p][h] = slot
+        flags[pfn] = 0
+        gen[pfn] = 0
+        lru[pfn] = 0
+        memcg[pfn] = 0
+        if cf[C_HAS_IDLE]:
+            idle[pfn] = 0
         freed[nf] = pfn
         nf += 1
+    st[S_SWNFREE] = nfree
+    st[S_SWNEXT] = nxt
+    st[S_SWUSED] += n
     st[S_NFREED] = nf
+    st[S_FREED] += n
+    st[S_NR_RECLAIMED] += n
     return n
 
 
@@ -323,7 +360,7 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
                 st[S_GROW] = st[S_SWNEXT] + fresh
                 return X_GROW
             if fast:
-                nr = _fast_shrink(folios, procs, swap, cf, st, lv, out, n, owner, freed)
+                nr = _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed)
             else:
                 nr = keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n,
                                  owner, vrow, freed, bloom)
