@@ -90,6 +90,9 @@ _WINDOW = 64  # MIN_LRU_BATCH PTEs
 _NOT_4K_ANON = (_PG_head | _PG_tail | _PG_writeback | _PG_dirty | _PG_unevictable
                 | _PG_swapcache)
 _REFS_V6_14 = _REFS_MASK | _PG_referenced
+# columns of the per-task info (see evict_fast._procs): PTEs, notifiers, VM_LOCKED,
+# mm id, then where its PMD rows and VMAs start in the packed arrays, and its VMA count
+_P_ROW0, _P_VMA0, _P_NVMA = 4, 5, 6
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -152,8 +155,9 @@ def _only_mapping(hint, pflags, ppfn, pinfo, pmd, nprocs, pfn):
         pf = np.int64(pflags[p][h])
         same = np.int64(ppfn[p][h]) == pfn
         probe = same and pf & (_PTE_PRESENT | _PTE_SPECIAL) == _PTE_PRESENT
-        if pst[p][row] == _PMD_LEAF:
-            if probe or (h % 512 == 0 and np.int64(ppmd[p][row]) == pfn):
+        r = pinfo[p, _P_ROW0] + row
+        if pst[r] == _PMD_LEAF:
+            if probe or (h % 512 == 0 and np.int64(ppmd[r]) == pfn):
                 return -1, -1
             continue
         if same and (pf & _PTE_PRESENT) != 0:
@@ -162,10 +166,10 @@ def _only_mapping(hint, pflags, ppfn, pinfo, pmd, nprocs, pfn):
             owner = p
     if owner < 0 or pinfo[owner, 1] or pinfo[owner, 2]:
         return -1, -1
-    addr = paddr[owner][row] + ((h % 512) << 12)
-    v = vmas[owner]
-    for j in range(v.shape[0]):
-        if v[j, 0] <= addr < v[j, 1]:
+    addr = paddr[pinfo[owner, _P_ROW0] + row] + ((h % 512) << 12)
+    v0 = pinfo[owner, _P_VMA0]
+    for j in range(v0, v0 + pinfo[owner, _P_NVMA]):
+        if vmas[j, 0] <= addr < vmas[j, 1]:
             return owner, j
     return -1, -1
 
@@ -288,8 +292,8 @@ def _harvest_refs(win_f, win_p, cand, flags, gen, lru, memcg, nr_pages, nr_liste
 @njit(cache=True, nogil=True)
 def _look_around(ff, fp, paddr, v, flags, gen, lru, memcg, nr_pages, nr_listed, min_seq, cf,
                  ctr, bloom, st, mm_id, h, j):
-    """lru_gen_look_around() on PTE `h` (PTE bits `ff`, pfns `fp`, PMD addresses `paddr`
-    and VMA table `v` of its task; VMA row `j`); returns referenced."""
+    """lru_gen_look_around() on PTE `h` (PTE bits `ff`, pfns `fp` and PMD addresses
+    `paddr` of its task, VMA `j` of the table `v`); returns referenced."""
     mode = cf[C_LA_MODE]
     young = 0
     if not ff[h] & _PTE_YOUNG:
@@ -351,7 +355,7 @@ def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner
     flags, gen, lru, memcg, idle, hint = folios
     nr_pages, nr_listed, _a, _b, _c, evicted, _d, min_seq = lv
     pflags, ppfn, pinfo = procs
-    paddrs, vmas = pmd[2], pmd[3]
+    paddr_all, vmas = pmd[2], pmd[3]
     shadow, free_slots = swap
     two_step = cf[C_TWO_STEP]
     has_idle = cf[C_HAS_IDLE]
@@ -379,7 +383,9 @@ def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner
             else:
                 # folio_referenced()
                 referenced = 0
-                if _look_around(ff, ppfn[p], paddrs[p], vmas[p], flags, gen, lru, memcg,
+                r0 = pinfo[p, _P_ROW0]
+                if _look_around(ff, ppfn[p], paddr_all[r0:r0 + pinfo[p, 0] // 512], vmas,
+                                flags, gen, lru, memcg,
                                 nr_pages, nr_listed, min_seq, cf, ctr, bloom, st, pinfo[p, 3],
                                 h, vrow[i]):
                     referenced += 1

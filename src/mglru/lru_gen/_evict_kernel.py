@@ -240,9 +240,10 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
       refaulted, min_seq), the lruvec's (zone axis dropped);
     * `caches` = (cand0, snap0, cand1, snap1, cm): the cached tail orders per type;
     * `ctr` = [order_head, order_tail];
-    * `procs` = (PTE flags per process, PTE pfns per process,
-      [[ptes, notifiers, locked, mm id]]);
-    * `pmd` = (PMD state, PMD pfn, PMD address, [[vma start, end, flags]]) per process;
+    * `procs` = (PTE flags per process, PTE pfns per process, [[ptes, notifiers,
+      locked, mm id, first PMD row, first VMA, VMAs]]);
+    * `pmd` = (PMD state, PMD pfn, PMD address, [[vma start, end, flags]]) of all
+      processes, packed;
     * `swap` = (shadow, the last of the device's free slots), its counters in st;
     * `bufs` = (out, wb, scan result, owner, freed, chunk ends, Bloom inserts, vma rows).
     """

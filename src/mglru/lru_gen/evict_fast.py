@@ -57,21 +57,42 @@ _PAD_F = np.zeros(1, np.uint8)
 _PAD_P = np.zeros(1, np.uint32)
 _PAD_A = np.zeros(1, np.int64)
 _PAD_V = np.zeros((0, 3), np.int64)
-_PAD_PMD = ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, (_PAD_A,) * _NPROCS,
-            (_PAD_V,) * _NPROCS)
+_PAD_PMD = (_PAD_F, _PAD_P, _PAD_A, _PAD_V)
 #: hand-backs to the Python path (a batch to shrink, an iteration run in Python),
 #: agings between batches, and batches whose folios the loop kept itself; tests read them
 COUNTS = {"shrink": 0, "iter": 0, "age": 0, "keep": 0}
 
 
+def _vma_table(mm) -> tuple:  # noqa: ANN001
+    """(start, end, flags) of the VMAs of `mm` as an array, and whether one is VM_LOCKED.
+
+    Kept on the mm while its VMA list holds the same VMA objects (a VMA's range and
+    flags are never changed in place; mmap adds VMAs, exit drops them all).
+    """
+    vmas = mm.vmas
+    cached = getattr(mm, "_evict_vmas", None)
+    if (cached is None or len(cached[0]) != len(vmas)
+            or any(a is not b for a, b in zip(cached[0], vmas, strict=True))):
+        table = np.array([(v.start, v.end, v.flags) for v in vmas], np.int64).reshape(-1, 3)
+        cached = (tuple(vmas), table, any(v.flags & VM_LOCKED for v in vmas))
+        mm._evict_vmas = cached  # noqa: SLF001
+    return len(vmas), cached[1], cached[2]
+
+
 def _procs(k: SimKernel):
-    """The page tables the loop reads: PTEs, PMDs and VMAs of up to _NPROCS tasks."""
+    """The page tables the loop reads: PTEs of up to _NPROCS tasks, their PMDs and VMAs.
+
+    PTE arrays are the tasks' own (the loop writes them); with several tasks, PMD
+    state, pfn and address and the VMA tables are copied into one array each,
+    located by the columns 4-6 of the info rows.
+    """
     procs = list(k.procs.values())
-    info = np.zeros((_NPROCS, 4), np.int64)
     if len(procs) > _NPROCS:
+        info = np.zeros((_NPROCS, 7), np.int64)
         return ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info), _PAD_PMD, False
-    pf, pp, pst, ppmd, paddr, vmas = [], [], [], [], [], []
-    for i, p in enumerate(procs):
+    pf, pp, pst, ppmd, paddr, vmas, rows_info = [], [], [], [], [], [], []
+    rows = nv = 0
+    for p in procs:
         mm = p.mm
         pt = mm.pt
         pf.append(pt.flat_flags())
@@ -79,14 +100,22 @@ def _procs(k: SimKernel):
         pst.append(pt.pmd_state)
         ppmd.append(pt.pmd_pfn)
         paddr.append(pt.pmd_addr)
-        vmas.append(np.array([(v.start, v.end, v.flags) for v in mm.vmas], np.int64)
-                    .reshape(-1, 3))
-        info[i] = (pt.nr_rows * 512, bool(mm.notifiers),
-                   any(v.flags & VM_LOCKED for v in mm.vmas), mm.id)
+        nvma, table, locked = _vma_table(mm)
+        vmas.append(table)
+        rows_info.append((pt.nr_rows * 512, bool(mm.notifiers), locked, mm.id, rows, nv, nvma))
+        rows += len(pt.pmd_state)
+        nv += nvma
+    info = np.zeros((_NPROCS, 7), np.int64)
+    if not procs:
+        return ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info), _PAD_PMD, True
+    info[:len(procs)] = rows_info
+    if len(procs) == 1:
+        pmd = (pst[0], ppmd[0], paddr[0], vmas[0])
+    else:
+        pmd = (np.concatenate(pst), np.concatenate(ppmd), np.concatenate(paddr),
+               np.concatenate(vmas))
     pad = _NPROCS - len(procs)
-    return ((tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info),
-            (tuple(pst) + (_PAD_F,) * pad, tuple(ppmd) + (_PAD_P,) * pad,
-             tuple(paddr) + (_PAD_A,) * pad, tuple(vmas) + (_PAD_V,) * pad), True)
+    return (tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info), pmd, True
 
 
 _POOL: list = []
@@ -102,30 +131,49 @@ def _bufs() -> tuple:
             np.empty(2 * MAX_LRU_BATCH, np.int64), np.zeros(MAX_LRU_BATCH, np.int64))
 
 
+def _static_conf(k: SimKernel, lruvec: Lruvec) -> list:
+    """The entries of the loop's configuration that never change for a lruvec."""
+    cfg, rules, mem = k.cfg, k.rules, k.mem
+    cf = [0] * kx.NR_CONF
+    cf[kx.C_TWO_STEP] = cfg.two_step_promotion
+    cf[kx.C_REFS_FLAGS] = LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
+    cf[kx.C_SHIFT] = 0 if cfg.protect_in_inc_min_seq else 1
+    cf[kx.C_INDEPENDENT] = cfg.independent_min_seq
+    cf[kx.C_RULES_6_1] = cfg.reclaim_rules_6_1
+    cf[kx.C_ON_THREE] = cfg.aging_on_three_gens
+    cf[kx.C_ABORT_AT_GOAL] = cfg.abort_memcg_scan_at_goal
+    cf[kx.C_NR_HIST] = lruvec.nr_hist_gens
+    cf[kx.C_MEMCG_ID] = lruvec.memcg.id
+    cf[kx.C_NID] = lruvec.nid
+    cf[kx.C_LA_MODE] = (kx.LA_SECONDARY_FIRST if rules.look_around_target_secondary_first
+                        else kx.LA_NOTIFY if rules.look_around_notify else kx.LA_CLEAR_FLUSH)
+    cf[kx.C_SKIP_LONE] = rules.look_around_skips_lone_and_unlisted
+    cf[kx.C_SEQ_BY_WS] = rules.folio_seq_by_workingset
+    cf[kx.C_RESETS_TIER] = rules.active_add_resets_tier
+    node = mem.nodes[lruvec.nid]
+    cf[kx.C_NODE_LO] = max(node.start_pfn, NR_RESERVED_PFNS)
+    cf[kx.C_NODE_HI] = node.end_pfn
+    cf[kx.C_HAS_BLOOM] = lruvec.mm_state is not None
+    return cf
+
+
 class _Run:
     """One shrink_lruvec call: the packed arguments and the flush back to Python."""
 
     def __init__(self, k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> None:
         self.k, self.lruvec, self.sc = k, lruvec, sc
-        mem, cfg, memcg = k.mem, k.cfg, lruvec.memcg
+        mem, memcg = k.mem, lruvec.memcg
         self.procs, self.pmd, procs_ok = _procs(k)
-        cf = [0] * kx.NR_CONF  # filled as a list: one array at the end
-        cf[kx.C_TWO_STEP] = cfg.two_step_promotion
-        cf[kx.C_REFS_FLAGS] = LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
-        cf[kx.C_SHIFT] = 0 if cfg.protect_in_inc_min_seq else 1
+        static = getattr(lruvec, "_evict_static", None)
+        if static is None:
+            static = lruvec._evict_static = _static_conf(k, lruvec)  # noqa: SLF001
+        cf = static.copy()  # a list, made an array once filled
         cf[kx.C_GFP_IO] = sc.gfp_io
         cf[kx.C_SWAPPINESS] = swappiness
-        cf[kx.C_INDEPENDENT] = cfg.independent_min_seq
-        cf[kx.C_RULES_6_1] = cfg.reclaim_rules_6_1
-        cf[kx.C_ON_THREE] = cfg.aging_on_three_gens
         cf[kx.C_KSWAPD] = sc.kswapd
         cf[kx.C_ROOT] = sc.root_reclaim
-        cf[kx.C_ABORT_AT_GOAL] = cfg.abort_memcg_scan_at_goal
         cf[kx.C_PRIORITY] = sc.priority
         cf[kx.C_NR_TO_RECLAIM] = min(sc.nr_to_reclaim, (1 << 62))
-        cf[kx.C_NR_HIST] = lruvec.nr_hist_gens
-        cf[kx.C_MEMCG_ID] = memcg.id
-        cf[kx.C_NID] = lruvec.nid
         cf[kx.C_ONLINE] = memcg.online
         cf[kx.C_UNPROTECTED] = memcg.parent is None or memcg is sc.target
         cf[kx.C_MEMORY_MIN] = memcg.memory_min
@@ -134,18 +182,7 @@ class _Run:
         cf[kx.C_NPROCS] = min(len(k.procs), _NPROCS)
         cf[kx.C_SWCAP] = k.swap.capacity
         cf[kx.C_HAS_IDLE] = mem.page_idle is not None
-        rules = k.rules
-        la = (kx.LA_SECONDARY_FIRST if rules.look_around_target_secondary_first else
-              kx.LA_NOTIFY if rules.look_around_notify else kx.LA_CLEAR_FLUSH)
         cf[kx.C_KEEP_OK] = cf[kx.C_FAST_OK] and k.caps.lru_gen_enabled()
-        cf[kx.C_LA_MODE] = la
-        cf[kx.C_SKIP_LONE] = rules.look_around_skips_lone_and_unlisted
-        cf[kx.C_SEQ_BY_WS] = rules.folio_seq_by_workingset
-        cf[kx.C_RESETS_TIER] = rules.active_add_resets_tier
-        node = mem.nodes[lruvec.nid]
-        cf[kx.C_NODE_LO] = max(node.start_pfn, NR_RESERVED_PFNS)
-        cf[kx.C_NODE_HI] = node.end_pfn
-        cf[kx.C_HAS_BLOOM] = lruvec.mm_state is not None
         self.cf = cf = np.array(cf, np.int64)
         hint = rmap_enable(k)
         idle = mem.page_idle if mem.page_idle is not None else np.zeros(1, np.uint8)
@@ -254,9 +291,9 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
     from mglru.lru_gen import eviction as ev
 
     sc.evicted_anon = False
-    if sc.priority == DEF_PRIORITY:
-        # get_nr_to_scan() never ages at DEF_PRIORITY: a first pass with nothing to
-        # scan (size >> 12 is often 0) ends here, without packing the loop's arguments
+    if sc.priority == DEF_PRIORITY and lruvec.nr_pages.sum() < 1 << DEF_PRIORITY:
+        # get_nr_to_scan() never ages at DEF_PRIORITY: a first pass over a small
+        # lruvec (size >> 12 is 0) ends here, without packing the loop's arguments
         rmap_enable(k)
         nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
         if nr <= 0:
