@@ -21,7 +21,8 @@ counters outgrow int64 (`X_ITER`, `X_EVICT`), a list whose cached tail order mus
 renumbered (`X_PREP`), dirty file folios for the flusher (`X_WB`), a batch that
 needs the per-folio path (`X_SHRINK`: THP, file, shmem, multiply mapped or
 mlocked folios, secondary MMUs, a reclaim hook), a swap map to grow (`X_GROW`),
-a full buffer of freed pages or Bloom filter inserts (`X_FLUSH`). See
+a full buffer of freed pages or Bloom filter inserts (`X_FLUSH`), the PMDs and
+VMAs of several tasks to pack for a batch that keeps folios (`X_PMD`). See
 `lru_gen.evict_fast` for the Python side.
 
 Future optimizations:
@@ -48,6 +49,7 @@ from mglru.lru_gen._evict_layout import (
     C_FAST_OK,
     C_GFP_IO,
     C_HAS_IDLE,
+    C_KEEP_OK,
     C_KSWAPD,
     C_MAX_SEQ,
     C_MEMCG_ID,
@@ -55,6 +57,7 @@ from mglru.lru_gen._evict_layout import (
     C_NPROCS,
     C_NR_HIST,
     C_NR_TO_RECLAIM,
+    C_PMD_READY,
     C_REFS_FLAGS,
     C_ROOT,
     C_RULES_6_1,
@@ -109,6 +112,7 @@ from mglru.lru_gen._evict_layout import (
     X_FLUSH,
     X_GROW,
     X_ITER,
+    X_PMD,
     X_PREP,
     X_SHRINK,
     X_WB,
@@ -348,6 +352,8 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
             n = st[S_NOUT]
             fast = _batch_is_fast(folios, procs, cf, out, n, pinned, owner,
                                   cf[C_SWCAP] - st[S_SWUSED])
+            if not fast and cf[C_KEEP_OK] and not cf[C_PMD_READY]:
+                return X_PMD  # the PMDs and VMAs of several tasks, packed on demand
             if not fast and not keep_ok(folios, procs, pmd, cf, out, n, owner, vrow,
                                         cf[C_SWCAP] - st[S_SWUSED], ctr):
                 return X_SHRINK

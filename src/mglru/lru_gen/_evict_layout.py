@@ -7,7 +7,8 @@ Future optimizations:
 """
 
 # exits
-X_DONE, X_ITER, X_PREP, X_WB, X_SHRINK, X_GROW, X_FLUSH, X_AGE, X_EVICT, X_WBEND = range(10)
+(X_DONE, X_ITER, X_PREP, X_WB, X_SHRINK, X_GROW, X_FLUSH, X_AGE, X_EVICT, X_WBEND,
+ X_PMD) = range(11)
 # phases
 PH_START, PH_SCAN, PH_POSTSCAN, PH_ISOLATED, PH_SHRINK, PH_AFTER, PH_EVICT = range(7)
 # st[]: the loop's state and the counters Python applies when the loop exits
@@ -22,8 +23,8 @@ NR_STATE = 34
  C_ON_THREE, C_KSWAPD, C_ROOT, C_ABORT_AT_GOAL, C_PRIORITY, C_NR_TO_RECLAIM, C_MAX_SEQ,
  C_NR_HIST, C_MEMCG_ID, C_NID, C_ONLINE, C_UNPROTECTED, C_MEMORY_MIN, C_FAST_OK,
  C_NPROCS, C_SWCAP, C_HAS_IDLE, C_KEEP_OK, C_LA_MODE, C_SKIP_LONE, C_SEQ_BY_WS,
- C_RESETS_TIER, C_NODE_LO, C_NODE_HI, C_HAS_BLOOM) = range(32)
-NR_CONF = 32
+ C_RESETS_TIER, C_NODE_LO, C_NODE_HI, C_HAS_BLOOM, C_PMD_READY) = range(33)
+NR_CONF = 33
 # cf[C_LA_MODE]: how look-around treats its target PTE (see lru_gen.look_around)
 LA_CLEAR_FLUSH, LA_SECONDARY_FIRST, LA_NOTIFY = range(3)
 # cm[t]: the cached tail-first order of type t: present, pos, order_tail, gen

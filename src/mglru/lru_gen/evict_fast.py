@@ -80,42 +80,47 @@ def _vma_table(mm) -> tuple:  # noqa: ANN001
 
 
 def _procs(k: SimKernel):
-    """The page tables the loop reads: PTEs of up to _NPROCS tasks, their PMDs and VMAs.
+    """The page tables the loop reads: PTEs of up to _NPROCS tasks, and their PMDs and VMAs.
 
-    PTE arrays are the tasks' own (the loop writes them); with several tasks, PMD
-    state, pfn and address and the VMA tables are copied into one array each,
-    located by the columns 4-6 of the info rows.
+    PTE arrays are the tasks' own (the loop writes them). PMD state, pfn and address
+    and the VMA tables are the task's own arrays for one task; for several they are
+    packed into one array each (`_pack_pmd`, when a batch first needs them: the loop
+    asks with X_PMD), located by the columns 4-6 of the info rows. Returns (procs,
+    pmd or None, usable).
     """
     procs = list(k.procs.values())
+    info = np.zeros((_NPROCS, 7), np.int64)
     if len(procs) > _NPROCS:
-        info = np.zeros((_NPROCS, 7), np.int64)
         return ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info), _PAD_PMD, False
-    pf, pp, pst, ppmd, paddr, vmas, rows_info = [], [], [], [], [], [], []
+    if not procs:
+        return ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info), _PAD_PMD, True
+    pf, pp, rows_info = [], [], []
     rows = nv = 0
     for p in procs:
         mm = p.mm
         pt = mm.pt
         pf.append(pt.flat_flags())
         pp.append(pt.flat_pfn())
-        pst.append(pt.pmd_state)
-        ppmd.append(pt.pmd_pfn)
-        paddr.append(pt.pmd_addr)
         nvma, table, locked = _vma_table(mm)
-        vmas.append(table)
         rows_info.append((pt.nr_rows * 512, bool(mm.notifiers), locked, mm.id, rows, nv, nvma))
         rows += len(pt.pmd_state)
         nv += nvma
-    info = np.zeros((_NPROCS, 7), np.int64)
-    if not procs:
-        return ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info), _PAD_PMD, True
     info[:len(procs)] = rows_info
+    pmd = None
     if len(procs) == 1:
-        pmd = (pst[0], ppmd[0], paddr[0], vmas[0])
-    else:
-        pmd = (np.concatenate(pst), np.concatenate(ppmd), np.concatenate(paddr),
-               np.concatenate(vmas))
+        pt = procs[0].mm.pt
+        pmd = (pt.pmd_state, pt.pmd_pfn, pt.pmd_addr, table)
     pad = _NPROCS - len(procs)
     return (tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info), pmd, True
+
+
+def _pack_pmd(k: SimKernel) -> tuple:
+    """The PMD arrays and VMA tables of every task, each packed into one array."""
+    mms = [p.mm for p in k.procs.values()]
+    return (np.concatenate([mm.pt.pmd_state for mm in mms]),
+            np.concatenate([mm.pt.pmd_pfn for mm in mms]),
+            np.concatenate([mm.pt.pmd_addr for mm in mms]),
+            np.concatenate([_vma_table(mm)[1] for mm in mms]))
 
 
 _POOL: list = []
@@ -163,7 +168,8 @@ class _Run:
     def __init__(self, k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> None:
         self.k, self.lruvec, self.sc = k, lruvec, sc
         mem, memcg = k.mem, lruvec.memcg
-        self.procs, self.pmd, procs_ok = _procs(k)
+        self.procs, pmd, procs_ok = _procs(k)
+        self.pmd = _PAD_PMD if pmd is None else pmd
         static = getattr(lruvec, "_evict_static", None)
         if static is None:
             static = lruvec._evict_static = _static_conf(k, lruvec)  # noqa: SLF001
@@ -183,6 +189,7 @@ class _Run:
         cf[kx.C_SWCAP] = k.swap.capacity
         cf[kx.C_HAS_IDLE] = mem.page_idle is not None
         cf[kx.C_KEEP_OK] = cf[kx.C_FAST_OK] and k.caps.lru_gen_enabled()
+        cf[kx.C_PMD_READY] = pmd is not None
         self.cf = cf = np.array(cf, np.int64)
         hint = rmap_enable(k)
         idle = mem.page_idle if mem.page_idle is not None else np.zeros(1, np.uint8)
@@ -364,5 +371,8 @@ def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run:
             grown = np.zeros(max(int(st[kx.S_GROW]), 2 * len(swap.shadow), 1024), np.int64)
             grown[: len(swap.shadow)] = swap.shadow
             swap.shadow = grown
+        elif x == kx.X_PMD:
+            run.pmd = _pack_pmd(k)
+            run.cf[kx.C_PMD_READY] = 1
         # X_FLUSH: nothing more than the flush
         run.load()
