@@ -295,6 +295,9 @@ def main(argv: list[str]) -> int:
 
         evict_fast.ENABLED = False
     got = run_all()
+    from mglru.lru_gen import evict_fast
+
+    print("compiled loop: batches kept in the loop, hand-backs:", evict_fast.COUNTS)
     if mode == "record":
         with open(path, "w") as fh:
             json.dump(got, fh, indent=0, sort_keys=True)

@@ -2,25 +2,31 @@
 
 Kernel: mm/vmscan.c: try_to_shrink_lruvec(), get_nr_to_scan(), should_run_aging(),
 evict_folios(), isolate_folios(), get_type_to_scan(), get_tier_idx(),
-try_to_inc_min_seq(), reset_ctrl_pos(); mm/workingset.c: lru_gen_eviction().
+try_to_inc_min_seq(), reset_ctrl_pos(), shrink_folio_list(); mm/workingset.c:
+lru_gen_eviction().
 
 Mechanism: `evict_loop` runs the loop of one lruvec as a state machine whose
 state lives in the int64 array `st` (phase, budgets, the batch in hand and the
 counters still to be applied by Python). It does in one call what the Python
 path does batch by batch: the PID choice of type and tier, the compiled
-`scan_list`, try_to_inc_min_seq, and, for a batch whose every folio is a cold,
-singly mapped 4 KiB anonymous folio (the case `_shrink_batch` vectorises),
-the swap-out, the shadow entries and the freeing. Whatever it cannot do it hands
-back at a point where the Python path can take over and then resume it
-(`X_*`): an iteration that must age or complete writeback (`X_ITER`), a
-list whose cached tail order must be rebuilt or renumbered (`X_PREP`), dirty
-file folios for the flusher (`X_WB`), a batch that needs the per-folio path
-(`X_SHRINK`), a swap map to grow (`X_GROW`), a full buffer of freed pages
-(`X_FLUSH`). See `lru_gen.evict_fast` for the Python side.
+`scan_list`, try_to_inc_min_seq, and shrink_folio_list with the put-back for
+batches of 4 KiB anonymous folios each mapped by one PTE of a task without
+secondary MMUs: a batch of cold folios only is swapped out and freed at once
+(the case `_shrink_batch` vectorises), one that also holds young or referenced
+folios goes through `_evict_keep.keep_shrink` (references, look-around,
+put-back). Whatever it cannot do it hands back at a point where the Python path
+can take over and then resume it (`X_*`): aging with the budget it sets
+(`X_AGE`), completing writeback (`X_WBEND`), an iteration or a batch whose PID
+counters outgrow int64 (`X_ITER`, `X_EVICT`), a list whose cached tail order must be rebuilt or
+renumbered (`X_PREP`), dirty file folios for the flusher (`X_WB`), a batch that
+needs the per-folio path (`X_SHRINK`: THP, file, shmem, multiply mapped or
+mlocked folios, secondary MMUs, a reclaim hook), a swap map to grow (`X_GROW`),
+a full buffer of freed pages or Bloom filter inserts (`X_FLUSH`), the PMDs and
+VMAs of several tasks to pack for a batch that keeps folios (`X_PMD`). See
+`lru_gen.evict_fast` for the Python side.
 
 Future optimizations:
-1. the per-folio path (references, look-around, putback) compiled too, so that
-   batches with young or multiply mapped folios stay in the loop.
+1. THP and file folios, and tasks with secondary MMUs, in the loop too.
 """
 
 from __future__ import annotations
@@ -37,11 +43,13 @@ from mglru.lru_gen._evict_ctrl import (
     _tier_idx,
     _type_to_scan,
 )
+from mglru.lru_gen._evict_keep import keep_ok, keep_shrink, shadow_of
 from mglru.lru_gen._evict_layout import (
     C_ABORT_AT_GOAL,
     C_FAST_OK,
     C_GFP_IO,
     C_HAS_IDLE,
+    C_KEEP_OK,
     C_KSWAPD,
     C_MAX_SEQ,
     C_MEMCG_ID,
@@ -49,6 +57,7 @@ from mglru.lru_gen._evict_layout import (
     C_NPROCS,
     C_NR_HIST,
     C_NR_TO_RECLAIM,
+    C_PMD_READY,
     C_REFS_FLAGS,
     C_ROOT,
     C_RULES_6_1,
@@ -61,6 +70,7 @@ from mglru.lru_gen._evict_layout import (
     M_PRESENT,
     M_TAIL,
     PH_AFTER,
+    PH_EVICT,
     PH_ISOLATED,
     PH_POSTSCAN,
     PH_SCAN,
@@ -72,9 +82,11 @@ from mglru.lru_gen._evict_layout import (
     S_FREED,
     S_GROW,
     S_ISO_SCANNED,
+    S_NBLOOM,
     S_NCHUNKS,
     S_NEV,
     S_NFREED,
+    S_NKEEP,
     S_NOUT,
     S_NR_RECLAIMED,
     S_NR_SCANNED,
@@ -89,23 +101,26 @@ from mglru.lru_gen._evict_layout import (
     S_SEQ,
     S_SWNEXT,
     S_SWNFREE,
+    S_SWREST,
     S_SWUSED,
+    S_SWWANT,
     S_TYPE,
     S_WB_PENDING,
+    X_AGE,
     X_DONE,
+    X_EVICT,
     X_FLUSH,
     X_GROW,
     X_ITER,
+    X_PMD,
     X_PREP,
     X_SHRINK,
     X_WB,
+    X_WBEND,
 )
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.lru_gen._scan_kernel import scan_list
 from mglru.mm.page import (
-    LRU_REFS_MASK as _REFS_MASK,
-    LRU_REFS_SHIFT as _REFS_SHIFT,
-    LRU_REFS_WIDTH as _REFS_WIDTH,
     PTE_PRESENT as _PTE_PRESENT,
     PTE_SPECIAL as _PTE_SPECIAL,
     PTE_SWAP as _PTE_SWAP,
@@ -115,11 +130,11 @@ from mglru.mm.page import (
     PG_referenced as _PG_referenced,
     PG_swapbacked as _PG_swapbacked,
     PG_swapcache as _PG_swapcache,
-    PG_workingset as _PG_workingset,
     PG_writeback as _PG_writeback,
 )
 
-invalidate_stale(__file__, "_scan_kernel.py", "_evict_ctrl.py", "_evict_layout.py")
+invalidate_stale(__file__, "_scan_kernel.py", "_evict_ctrl.py", "_evict_layout.py",
+                 "_evict_keep.py", "_look_around_kernel.py")
 _BATCH = 64  # MIN_LRU_BATCH
 _MAX_BATCH = 4096  # MAX_LRU_BATCH
 _ORDER_MASK = (1 << 29) - 1
@@ -191,24 +206,7 @@ def _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed):
     nf = st[S_NFREED]
     for i in range(n):
         pfn = out[i]
-        f = np.int64(flags[pfn])
-        field = (f & _REFS_MASK) >> _REFS_SHIFT
-        ws = 1 if f & _PG_workingset else 0
-        if two_step:
-            refs = field + 1 if f & _PG_referenced else 0
-            if ws:
-                tier = 3
-            elif refs <= 1:
-                tier = 0
-            elif refs == 2:
-                tier = 1
-            else:
-                tier = 2
-        else:
-            refs = field + ws
-            tier = 0 if refs == 0 else (1 if refs == 1 else (2 if refs <= 3 else 3))
-            ws = 1 if refs > 0 else 0
-        token = (ms << _REFS_WIDTH) | max(refs - 1, 0)
+        val, tier = shadow_of(np.int64(flags[pfn]), ms, two_step, base)
         evicted[hist, 0, tier] += 1
         if nfree:
             nfree -= 1
@@ -216,7 +214,7 @@ def _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed):
         else:
             slot = nxt
             nxt += 1
-        shadow[slot] = (token << 26) | base | ws
+        shadow[slot] = val
         h = np.int64(hint[pfn])
         p = owner[i]
         pflags[p][h] = _PTE_SWAP
@@ -235,10 +233,11 @@ def _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed):
     st[S_NFREED] = nf
     st[S_FREED] += n
     st[S_NR_RECLAIMED] += n
+    return n
 
 
 @njit(cache=True, nogil=True)
-def evict_loop(folios, lv, caches, ctr, procs, swap, pinned, cf, st, bufs):
+def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
     """Run try_to_shrink_lruvec()'s loop from phase st[S_PHASE] until an exit (see module).
 
     * `folios` = (flags, gen, lru, memcg, page_idle, rmap hint), per pfn;
@@ -246,14 +245,17 @@ def evict_loop(folios, lv, caches, ctr, procs, swap, pinned, cf, st, bufs):
       refaulted, min_seq), the lruvec's (zone axis dropped);
     * `caches` = (cand0, snap0, cand1, snap1, cm): the cached tail orders per type;
     * `ctr` = [order_head, order_tail];
-    * `procs` = (PTE flags per process, PTE pfns per process, [[ptes, notifiers, locked]]);
-    * `swap` = (shadow, free slots), the device's counters in st;
-    * `bufs` = (out, wb, scan result, owner, freed, chunk ends).
+    * `procs` = (PTE flags per process, PTE pfns per process, [[ptes, notifiers,
+      locked, mm id, first PMD row, first VMA, VMAs]]);
+    * `pmd` = (PMD state, PMD pfn, PMD address, [[vma start, end, flags]]) of all
+      processes, packed;
+    * `swap` = (shadow, the last of the device's free slots), its counters in st;
+    * `bufs` = (out, wb, scan result, owner, freed, chunk ends, Bloom inserts, vma rows).
     """
     nr_pages, nr_listed, _a, _b, prot, _e, _f, min_seq = lv
     flags, gen, lru, _m, _i, _h = folios
     cand0, snap0, cand1, snap1, cm = caches
-    out, wb, res, owner, freed, chunks = bufs
+    out, wb, res, owner, freed, chunks, bloom, vrow = bufs
     sw = cf[C_SWAPPINESS]
     max_seq = cf[C_MAX_SEQ]
     while True:
@@ -263,13 +265,17 @@ def evict_loop(folios, lv, caches, ctr, procs, swap, pinned, cf, st, bufs):
                 return X_ITER
             nr, aging = _nr_to_scan(lv, cf, st)
             if aging:
-                return X_ITER
+                return X_AGE  # Python ages and sets the budget, then PH_EVICT
             if nr <= 0:
                 st[S_RET] = 1 if nr < 0 else 0
                 return X_DONE
             st[S_NR_TO_SCAN] = nr
+            st[S_PHASE] = PH_EVICT
+        elif ph == PH_EVICT:  # evict_folios()
+            if not _pid_small(lv, cf):
+                return X_EVICT
             if st[S_WB_PENDING]:
-                return X_ITER  # evict_folios() first completes writeback: the Python path
+                return X_WBEND  # it first completes writeback (in Python)
             nev = 0
             for t in range(2):
                 if _evictable(t, sw):
@@ -345,19 +351,32 @@ def evict_loop(folios, lv, caches, ctr, procs, swap, pinned, cf, st, bufs):
             st[S_PHASE] = PH_SHRINK
         elif ph == PH_SHRINK:
             n = st[S_NOUT]
-            if not _batch_is_fast(folios, procs, cf, out, n, pinned, owner,
-                                  cf[C_SWCAP] - st[S_SWUSED]):
+            fast = _batch_is_fast(folios, procs, cf, out, n, pinned, owner,
+                                  cf[C_SWCAP] - st[S_SWUSED])
+            if not fast and cf[C_KEEP_OK] and not cf[C_PMD_READY]:
+                return X_PMD  # the PMDs and VMAs of several tasks, packed on demand
+            if not fast and not keep_ok(folios, procs, pmd, cf, out, n, owner, vrow,
+                                        cf[C_SWCAP] - st[S_SWUSED], ctr):
                 return X_SHRINK
-            if st[S_NFREED] + n > freed.shape[0]:
+            if st[S_NFREED] + n > freed.shape[0] or 2 * (st[S_NBLOOM] + n) > bloom.shape[0]:
+                return X_FLUSH
+            if st[S_SWNFREE] < n and st[S_SWREST]:
+                st[S_SWWANT] = n  # more of the device's free slots than the loop was given
                 return X_FLUSH
             fresh = n - min(n, st[S_SWNFREE])
             if st[S_SWNEXT] + fresh > swap[0].shape[0]:
                 st[S_GROW] = st[S_SWNEXT] + fresh
                 return X_GROW
-            _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed)
-            chunks[st[S_NCHUNKS]] = st[S_NFREED]
-            st[S_NCHUNKS] += 1
-            st[S_PGSTEAL + st[S_TYPE]] += n
+            if fast:
+                nr = _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed)
+            else:
+                nr = keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n,
+                                 owner, vrow, freed, bloom)
+                st[S_NKEEP] += 1
+            if nr:
+                chunks[st[S_NCHUNKS]] = st[S_NFREED]
+                st[S_NCHUNKS] += 1
+            st[S_PGSTEAL + st[S_TYPE]] += nr
             st[S_DELTA] = st[S_ISO_SCANNED]
             st[S_PHASE] = PH_AFTER
         else:  # PH_AFTER: the rest of try_to_shrink_lruvec()'s loop body

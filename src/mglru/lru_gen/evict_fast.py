@@ -6,11 +6,12 @@ Mechanism: `shrink_lruvec` packs the lruvec, the scan control, the swap device
 and the page tables into arrays, runs `_evict_kernel.evict_loop`, and does in
 Python what the loop hands back (aging, writeback, the per-folio shrink path,
 rebuilding a list's cached tail order, growing the swap map) before resuming
-it. Each hand-over first applies what the loop did (`_flush`: counters,
-charges, free lists, swap slots, caches), so the Python code always sees the
-state it would have seen on its own. The result is the state the Python path
-(`eviction.try_to_shrink_lruvec` with `ENABLED = False`) reaches, exactly:
-tests/eviction/test_evict_compiled.py compares the two.
+it. Each hand-over first applies what the loop did (`flush`: counters,
+charges, free lists, swap slots, caches, look-around's Bloom filter inserts),
+so the Python code always sees the state it would have seen on its own. The
+result is the state the Python path (`eviction.try_to_shrink_lruvec` with
+`ENABLED = False`) reaches, exactly: tests/eviction/test_evict_compiled.py
+compares the two.
 
 Future optimizations:
 1. keep the packed arrays across calls of one reclaim (each call packs anew).
@@ -24,8 +25,15 @@ import numpy as np
 
 from mglru.lru_gen import _evict_layout as kx
 from mglru.lru_gen._evict_kernel import evict_loop
-from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_LRU_BATCH
+from mglru.lru_gen.bloom import update_bloom_filter
+from mglru.lru_gen.helpers import (
+    DEF_PRIORITY,
+    LRU_REFS_FLAGS,
+    LRU_REFS_FLAGS_V6_10,
+    MAX_LRU_BATCH,
+)
 from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
+from mglru.mm.page import NR_RESERVED_PFNS
 from mglru.mm.process import VM_LOCKED
 from mglru.mm.rmap import rmap_enable
 from mglru.mm.vmstat import count_reclaim
@@ -41,26 +49,117 @@ __all__ = ["ENABLED", "shrink_lruvec"]
 ENABLED = True
 _NPROCS = 8
 _FREED = 1 << 16
+#: free swap slots handed to the loop per call (from the end of the device's list)
+_SWAP_WINDOW = 256
 _EMPTY_I = np.zeros(0, np.int64)
 _EMPTY_U = np.zeros(0, np.uint32)
 _PAD_F = np.zeros(1, np.uint8)
 _PAD_P = np.zeros(1, np.uint32)
+_PAD_A = np.zeros(1, np.int64)
+_PAD_V = np.zeros((0, 3), np.int64)
+_PAD_PMD = (_PAD_F, _PAD_P, _PAD_A, _PAD_V)
+#: hand-backs to the Python path (a batch to shrink, an iteration run in Python),
+#: agings between batches, and batches whose folios the loop kept itself; tests read them
+COUNTS = {"shrink": 0, "iter": 0, "age": 0, "keep": 0}
+
+
+def _vma_table(mm) -> tuple:  # noqa: ANN001
+    """(start, end, flags) of the VMAs of `mm` as an array, and whether one is VM_LOCKED.
+
+    Kept on the mm while its VMA list holds the same VMA objects (a VMA's range and
+    flags are never changed in place; mmap adds VMAs, exit drops them all).
+    """
+    vmas = mm.vmas
+    cached = getattr(mm, "_evict_vmas", None)
+    if (cached is None or len(cached[0]) != len(vmas)
+            or any(a is not b for a, b in zip(cached[0], vmas, strict=True))):
+        table = np.array([(v.start, v.end, v.flags) for v in vmas], np.int64).reshape(-1, 3)
+        cached = (tuple(vmas), table, any(v.flags & VM_LOCKED for v in vmas))
+        mm._evict_vmas = cached  # noqa: SLF001
+    return len(vmas), cached[1], cached[2]
 
 
 def _procs(k: SimKernel):
+    """The page tables the loop reads: PTEs of up to _NPROCS tasks, and their PMDs and VMAs.
+
+    PTE arrays are the tasks' own (the loop writes them). PMD state, pfn and address
+    and the VMA tables are the task's own arrays for one task; for several they are
+    packed into one array each (`_pack_pmd`, when a batch first needs them: the loop
+    asks with X_PMD), located by the columns 4-6 of the info rows. Returns (procs,
+    pmd or None, usable).
+    """
     procs = list(k.procs.values())
-    info = np.zeros((_NPROCS, 3), np.int64)
+    info = np.zeros((_NPROCS, 7), np.int64)
     if len(procs) > _NPROCS:
-        return (_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info, False
-    pf, pp = [], []
-    for i, p in enumerate(procs):
-        pt = p.mm.pt
+        return ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info), _PAD_PMD, False
+    if not procs:
+        return ((_PAD_F,) * _NPROCS, (_PAD_P,) * _NPROCS, info), _PAD_PMD, True
+    pf, pp, rows_info = [], [], []
+    rows = nv = 0
+    for p in procs:
+        mm = p.mm
+        pt = mm.pt
         pf.append(pt.flat_flags())
         pp.append(pt.flat_pfn())
-        info[i] = (pt.nr_rows * 512, bool(p.mm.notifiers),
-                   any(v.flags & VM_LOCKED for v in p.mm.vmas))
+        nvma, table, locked = _vma_table(mm)
+        rows_info.append((pt.nr_rows * 512, bool(mm.notifiers), locked, mm.id, rows, nv, nvma))
+        rows += len(pt.pmd_state)
+        nv += nvma
+    info[:len(procs)] = rows_info
+    pmd = None
+    if len(procs) == 1:
+        pt = procs[0].mm.pt
+        pmd = (pt.pmd_state, pt.pmd_pfn, pt.pmd_addr, table)
     pad = _NPROCS - len(procs)
-    return tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info, True
+    return (tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info), pmd, True
+
+
+def _pack_pmd(k: SimKernel) -> tuple:
+    """The PMD arrays and VMA tables of every task, each packed into one array."""
+    mms = [p.mm for p in k.procs.values()]
+    return (np.concatenate([mm.pt.pmd_state for mm in mms]),
+            np.concatenate([mm.pt.pmd_pfn for mm in mms]),
+            np.concatenate([mm.pt.pmd_addr for mm in mms]),
+            np.concatenate([_vma_table(mm)[1] for mm in mms]))
+
+
+_POOL: list = []
+
+
+def _bufs() -> tuple:
+    """The loop's scratch buffers (see evict_loop), reused from one call to the next."""
+    if _POOL and len(_POOL[-1][4]) == _FREED:
+        return _POOL.pop()
+    return (np.empty(MAX_LRU_BATCH, np.int64), np.empty(MAX_LRU_BATCH, np.int64),
+            np.zeros(6, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
+            np.empty(_FREED, np.int64), np.empty(_FREED, np.int64),
+            np.empty(2 * MAX_LRU_BATCH, np.int64), np.zeros(MAX_LRU_BATCH, np.int64))
+
+
+def _static_conf(k: SimKernel, lruvec: Lruvec) -> list:
+    """The entries of the loop's configuration that never change for a lruvec."""
+    cfg, rules, mem = k.cfg, k.rules, k.mem
+    cf = [0] * kx.NR_CONF
+    cf[kx.C_TWO_STEP] = cfg.two_step_promotion
+    cf[kx.C_REFS_FLAGS] = LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
+    cf[kx.C_SHIFT] = 0 if cfg.protect_in_inc_min_seq else 1
+    cf[kx.C_INDEPENDENT] = cfg.independent_min_seq
+    cf[kx.C_RULES_6_1] = cfg.reclaim_rules_6_1
+    cf[kx.C_ON_THREE] = cfg.aging_on_three_gens
+    cf[kx.C_ABORT_AT_GOAL] = cfg.abort_memcg_scan_at_goal
+    cf[kx.C_NR_HIST] = lruvec.nr_hist_gens
+    cf[kx.C_MEMCG_ID] = lruvec.memcg.id
+    cf[kx.C_NID] = lruvec.nid
+    cf[kx.C_LA_MODE] = (kx.LA_SECONDARY_FIRST if rules.look_around_target_secondary_first
+                        else kx.LA_NOTIFY if rules.look_around_notify else kx.LA_CLEAR_FLUSH)
+    cf[kx.C_SKIP_LONE] = rules.look_around_skips_lone_and_unlisted
+    cf[kx.C_SEQ_BY_WS] = rules.folio_seq_by_workingset
+    cf[kx.C_RESETS_TIER] = rules.active_add_resets_tier
+    node = mem.nodes[lruvec.nid]
+    cf[kx.C_NODE_LO] = max(node.start_pfn, NR_RESERVED_PFNS)
+    cf[kx.C_NODE_HI] = node.end_pfn
+    cf[kx.C_HAS_BLOOM] = lruvec.mm_state is not None
+    return cf
 
 
 class _Run:
@@ -68,26 +167,19 @@ class _Run:
 
     def __init__(self, k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> None:
         self.k, self.lruvec, self.sc = k, lruvec, sc
-        mem, cfg, memcg = k.mem, k.cfg, lruvec.memcg
-        pf, pp, info, procs_ok = _procs(k)
-        self.procs = (pf, pp, info)
-        cf = np.zeros(kx.NR_CONF, np.int64)
-        cf[kx.C_TWO_STEP] = cfg.two_step_promotion
-        cf[kx.C_REFS_FLAGS] = LRU_REFS_FLAGS if cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
-        cf[kx.C_SHIFT] = 0 if cfg.protect_in_inc_min_seq else 1
+        mem, memcg = k.mem, lruvec.memcg
+        self.procs, pmd, procs_ok = _procs(k)
+        self.pmd = _PAD_PMD if pmd is None else pmd
+        static = getattr(lruvec, "_evict_static", None)
+        if static is None:
+            static = lruvec._evict_static = _static_conf(k, lruvec)  # noqa: SLF001
+        cf = static.copy()  # a list, made an array once filled
         cf[kx.C_GFP_IO] = sc.gfp_io
         cf[kx.C_SWAPPINESS] = swappiness
-        cf[kx.C_INDEPENDENT] = cfg.independent_min_seq
-        cf[kx.C_RULES_6_1] = cfg.reclaim_rules_6_1
-        cf[kx.C_ON_THREE] = cfg.aging_on_three_gens
         cf[kx.C_KSWAPD] = sc.kswapd
         cf[kx.C_ROOT] = sc.root_reclaim
-        cf[kx.C_ABORT_AT_GOAL] = cfg.abort_memcg_scan_at_goal
         cf[kx.C_PRIORITY] = sc.priority
         cf[kx.C_NR_TO_RECLAIM] = min(sc.nr_to_reclaim, (1 << 62))
-        cf[kx.C_NR_HIST] = lruvec.nr_hist_gens
-        cf[kx.C_MEMCG_ID] = memcg.id
-        cf[kx.C_NID] = lruvec.nid
         cf[kx.C_ONLINE] = memcg.online
         cf[kx.C_UNPROTECTED] = memcg.parent is None or memcg is sc.target
         cf[kx.C_MEMORY_MIN] = memcg.memory_min
@@ -96,7 +188,9 @@ class _Run:
         cf[kx.C_NPROCS] = min(len(k.procs), _NPROCS)
         cf[kx.C_SWCAP] = k.swap.capacity
         cf[kx.C_HAS_IDLE] = mem.page_idle is not None
-        self.cf = cf
+        cf[kx.C_KEEP_OK] = cf[kx.C_FAST_OK] and k.caps.lru_gen_enabled()
+        cf[kx.C_PMD_READY] = pmd is not None
+        self.cf = cf = np.array(cf, np.int64)
         hint = rmap_enable(k)
         idle = mem.page_idle if mem.page_idle is not None else np.zeros(1, np.uint8)
         self.folios = (mem.flags, mem.gen, mem.lru, mem.memcg, idle, hint)
@@ -105,9 +199,7 @@ class _Run:
                    lruvec.avg_total, lruvec.protected, lruvec.evicted, lruvec.refaulted,
                    self.min_seq)
         self.ctr = np.array([mem.order_head, mem.order_tail], np.int64)
-        self.bufs = (np.empty(MAX_LRU_BATCH, np.int64), np.empty(MAX_LRU_BATCH, np.int64),
-                     np.zeros(6, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
-                     np.empty(_FREED, np.int64), np.empty(_FREED, np.int64))
+        self.bufs = _bufs()
         self.cm = np.zeros((2, 4), np.int64)
         self.cand = [_EMPTY_I, _EMPTY_I]
         self.snap = [_EMPTY_U, _EMPTY_U]
@@ -123,9 +215,14 @@ class _Run:
         self.cf[kx.C_MAX_SEQ] = lruvec.max_seq
         self.ctr[:] = (k.mem.order_head, k.mem.order_tail)
         swap = k.swap
-        self.free_slots = np.array(swap._free, np.int64)
+        # the end of the free list, which slots are taken from (the loop asks for more)
+        free = swap._free
+        w = min(len(free), max(_SWAP_WINDOW, int(st[kx.S_SWWANT])))
+        self.free_base = len(free) - w
+        self.free_slots = np.array(free[self.free_base:], np.int64)
         self.swap = (swap.shadow, self.free_slots)
-        st[kx.S_SWNFREE] = len(swap._free)
+        st[kx.S_SWNFREE] = w
+        st[kx.S_SWREST] = self.free_base
         st[kx.S_SWNEXT] = swap._next
         st[kx.S_SWUSED] = swap.nr_used
         st[kx.S_NR_RECLAIMED] = self.sc.nr_reclaimed
@@ -144,8 +241,8 @@ class _Run:
 
     def run(self) -> int:
         caches = (self.cand[0], self.snap[0], self.cand[1], self.snap[1], self.cm)
-        x = evict_loop(self.folios, self.lv, caches, self.ctr, self.procs, self.swap,
-                          self.pinned, self.cf, self.st, self.bufs)
+        x = evict_loop(self.folios, self.lv, caches, self.ctr, self.procs, self.pmd,
+                       self.swap, self.pinned, self.cf, self.st, self.bufs)
         self.flush()
         return x
 
@@ -167,7 +264,7 @@ class _Run:
         swap = k.swap
         freed = int(st[kx.S_FREED])
         if freed:
-            del swap._free[int(st[kx.S_SWNFREE]):]
+            del swap._free[self.free_base + int(st[kx.S_SWNFREE]):]
             swap._next = int(st[kx.S_SWNEXT])
             swap.nr_used = int(st[kx.S_SWUSED])
             swap.pswpout += freed
@@ -183,11 +280,16 @@ class _Run:
                 node.free_gen += 1
                 start = end
         sc.nr_reclaimed = int(st[kx.S_NR_RECLAIMED])
+        nb = int(st[kx.S_NBLOOM])
+        if nb:  # look-around's Bloom filter inserts, in order
+            for mm_id, key in self.bufs[6][:2 * nb].reshape(-1, 2).tolist():
+                update_bloom_filter(lruvec.mm_state, lruvec.max_seq, mm_id, key)
+        COUNTS["keep"] += int(st[kx.S_NKEEP])
         sc.evicted_anon = bool(st[kx.S_EVICTED_ANON])
         for t in range(2):
             count_reclaim(k, lruvec, sc, t, "pgsteal", int(st[kx.S_PGSTEAL + t]))
         for i in (kx.S_NR_SCANNED, kx.S_PGSCAN, kx.S_PGSCAN1, kx.S_PGSTEAL, kx.S_PGSTEAL1,
-                  kx.S_FREED, kx.S_NFREED, kx.S_NCHUNKS):
+                  kx.S_FREED, kx.S_NFREED, kx.S_NCHUNKS, kx.S_NBLOOM, kx.S_NKEEP):
             st[i] = 0
 
 
@@ -196,7 +298,23 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
     from mglru.lru_gen import eviction as ev
 
     sc.evicted_anon = False
+    if sc.priority == DEF_PRIORITY and lruvec.nr_pages.sum() < 1 << DEF_PRIORITY:
+        # get_nr_to_scan() never ages at DEF_PRIORITY: a first pass over a small
+        # lruvec (size >> 12 is 0) ends here, without packing the loop's arguments
+        rmap_enable(k)
+        nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
+        if nr <= 0:
+            return nr < 0
     run = _Run(k, lruvec, sc, swappiness)
+    try:
+        return _shrink(k, lruvec, sc, swappiness, run)
+    finally:
+        _POOL[:] = [run.bufs]
+
+
+def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run: _Run) -> bool:
+    from mglru.lru_gen import eviction as ev
+
     run.pinned = np.array(sorted(k.pinned), np.int64) if k.pinned else _EMPTY_I
     st = run.st
     mem = k.mem
@@ -205,13 +323,29 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
         if x == kx.X_DONE:
             return bool(st[kx.S_RET])
         if x == kx.X_ITER:
-            # this iteration ages or completes writeback: all of it in Python
+            # the PID's counters are too large for the loop: this iteration in Python
+            COUNTS["iter"] += 1
             nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
             if nr <= 0:
                 return nr < 0
             st[kx.S_NR_TO_SCAN] = nr
             st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
             st[kx.S_PHASE] = kx.PH_AFTER
+        elif x == kx.X_AGE:
+            # get_nr_to_scan() ages; the loop goes on with evict_folios()
+            COUNTS["age"] += 1
+            nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
+            if nr <= 0:
+                return nr < 0
+            st[kx.S_NR_TO_SCAN] = nr
+            st[kx.S_PHASE] = kx.PH_EVICT
+        elif x == kx.X_EVICT:
+            COUNTS["iter"] += 1
+            nr = int(st[kx.S_NR_TO_SCAN])
+            st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
+            st[kx.S_PHASE] = kx.PH_AFTER
+        elif x == kx.X_WBEND:
+            k.end_writeback()  # evict_folios() first completes writeback
         elif x == kx.X_PREP:
             # scan_folios()'s prelude: renumber, or rebuild the list's tail-first order
             t = int(st[kx.S_TYPE])
@@ -227,6 +361,7 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
             for pfn in run.bufs[1][:int(st[kx.S_NWB])].tolist():
                 k.start_writeback(pfn)
         elif x == kx.X_SHRINK:
+            COUNTS["shrink"] += 1
             isolated = run.bufs[0][:int(st[kx.S_NOUT])].tolist()
             ev.reclaim_isolated(k, lruvec, sc, int(st[kx.S_TYPE]), isolated)
             st[kx.S_DELTA] = st[kx.S_ISO_SCANNED]
@@ -236,5 +371,8 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
             grown = np.zeros(max(int(st[kx.S_GROW]), 2 * len(swap.shadow), 1024), np.int64)
             grown[: len(swap.shadow)] = swap.shadow
             swap.shadow = grown
+        elif x == kx.X_PMD:
+            run.pmd = _pack_pmd(k)
+            run.cf[kx.C_PMD_READY] = 1
         # X_FLUSH: nothing more than the flush
         run.load()

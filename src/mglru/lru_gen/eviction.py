@@ -15,10 +15,11 @@ refault test, coupled min_seq.
 `try_to_shrink_lruvec` hands its loop to the compiled `evict_fast.shrink_lruvec`
 (unless `evict_fast.ENABLED` is False), which comes back here for what it cannot
 do: `get_nr_to_scan` with aging, `evict_folios` after writeback, and
-`reclaim_isolated` for batches that need the per-folio path.
+`reclaim_isolated` for batches that need the per-folio path (anything but 4 KiB
+anonymous folios mapped once by tasks without secondary MMUs).
 
 Future optimizations:
-1. compile the per-folio path (references, look-around, putback) into the loop.
+1. THP, file and shmem folios and secondary MMUs in the compiled loop.
 """
 
 from __future__ import annotations
