@@ -55,7 +55,7 @@ from mglru.lru_gen._evict_layout import (
     S_SWUSED,
 )
 from mglru.lru_gen._jit_cache import invalidate_stale
-from mglru.lru_gen._look_around_kernel import harvest_window
+from mglru.lru_gen._look_around_kernel import harvest_window, look_around_window
 from mglru.mm.page import (
     LRU_REFS_MASK as _REFS_MASK,
     LRU_REFS_SHIFT as _REFS_SHIFT,
@@ -85,7 +85,6 @@ from mglru.mm.process import VM_SPECIAL as _VM_SPECIAL
 invalidate_stale(__file__, "_evict_layout.py", "_look_around_kernel.py")
 _LIST_SHIFT = 29
 _ORDER_MASK = (1 << 29) - 1
-_PMD_SIZE = 1 << 21
 _WINDOW = 64  # MIN_LRU_BATCH PTEs
 _NOT_4K_ANON = (_PG_head | _PG_tail | _PG_writeback | _PG_dirty | _PG_unevictable
                 | _PG_swapcache)
@@ -305,18 +304,9 @@ def _look_around(ff, fp, paddr, v, flags, gen, lru, memcg, nr_pages, nr_listed, 
     if v[j, 2] & _VM_SPECIAL:
         return True
     addr = paddr[h // 512] + ((h % 512) << 12)
-    start = max(addr & ~(_PMD_SIZE - 1), v[j, 0])
-    end = min(addr | (_PMD_SIZE - 1), v[j, 1] - 1) + 1
+    start, end = look_around_window(addr, v[j, 0], v[j, 1], _WINDOW)
     if cf[C_SKIP_LONE] and end - start == 4096:
-        return True
-    half = _WINDOW * 4096 // 2
-    if end - start > _WINDOW * 4096:
-        if addr - start < half:
-            end = start + 2 * half
-        elif end - addr < half:
-            start = end - 2 * half
-        else:
-            start, end = addr - half, addr + half
+        return True  # the PMD's span in the VMA is this page alone (never cut)
     base = h - ((addr - start) >> 12)
     n = (end - start) >> 12
     win_f = ff[base:base + n]

@@ -30,7 +30,28 @@ from mglru.mm.page import (
     PG_workingset as _PG_workingset,
 )
 
-__all__ = ["harvest_window"]
+__all__ = ["harvest_window", "look_around_window"]
+
+_PMD_SIZE = 2 << 20
+_PAGE_SIZE = 4096
+
+
+@njit(cache=True, nogil=True)
+def look_around_window(addr, vma_start, vma_end, nr_pages):
+    """The [start, end) lru_gen_look_around() scans around `addr`: its PMD's span inside
+    the VMA, cut to `nr_pages` pages centred on `addr` where it is longer (moved to fit
+    at either edge). mm/vmscan.c: lru_gen_look_around()."""
+    start = max(addr & ~(_PMD_SIZE - 1), vma_start)
+    end = min(addr | (_PMD_SIZE - 1), vma_end - 1) + 1
+    half = nr_pages * _PAGE_SIZE // 2
+    if end - start > nr_pages * _PAGE_SIZE:
+        if addr - start < half:
+            end = start + 2 * half
+        elif end - addr < half:
+            start = end - 2 * half
+        else:
+            start, end = addr - half, addr + half
+    return start, end
 
 
 @njit(cache=True, nogil=True)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mglru.lru_gen._look_around_kernel import harvest_window
+from mglru.lru_gen._look_around_kernel import harvest_window, look_around_window
 from mglru.lru_gen.bloom import update_bloom_filter
 from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
 from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_NR_GENS, MIN_LRU_BATCH
@@ -36,7 +36,6 @@ from mglru.mm.page import (
     PAGE_SHIFT,
     PAGE_SIZE,
     PMD_SHIFT,
-    PMD_SIZE,
     PTE_DIRTY,
     PTE_PRESENT,
     PTE_SPECIAL,
@@ -187,18 +186,9 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
             return True
     if vma.flags & VM_SPECIAL:
         return young_target
-    start = max(addr & ~(PMD_SIZE - 1), vma.start)
-    end = min(addr | (PMD_SIZE - 1), vma.end - 1) + 1
+    start, end = look_around_window(addr, vma.start, vma.end, MIN_LRU_BATCH)
     if rules.look_around_skips_lone_and_unlisted and end - start == PAGE_SIZE:
-        return True
-    half = MIN_LRU_BATCH * PAGE_SIZE // 2
-    if end - start > MIN_LRU_BATCH * PAGE_SIZE:
-        if addr - start < half:
-            end = start + 2 * half
-        elif end - addr < half:
-            start = end - 2 * half
-        else:
-            start, end = addr - half, addr + half
+        return True  # the PMD's span in the VMA is this page alone (never cut)
     node = k.mem.nodes[lruvec.nid]
     memcg_id = lruvec.memcg.id
     has_notifiers = mm.has_notifiers() and rules.look_around_notify
