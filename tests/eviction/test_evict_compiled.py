@@ -53,6 +53,16 @@ def workloads(draw):
     }
 
 
+def _reclaim_between_digests(k: SimKernel, marks: list, pages: int) -> None:
+    """Digest, write `pages` to /w's memory.reclaim (EAGAIN allowed), digest again."""
+    marks.append(digest(k))
+    try:
+        k.write(f"{CG}/w/memory.reclaim", str(pages * PAGE_SIZE))
+    except OSError:
+        pass
+    marks.append(digest(k))
+
+
 def _run(w: dict) -> list:
     from mglru.workload import Engine, host_stream
 
@@ -94,12 +104,7 @@ def _run(w: dict) -> list:
                                                 t_ns=t_ns[:half])], quantum_ms=0)
         lv = k.memcg("/w").lruvecs[0]
         k.write("/sys/kernel/debug/lru_gen", f"+ {lv.memcg.id} 0 {lv.max_seq} 60 1")
-        marks.append(digest(k))
-        try:
-            k.write(f"{CG}/w/memory.reclaim", str(int(rng.integers(1, 400)) * PAGE_SIZE))
-        except OSError:
-            pass
-        marks.append(digest(k))
+        _reclaim_between_digests(k, marks, int(rng.integers(1, 400)))
         Engine(k, truth=False).run([host_stream(p, regions[0], pages[half:], writes[half:],
                                                 t_ns=t_ns[half:] + k.clock_ns)], quantum_ms=0)
     except Exception as e:  # noqa: BLE001 - both paths must fail alike
@@ -214,12 +219,7 @@ def _run_hot(w: dict) -> list:
                                                         t_ns=t_ns)], quantum_ms=0)
             if w["idle"] and r % 2 == 0:
                 k.pwrite("/sys/kernel/mm/page_idle/bitmap", b"\xff" * 1024, 0)
-            marks.append(digest(k))
-            try:
-                k.write(f"{CG}/w/memory.reclaim", str(int(rng.integers(8, 120)) * PAGE_SIZE))
-            except OSError:
-                pass
-            marks.append(digest(k))
+            _reclaim_between_digests(k, marks, int(rng.integers(8, 120)))
     except Exception as e:  # noqa: BLE001 - both paths must fail alike
         marks.append(f"{type(e).__name__}: {e}")
     marks.append(digest(k))

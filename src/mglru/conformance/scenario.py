@@ -72,6 +72,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from mglru.abi.qemu import SWAP_DEVICES
+
 __all__ = ["Scenario", "Step", "ScenarioError", "STEP_FIELDS", "FILE_SYSTEMS", "load_scenario",
            "builtin_scenarios", "parse_size"]
 
@@ -99,7 +101,7 @@ STEP_FIELDS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 #: the swap devices a real guest can have (`swap = "..."`): a RAM disk, synchronous
 #: like zram (anonymous swap-ins bypass the swap cache), or null_blk, an SSD-like
 #: disk (swap cache, VMA readahead); the model runs with the matching device
-SWAP_KINDS = ("ram", "nullb")
+SWAP_KINDS = tuple(SWAP_DEVICES)
 
 #: where `file` steps create their files: "disk" is page cache (the file LRU), "tmpfs" shmem
 FILE_SYSTEMS = ("disk", "tmpfs")

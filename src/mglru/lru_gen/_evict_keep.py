@@ -289,10 +289,12 @@ def _harvest_refs(win_f, win_p, cand, flags, gen, lru, memcg, nr_pages, nr_liste
 
 
 @njit(cache=True, nogil=True)
-def _look_around(ff, fp, paddr, v, flags, gen, lru, memcg, nr_pages, nr_listed, min_seq, cf,
-                 ctr, bloom, st, mm_id, h, j):
-    """lru_gen_look_around() on PTE `h` (PTE bits `ff`, pfns `fp` and PMD addresses
-    `paddr` of its task, VMA `j` of the table `v`); returns referenced."""
+def _look_around(task, v, folios, lv, cf, ctr, bloom, st, h, j):
+    """lru_gen_look_around() on PTE `h` of `task` (its PTE bits, pfns, PMD addresses and
+    mm id), in VMA `j` of the table `v`; returns referenced."""
+    ff, fp, paddr, mm_id = task
+    flags, gen, lru, memcg, _idle, _hint = folios
+    nr_pages, nr_listed, _a, _b, _c, _e, _d, min_seq = lv
     mode = cf[C_LA_MODE]
     young = 0
     if not ff[h] & _PTE_YOUNG:
@@ -374,10 +376,8 @@ def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner
                 # folio_referenced()
                 referenced = 0
                 r0 = pinfo[p, _P_ROW0]
-                if _look_around(ff, ppfn[p], paddr_all[r0:r0 + pinfo[p, 0] // 512], vmas,
-                                flags, gen, lru, memcg,
-                                nr_pages, nr_listed, min_seq, cf, ctr, bloom, st, pinfo[p, 3],
-                                h, vrow[i]):
+                task = (ff, ppfn[p], paddr_all[r0:r0 + pinfo[p, 0] // 512], pinfo[p, 3])
+                if _look_around(task, vmas, folios, lv, cf, ctr, bloom, st, h, vrow[i]):
                     referenced += 1
                 if cf[C_LA_MODE] == LA_CLEAR_FLUSH and ff[h] & _PTE_YOUNG:
                     ff[h] &= np.uint8(~_PTE_YOUNG & 0xFF)

@@ -322,23 +322,20 @@ def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run:
         x = run.run()
         if x == kx.X_DONE:
             return bool(st[kx.S_RET])
-        if x == kx.X_ITER:
-            # the PID's counters are too large for the loop: this iteration in Python
-            COUNTS["iter"] += 1
+        if x in (kx.X_ITER, kx.X_AGE):
+            # X_AGE: get_nr_to_scan() ages, then the loop goes on with evict_folios();
+            # X_ITER: the PID's counters are too large for the loop, so this whole
+            # iteration runs in Python
+            COUNTS["iter" if x == kx.X_ITER else "age"] += 1
             nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
             if nr <= 0:
                 return nr < 0
             st[kx.S_NR_TO_SCAN] = nr
-            st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
-            st[kx.S_PHASE] = kx.PH_AFTER
-        elif x == kx.X_AGE:
-            # get_nr_to_scan() ages; the loop goes on with evict_folios()
-            COUNTS["age"] += 1
-            nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
-            if nr <= 0:
-                return nr < 0
-            st[kx.S_NR_TO_SCAN] = nr
-            st[kx.S_PHASE] = kx.PH_EVICT
+            if x == kx.X_ITER:
+                st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
+                st[kx.S_PHASE] = kx.PH_AFTER
+            else:
+                st[kx.S_PHASE] = kx.PH_EVICT
         elif x == kx.X_EVICT:
             COUNTS["iter"] += 1
             nr = int(st[kx.S_NR_TO_SCAN])

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["exit_mmap", "unmap_vma_range", "shmem_evict_inode"]
 
 
-def _free_anon(k: SimKernel, heads: np.ndarray, nr: int) -> None:
+def _free_folios(k: SimKernel, heads: np.ndarray, nr: int) -> None:
     mem = k.mem
     if not len(heads):
         return
@@ -79,7 +79,7 @@ def _free_swap_cache(k: SimKernel, keys: np.ndarray, mapped: bool) -> None:
             cache.delete(pfn)
             k.mem.flags[pfn] &= ~np.uint16(PG_swapcache)
             orphans.append(pfn)
-    _free_anon(k, np.array(orphans, np.int64), 1)
+    _free_folios(k, np.array(orphans, np.int64), 1)
 
 
 def unmap_vma_range(k: SimKernel, p: Process, vma: Vma, start: int, end: int) -> None:
@@ -99,7 +99,7 @@ def unmap_vma_range(k: SimKernel, p: Process, vma: Vma, start: int, end: int) ->
     leaf = rows[pt.pmd_state[rows] == PMD_LEAF]
     if len(leaf):
         heads = pt.pmd_pfn[leaf].astype(np.int64)
-        _free_anon(k, heads, HPAGE_PMD_NR)
+        _free_folios(k, heads, HPAGE_PMD_NR)
         pt.pmd_state[leaf] = PMD_NONE
         pt.pmd_flags[leaf] = 0
     vpns = ((slots[:, None] << 9) + np.arange(512, dtype=np.int64)).ravel()
@@ -119,7 +119,7 @@ def unmap_vma_range(k: SimKernel, p: Process, vma: Vma, start: int, end: int) ->
     anon = pfns[(k.mem.flags[pfns] & PG_anon) != 0]
     if k.swap.cache.folio:
         _free_swap_cache(k, anon, mapped=True)
-    _free_anon(k, anon, 1)
+    _free_folios(k, anon, 1)
     ff[idx] = 0
     fp[idx] = 0
     for sub in p.mm.notifiers:
@@ -135,9 +135,9 @@ def shmem_evict_inode(k: SimKernel, f: File) -> None:
     pfns = f.pages[f.pages >= 0]
     if len(pfns):
         heads = pfns[(k.mem.flags[pfns] & PG_head) != 0]
-        _free_anon(k, heads, HPAGE_PMD_NR)
+        _free_folios(k, heads, HPAGE_PMD_NR)
         small = pfns[(k.mem.flags[pfns] & (PG_head | PG_tail)) == 0]
-        _free_anon(k, small, 1)
+        _free_folios(k, small, 1)
     slots = f.swap[f.swap != 0]
     if len(slots):
         if k.swap.cache.folio:
