@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 from kernel_checks import snapshot
 
@@ -129,3 +130,22 @@ def test_hits_set_bits_without_faults():
     pfns = pt.pte_pfn.reshape(-1)[pt.pte_flags.reshape(-1) & 1 != 0]
     assert set(eng.last_access_ms[pfns].tolist()) == {1}
     assert k.clock_ns == (ANON - 1) * 1000
+
+
+@pytest.mark.parametrize("config", ["v6.1", "v6.10", "seed-v4", "v6.14"])
+@pytest.mark.parametrize("n", [72, 73, 74, 109, 145])
+def test_fault_that_charges_and_ages(config, n):
+    """Writes cycling over 48 pages under a 36-page memory.max: faults charge, and
+    some charges age (clearing the PMD's accessed bit and the mm's use mark). With
+    n = 73, 109, 145 the stream ends with such a fault: the loop, which faults it
+    after the charge, must leave both as the charge left them."""
+    pages = np.arange(n) % ANON
+    writes = np.ones(n, bool)
+    t = np.arange(n) * 1_000_000
+    k1, p1, bases1 = _setup(36, False, config)
+    k2, p2, bases2 = _setup(36, False, config)
+    Engine(k1).run([host_stream(p1, bases1[0], pages, writes, t_ns=t)], quantum_ms=0.5)
+    for i in range(n):
+        set_clock(k2, int(t[i]))
+        p2.access(bases2[0] + int(pages[i]) * PAGE_SIZE, PAGE_SIZE, write=True)
+    assert _state(k1) == _state(k2)

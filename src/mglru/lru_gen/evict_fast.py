@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from mglru.lru_gen.eviction import ScanControl
     from mglru.lru_gen.lruvec import Lruvec
 
-__all__ = ["ENABLED", "shrink_lruvec"]
+__all__ = ["ENABLED", "shrink_lruvec", "forget_packed_procs"]
 
 #: False forces the Python path (tests compare the two)
 ENABLED = True
@@ -61,6 +61,9 @@ _PAD_PMD = (_PAD_F, _PAD_P, _PAD_A, _PAD_V)
 #: hand-backs to the Python path (a batch to shrink, an iteration run in Python),
 #: agings between batches, and batches whose folios the loop kept itself; tests read them
 COUNTS = {"shrink": 0, "iter": 0, "age": 0, "keep": 0}
+#: the counters of st that `_Run.flush` applies (and zeroes)
+_APPLIED = np.array([kx.S_NR_SCANNED, kx.S_PGSCAN, kx.S_PGSCAN1, kx.S_PGSTEAL, kx.S_PGSTEAL1,
+                     kx.S_FREED, kx.S_NFREED, kx.S_NCHUNKS, kx.S_NBLOOM, kx.S_NKEEP])
 
 
 def _vma_table(mm) -> tuple:  # noqa: ANN001
@@ -112,6 +115,30 @@ def _procs(k: SimKernel):
         pmd = (pt.pmd_state, pt.pmd_pfn, pt.pmd_addr, table)
     pad = _NPROCS - len(procs)
     return (tuple(pf) + (_PAD_F,) * pad, tuple(pp) + (_PAD_P,) * pad, info), pmd, True
+
+
+def _packed_procs(k: SimKernel) -> tuple:
+    """`_procs(k)`, kept on the kernel while its tasks, page tables and VMAs stay the same.
+
+    A memcg at memory.max reclaims once per 32 pages or so, and each time the
+    same tables would be packed again. The key holds the objects `_procs` reads
+    (so that no id can be reused while it is kept); exit drops it
+    (`forget_packed_procs`).
+    """
+    objs = tuple((p.mm.pt.pte_flags, p.mm.pt.pmd_state, p.mm.pt.nr_rows, bool(p.mm.notifiers),
+                  tuple(p.mm.vmas)) for p in k.procs.values())
+    cached = getattr(k, "_evict_procs", None)
+    if cached is None or len(cached[0]) != len(objs) or any(
+            a[0] is not b[0] or a[1] is not b[1] or a[2] != b[2] or a[3] != b[3]
+            or len(a[4]) != len(b[4]) or any(x is not y for x, y in zip(a[4], b[4], strict=True))
+            for a, b in zip(cached[0], objs, strict=True)):
+        cached = k._evict_procs = (objs, _procs(k))  # noqa: SLF001
+    return cached[1]
+
+
+def forget_packed_procs(k: SimKernel) -> None:
+    """Drop the packed page tables (a task exits: its tables must not be kept alive)."""
+    k._evict_procs = None  # noqa: SLF001
 
 
 def _pack_pmd(k: SimKernel) -> tuple:
@@ -168,7 +195,7 @@ class _Run:
     def __init__(self, k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> None:
         self.k, self.lruvec, self.sc = k, lruvec, sc
         mem, memcg = k.mem, lruvec.memcg
-        self.procs, pmd, procs_ok = _procs(k)
+        self.procs, pmd, procs_ok = _packed_procs(k)
         self.pmd = _PAD_PMD if pmd is None else pmd
         static = getattr(lruvec, "_evict_static", None)
         if static is None:
@@ -192,13 +219,17 @@ class _Run:
         cf[kx.C_PMD_READY] = pmd is not None
         self.cf = cf = np.array(cf, np.int64)
         hint = rmap_enable(k)
-        idle = mem.page_idle if mem.page_idle is not None else np.zeros(1, np.uint8)
+        idle = mem.page_idle if mem.page_idle is not None else _PAD_F
         self.folios = (mem.flags, mem.gen, mem.lru, mem.memcg, idle, hint)
-        self.min_seq = np.array(lruvec.min_seq, np.int64)
-        self.lv = (lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0], lruvec.avg_refaulted,
-                   lruvec.avg_total, lruvec.protected, lruvec.evicted, lruvec.refaulted,
-                   self.min_seq)
-        self.ctr = np.array([mem.order_head, mem.order_tail], np.int64)
+        arrays = getattr(lruvec, "_evict_arrays", None)
+        if arrays is None:  # the lruvec's arrays never change: their views are kept
+            min_seq = np.zeros(2, np.int64)
+            arrays = lruvec._evict_arrays = (  # noqa: SLF001
+                min_seq, (lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0],
+                          lruvec.avg_refaulted, lruvec.avg_total, lruvec.protected,
+                          lruvec.evicted, lruvec.refaulted, min_seq))
+        self.min_seq, self.lv = arrays
+        self.ctr = np.zeros(2, np.int64)
         self.bufs = _bufs()
         self.cm = np.zeros((2, 4), np.int64)
         self.cand = [_EMPTY_I, _EMPTY_I]
@@ -248,49 +279,45 @@ class _Run:
 
     def flush(self) -> None:
         """Apply what the loop did to the Python-side state, and zero its counters."""
-        k, lruvec, sc, st = self.k, self.lruvec, self.sc, self.st
+        k, lruvec, sc = self.k, self.lruvec, self.sc
+        st = self.st.tolist()  # one conversion: the fields below are read as Python ints
         mem = k.mem
         lruvec.min_seq[:] = self.min_seq.tolist()
-        mem.order_head, mem.order_tail = int(self.ctr[0]), int(self.ctr[1])
+        mem.order_head, mem.order_tail = self.ctr.tolist()
+        for t, (present, pos, tail, g) in enumerate(self.cm.tolist()):
+            if present:
+                lruvec.scan_cache[(g, t)] = [self.cand[t], self.snap[t], pos, tail]
+        sc.nr_scanned += st[kx.S_NR_SCANNED]
         for t in range(2):
-            if self.cm[t, kx.M_PRESENT]:
-                g = int(self.cm[t, kx.M_GEN])
-                lruvec.scan_cache[(g, t)] = [self.cand[t], self.snap[t],
-                                             int(self.cm[t, kx.M_POS]),
-                                             int(self.cm[t, kx.M_TAIL])]
-        sc.nr_scanned += int(st[kx.S_NR_SCANNED])
-        for t in range(2):
-            count_reclaim(k, lruvec, sc, t, "pgscan", int(st[kx.S_PGSCAN + t]))
+            count_reclaim(k, lruvec, sc, t, "pgscan", st[kx.S_PGSCAN + t])
         swap = k.swap
-        freed = int(st[kx.S_FREED])
+        freed = st[kx.S_FREED]
         if freed:
-            del swap._free[self.free_base + int(st[kx.S_SWNFREE]):]
-            swap._next = int(st[kx.S_SWNEXT])
-            swap.nr_used = int(st[kx.S_SWUSED])
+            del swap._free[self.free_base + st[kx.S_SWNFREE]:]
+            swap._next = st[kx.S_SWNEXT]
+            swap.nr_used = st[kx.S_SWUSED]
             swap.pswpout += freed
             k.stats["pswpout"] += freed
             lruvec.nr_evicted_pages += freed
             lruvec.memcg.charge(-freed)
             node = mem.nodes[lruvec.nid]
-            pfns = self.bufs[4][:int(st[kx.S_NFREED])].copy()
+            pfns = self.bufs[4][:st[kx.S_NFREED]].copy()
             start = 0
-            for end in self.bufs[5][:int(st[kx.S_NCHUNKS])].tolist():
+            for end in self.bufs[5][:st[kx.S_NCHUNKS]].tolist():
                 node.free.append(pfns[start:end])
                 node.nr_free_listed += end - start
                 node.free_gen += 1
                 start = end
-        sc.nr_reclaimed = int(st[kx.S_NR_RECLAIMED])
-        nb = int(st[kx.S_NBLOOM])
+        sc.nr_reclaimed = st[kx.S_NR_RECLAIMED]
+        nb = st[kx.S_NBLOOM]
         if nb:  # look-around's Bloom filter inserts, in order
             for mm_id, key in self.bufs[6][:2 * nb].reshape(-1, 2).tolist():
                 update_bloom_filter(lruvec.mm_state, lruvec.max_seq, mm_id, key)
-        COUNTS["keep"] += int(st[kx.S_NKEEP])
+        COUNTS["keep"] += st[kx.S_NKEEP]
         sc.evicted_anon = bool(st[kx.S_EVICTED_ANON])
         for t in range(2):
-            count_reclaim(k, lruvec, sc, t, "pgsteal", int(st[kx.S_PGSTEAL + t]))
-        for i in (kx.S_NR_SCANNED, kx.S_PGSCAN, kx.S_PGSCAN1, kx.S_PGSTEAL, kx.S_PGSTEAL1,
-                  kx.S_FREED, kx.S_NFREED, kx.S_NCHUNKS, kx.S_NBLOOM, kx.S_NKEEP):
-            st[i] = 0
+            count_reclaim(k, lruvec, sc, t, "pgsteal", st[kx.S_PGSTEAL + t])
+        self.st[_APPLIED] = 0
 
 
 def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> bool:
@@ -298,7 +325,7 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
     from mglru.lru_gen import eviction as ev
 
     sc.evicted_anon = False
-    if sc.priority == DEF_PRIORITY and lruvec.nr_pages.sum() < 1 << DEF_PRIORITY:
+    if sc.priority == DEF_PRIORITY and lruvec.total_pages() < 1 << DEF_PRIORITY:
         # get_nr_to_scan() never ages at DEF_PRIORITY: a first pass over a small
         # lruvec (size >> 12 is 0) ends here, without packing the loop's arguments
         rmap_enable(k)

@@ -40,6 +40,7 @@ from mglru.lru_gen.helpers import (
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
     MAX_LRU_BATCH,
+    MAX_NR_GENS,
     MIN_LRU_BATCH,
     MIN_NR_GENS,
     lru_gen_from_seq,
@@ -128,10 +129,11 @@ def should_run_aging(lruvec: Lruvec, swappiness: int, on_three_gens: bool = True
     if m + MIN_NR_GENS > max_seq:
         return True, 0
     size = young = old = 0
+    per_gen = lruvec.pages_per_gen()
     for t in range(ANON_AND_FILE):
         if type_is_evictable(t, swappiness):
             for seq in range(lruvec.min_seq[t], max_seq + 1):
-                n = lruvec.nr_pages_of_seq(seq, t)
+                n = max(per_gen[seq % MAX_NR_GENS][t], 0)  # Lruvec.nr_pages_of_seq
                 size += n
                 if seq == max_seq:
                     young += n

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mglru.lru_gen.evict_fast import forget_packed_procs
 from mglru.lru_gen.folio import lru_gen_del_folio
 from mglru.mm.page import (
     HPAGE_PMD_NR,
@@ -150,6 +151,7 @@ def shmem_evict_inode(k: SimKernel, f: File) -> None:
 
 def exit_mmap(k: SimKernel, p: Process) -> None:
     """Unmap every VMA of a task's mm; shared anonymous memory goes with its last mapping."""
+    forget_packed_procs(k)
     files = []
     for vma in list(p.mm.vmas):
         unmap_vma_range(k, p, vma, vma.start, vma.end)

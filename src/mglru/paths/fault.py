@@ -63,7 +63,8 @@ if TYPE_CHECKING:
     from mglru.mm.memcg import MemCgroup
     from mglru.mm.process import Mm, Process, Vma
 
-__all__ = ["user_access", "file_read", "new_folios", "mark_accessed", "get_user_pages"]
+__all__ = ["user_access", "file_read", "new_folios", "mark_accessed", "get_user_pages",
+           "fault_anon_page"]
 
 _CHUNK = 1 << 14
 _LIMITED_CHUNK = 64
@@ -261,7 +262,19 @@ def _swap_in(k: SimKernel, p: Process, vma: Vma, sidx: npt.NDArray[np.int64], wr
     ff[sidx] = PTE_PRESENT | PTE_YOUNG | ((PTE_DIRTY | PTE_WRITE) if write else 0)
 
 
-def _fault_anon_one(k: SimKernel, p: Process, vma: Vma, vpn: int, write: bool) -> None:
+def fault_anon_page(k: SimKernel, p: Process, vpn: int, write: bool) -> None:
+    """Fault page `vpn` of a 4 KiB anonymous VMA whose PMD the hardware already marked.
+
+    The stream engine's way back when its compiled fault set the PMD's bits and
+    charged (and reclaimed) before it found it could not finish: what reclaim
+    did to those bits (and to the mm's lru_gen_use_mm() mark) stands, as in one fault.
+    """
+    vma = p.mm.find_vma(vpn << PAGE_SHIFT)
+    _fault_anon_one(k, p, vma, vpn, write, pmd_set=True)
+
+
+def _fault_anon_one(k: SimKernel, p: Process, vma: Vma, vpn: int, write: bool,
+                    pmd_set: bool = False) -> None:
     """`_fault_ptes` for one page of an anonymous 4 KiB VMA, on Python ints.
 
     NOTE: the stream engine faults one page at a time; this reaches the same
@@ -271,9 +284,10 @@ def _fault_anon_one(k: SimKernel, p: Process, vma: Vma, vpn: int, write: bool) -
     mm = p.mm
     pt = mm.pt
     row = int(vma.rows[(vpn >> 9) - (vma.start >> PMD_SHIFT)])
-    if pt.pmd_state[row] == PMD_NONE:
-        pt.pmd_state[row] = PMD_TABLE
-    pt.pmd_flags[row] |= PTE_YOUNG  # the hardware sets non-leaf accessed bits too
+    if not pmd_set:
+        if pt.pmd_state[row] == PMD_NONE:
+            pt.pmd_state[row] = PMD_TABLE
+        pt.pmd_flags[row] |= PTE_YOUNG  # the hardware sets non-leaf accessed bits too
     idx = row * PTRS_PER_PTE + (vpn & (PTRS_PER_PTE - 1))
     ff = pt.flat_flags()
     fp = pt.flat_pfn()

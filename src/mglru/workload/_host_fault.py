@@ -19,13 +19,16 @@ and the caller applies them before Python code can read them.
 
 `par` = [memcg id, nid, max_seq, min_seq anon, min_seq file, nr_hist_gens,
 folio_seq_by_workingset, independent_min_seq, refault_stats_only_recent,
-two_step_promotion, active_add_resets_tier, budget, swap cache]: a non-zero "swap cache"
-(the device is not synchronous, or some slot is in the swap cache) leaves every
-swap-in to `paths.fault`; `res` = [pages allocated, order head, pgfault,
-pgmajfault, workingset refault, activate, restore, slots freed, faults].
+two_step_promotion, active_add_resets_tier, budget, swap cache, PMD skip]: a non-zero
+"swap cache" (the device is not synchronous, or some slot is in the swap cache) leaves
+every swap-in to `paths.fault`; "PMD skip" is the index of an access whose fault already
+set its PMD's bits before its charge reclaimed (`host_hits` leaves them as they are);
+`res` = [pages allocated, order head, pgfault, pgmajfault, workingset refault,
+activate, restore, slots freed, faults, stopped at the budget].
 
 Future optimizations:
-1. reclaim itself (evict_folios) compiled, so that a charge at memory.max stays here.
+1. memcg reclaim started from here (the compiled eviction loop called in place), so
+   that a charge at memory.max does not return to Python (see `workload.host`).
 """
 
 from __future__ import annotations
@@ -58,14 +61,16 @@ from mglru.mm.page import (
 # numba keys the cache on this file only; lru_tier is compiled into it
 invalidate_stale(__file__, "../lru_gen/_list_kernel.py")
 
-__all__ = ["anon_fault", "NR_PAR", "NR_RES", "P_BUDGET", "P_SWAP_CACHE", "R_ACTIVATE", "R_ALLOC",
-           "R_FAULTS", "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT", "R_REFAULT", "R_RESTORE"]
+__all__ = ["anon_fault", "NR_PAR", "NR_RES", "P_BUDGET", "P_PMD_SKIP", "P_SWAP_CACHE",
+           "R_ACTIVATE", "R_ALLOC", "R_FAULTS", "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT",
+           "R_REFAULT", "R_RESTORE", "R_STOP"]
 
 P_MEMCG, P_NID, P_MAX_SEQ, P_MIN_SEQ, P_HIST, P_BY_WS, P_INDEP, P_ONLY_RECENT, P_TWO_STEP, \
-    P_RESET_TIER, P_BUDGET, P_SWAP_CACHE = 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12
-NR_PAR = 13
-R_ALLOC, R_HEAD, R_PGFAULT, R_MAJ, R_REFAULT, R_ACTIVATE, R_RESTORE, R_FREED, R_FAULTS = range(9)
-NR_RES = 9
+    P_RESET_TIER, P_BUDGET, P_SWAP_CACHE, P_PMD_SKIP = 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13
+NR_PAR = 14
+R_ALLOC, R_HEAD, R_PGFAULT, R_MAJ, R_REFAULT, R_ACTIVATE, R_RESTORE, R_FREED, R_FAULTS, \
+    R_STOP = range(10)
+NR_RES = 10
 _MAX_NR_GENS = 4
 _MIN_NR_GENS = 2
 
@@ -156,7 +161,10 @@ def anon_fault(idx, write, recency, pte_flags, pte_pfn, mem_flags, fault):
         pte_pfn[idx] = _ZERO_PFN
         pte_flags[idx] = _PTE_PRESENT | _PTE_YOUNG | _PTE_SPECIAL
         return _ZERO_PFN
-    if res[R_ALLOC] >= par[P_BUDGET] or res[R_HEAD] + 1 > _ORDER_MASK:
+    if res[R_ALLOC] >= par[P_BUDGET]:
+        res[R_STOP] = 1  # the caller may charge (and reclaim) first, then come back
+        return -1
+    if res[R_HEAD] + 1 > _ORDER_MASK:
         return -1
     pfn = next_pfns[res[R_ALLOC]]
     res[R_ALLOC] += 1

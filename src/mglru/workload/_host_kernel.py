@@ -34,7 +34,7 @@ from mglru.mm.page import (
     PTRS_PER_PTE as _PTRS,
     PG_dirty as _PG_dirty,
 )
-from mglru.workload._host_fault import R_FAULTS, anon_fault
+from mglru.workload._host_fault import P_PMD_SKIP, R_FAULTS, anon_fault
 
 invalidate_stale(__file__, "_host_fault.py", "../lru_gen/_list_kernel.py", "../mm/_prefetch.py")
 
@@ -125,9 +125,10 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, a
             # not present, or a write to the zero page (copy-on-write): a fault
             if kind & (KIND_THP | KIND_FILE) or res[R_FAULTS] >= len(fidx):
                 return i
-            if st == _PMD_NONE:
-                pmd_state[row] = _PMD_TABLE
-            pmd_flags[row] |= np.uint8(_PTE_YOUNG)
+            if i != fault[1][P_PMD_SKIP]:
+                if st == _PMD_NONE:
+                    pmd_state[row] = _PMD_TABLE
+                pmd_flags[row] |= np.uint8(_PTE_YOUNG)
             nf = res[R_FAULTS]
             pfn = anon_fault(idx, w, kind & KIND_RECENCY, pte_flags, pte_pfn, mem_flags, fault)
             if pfn < 0:

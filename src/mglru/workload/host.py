@@ -24,13 +24,16 @@ import numpy as np
 import numpy.typing as npt
 
 from mglru.lru_gen.walk import vma_has_recency
-from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_LEAF, PMD_SHIFT, PTRS_PER_PTE
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_LEAF, PMD_SHIFT, PTE_SWAP, PTRS_PER_PTE
 from mglru.mm.vmstat import count_event, count_workingset
-from mglru.paths.fault import user_access
+from mglru.paths.charge import try_charge
+from mglru.paths.fault import fault_anon_page, user_access
+from mglru.paths.reclaim import MemcgOom
 from mglru.workload._host_fault import (
     NR_PAR,
     NR_RES,
     P_BUDGET,
+    P_PMD_SKIP,
     P_SWAP_CACHE,
     R_ACTIVATE,
     R_ALLOC,
@@ -41,11 +44,13 @@ from mglru.workload._host_fault import (
     R_PGFAULT,
     R_REFAULT,
     R_RESTORE,
+    R_STOP,
 )
 from mglru.workload._host_kernel import KIND_FILE, KIND_RECENCY, KIND_THP, host_hits
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
+    from mglru.mm.memcg import MemCgroup
     from mglru.mm.memory import Node
     from mglru.mm.process import Mm, Process
     from mglru.workload.stream import Stream
@@ -114,43 +119,67 @@ def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
         left -= len(parts[-1])
     if left > 0:
         parts.append(np.arange(node.fresh, min(node.end_pfn, node.fresh + left), dtype=np.int64))
+    if len(parts) == 1:
+        return np.ascontiguousarray(parts[0], np.int64)
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
-def fault_context(k: SimKernel, p: Process) -> tuple:
-    """What the compiled loop needs to fault pages in (`_host_fault.anon_fault`).
-
-    The budget keeps every charge below memory.max (try_charge() reclaims
-    nothing) and the node at or above its low watermark (kswapd stays asleep).
-    """
-    mm = p.mm
-    memcg = mm.memcg
-    mem = k.mem
-    node = mem.nodes[p.nid]
+def _memcg_room(memcg: MemCgroup) -> int:
+    """Pages the memcg and its ancestors can still be charged before memory.max."""
     room = _FAULT_BATCH
     m = memcg
     while m is not None:
         if m.memory_max is not None:
             room = min(room, m.memory_max - m.nr_charged)
         m = m.parent
-    if k.cfg.kswapd:
-        room = min(room, node.nr_free - node.wmark_low)
+    return room
+
+
+def _node_room(k: SimKernel, node: Node) -> int:
+    """Pages the node can hand out before an allocation would wake kswapd."""
+    return node.nr_free - node.wmark_low if k.cfg.kswapd else _FAULT_BATCH
+
+
+class _FaultBufs:
+    """The arrays of `fault_context` that do not depend on the state, made once per stream."""
+
+    def __init__(self) -> None:
+        self.par = np.zeros(NR_PAR, np.int64)
+        self.res = np.zeros(NR_RES, np.int64)
+        self.freed = np.empty(_FAULT_BATCH, np.int64)
+        self.fidx = np.empty(_FAULT_BATCH, np.int64)
+
+
+def fault_context(k: SimKernel, p: Process, bufs: _FaultBufs, pmd_skip: int = -1) -> tuple:
+    """What the compiled loop needs to fault pages in (`_host_fault.anon_fault`).
+
+    The budget keeps every charge below memory.max (try_charge() reclaims
+    nothing) and the node at or above its low watermark (kswapd stays asleep).
+    `pmd_skip`: the access whose PMD bits were set before its charge (see run_host).
+    """
+    mm = p.mm
+    memcg = mm.memcg
+    mem = k.mem
+    node = mem.nodes[p.nid]
+    room = min(_memcg_room(memcg), _node_room(k, node))
     if not k.caps.lru_gen_enabled():
         room = 0
     next_pfns = _next_pfns(node, max(room, 0))
     lruvec = memcg.lruvecs[p.nid]
-    par = np.zeros(NR_PAR, np.int64)
+    par = bufs.par
     par[:P_BUDGET + 1] = (memcg.id, p.nid, lruvec.max_seq, *lruvec.min_seq, lruvec.nr_hist_gens,
                           k.rules.folio_seq_by_workingset, k.cfg.independent_min_seq,
                           k.cfg.refault_stats_only_recent, k.cfg.two_step_promotion,
                           k.rules.active_add_resets_tier, len(next_pfns))
     par[P_SWAP_CACHE] = not k.swap.bypass_ok
-    res = np.zeros(NR_RES, np.int64)
+    par[P_PMD_SKIP] = pmd_skip
+    res = bufs.res
+    res[:] = 0
     res[R_HEAD] = mem.order_head
     hint = mem.rmap_hint if mem.rmap_hint is not None else _EMPTY_U32
     return (next_pfns, par, mem.gen, mem.lru, mem.memcg, lruvec.nr_pages[:, :, 0],
             lruvec.nr_listed[:, :, 0], lruvec.refaulted, k.swap.shadow,
-            np.empty(_FAULT_BATCH, np.int64), hint, res, np.empty(_FAULT_BATCH, np.int64))
+            bufs.freed, hint, res, bufs.fidx)
 
 
 def apply_faults(k: SimKernel, p: Process, fault: tuple) -> int:
@@ -166,7 +195,8 @@ def apply_faults(k: SimKernel, p: Process, fault: tuple) -> int:
         # the allocator's own bookkeeping: n pages taken at once leave the free lists as
         # n one-page allocations do (the order they come back in differs)
         got = mem.alloc_pages(p.nid, n)
-        if not np.array_equal(np.sort(got), np.sort(next_pfns[:n])):
+        if len(got) != n or sum(got.tolist()) != sum(next_pfns[:n].tolist()):
+            # the same pages (the order differs); the property tests check them one by one
             raise AssertionError(f"allocation of {n} pages: expected {next_pfns[:n]}, got {got}")
     memcg.charge(n)
     mem.order_head = int(res[R_HEAD])
@@ -185,6 +215,13 @@ def apply_faults(k: SimKernel, p: Process, fault: tuple) -> int:
     return nf
 
 
+def _pte_is_swap(mm: Mm, vpn: int) -> bool:
+    """Whether the PTE of `vpn` (in a 4 KiB VMA) holds a swap entry."""
+    vma = mm.find_vma(vpn << PAGE_SHIFT)
+    row = int(vma.rows[(vpn >> 9) - (vma.start >> PMD_SHIFT)])
+    return bool(mm.pt.flat_flags()[row * PTRS_PER_PTE + (vpn & (PTRS_PER_PTE - 1))] & PTE_SWAP)
+
+
 def _pfn_of(mm: Mm, vpn: int) -> int:
     """The pfn mapping `vpn` now, or -1 (for the ground truth of a faulted access)."""
     vma = mm.find_vma(vpn << PAGE_SHIFT)
@@ -195,6 +232,35 @@ def _pfn_of(mm: Mm, vpn: int) -> int:
     if pt.pmd_state[row] == PMD_LEAF:
         return int(pt.pmd_pfn[row]) + (vpn & (PTRS_PER_PTE - 1))
     return int(pt.pte_pfn[row, vpn & (PTRS_PER_PTE - 1)])
+
+
+_CHARGED, _ROOM = 1, 2
+
+
+def _make_room(k: SimKernel, p: Process, vpn: int) -> int:
+    """Let the compiled loop go on with a fault that stopped at its budget.
+
+    Returns `_ROOM` if the budget was only the loop's batch size, `_CHARGED` after
+    try_charge() made room in the memcg (reclaiming), as the fault would first do
+    (mm/memory.c: do_anonymous_page() and do_swap_page() charge before they
+    allocate); 0 if the fault must go the Python way (the node is at its low
+    watermark: the allocation wakes kswapd).
+    """
+    memcg = p.mm.memcg
+    node = k.mem.nodes[p.nid]
+    if _node_room(k, node) < 1 or not k.caps.lru_gen_enabled():
+        return 0
+    if _memcg_room(memcg) >= 1:
+        return _ROOM
+    try:
+        try_charge(k, memcg, 1, p)
+    except MemcgOom:
+        # the fault counted itself before it charged (paths.fault._fault_anon_one)
+        count_event(k, memcg, "pgfault", 1)
+        if _pte_is_swap(p.mm, vpn):
+            count_event(k, memcg, "pgmajfault", 1)
+        raise
+    return _CHARGED
 
 
 def run_host(k: SimKernel, s: Stream, stop: int,
@@ -208,31 +274,50 @@ def run_host(k: SimKernel, s: Stream, stop: int,
     p = s.task
     mm = p.mm
     table = _VmaTable()
+    bufs = _FaultBufs()
     truth = last_ms if last_ms is not None else _EMPTY_U32
     mem_flags = k.mem.flags
+    pmd_skip = -1
     i = s.pos
     while i < stop:
-        mm.use()  # every access is by a running task of this mm (lru_gen_use_mm)
+        if pmd_skip != i:
+            mm.use()  # every access is by a running task of this mm (lru_gen_use_mm)
         v = table.of(mm)
         pt = mm.pt
-        fault = fault_context(k, p)
+        fault = fault_context(k, p, bufs, pmd_skip)
         j = host_hits(s.pages, s.writes, s.t_ns, i, stop,
                       (v.start, v.end, v.row0, v.kind, v.rows),
                       (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn()),
                       mem_flags, truth, fault,
                       PREFETCH and (last_ms is not None
                                     or pt.flat_pfn().size >= PREFETCH_MIN_PAGES))
+        if pmd_skip == i and j > i + 1:
+            # access i charged (its reclaim may have aged) after its task ran: the
+            # accesses after it were by a running task again
+            mm.use()
+        at_budget = bool(bufs.res[R_STOP])
         nf = apply_faults(k, p, fault)
         s.hits += j - i - nf
         s.faults += nf
         if s.record_faults:
-            s.fault_index.extend(fault[-1][:nf].tolist())
+            s.fault_index.extend(bufs.fidx[:nf].tolist())
         s.pos = j
         if j == stop:
             break
         set_clock(k, int(s.t_ns[j]))
         vpn = int(s.pages[j])
-        user_access(k, p, vpn << PAGE_SHIFT, PAGE_SIZE, bool(s.writes[j]))
+        if at_budget and pmd_skip != j:
+            how = _make_room(k, p, vpn)
+            if how:
+                # the loop faults access j itself; after a charge that reclaimed, it
+                # leaves the PMD bits it set before (and the mm's use) as they are now
+                pmd_skip = j if how == _CHARGED else -1
+                i = j
+                continue
+        if pmd_skip == j:  # charged, but the loop could not finish this fault
+            fault_anon_page(k, p, vpn, bool(s.writes[j]))
+        else:
+            user_access(k, p, vpn << PAGE_SHIFT, PAGE_SIZE, bool(s.writes[j]))
         s.faults += 1
         if s.record_faults:
             s.fault_index.append(j)
