@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from numba.typed import List as NumbaList
 
+from mglru.lru_gen._array_list import append_array, new_array_list
 from mglru.lru_gen._walk_kernel import NR_SEC_STATS, walk_rows
 from mglru.lru_gen._walk_state import Folios, PageTable, SecondaryMmu, WalkArgs, new_scratch
 from mglru.lru_gen.helpers import (
@@ -128,14 +128,12 @@ def _segments(subs: list) -> tuple:
         # NOTE: building a typed list costs about 0.25 ms; with no segment the walk
         # never reads it, so one built once serves every walk
         if not _NO_SEGMENTS:
-            arrays = NumbaList()
-            arrays.append(_EMPTY_SPTES)
-            _NO_SEGMENTS.append(arrays)
+            _NO_SEGMENTS.append(new_array_list(_EMPTY_SPTES))
         arrays = _NO_SEGMENTS[0]
     else:
-        arrays = NumbaList()
-        for sptes in found:
-            arrays.append(sptes)
+        arrays = new_array_list(found[0])
+        for sptes in found[1:]:
+            append_array(arrays, sptes)
     rows.sort()
     cols = np.array(rows, np.int64).reshape(-1, 5)
     return (arrays, cols[:, 0].copy(), cols[:, 1].copy(), cols[:, 2].copy(),
