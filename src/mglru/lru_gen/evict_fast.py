@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from mglru.lru_gen.eviction import ScanControl
     from mglru.lru_gen.lruvec import Lruvec
 
-__all__ = ["ENABLED", "shrink_lruvec", "forget_packed_procs"]
+__all__ = ["ENABLED", "shrink_lruvec", "forget_packed_procs", "stream_run", "resume_shrink",
+           "shrink_step"]
 
 #: False forces the Python path (tests compare the two)
 ENABLED = True
@@ -139,6 +140,7 @@ def _packed_procs(k: SimKernel) -> tuple:
 def forget_packed_procs(k: SimKernel) -> None:
     """Drop the packed page tables (a task exits: its tables must not be kept alive)."""
     k._evict_procs = None  # noqa: SLF001
+    k._evict_dummy = None  # noqa: SLF001
 
 
 def _pack_pmd(k: SimKernel) -> tuple:
@@ -192,8 +194,12 @@ def _static_conf(k: SimKernel, lruvec: Lruvec) -> list:
 class _Run:
     """One shrink_lruvec call: the packed arguments and the flush back to Python."""
 
-    def __init__(self, k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> None:
-        self.k, self.lruvec, self.sc = k, lruvec, sc
+    def __init__(self, k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int,
+                 spare: int = 0, rmap: bool = True) -> None:
+        """`spare`: room for that many more free swap slots than the device lists (faults
+        of a stream push theirs); `rmap`: build the rmap hints now (False: a run that
+        is only packed, for its types)."""
+        self.k, self.lruvec, self.sc, self.spare = k, lruvec, sc, spare
         mem, memcg = k.mem, lruvec.memcg
         self.procs, pmd, procs_ok = _packed_procs(k)
         self.pmd = _PAD_PMD if pmd is None else pmd
@@ -218,7 +224,8 @@ class _Run:
         cf[kx.C_KEEP_OK] = cf[kx.C_FAST_OK] and k.caps.lru_gen_enabled()
         cf[kx.C_PMD_READY] = pmd is not None
         self.cf = cf = np.array(cf, np.int64)
-        hint = rmap_enable(k)
+        hint = rmap_enable(k) if rmap or mem.rmap_hint is not None else _PAD_P
+        self.pinned = np.array(sorted(k.pinned), np.int64) if k.pinned else _EMPTY_I
         idle = mem.page_idle if mem.page_idle is not None else _PAD_F
         self.folios = (mem.flags, mem.gen, mem.lru, mem.memcg, idle, hint)
         arrays = getattr(lruvec, "_evict_arrays", None)
@@ -250,7 +257,8 @@ class _Run:
         free = swap._free
         w = min(len(free), max(_SWAP_WINDOW, int(st[kx.S_SWWANT])))
         self.free_base = len(free) - w
-        self.free_slots = np.array(free[self.free_base:], np.int64)
+        self.free_slots = np.empty(w + self.spare, np.int64)
+        self.free_slots[:w] = free[self.free_base:]
         self.swap = (swap.shadow, self.free_slots)
         st[kx.S_SWNFREE] = w
         st[kx.S_SWREST] = self.free_base
@@ -270,15 +278,24 @@ class _Run:
                 self.cm[t] = (1, c[2], c[3], g)
                 self.cand[t], self.snap[t] = c[0], c[1]
 
-    def run(self) -> int:
+    def arrays(self) -> tuple:
+        """evict_loop's arguments."""
         caches = (self.cand[0], self.snap[0], self.cand[1], self.snap[1], self.cm)
-        x = evict_loop(self.folios, self.lv, caches, self.ctr, self.procs, self.pmd,
-                       self.swap, self.pinned, self.cf, self.st, self.bufs)
+        return (self.folios, self.lv, caches, self.ctr, self.procs, self.pmd, self.swap,
+                self.pinned, self.cf, self.st, self.bufs)
+
+    def run(self) -> int:
+        x = evict_loop(*self.arrays())
         self.flush()
         return x
 
-    def flush(self) -> None:
-        """Apply what the loop did to the Python-side state, and zero its counters."""
+    def flush(self, emptied: int = 0) -> None:
+        """Apply what the loop did to the Python-side state, and zero its counters.
+
+        `emptied`: chunks of freed pages that faults of a stream used up in the
+        meantime (they took pages from the buffer and pushed swap slots, see
+        `workload._host_reclaim`).
+        """
         k, lruvec, sc = self.k, self.lruvec, self.sc
         st = self.st.tolist()  # one conversion: the fields below are read as Python ints
         mem = k.mem
@@ -292,15 +309,19 @@ class _Run:
             count_reclaim(k, lruvec, sc, t, "pgscan", st[kx.S_PGSCAN + t])
         swap = k.swap
         freed = st[kx.S_FREED]
-        if freed:
-            del swap._free[self.free_base + st[kx.S_SWNFREE]:]
+        node = mem.nodes[lruvec.nid]
+        node.free_gen += emptied
+        if freed or self.spare:
+            if self.spare:  # faults may have pushed slots on top of the window
+                swap._free[self.free_base:] = self.free_slots[:st[kx.S_SWNFREE]].tolist()
+            else:  # the loop only took slots from the window's end
+                del swap._free[self.free_base + st[kx.S_SWNFREE]:]
             swap._next = st[kx.S_SWNEXT]
             swap.nr_used = st[kx.S_SWUSED]
             swap.pswpout += freed
             k.stats["pswpout"] += freed
             lruvec.nr_evicted_pages += freed
             lruvec.memcg.charge(-freed)
-            node = mem.nodes[lruvec.nid]
             pfns = self.bufs[4][:st[kx.S_NFREED]].copy()
             start = 0
             for end in self.bufs[5][:st[kx.S_NCHUNKS]].tolist():
@@ -339,64 +360,103 @@ def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int
         _POOL[:] = [run.bufs]
 
 
-def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run: _Run) -> bool:
+def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run: _Run,
+            x: int | None = None) -> bool:
+    """Run the loop, doing what it hands back, until it is done; `x`: start by doing
+    that hand-back (of a loop a stream's compiled reclaim ran)."""
+    while True:
+        if x is None:
+            x = run.run()
+        ret = shrink_step(k, run, swappiness, x)
+        if ret is not None:
+            return ret
+        x = None
+
+
+def shrink_step(k: SimKernel, run: _Run, swappiness: int, x: int) -> bool | None:
+    """Do what the loop handed back (`x`, its effects flushed): try_to_shrink_lruvec()'s
+    result if that ends it, else None, the loop's state reloaded to go on."""
     from mglru.lru_gen import eviction as ev
 
-    run.pinned = np.array(sorted(k.pinned), np.int64) if k.pinned else _EMPTY_I
-    st = run.st
+    lruvec, sc, st = run.lruvec, run.sc, run.st
     mem = k.mem
-    while True:
-        x = run.run()
-        if x == kx.X_DONE:
-            return bool(st[kx.S_RET])
-        if x in (kx.X_ITER, kx.X_AGE):
-            # X_AGE: get_nr_to_scan() ages, then the loop goes on with evict_folios();
-            # X_ITER: the PID's counters are too large for the loop, so this whole
-            # iteration runs in Python
-            COUNTS["iter" if x == kx.X_ITER else "age"] += 1
-            nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
-            if nr <= 0:
-                return nr < 0
-            st[kx.S_NR_TO_SCAN] = nr
-            if x == kx.X_ITER:
-                st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
-                st[kx.S_PHASE] = kx.PH_AFTER
-            else:
-                st[kx.S_PHASE] = kx.PH_EVICT
-        elif x == kx.X_EVICT:
-            COUNTS["iter"] += 1
-            nr = int(st[kx.S_NR_TO_SCAN])
+    if x == kx.X_DONE:
+        return bool(st[kx.S_RET])
+    if x in (kx.X_ITER, kx.X_AGE):
+        # X_AGE: get_nr_to_scan() ages, then the loop goes on with evict_folios();
+        # X_ITER: the PID's counters are too large for the loop, so this whole
+        # iteration runs in Python
+        COUNTS["iter" if x == kx.X_ITER else "age"] += 1
+        nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
+        if nr <= 0:
+            return nr < 0
+        st[kx.S_NR_TO_SCAN] = nr
+        if x == kx.X_ITER:
             st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
             st[kx.S_PHASE] = kx.PH_AFTER
-        elif x == kx.X_WBEND:
-            k.end_writeback()  # evict_folios() first completes writeback
-        elif x == kx.X_PREP:
-            # scan_folios()'s prelude: renumber, or rebuild the list's tail-first order
-            t = int(st[kx.S_TYPE])
-            gen = lruvec.min_seq[t] % 4
-            if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
-                renumber(mem)
-                lruvec.scan_cache.clear()
-            c = lruvec.scan_cache.get((gen, t))
-            if c is None or c[3] != mem.order_tail or c[2] >= len(c[0]):
-                cand = tail_first(mem, lruvec, gen, t)
-                lruvec.scan_cache[(gen, t)] = [cand, mem.lru[cand], 0, mem.order_tail]
-        elif x == kx.X_WB:
-            for pfn in run.bufs[1][:int(st[kx.S_NWB])].tolist():
-                k.start_writeback(pfn)
-        elif x == kx.X_SHRINK:
-            COUNTS["shrink"] += 1
-            isolated = run.bufs[0][:int(st[kx.S_NOUT])].tolist()
-            ev.reclaim_isolated(k, lruvec, sc, int(st[kx.S_TYPE]), isolated)
-            st[kx.S_DELTA] = st[kx.S_ISO_SCANNED]
-            st[kx.S_PHASE] = kx.PH_AFTER
-        elif x == kx.X_GROW:
-            swap = k.swap
-            grown = np.zeros(max(int(st[kx.S_GROW]), 2 * len(swap.shadow), 1024), np.int64)
-            grown[: len(swap.shadow)] = swap.shadow
-            swap.shadow = grown
-        elif x == kx.X_PMD:
-            run.pmd = _pack_pmd(k)
-            run.cf[kx.C_PMD_READY] = 1
-        # X_FLUSH: nothing more than the flush
-        run.load()
+        else:
+            st[kx.S_PHASE] = kx.PH_EVICT
+    elif x == kx.X_EVICT:
+        COUNTS["iter"] += 1
+        nr = int(st[kx.S_NR_TO_SCAN])
+        st[kx.S_DELTA] = ev.evict_folios(k, lruvec, sc, swappiness, nr)
+        st[kx.S_PHASE] = kx.PH_AFTER
+    elif x == kx.X_WBEND:
+        k.end_writeback()  # evict_folios() first completes writeback
+    elif x == kx.X_PREP:
+        # scan_folios()'s prelude: renumber, or rebuild the list's tail-first order
+        t = int(st[kx.S_TYPE])
+        gen = lruvec.min_seq[t] % 4
+        if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
+            renumber(mem)
+            lruvec.scan_cache.clear()
+        c = lruvec.scan_cache.get((gen, t))
+        if c is None or c[3] != mem.order_tail or c[2] >= len(c[0]):
+            cand = tail_first(mem, lruvec, gen, t)
+            lruvec.scan_cache[(gen, t)] = [cand, mem.lru[cand], 0, mem.order_tail]
+    elif x == kx.X_WB:
+        for pfn in run.bufs[1][:int(st[kx.S_NWB])].tolist():
+            k.start_writeback(pfn)
+    elif x == kx.X_SHRINK:
+        COUNTS["shrink"] += 1
+        isolated = run.bufs[0][:int(st[kx.S_NOUT])].tolist()
+        ev.reclaim_isolated(k, lruvec, sc, int(st[kx.S_TYPE]), isolated)
+        st[kx.S_DELTA] = st[kx.S_ISO_SCANNED]
+        st[kx.S_PHASE] = kx.PH_AFTER
+    elif x == kx.X_GROW:
+        swap = k.swap
+        grown = np.zeros(max(int(st[kx.S_GROW]), 2 * len(swap.shadow), 1024), np.int64)
+        grown[: len(swap.shadow)] = swap.shadow
+        swap.shadow = grown
+    elif x == kx.X_PMD:
+        run.pmd = _pack_pmd(k)
+        run.cf[kx.C_PMD_READY] = 1
+    # X_FLUSH: nothing more than the flush
+    run.load()
+    return None
+
+
+def stream_run(k: SimKernel, lruvec: Lruvec, spare: int, active: bool) -> _Run:
+    """A run packed for a stream's compiled memcg reclaim (`workload._host_reclaim`).
+
+    Its scan control is the one try_to_free_mem_cgroup_pages() makes for a
+    one-page charge; the compiled reclaim sets priority, goal and swappiness.
+    Inactive (`active` False), it only gives the compiled loop arrays of the
+    right types and builds no rmap hints.
+    """
+    from mglru.lru_gen.eviction import ScanControl
+
+    if not active:  # one per kernel will do (forget_packed_procs drops it)
+        dummy = getattr(k, "_evict_dummy", None)
+        if dummy is None:
+            dummy = k._evict_dummy = _Run(k, lruvec, ScanControl(), 0, spare, rmap=False)  # noqa: SLF001
+        return dummy
+    sc = ScanControl(nr_to_reclaim=32, target=lruvec.memcg)
+    return _Run(k, lruvec, sc, 0, spare=spare, rmap=active)
+
+
+def resume_shrink(k: SimKernel, run: _Run, x: int | None) -> bool:
+    """Go on with a loop a stream's compiled reclaim ran, from its hand-back `x` (its
+    effects already flushed; None: already done, the state reloaded), to the end of
+    that try_to_shrink_lruvec()."""
+    return _shrink(k, run.lruvec, run.sc, int(run.cf[kx.C_SWAPPINESS]), run, x)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mglru.mm.memcg import MemCgroup
     from mglru.mm.process import Process
 
-__all__ = ["try_charge", "alloc_pages_reclaim", "limited"]
+__all__ = ["try_charge", "charge_after_reclaim", "alloc_pages_reclaim", "limited"]
 
 
 def _over_limit(memcg: MemCgroup, nr: int) -> MemCgroup | None:
@@ -51,13 +51,13 @@ def limited(memcg: MemCgroup) -> bool:
     return False
 
 
-def try_charge(k: SimKernel, memcg: MemCgroup, nr: int, task: Process | None) -> None:
+def try_charge(k: SimKernel, memcg: MemCgroup, nr: int, task: Process | None,
+               retries: int = MAX_RECLAIM_RETRIES) -> None:
     """Make room for `nr` pages in `memcg` (the caller then charges them).
 
     Raises:
         MemcgOom: the OOM killer chose the charging task, or nothing could be freed.
     """
-    retries = MAX_RECLAIM_RETRIES
     while (over := _over_limit(memcg, nr)) is not None:
         over.nr_max_events += 1
         excess = over.nr_charged + nr - over.memory_max
@@ -74,6 +74,19 @@ def try_charge(k: SimKernel, memcg: MemCgroup, nr: int, task: Process | None) ->
         if victim is None or victim is task:
             raise MemcgOom(f"memcg {over.path} is over memory.max and nothing is reclaimable")
         retries = MAX_RECLAIM_RETRIES
+
+
+def charge_after_reclaim(k: SimKernel, memcg: MemCgroup, nr: int, task: Process | None,
+                         reclaimed: int) -> None:
+    """The rest of try_charge() once its first reclaim (run by a stream's compiled
+    reclaim) returned `reclaimed` pages.
+
+    Raises:
+        MemcgOom: as try_charge().
+    """
+    if _over_limit(memcg, nr) is None:
+        return
+    try_charge(k, memcg, nr, task, MAX_RECLAIM_RETRIES if reclaimed else MAX_RECLAIM_RETRIES - 1)
 
 
 def alloc_pages_reclaim(k: SimKernel, nid: int, n: int,

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from mglru.kernel import SimKernel
     from mglru.mm.memcg import MemCgroup
 
-__all__ = ["try_to_free_mem_cgroup_pages", "shrink_node", "lru_gen_age_node", "MemcgOom",
-           "balance_pgdat", "MAX_RECLAIM_RETRIES", "SWAP_CLUSTER_MAX"]
+__all__ = ["try_to_free_mem_cgroup_pages", "finish_memcg_reclaim", "shrink_node",
+           "lru_gen_age_node", "MemcgOom", "balance_pgdat", "MAX_RECLAIM_RETRIES",
+           "SWAP_CLUSTER_MAX"]
 
 MAX_RECLAIM_RETRIES = 16
 SWAP_CLUSTER_MAX = 32
@@ -43,6 +44,20 @@ def try_to_free_mem_cgroup_pages(k: SimKernel, memcg: MemCgroup, nr_pages: int,
     sc = ScanControl(nr_to_reclaim=max(nr_pages, SWAP_CLUSTER_MAX), proactive=proactive,
                      swappiness=swappiness, priority=DEF_PRIORITY, target=memcg)
     k.reclaim_walk = None
+    return _memcg_rounds(k, memcg, sc)
+
+
+def finish_memcg_reclaim(k: SimKernel, memcg: MemCgroup, sc: ScanControl) -> int:
+    """The rest of a reclaim of a memcg with one lruvec and no child, whose shrink at
+    `sc.priority` just ended (a stream's compiled reclaim began it). Returns pages reclaimed."""
+    if sc.nr_reclaimed >= sc.nr_to_reclaim:
+        return sc.nr_reclaimed
+    sc.priority -= 1
+    return _memcg_rounds(k, memcg, sc)
+
+
+def _memcg_rounds(k: SimKernel, memcg: MemCgroup, sc: ScanControl) -> int:
+    """try_to_free_mem_cgroup_pages()'s rounds, from priority `sc.priority` down."""
     # 6.1's shrink_node_memcgs() walks the whole subtree each round; later ones bail
     # out of the walk once the goal is met (mm/vmscan.c 6.1 and 6.12)
     whole_rounds = k.cfg.reclaim_rules_6_1

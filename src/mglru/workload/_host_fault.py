@@ -36,6 +36,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mglru.lru_gen._evict_layout import (
+    S_CHARGED as _S_CHARGED,
+    S_NCHUNKS as _S_NCHUNKS,
+    S_NFREED as _S_NFREED,
+)
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.lru_gen._list_kernel import lru_tier
 from mglru.lru_gen.lists import LRU_LIST_SHIFT as _LIST_SHIFT, ORDER_MASK as _ORDER_MASK
@@ -59,11 +64,15 @@ from mglru.mm.page import (
 )
 
 # numba keys the cache on this file only; lru_tier is compiled into it
-invalidate_stale(__file__, "../lru_gen/_list_kernel.py")
+invalidate_stale(__file__, "../lru_gen/_list_kernel.py", "../lru_gen/_evict_layout.py")
 
-__all__ = ["anon_fault", "NR_PAR", "NR_RES", "P_BUDGET", "P_PMD_SKIP", "P_SWAP_CACHE",
-           "R_ACTIVATE", "R_ALLOC", "R_FAULTS", "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT",
-           "R_REFAULT", "R_RESTORE", "R_STOP"]
+__all__ = ["anon_fault", "NR_LIM", "L_ACTIVE", "L_MEMCG_ROOM", "L_NODE_ROOM", "L_RESUME",
+           "L_SWAPPINESS", "L_POPPED", "L_EMPTIED", "L_MAXEV", "L_SLOTS_MOVED", "L_REASON",
+           "L_X", "L_PRIO", "L_RECLAIMED", "L_RECLAIMS", "WHY_EXIT", "WHY_OVER", "RESUME_LOOP",
+           "RESUME_AFTER", "NR_PAR",
+           "NR_RES", "P_BUDGET", "P_PMD_SKIP", "P_SWAP_CACHE", "R_ACTIVATE", "R_ALLOC",
+           "R_FAULTS", "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT", "R_REFAULT", "R_RESTORE",
+           "R_STOP"]
 
 P_MEMCG, P_NID, P_MAX_SEQ, P_MIN_SEQ, P_HIST, P_BY_WS, P_INDEP, P_ONLY_RECENT, P_TWO_STEP, \
     P_RESET_TIER, P_BUDGET, P_SWAP_CACHE, P_PMD_SKIP = 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13
@@ -71,6 +80,15 @@ NR_PAR = 14
 R_ALLOC, R_HEAD, R_PGFAULT, R_MAJ, R_REFAULT, R_ACTIVATE, R_RESTORE, R_FREED, R_FAULTS, \
     R_STOP = range(10)
 NR_RES = 10
+# lim[]: the rooms a fault checks, and what the compiled reclaim (_host_reclaim) reports
+(L_ACTIVE, L_MEMCG_ROOM, L_NODE_ROOM, L_RESUME, L_SWAPPINESS, L_POPPED, L_EMPTIED,
+ L_MAXEV, L_SLOTS_MOVED, L_REASON, L_X, L_PRIO, L_RECLAIMED, L_RECLAIMS) = range(14)
+NR_LIM = 14
+# lim[L_REASON]: why the loop stopped in a charge (0: it did not)
+WHY_EXIT, WHY_OVER = 1, 2
+# lim[L_RESUME]: the charge's reclaim goes on (Python did what the eviction loop handed
+# back): in the loop at priority lim[L_PRIO], or after the shrink at that priority ended
+RESUME_LOOP, RESUME_AFTER = 1, 2
 _MAX_NR_GENS = 4
 _MIN_NR_GENS = 2
 
@@ -143,11 +161,37 @@ def _add_folio(pfn, flags, par, mem_gen, mem_lru, mem_flags, nr_pages, nr_listed
 
 
 @njit(cache=True, nogil=True)
-def anon_fault(idx, write, recency, pte_flags, pte_pfn, mem_flags, fault):
-    """Fault in PTE `idx` of a 4 KiB anon VMA; returns its pfn, or -1 to leave it to Python.
+def _take_pfn(next_pfns, res, lim, pool):
+    """The page alloc_pages(nid, 1) would return: the last one reclaim freed in this
+    call (the free lists' last chunk), else the next of `next_pfns`; -1 if none."""
+    freed, ends, st = pool
+    top = st[_S_NFREED]
+    if lim[L_ACTIVE] and top:
+        top -= 1
+        st[_S_NFREED] = top
+        n = st[_S_NCHUNKS]
+        if top == (ends[n - 2] if n >= 2 else 0):  # its chunk is used up
+            st[_S_NCHUNKS] = n - 1
+            lim[L_EMPTIED] += 1
+        else:
+            ends[n - 1] = top
+        lim[L_POPPED] += 1
+        return freed[top]
+    if res[R_ALLOC] >= len(next_pfns):
+        return -1
+    res[R_ALLOC] += 1
+    return next_pfns[res[R_ALLOC] - 1]
+
+
+@njit(cache=True, nogil=True)
+def anon_fault(idx, write, recency, pte_flags, pte_pfn, mem_flags, fault, lim, pool):
+    """Fault in PTE `idx` of a 4 KiB anon VMA; returns its pfn, -1 to leave it to Python,
+    or -2 when its charge must reclaim first (with `lim[L_ACTIVE]`, see _host_reclaim).
 
     `fault` is the context `workload.host.fault_context` builds (the allocator's next
-    pfns, the parameters, the folio and lruvec arrays, the swap shadows, the results).
+    pfns, the parameters, the folio and lruvec arrays, the swap shadows, the results);
+    `lim` the rooms before memory.max and the low watermark; `pool` the pages the
+    compiled reclaim freed in this call (its freed-page buffer, chunk ends and state).
     """
     (next_pfns, par, mem_gen, mem_lru, mem_memcg, nr_pages, nr_listed, refaulted, shadow,
      freed, hint, res, _) = fault
@@ -161,13 +205,24 @@ def anon_fault(idx, write, recency, pte_flags, pte_pfn, mem_flags, fault):
         pte_pfn[idx] = _ZERO_PFN
         pte_flags[idx] = _PTE_PRESENT | _PTE_YOUNG | _PTE_SPECIAL
         return _ZERO_PFN
-    if res[R_ALLOC] >= par[P_BUDGET]:
+    # try_charge() first, then the allocation (and its watermark check)
+    if lim[L_MEMCG_ROOM] < 1 or lim[L_RESUME]:
+        if lim[L_ACTIVE]:
+            return -2
         res[R_STOP] = 1  # the caller may charge (and reclaim) first, then come back
+        return -1
+    if lim[L_NODE_ROOM] < 1:
+        res[R_STOP] = 1
         return -1
     if res[R_HEAD] + 1 > _ORDER_MASK:
         return -1
-    pfn = next_pfns[res[R_ALLOC]]
-    res[R_ALLOC] += 1
+    pfn = _take_pfn(next_pfns, res, lim, pool)
+    if pfn < 0:
+        res[R_STOP] = 1
+        return -1
+    lim[L_MEMCG_ROOM] -= 1
+    lim[L_NODE_ROOM] -= 1
+    pool[2][_S_CHARGED] += 1
     res[R_PGFAULT] += 1
     res[R_FAULTS] += 1
     flags = np.int64(_PG_swapbacked | _PG_anon | (_PG_active if recency else 0))

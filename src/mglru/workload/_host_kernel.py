@@ -35,8 +35,12 @@ from mglru.mm.page import (
     PG_dirty as _PG_dirty,
 )
 from mglru.workload._host_fault import P_PMD_SKIP, R_FAULTS, anon_fault
+from mglru.workload._host_reclaim import memcg_reclaim
 
-invalidate_stale(__file__, "_host_fault.py", "../lru_gen/_list_kernel.py", "../mm/_prefetch.py")
+invalidate_stale(__file__, "_host_fault.py", "_host_reclaim.py", "../lru_gen/_list_kernel.py",
+                 "../mm/_prefetch.py", "../lru_gen/_evict_kernel.py", "../lru_gen/_scan_kernel.py",
+                 "../lru_gen/_evict_ctrl.py", "../lru_gen/_evict_layout.py",
+                 "../lru_gen/_evict_keep.py", "../lru_gen/_look_around_kernel.py")
 
 __all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY"]
 
@@ -65,7 +69,7 @@ _AHEAD = 16
 
 
 @njit(cache=True, nogil=True)
-def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, ahead):
+def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, reclaim, ahead):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 
     `vmas` is the flat VMA table (start, end, first row, kind, rows) and `pt` the
@@ -73,9 +77,13 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, a
     access stores its time, in ms since boot plus one, in `last_ms[pfn]` when
     `last_ms` is not empty (ground truth: 0 = never). `fault` is the context of
     `_host_fault.anon_fault`, ending with `fidx`, where the indices of the accesses
-    it faulted in go; with a zero budget every fault stops the loop. `ahead`: prefetch
-    the lines of later accesses (worth it once the tables outgrow the CPU caches).
+    it faulted in go; with a zero budget every fault stops the loop. `reclaim` =
+    (rc, lim): the eviction run and the rooms of `_host_reclaim.memcg_reclaim`, which
+    a charge at memory.max runs when `lim[L_ACTIVE]`. `ahead`: prefetch the lines of
+    later accesses (worth it once the tables outgrow the CPU caches).
     """
+    rc, lim = reclaim
+    pool = (rc[10][4], rc[10][5], rc[9])  # the freed pages, their chunk ends, the state
     vstart, vend, vrow0, vkind, rows = vmas
     pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn = pt
     res, fidx = fault[11], fault[12]
@@ -130,7 +138,13 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, a
                     pmd_state[row] = _PMD_TABLE
                 pmd_flags[row] |= np.uint8(_PTE_YOUNG)
             nf = res[R_FAULTS]
-            pfn = anon_fault(idx, w, kind & KIND_RECENCY, pte_flags, pte_pfn, mem_flags, fault)
+            pfn = anon_fault(idx, w, kind & KIND_RECENCY, pte_flags, pte_pfn, mem_flags, fault,
+                             lim, pool)
+            while pfn == -2:  # the charge reclaims first
+                if not memcg_reclaim(rc, lim, fault):
+                    return i
+                pfn = anon_fault(idx, w, kind & KIND_RECENCY, pte_flags, pte_pfn, mem_flags,
+                                 fault, lim, pool)
             if pfn < 0:
                 return i
             fidx[nf] = i

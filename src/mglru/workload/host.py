@@ -30,6 +30,12 @@ from mglru.paths.charge import try_charge
 from mglru.paths.fault import fault_anon_page, user_access
 from mglru.paths.reclaim import MemcgOom
 from mglru.workload._host_fault import (
+    L_EMPTIED,
+    L_MAXEV,
+    L_POPPED,
+    L_REASON,
+    L_RECLAIMS,
+    L_SLOTS_MOVED,
     NR_PAR,
     NR_RES,
     P_BUDGET,
@@ -47,10 +53,18 @@ from mglru.workload._host_fault import (
     R_STOP,
 )
 from mglru.workload._host_kernel import KIND_FILE, KIND_RECENCY, KIND_THP, host_hits
+from mglru.workload.host_reclaim import (
+    FAULT_BATCH,
+    count_failed_fault,
+    hand_back,
+    memcg_room,
+    node_room,
+    reclaim_context,
+)
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
-    from mglru.mm.memcg import MemCgroup
+    from mglru.lru_gen.evict_fast import _Run
     from mglru.mm.memory import Node
     from mglru.mm.process import Mm, Process
     from mglru.workload.stream import Stream
@@ -103,10 +117,6 @@ class _VmaTable:
 PREFETCH = True
 PREFETCH_MIN_PAGES = 1 << 21
 
-#: faults one call of the compiled loop may take (bounds `fidx` and the pages prepared)
-_FAULT_BATCH = 1024
-
-
 def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
     """The pages `alloc_pages(nid, 1)` would return next, n times: the free lists'
     last chunk from its end, then the one before, then never-used memory."""
@@ -124,47 +134,28 @@ def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
-def _memcg_room(memcg: MemCgroup) -> int:
-    """Pages the memcg and its ancestors can still be charged before memory.max."""
-    room = _FAULT_BATCH
-    m = memcg
-    while m is not None:
-        if m.memory_max is not None:
-            room = min(room, m.memory_max - m.nr_charged)
-        m = m.parent
-    return room
-
-
-def _node_room(k: SimKernel, node: Node) -> int:
-    """Pages the node can hand out before an allocation would wake kswapd."""
-    return node.nr_free - node.wmark_low if k.cfg.kswapd else _FAULT_BATCH
-
-
 class _FaultBufs:
     """The arrays of `fault_context` that do not depend on the state, made once per stream."""
 
     def __init__(self) -> None:
         self.par = np.zeros(NR_PAR, np.int64)
         self.res = np.zeros(NR_RES, np.int64)
-        self.freed = np.empty(_FAULT_BATCH, np.int64)
-        self.fidx = np.empty(_FAULT_BATCH, np.int64)
+        self.freed = np.empty(FAULT_BATCH, np.int64)
+        self.fidx = np.empty(FAULT_BATCH, np.int64)
 
 
-def fault_context(k: SimKernel, p: Process, bufs: _FaultBufs, pmd_skip: int = -1) -> tuple:
-    """What the compiled loop needs to fault pages in (`_host_fault.anon_fault`).
+def fault_context(k: SimKernel, p: Process, bufs: _FaultBufs, npfns: int,
+                  pmd_skip: int = -1) -> tuple:
+    """What the compiled loop needs to fault pages in (`_host_fault.anon_fault`):
+    `npfns` pages prepared from the allocator, the parameters, the arrays.
 
-    The budget keeps every charge below memory.max (try_charge() reclaims
-    nothing) and the node at or above its low watermark (kswapd stays asleep).
     `pmd_skip`: the access whose PMD bits were set before its charge (see run_host).
     """
     mm = p.mm
     memcg = mm.memcg
     mem = k.mem
     node = mem.nodes[p.nid]
-    room = min(_memcg_room(memcg), _node_room(k, node))
-    if not k.caps.lru_gen_enabled():
-        room = 0
-    next_pfns = _next_pfns(node, max(room, 0))
+    next_pfns = _next_pfns(node, npfns)
     lruvec = memcg.lruvecs[p.nid]
     par = bufs.par
     par[:P_BUDGET + 1] = (memcg.id, p.nid, lruvec.max_seq, *lruvec.min_seq, lruvec.nr_hist_gens,
@@ -182,36 +173,44 @@ def fault_context(k: SimKernel, p: Process, bufs: _FaultBufs, pmd_skip: int = -1
             bufs.freed, hint, res, bufs.fidx)
 
 
-def apply_faults(k: SimKernel, p: Process, fault: tuple) -> int:
-    """Apply what the compiled faults left to Python objects; returns how many there were."""
+def apply_faults(k: SimKernel, p: Process, fault: tuple, run: _Run, lim: np.ndarray) -> int:
+    """Apply what the compiled faults (and reclaims, if any) left to Python objects;
+    returns how many faults there were."""
     next_pfns, res = fault[0], fault[11]
     nf = int(res[R_FAULTS])
-    if not nf:
+    reclaims = int(lim[L_RECLAIMS])
+    if not nf and not reclaims:
         return 0
     mem = k.mem
     memcg = p.mm.memcg
     n = int(res[R_ALLOC])
     if n:
         # the allocator's own bookkeeping: n pages taken at once leave the free lists as
-        # n one-page allocations do (the order they come back in differs)
+        # n one-page allocations do (the order they come back in differs); taken before
+        # the pages reclaim freed in between join the lists
         got = mem.alloc_pages(p.nid, n)
         if len(got) != n or sum(got.tolist()) != sum(next_pfns[:n].tolist()):
             # the same pages (the order differs); the property tests check them one by one
             raise AssertionError(f"allocation of {n} pages: expected {next_pfns[:n]}, got {got}")
-    memcg.charge(n)
+    memcg.charge(n + int(lim[L_POPPED]))
+    moved = int(lim[L_SLOTS_MOVED])
+    if reclaims:  # what the eviction loop did, with the slots faults pushed before it
+        run.flush(int(lim[L_EMPTIED]))
+        memcg.nr_max_events += int(lim[L_MAXEV])
     mem.order_head = int(res[R_HEAD])
     count_event(k, memcg, "pgfault", int(res[R_PGFAULT]))
     count_event(k, memcg, "pgmajfault", int(res[R_MAJ]))
     lruvec = memcg.lruvecs[p.nid]
     for what, r in (("refault", R_REFAULT), ("activate", R_ACTIVATE), ("restore", R_RESTORE)):
         count_workingset(k, lruvec, what, 0, int(res[r]))
-    freed = fault[9][: int(res[R_FREED])].tolist()
-    if freed:
+    nfreed = int(res[R_FREED])
+    if nfreed:
         swap = k.swap
-        swap._free.extend(freed)  # noqa: SLF001
-        swap.nr_used -= len(freed)
-        swap.pswpin += len(freed)
-        k.stats["pswpin"] += len(freed)
+        later = fault[9][moved:nfreed].tolist()  # freed after the last reclaim
+        swap._free.extend(later)  # noqa: SLF001
+        swap.nr_used -= len(later)
+        swap.pswpin += nfreed
+        k.stats["pswpin"] += nfreed
     return nf
 
 
@@ -248,17 +247,15 @@ def _make_room(k: SimKernel, p: Process, vpn: int) -> int:
     """
     memcg = p.mm.memcg
     node = k.mem.nodes[p.nid]
-    if _node_room(k, node) < 1 or not k.caps.lru_gen_enabled():
+    if node_room(k, node) < 1 or not k.caps.lru_gen_enabled():
         return 0
-    if _memcg_room(memcg) >= 1:
+    if memcg_room(memcg) >= 1:
         return _ROOM
+    swap_in = _pte_is_swap(p.mm, vpn)  # before the charge: the OOM killer may unmap it
     try:
         try_charge(k, memcg, 1, p)
     except MemcgOom:
-        # the fault counted itself before it charged (paths.fault._fault_anon_one)
-        count_event(k, memcg, "pgfault", 1)
-        if _pte_is_swap(p.mm, vpn):
-            count_event(k, memcg, "pgmajfault", 1)
+        count_failed_fault(k, memcg, swap_in)
         raise
     return _CHARGED
 
@@ -278,17 +275,20 @@ def run_host(k: SimKernel, s: Stream, stop: int,
     truth = last_ms if last_ms is not None else _EMPTY_U32
     mem_flags = k.mem.flags
     pmd_skip = -1
+    resume = None
     i = s.pos
     while i < stop:
         if pmd_skip != i:
             mm.use()  # every access is by a running task of this mm (lru_gen_use_mm)
         v = table.of(mm)
         pt = mm.pt
-        fault = fault_context(k, p, bufs, pmd_skip)
+        run, lim, npfns = reclaim_context(k, p, resume)
+        resume = None
+        fault = fault_context(k, p, bufs, npfns, pmd_skip)
         j = host_hits(s.pages, s.writes, s.t_ns, i, stop,
                       (v.start, v.end, v.row0, v.kind, v.rows),
                       (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn()),
-                      mem_flags, truth, fault,
+                      mem_flags, truth, fault, (run.arrays(), lim),
                       PREFETCH and (last_ms is not None
                                     or pt.flat_pfn().size >= PREFETCH_MIN_PAGES))
         if pmd_skip == i and j > i + 1:
@@ -296,7 +296,7 @@ def run_host(k: SimKernel, s: Stream, stop: int,
             # accesses after it were by a running task again
             mm.use()
         at_budget = bool(bufs.res[R_STOP])
-        nf = apply_faults(k, p, fault)
+        nf = apply_faults(k, p, fault, run, lim)
         s.hits += j - i - nf
         s.faults += nf
         if s.record_faults:
@@ -306,6 +306,13 @@ def run_host(k: SimKernel, s: Stream, stop: int,
             break
         set_clock(k, int(s.t_ns[j]))
         vpn = int(s.pages[j])
+        if lim[L_REASON]:
+            # the compiled reclaim of access j's charge stopped: Python does its part,
+            # then the loop goes on with the reclaim (or the charge is done) and faults
+            # j in, leaving its PMD bits (and the mm's use mark) as the charge left them
+            resume = hand_back(k, p, run, lim, _pte_is_swap(mm, vpn))
+            pmd_skip = i = j
+            continue
         if at_budget and pmd_skip != j:
             how = _make_room(k, p, vpn)
             if how:
