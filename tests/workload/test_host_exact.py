@@ -43,8 +43,8 @@ def _state(k: SimKernel) -> dict:
     out["vmstat"] = k.read("/proc/vmstat")
     out["memory.stat"] = k.read("/sys/fs/cgroup/w/memory.stat")
     out["stats"] = {n: v for n, v in k.stats.items() if v}
-    out["events"] = {m.id: {n: v for n, v in m.events.items() if v}
-                     for m in k.memcgs.root.iter_preorder()}
+    out["events"] = {m.id: ({n: v for n, v in m.events.items() if v}, m.nr_max_events,
+                            m.nr_oom_events) for m in k.memcgs.root.iter_preorder()}
     out["swap"] = hashlib.sha256(k.swap.shadow.tobytes()).hexdigest()
     out["swap_cache"] = (sorted(k.swap.cache.folio.items()), sorted(k.swap.cache.readahead))
     out["swap_ra"] = {p.pid: [v.swap_ra for v in p.mm.vmas] for p in k.procs.values()}
