@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mglru.mm.page import PG_swapbacked, PG_tail
+from mglru.lru_gen._tail_kernel import list_tail_first
 
 if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
@@ -102,13 +102,5 @@ def list_del(mem: PhysMem, pfns: npt.NDArray[np.int64]) -> None:
 def tail_first(mem: PhysMem, lruvec: Lruvec, gen: int, type_: int) -> npt.NDArray[np.int64]:
     """Head pfns on list [gen][type] of a lruvec, tail (oldest) first."""
     node = mem.nodes[lruvec.nid]
-    lo, hi = node.start_pfn, node.fresh
-    lru = mem.lru[lo:hi]
-    sel = (lru >> LRU_LIST_SHIFT) == gen + 1
-    sel &= mem.memcg[lo:hi] == lruvec.memcg.id
-    flags = mem.flags[lo:hi]
-    sel &= (flags & PG_tail) == 0
-    sel &= ((flags & PG_swapbacked) == 0) == bool(type_)
-    pfns = np.nonzero(sel)[0].astype(np.int64)
-    order = np.argsort(lru[pfns] & ORDER_MASK, kind="stable")
-    return pfns[order] + lo
+    return list_tail_first(mem.lru, mem.memcg, mem.flags, node.start_pfn, node.fresh, gen,
+                           lruvec.memcg.id, bool(type_))
