@@ -22,8 +22,13 @@ from mglru.workload import Engine, host_reclaim, host_stream
 from mglru.workload.host import set_clock
 
 
+def _anon(w: dict) -> int:
+    """The mapping's pages; on a small node within RAM + swap, as overcommit wants."""
+    return min(w["anon"], (w.get("node_mib", 64) << 8) - 124)
+
+
 def _setup(w: dict):
-    k = SimKernel(w["config"], seed=3, node_bytes=(64 << 20,), debug=True,
+    k = SimKernel(w["config"], seed=3, node_bytes=(w.get("node_mib", 64) << 20,), debug=True,
                   swap_pages=w["swap"])
     cg = "/sys/fs/cgroup/w"
     k.mkdir(cg)
@@ -32,7 +37,7 @@ def _setup(w: dict):
         cg += "/c"
         k.mkdir(cg)
     p = k.spawn(memcg=cg[len("/sys/fs/cgroup"):])
-    base = p.mmap(w["anon"] * PAGE_SIZE)
+    base = p.mmap(_anon(w) * PAGE_SIZE)
     f = k.open_file("data", 16 * PAGE_SIZE)
     p.mmap(16 * PAGE_SIZE, file=f)
     k.write(cg + "/memory.max", str(w["limit"] * PAGE_SIZE))
@@ -41,7 +46,7 @@ def _setup(w: dict):
 
 def _stream(w: dict):
     rng = np.random.default_rng(w["seed"])
-    n, anon = w["n"], w["anon"]
+    n, anon = w["n"], _anon(w)
     hot = rng.integers(0, anon, max(1, anon // 8))
     pages = np.where(rng.random(n) < 0.6, hot[rng.integers(0, len(hot), n)],
                      rng.integers(0, anon, n))
@@ -80,6 +85,8 @@ def workloads(draw):
         "parent_limit": draw(st.booleans()),
         "quantum": draw(st.sampled_from([0.5, 5.0, 100.0])),
         "seed": draw(st.integers(0, 2**31)),
+        # 4 MiB: the node runs low too (kswapd, direct reclaim) beside memory.max
+        "node_mib": draw(st.sampled_from([64, 4])),
     }
 
 
