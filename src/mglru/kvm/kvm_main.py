@@ -165,7 +165,13 @@ class Kvm:
 
     def kvm_unmap_gfn_range(self, as_id: int, g0: int, g1: int) -> int:
         """Zap the leaves covering gfns [g0, g1) and flush remote TLBs if any went."""
-        return self.kvm_unmap_gfns(as_id, np.arange(g0, g1, dtype=np.int64))
+        if g1 - g0 != 1:
+            return self.kvm_unmap_gfns(as_id, np.arange(g0, g1, dtype=np.int64))
+        n = self.mmu.zap_one(as_id, g0)  # one page (reclaim's unmap): on ints
+        if n:
+            self.stat["zapped"] += n
+            self.kvm_flush_remote_tlbs()
+        return n
 
     # -- kvm_handle_hva_range (virt/kvm/kvm_main.c) ----------------------------------------
     def kvm_handle_hva_range(self, notifier: str, start: int, end: int, test_only: bool,
