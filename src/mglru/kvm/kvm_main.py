@@ -183,13 +183,15 @@ class Kvm:
                 (seed v4 4/7 with clear_flush_young: `takes_mmu_lock_twice`).
         """
         ev = AgingEvent(notifier, calls=1)
-        lockless = self.mmu.memslot_walk_lockless(notifier)
-        handler = self.mmu.kvm_test_age_gfn if test_only else self.mmu.kvm_age_gfn
-        twice = self.mmu.takes_mmu_lock_twice(notifier)
+        mmu = self.mmu
+        plan = mmu.lock_plan(notifier)
+        lockless = plan[0] is None  # no common lock: the memslot walk is lockless
+        handler = mmu.kvm_test_age_gfn if test_only else mmu.kvm_age_gfn
+        twice = mmu.takes_mmu_lock_twice(notifier, plan)
         young = False
         for slot, g0, g1 in self.memslots.ranges(start, end):
             if twice:
-                common, arch = self.mmu.lock_plan(notifier)
+                common, arch = plan
                 self.k.deadlock(
                     f"{notifier}: kvm_handle_hva_range() holds kvm->mmu_lock ({common}) and "
                     f"the {self.mmu.name} handler takes it again ({', '.join(arch)}): "
@@ -197,14 +199,16 @@ class Kvm:
                     "clear_flush_young kept the common one)")
             ev.ranges += 1
             young |= handler(KvmGfnRange(slot, g0, g1, lockless), ev)
-        self._finish(ev, young, flush_on_ret)
+        self._finish(ev, young, flush_on_ret, plan)
         return young
 
-    def _finish(self, ev: AgingEvent, young: bool, flush_on_ret: bool) -> None:
-        """Charge the locks of one call, flush if asked and young, log it."""
+    def _finish(self, ev: AgingEvent, young: bool, flush_on_ret: bool,
+                plan: tuple[str | None, tuple[str, ...]] | None = None) -> None:
+        """Charge the locks of one call (`plan`: its lock plan), flush if asked and young,
+        log it."""
         ev.slot_calls = int(ev.ranges > 0)
         ev.young = int(young)
-        self.mmu.charge_locks(ev, ev.slot_calls, ev.ranges, ev.visited)
+        self.mmu.charge_locks(ev, ev.slot_calls, ev.ranges, ev.visited, plan)
         if flush_on_ret and young:
             self.kvm_flush_remote_tlbs()
             ev.flushes += 1

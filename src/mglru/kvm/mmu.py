@@ -181,7 +181,8 @@ class SecondaryMmuBase:
         common = None if self.memslot_walk_lockless(notifier) else self.mmu_lock
         return common, self.arch_locks(notifier)
 
-    def takes_mmu_lock_twice(self, notifier: str) -> bool:
+    def takes_mmu_lock_twice(self, notifier: str,
+                             plan: tuple[str | None, tuple[str, ...]] | None = None) -> bool:
         """Whether the handler takes kvm->mmu_lock while the memslot walk holds it.
 
         v4 4/7 moves the lock of kvm_age_gfn() into each arch but leaves
@@ -190,13 +191,14 @@ class SecondaryMmuBase:
         (arm64 for read, x86's shadow-MMU rmaps for write, the spinlock
         arches), the same thread takes it twice and hangs.
         """
-        common, arch = self.lock_plan(notifier)
+        common, arch = plan or self.lock_plan(notifier)
         return common is not None and any(lock in _MMU_LOCKS for lock in arch)
 
     # -- accounting -----------------------------------------------------------------
-    def charge_locks(self, ev: AgingEvent, slot_calls: int, ranges: int, rmaps: int) -> None:
-        """Add the lock acquisitions of `lock_plan` for these counts to an event."""
-        common, arch = self.lock_plan(ev.notifier)
+    def charge_locks(self, ev: AgingEvent, slot_calls: int, ranges: int, rmaps: int,
+                     plan: tuple[str | None, tuple[str, ...]] | None = None) -> None:
+        """Add the lock acquisitions of `lock_plan` (or `plan`, its result) to an event."""
+        common, arch = plan or self.lock_plan(ev.notifier)
         if common is not None and slot_calls:
             ev.locks[common] += slot_calls
         for lock in arch:
