@@ -38,6 +38,7 @@ from mglru.kvm.accounting import (
 from mglru.kvm.arm64 import Arm64
 from mglru.kvm.generic import Generic
 from mglru.kvm.memslot import KvmGfnRange, Memslot, Memslots
+from mglru.kvm.mmu import SecondaryMmuBase
 from mglru.kvm.vcpu import Vcpu, vcpu_access
 from mglru.kvm.x86_shadow import X86Shadow
 from mglru.kvm.x86_tdp import X86Tdp
@@ -66,7 +67,6 @@ from mglru.presets import ARCHES
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
-    from mglru.kvm.mmu import SecondaryMmuBase
     from mglru.mm.process import Process
 
 __all__ = ["Kvm", "create_vm", "RaceHook"]
@@ -260,6 +260,27 @@ class Kvm:
     def fast_only_capable(self) -> bool:
         """Whether aging takes no mmu_lock here (v3/v5 what-ifs)."""
         return self.mmu.fast_only_capable()
+
+    def clear_young_segments(self) -> list[tuple[int, int, int, npt.NDArray[np.uint8]]] | None:
+        """`aging_segments` for a compiled caller of one-page `clear_young` calls, or None
+        when they must run here: a race hook, an arch with a kvm_age_gfn() of its own, or
+        a handler that would take mmu_lock twice. The caller logs them with
+        `account_clear_young`."""
+        mmu = self.mmu
+        if (self.race_hook is not None or type(mmu).kvm_age_gfn is not SecondaryMmuBase.kvm_age_gfn
+                or mmu.takes_mmu_lock_twice(CLEAR_YOUNG)):
+            return None
+        return list(self.aging_segments())
+
+    def account_clear_young(self, rows: npt.NDArray[np.int64]) -> None:
+        """Log one-page `clear_young` calls made by compiled code, one row per call:
+        (memslot ranges, leaves visited, cleared, cleared writable and clean, young)."""
+        mmu = self.mmu
+        plan = mmu.lock_plan(CLEAR_YOUNG)
+        for ranges, visited, cleared, wc, young in rows.tolist():
+            ev = AgingEvent(CLEAR_YOUNG, calls=1, ranges=ranges, visited=visited, cleared=cleared)
+            ev.atomics, ev.cmpxchg = mmu.atomics_for(cleared, wc)
+            self._finish(ev, bool(young), False, plan)
 
     def aging_segments(self) -> Iterator[tuple[int, int, int, npt.NDArray[np.uint8]]]:
         """(vpn0, vpn1, gfn0, sptes) per memslot, for the compiled walk."""
