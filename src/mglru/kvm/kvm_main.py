@@ -189,6 +189,9 @@ class Kvm:
         handler = mmu.kvm_test_age_gfn if test_only else mmu.kvm_age_gfn
         twice = mmu.takes_mmu_lock_twice(notifier, plan)
         young = False
+        # one page of a range SecondaryMmuBase.kvm_age_gfn() ages (look-around): on ints
+        one = (not test_only and self.race_hook is None
+               and type(mmu).kvm_age_gfn is SecondaryMmuBase.kvm_age_gfn)
         for slot, g0, g1 in self.memslots.ranges(start, end):
             if twice:
                 common, arch = plan
@@ -198,7 +201,10 @@ class Kvm:
                     "self-deadlock (seed v4 4/7 moved the lock into the arch handlers, "
                     "clear_flush_young kept the common one)")
             ev.ranges += 1
-            young |= handler(KvmGfnRange(slot, g0, g1, lockless), ev)
+            if one and g1 - g0 == 1:
+                young |= mmu.age_one(mmu.sptes[slot.as_id], g0, ev)
+            else:
+                young |= handler(KvmGfnRange(slot, g0, g1, lockless), ev)
         self._finish(ev, young, flush_on_ret, plan)
         return young
 
@@ -277,9 +283,11 @@ class Kvm:
         (memslot ranges, leaves visited, cleared, cleared writable and clean, young)."""
         mmu = self.mmu
         plan = mmu.lock_plan(CLEAR_YOUNG)
+        # atomics_for() is linear in its counts: one policy lookup for every call
+        (a_c, x_c), (a_w, x_w) = mmu.atomics_for(1, 0), mmu.atomics_for(0, 1)
         for ranges, visited, cleared, wc, young in rows.tolist():
-            ev = AgingEvent(CLEAR_YOUNG, calls=1, ranges=ranges, visited=visited, cleared=cleared)
-            ev.atomics, ev.cmpxchg = mmu.atomics_for(cleared, wc)
+            ev = AgingEvent(CLEAR_YOUNG, calls=1, ranges=ranges, visited=visited, cleared=cleared,
+                            atomics=a_c * cleared + a_w * wc, cmpxchg=x_c * cleared + x_w * wc)
             self._finish(ev, bool(young), False, plan)
 
     def aging_segments(self) -> Iterator[tuple[int, int, int, npt.NDArray[np.uint8]]]:

@@ -277,7 +277,7 @@ class SecondaryMmuBase:
         arr = self.sptes[as_id]
         hook = self.kvm.race_hook
         if rng.end - rng.start == 1 and hook is None:  # one page (look-around): on ints
-            return self._age_one(arr, rng.start, ev)
+            return self.age_one(arr, rng.start, ev)
         heads = leaf_heads(arr, rng.start, rng.end)
         st = arr[heads]
         young = heads[(st & SPTE_ACCESSED) != 0]
@@ -293,7 +293,7 @@ class SecondaryMmuBase:
             return bool(len(young))
         return self._age_racy(as_id, heads, policy, hook, ev)
 
-    def _age_one(self, arr: npt.NDArray[np.uint8], g: int, ev: AgingEvent) -> bool:
+    def age_one(self, arr: npt.NDArray[np.uint8], g: int, ev: AgingEvent) -> bool:
         """`kvm_age_gfn` of the one gfn `g` without a race hook."""
         head = leaf_head_one(arr, g)
         if head < 0:

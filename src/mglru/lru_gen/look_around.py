@@ -29,7 +29,7 @@ import numpy as np
 from mglru.lru_gen._look_around_kernel import harvest_window, look_around_window
 from mglru.lru_gen._look_around_notify import NR_C, NR_SPTE_ARRAYS, harvest_notify
 from mglru.lru_gen.bloom import update_bloom_filter
-from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
+from mglru.lru_gen.folio import lru_gen_add_one, lru_gen_del_one
 from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_NR_GENS, MIN_LRU_BATCH
 from mglru.mm.mmu_notifier import mmu_notifier_clear_young
 from mglru.mm.page import (
@@ -120,11 +120,9 @@ def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> 
             lruvec.nr_pages[new_gen, t, 0] += nr
         return
     if lru_gen_set_refs(k, pfn) and old_gen >= 0 and old_gen != new_gen:
-
-        arr = np.array([pfn])
-        lru_gen_del_folio(mem, lruvec, arr, reclaiming=False)
+        lru_gen_del_one(mem, lruvec, pfn, reclaiming=False)
         mem.flags[pfn] |= 1 << 2  # PG_active: folio_activate()
-        lru_gen_add_folio(mem, lruvec, arr)
+        lru_gen_add_one(mem, lruvec, pfn)
 
 
 def _notify_segments(subs: list) -> tuple | None:
