@@ -2,11 +2,13 @@
 
 Per access, as `kvm.vcpu.vcpu_access` does for one page: the translation is the
 SPTE of the gfn (or of its 2 MiB leaf's head); an access that needs a KVM page
-fault (no SPTE, or a write to a read-only one) or lies in no memslot stops the
-loop. Otherwise a translation cached in the vCPU's TLB is used as is; a TLB miss
-walks the SPTE, which sets its accessed (and, on a write, dirty) bit or, without
-A/D bits, takes a fast page fault that un-tracks it; the translation becomes the
-most recently used TLB entry, evicting the least recently used one.
+fault (no SPTE, or a write to a read-only one) is taken by `_guest_fault` when
+it can be (its new translation is then cached, no walk), else it stops the
+loop, as does an access in no memslot. Otherwise a translation cached in the
+vCPU's TLB is used as is; a TLB miss walks the SPTE, which sets its accessed
+(and, on a write, dirty) bit or, without A/D bits, takes a fast page fault that
+un-tracks it; the translation becomes the most recently used TLB entry,
+evicting the least recently used one.
 
 The TLB is an exact LRU: a doubly linked list over `entries` slots (`prv`,
 `nxt`, `lst = [oldest, newest, count]`) and, for translations of the running

@@ -1,9 +1,13 @@
-"""Apply a guest vCPU's stream: compiled TLB and SPTE work, KVM faults one page at a time.
+"""Apply a guest vCPU's stream: compiled TLB, SPTE and simple fault work, the rest per page.
 
-As for host streams, every access the compiled loop cannot finish goes through
-`kvm.vcpu.vcpu_access` for its one page (KVM page fault, GUP through the host
-fault path with its charge and reclaim), with the clock at its time; the TLB is
-handed back to the `GuestTlb` before that, so the result is the per-page one.
+As for host streams, faults that cannot reclaim stay in the compiled loop
+(`_guest_fault`: a small SPTE over a 4 KiB anonymous host page, within the
+budget of `host.fault_context`); their effects on Python objects are applied
+right after the loop (`host.apply_faults`, the VM's counters). Every other
+access the loop cannot finish goes through `kvm.vcpu.vcpu_access` for its one
+page (KVM page fault, GUP through the host fault path with its charge and
+reclaim), with the clock at its time; the TLB is handed back to the `GuestTlb`
+before that, so the result is the per-page one.
 """
 
 from __future__ import annotations
