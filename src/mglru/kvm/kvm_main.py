@@ -285,10 +285,20 @@ class Kvm:
         plan = mmu.lock_plan(CLEAR_YOUNG)
         # atomics_for() is linear in its counts: one policy lookup for every call
         (a_c, x_c), (a_w, x_w) = mmu.atomics_for(1, 0), mmu.atomics_for(0, 1)
+        locks_of: dict[tuple[int, int], dict[str, int]] = {}  # charge_locks() per count pair
+        append = self.log.append
         for ranges, visited, cleared, wc, young in rows.tolist():
-            ev = AgingEvent(CLEAR_YOUNG, calls=1, ranges=ranges, visited=visited, cleared=cleared,
+            locks = locks_of.get((ranges, visited))
+            if locks is None:
+                ev = AgingEvent(CLEAR_YOUNG)
+                mmu.charge_locks(ev, int(ranges > 0), ranges, visited, plan)
+                locks = locks_of[ranges, visited] = dict(ev.locks)
+            # _finish() of a call that never flushes
+            ev = AgingEvent(CLEAR_YOUNG, calls=1, slot_calls=int(ranges > 0), ranges=ranges,
+                            young=int(bool(young)), visited=visited, cleared=cleared,
                             atomics=a_c * cleared + a_w * wc, cmpxchg=x_c * cleared + x_w * wc)
-            self._finish(ev, bool(young), False, plan)
+            dict.update(ev.locks, locks)  # Counter.update's Mapping test costs more than this
+            append(ev)
 
     def aging_segments(self) -> Iterator[tuple[int, int, int, npt.NDArray[np.uint8]]]:
         """(vpn0, vpn1, gfn0, sptes) per memslot, for the compiled walk."""
