@@ -251,3 +251,33 @@ def test_lru_gen_add_one_matches_lru_gen_add_folio(preset: str, nr_gens: int) ->
         states.append((k.mem.flags[pfns].tolist(), k.mem.gen[pfns].tolist(),
                        k.mem.lru[pfns].tolist(), lv.nr_pages.tolist(), lv.nr_listed.tolist()))
     assert states[0] == states[1]
+
+
+@pytest.mark.parametrize("preset", LADDER[1:2] + BY_WORKINGSET[:1])
+@pytest.mark.parametrize("reclaiming", [False, True])
+def test_lru_gen_del_one_matches_lru_gen_del_folio(preset: str, reclaiming: bool) -> None:
+    """The one-folio twin of lru_gen_del_folio() reaches the same state, for folios of
+    every generation, both types and THP heads."""
+    from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio, lru_gen_del_one
+    from mglru.mm.page import PG_head
+
+    states = []
+    for one in (False, True):
+        k, _ = kernel(preset)
+        lv = k.lruvec("/a")
+        lv.max_seq = 7
+        lv.min_seq = [4, 4]
+        pfns = np.arange(4096, 4096 + 32, dtype=np.int64)
+        k.mem.flags[pfns] = [(PG_swapbacked if c & 1 else 0) | (PG_head if c & 2 else 0)
+                             | (PG_active if c & 4 else 0) | (PG_workingset if c & 8 else 0)
+                             for c in range(len(pfns))]
+        lru_gen_add_folio(k.mem, lv, pfns)
+        k.mem.gen[pfns] = np.arange(len(pfns)) % 4 + 1  # every generation
+        for pfn in pfns:
+            if one:
+                lru_gen_del_one(k.mem, lv, int(pfn), reclaiming)
+            else:
+                lru_gen_del_folio(k.mem, lv, np.array([pfn]), reclaiming)
+        states.append((k.mem.flags[pfns].tolist(), k.mem.gen[pfns].tolist(),
+                       k.mem.lru[pfns].tolist(), lv.nr_pages.tolist(), lv.nr_listed.tolist()))
+    assert states[0] == states[1]

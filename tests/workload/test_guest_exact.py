@@ -51,7 +51,8 @@ def _vm_state(vm) -> dict:
 def cases(draw):
     thp = draw(st.booleans())
     return (None if thp else draw(st.sampled_from([None, 200, 400])), thp, draw(st.booleans()),
-            draw(st.sampled_from([0, 1, 4, 16])), draw(st.sampled_from(["v6.10", "seed-v4"])),
+            draw(st.sampled_from([0, 1, 4, 16])),
+            draw(st.sampled_from(["v6.10", "seed-v4", "v6.15"])),  # v6.15: notifier look-around
             draw(st.integers(0, 120)), draw(st.integers(0, 2**31)))
 
 

@@ -38,6 +38,7 @@ from mglru.kvm.accounting import (
 from mglru.kvm.arm64 import Arm64
 from mglru.kvm.generic import Generic
 from mglru.kvm.memslot import KvmGfnRange, Memslot, Memslots
+from mglru.kvm.mmu import SecondaryMmuBase
 from mglru.kvm.vcpu import Vcpu, vcpu_access
 from mglru.kvm.x86_shadow import X86Shadow
 from mglru.kvm.x86_tdp import X86Tdp
@@ -66,7 +67,6 @@ from mglru.presets import ARCHES
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
-    from mglru.kvm.mmu import SecondaryMmuBase
     from mglru.mm.process import Process
 
 __all__ = ["Kvm", "create_vm", "RaceHook"]
@@ -165,7 +165,13 @@ class Kvm:
 
     def kvm_unmap_gfn_range(self, as_id: int, g0: int, g1: int) -> int:
         """Zap the leaves covering gfns [g0, g1) and flush remote TLBs if any went."""
-        return self.kvm_unmap_gfns(as_id, np.arange(g0, g1, dtype=np.int64))
+        if g1 - g0 != 1:
+            return self.kvm_unmap_gfns(as_id, np.arange(g0, g1, dtype=np.int64))
+        n = self.mmu.zap_one(as_id, g0)  # one page (reclaim's unmap): on ints
+        if n:
+            self.stat["zapped"] += n
+            self.kvm_flush_remote_tlbs()
+        return n
 
     # -- kvm_handle_hva_range (virt/kvm/kvm_main.c) ----------------------------------------
     def kvm_handle_hva_range(self, notifier: str, start: int, end: int, test_only: bool,
@@ -177,28 +183,38 @@ class Kvm:
                 (seed v4 4/7 with clear_flush_young: `takes_mmu_lock_twice`).
         """
         ev = AgingEvent(notifier, calls=1)
-        lockless = self.mmu.memslot_walk_lockless(notifier)
-        handler = self.mmu.kvm_test_age_gfn if test_only else self.mmu.kvm_age_gfn
-        twice = self.mmu.takes_mmu_lock_twice(notifier)
+        mmu = self.mmu
+        plan = mmu.lock_plan(notifier)
+        lockless = plan[0] is None  # no common lock: the memslot walk is lockless
+        handler = mmu.kvm_test_age_gfn if test_only else mmu.kvm_age_gfn
+        twice = mmu.takes_mmu_lock_twice(notifier, plan)
         young = False
+        # one page of a range SecondaryMmuBase.kvm_age_gfn() ages (look-around): on ints
+        one = (not test_only and self.race_hook is None
+               and type(mmu).kvm_age_gfn is SecondaryMmuBase.kvm_age_gfn)
         for slot, g0, g1 in self.memslots.ranges(start, end):
             if twice:
-                common, arch = self.mmu.lock_plan(notifier)
+                common, arch = plan
                 self.k.deadlock(
                     f"{notifier}: kvm_handle_hva_range() holds kvm->mmu_lock ({common}) and "
                     f"the {self.mmu.name} handler takes it again ({', '.join(arch)}): "
                     "self-deadlock (seed v4 4/7 moved the lock into the arch handlers, "
                     "clear_flush_young kept the common one)")
             ev.ranges += 1
-            young |= handler(KvmGfnRange(slot, g0, g1, lockless), ev)
-        self._finish(ev, young, flush_on_ret)
+            if one and g1 - g0 == 1:
+                young |= mmu.age_one(mmu.sptes[slot.as_id], g0, ev)
+            else:
+                young |= handler(KvmGfnRange(slot, g0, g1, lockless), ev)
+        self._finish(ev, young, flush_on_ret, plan)
         return young
 
-    def _finish(self, ev: AgingEvent, young: bool, flush_on_ret: bool) -> None:
-        """Charge the locks of one call, flush if asked and young, log it."""
+    def _finish(self, ev: AgingEvent, young: bool, flush_on_ret: bool,
+                plan: tuple[str | None, tuple[str, ...]] | None = None) -> None:
+        """Charge the locks of one call (`plan`: its lock plan), flush if asked and young,
+        log it."""
         ev.slot_calls = int(ev.ranges > 0)
         ev.young = int(young)
-        self.mmu.charge_locks(ev, ev.slot_calls, ev.ranges, ev.visited)
+        self.mmu.charge_locks(ev, ev.slot_calls, ev.ranges, ev.visited, plan)
         if flush_on_ret and young:
             self.kvm_flush_remote_tlbs()
             ev.flushes += 1
@@ -250,6 +266,39 @@ class Kvm:
     def fast_only_capable(self) -> bool:
         """Whether aging takes no mmu_lock here (v3/v5 what-ifs)."""
         return self.mmu.fast_only_capable()
+
+    def clear_young_segments(self) -> list[tuple[int, int, int, npt.NDArray[np.uint8]]] | None:
+        """`aging_segments` for a compiled caller of one-page `clear_young` calls, or None
+        when they must run here: a race hook, an arch with a kvm_age_gfn() of its own, or
+        a handler that would take mmu_lock twice. The caller logs them with
+        `account_clear_young`."""
+        mmu = self.mmu
+        if (self.race_hook is not None or type(mmu).kvm_age_gfn is not SecondaryMmuBase.kvm_age_gfn
+                or mmu.takes_mmu_lock_twice(CLEAR_YOUNG)):
+            return None
+        return list(self.aging_segments())
+
+    def account_clear_young(self, rows: npt.NDArray[np.int64]) -> None:
+        """Log one-page `clear_young` calls made by compiled code, one row per call:
+        (memslot ranges, leaves visited, cleared, cleared writable and clean, young)."""
+        mmu = self.mmu
+        plan = mmu.lock_plan(CLEAR_YOUNG)
+        # atomics_for() is linear in its counts: one policy lookup for every call
+        (a_c, x_c), (a_w, x_w) = mmu.atomics_for(1, 0), mmu.atomics_for(0, 1)
+        locks_of: dict[tuple[int, int], dict[str, int]] = {}  # charge_locks() per count pair
+        append = self.log.append
+        for ranges, visited, cleared, wc, young in rows.tolist():
+            locks = locks_of.get((ranges, visited))
+            if locks is None:
+                ev = AgingEvent(CLEAR_YOUNG)
+                mmu.charge_locks(ev, int(ranges > 0), ranges, visited, plan)
+                locks = locks_of[ranges, visited] = dict(ev.locks)
+            # _finish() of a call that never flushes
+            ev = AgingEvent(CLEAR_YOUNG, calls=1, slot_calls=int(ranges > 0), ranges=ranges,
+                            young=int(bool(young)), visited=visited, cleared=cleared,
+                            atomics=a_c * cleared + a_w * wc, cmpxchg=x_c * cleared + x_w * wc)
+            dict.update(ev.locks, locks)  # Counter.update's Mapping test costs more than this
+            append(ev)
 
     def aging_segments(self) -> Iterator[tuple[int, int, int, npt.NDArray[np.uint8]]]:
         """(vpn0, vpn1, gfn0, sptes) per memslot, for the compiled walk."""

@@ -66,6 +66,8 @@ class Memslots:
 
     def __init__(self, nr_address_spaces: int) -> None:
         self.by_as: list[list[Memslot]] = [[] for _ in range(nr_address_spaces)]
+        #: (slot, userspace_addr, hva_end, base_gfn) in the order `ranges` visits them
+        self._flat: list[tuple[Memslot, int, int, int]] = []
 
     @property
     def nr_address_spaces(self) -> int:
@@ -89,6 +91,7 @@ class Memslots:
                 raise OSError(errno.EEXIST, f"memslot {slot} overlaps {s}")
         self.by_as[slot.as_id].append(slot)
         self.by_as[slot.as_id].sort(key=lambda s: s.base_gfn)
+        self._flat = [(s, s.userspace_addr, s.hva_end, s.base_gfn) for s in self.all()]
 
     def all(self) -> list[Memslot]:
         """Every memslot, address space by address space."""
@@ -105,14 +108,11 @@ class Memslots:
         out = []
         if end <= start:
             return out
-        for slots in self.by_as:
-            for s in slots:
-                if s.userspace_addr >= end or s.hva_end <= start:
-                    continue
-                hva_start = max(start, s.userspace_addr)
-                hva_end = min(end, s.hva_end)
-                out.append((s, hva_to_gfn_memslot(hva_start, s),
-                            hva_to_gfn_memslot(hva_end + PAGE_SIZE - 1, s)))
+        for s, hva0, hva1, base in self._flat:  # hva_to_gfn_memslot() of both ends, inlined
+            if hva0 >= end or hva1 <= start:
+                continue
+            out.append((s, base + ((max(start, hva0) - hva0) >> PAGE_SHIFT),
+                        base + ((min(end, hva1) + PAGE_SIZE - 1 - hva0) >> PAGE_SHIFT)))
         return out
 
     def find_gfn(self, as_id: int, gfn: int) -> Memslot | None:

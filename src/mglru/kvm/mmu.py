@@ -52,6 +52,7 @@ from mglru.kvm.spte import (
     SPTE_PRESENT,
     SPTE_WRITABLE,
     grow,
+    leaf_head_one,
     leaf_heads,
 )
 
@@ -180,7 +181,8 @@ class SecondaryMmuBase:
         common = None if self.memslot_walk_lockless(notifier) else self.mmu_lock
         return common, self.arch_locks(notifier)
 
-    def takes_mmu_lock_twice(self, notifier: str) -> bool:
+    def takes_mmu_lock_twice(self, notifier: str,
+                             plan: tuple[str | None, tuple[str, ...]] | None = None) -> bool:
         """Whether the handler takes kvm->mmu_lock while the memslot walk holds it.
 
         v4 4/7 moves the lock of kvm_age_gfn() into each arch but leaves
@@ -189,13 +191,14 @@ class SecondaryMmuBase:
         (arm64 for read, x86's shadow-MMU rmaps for write, the spinlock
         arches), the same thread takes it twice and hangs.
         """
-        common, arch = self.lock_plan(notifier)
+        common, arch = plan or self.lock_plan(notifier)
         return common is not None and any(lock in _MMU_LOCKS for lock in arch)
 
     # -- accounting -----------------------------------------------------------------
-    def charge_locks(self, ev: AgingEvent, slot_calls: int, ranges: int, rmaps: int) -> None:
-        """Add the lock acquisitions of `lock_plan` for these counts to an event."""
-        common, arch = self.lock_plan(ev.notifier)
+    def charge_locks(self, ev: AgingEvent, slot_calls: int, ranges: int, rmaps: int,
+                     plan: tuple[str | None, tuple[str, ...]] | None = None) -> None:
+        """Add the lock acquisitions of `lock_plan` (or `plan`, its result) to an event."""
+        common, arch = plan or self.lock_plan(ev.notifier)
         if common is not None and slot_calls:
             ev.locks[common] += slot_calls
         for lock in arch:
@@ -228,6 +231,17 @@ class SecondaryMmuBase:
         """
         self.sptes[as_id] = grow(self.sptes[as_id], nr_gfns)
 
+    def zap_one(self, as_id: int, g: int) -> int:
+        """`zap` of the one gfn `g`."""
+        arr = self.sptes[as_id]
+        head = leaf_head_one(arr, g)
+        if head < 0:
+            return 0
+        if arr[head] & SPTE_HUGE:
+            arr[head: head + HPAGE_GFNS] = 0
+        arr[head] = 0
+        return 1
+
     def zap(self, as_id: int, gfns: npt.NDArray[np.int64]) -> int:
         """Drop the leaves covering `gfns` (a 2 MiB leaf goes whole). Returns leaves zapped."""
         arr = self.sptes[as_id]
@@ -246,6 +260,12 @@ class SecondaryMmuBase:
     def kvm_test_age_gfn(self, rng: KvmGfnRange, ev: AgingEvent) -> bool:
         """Whether any present leaf of the range is accessed; stops at the first."""
         arr = self.sptes[rng.slot.as_id]
+        if rng.end - rng.start == 1:  # one page (test_young): on ints
+            head = leaf_head_one(arr, rng.start)
+            if head < 0:
+                return False
+            ev.visited += 1
+            return bool(arr[head] & SPTE_ACCESSED)
         heads = leaf_heads(arr, rng.start, rng.end)
         acc = np.flatnonzero(arr[heads] & SPTE_ACCESSED)
         ev.visited += int(acc[0]) + 1 if len(acc) else len(heads)
@@ -255,11 +275,13 @@ class SecondaryMmuBase:
         """Age every accessed present leaf of the range; True if any was accessed."""
         as_id = rng.slot.as_id
         arr = self.sptes[as_id]
+        hook = self.kvm.race_hook
+        if rng.end - rng.start == 1 and hook is None:  # one page (look-around): on ints
+            return self.age_one(arr, rng.start, ev)
         heads = leaf_heads(arr, rng.start, rng.end)
         st = arr[heads]
         young = heads[(st & SPTE_ACCESSED) != 0]
         policy = self.clear_policy()
-        hook = self.kvm.race_hook
         if hook is None or policy not in _RACY:
             ev.visited += len(heads)
             ev.cleared += len(young)
@@ -270,6 +292,23 @@ class SecondaryMmuBase:
             arr[young] &= np.uint8(~SPTE_ACCESSED & 0xFF)
             return bool(len(young))
         return self._age_racy(as_id, heads, policy, hook, ev)
+
+    def age_one(self, arr: npt.NDArray[np.uint8], g: int, ev: AgingEvent) -> bool:
+        """`kvm_age_gfn` of the one gfn `g` without a race hook."""
+        head = leaf_head_one(arr, g)
+        if head < 0:
+            return False
+        ev.visited += 1
+        st = int(arr[head])
+        if not st & SPTE_ACCESSED:
+            return False
+        ev.cleared += 1
+        atomics, cmpxchg = self.atomics_for(1, int(st & (SPTE_WRITABLE | SPTE_DIRTY)
+                                                   == SPTE_WRITABLE))
+        ev.atomics += atomics
+        ev.cmpxchg += cmpxchg
+        arr[head] = st & ~SPTE_ACCESSED
+        return True
 
     def _age_racy(self, as_id: int, heads: npt.NDArray[np.int64], policy: int, hook,
                   ev: AgingEvent) -> bool:

@@ -27,7 +27,7 @@ from mglru.lru_gen._walk_kernel import (
 )
 
 __all__ = ["SPTE_PRESENT", "SPTE_ACCESSED", "SPTE_HUGE", "SPTE_WRITABLE", "SPTE_DIRTY",
-           "HPAGE_GFNS", "leaf_heads", "grow"]
+           "HPAGE_GFNS", "leaf_heads", "leaf_head_one", "grow"]
 
 #: gfns per 2 MiB leaf
 HPAGE_GFNS = 512
@@ -44,6 +44,14 @@ def leaf_heads(sptes: npt.NDArray[np.uint8], g0: int, g1: int) -> npt.NDArray[np
     if len(heads) > 1:
         heads = heads[np.concatenate(([True], heads[1:] != heads[:-1]))]
     return heads[(sptes[heads] & SPTE_PRESENT) != 0]
+
+
+def leaf_head_one(sptes: npt.NDArray[np.uint8], g: int) -> int:
+    """`leaf_heads` of the one gfn `g`: the head of its present leaf, or -1."""
+    if g >= len(sptes):
+        return -1
+    head = g & ~(HPAGE_GFNS - 1) if sptes[g] & SPTE_HUGE else g
+    return head if sptes[head] & SPTE_PRESENT else -1
 
 
 def grow(sptes: npt.NDArray[np.uint8], n: int) -> npt.NDArray[np.uint8]:

@@ -40,6 +40,7 @@ from mglru.kvm.spte import (
 )
 from mglru.mm.page import PAGE_SHIFT, PMD_SIZE
 from mglru.paths.fault import get_user_pages
+from mglru.paths.gup import get_user_page
 
 if TYPE_CHECKING:
     from mglru.kvm.kvm_main import Kvm
@@ -107,6 +108,20 @@ class GuestTlb:
                 hits_before += 1
         return hit
 
+    def hit_one(self, key: int) -> bool:
+        """`lookup` of one key: whether it is cached."""
+        return bool(self.entries) and bool((self.keys == key).any())
+
+    def fill_one(self, key: int) -> None:
+        """`fill` with one key: it becomes the most recently used entry."""
+        keys = self.keys
+        if not self.entries or (len(keys) and keys[-1] == key):
+            return
+        keys = keys[keys != key]
+        if len(keys) >= self.entries:
+            keys = keys[len(keys) - self.entries + 1:]
+        self.keys = np.append(keys, np.int64(key))
+
     def fill(self, keys: npt.NDArray[np.int64]) -> None:
         """Use `keys` in order: each becomes the most recently used entry."""
         if not self.entries or not len(keys):
@@ -149,6 +164,11 @@ def vcpu_access(kvm: Kvm, vcpu: Vcpu, gpa: int, nbytes: int, write: bool = False
     if nbytes <= 0:
         return
     g, g_end = gpa >> PAGE_SHIFT, (gpa + nbytes + (1 << PAGE_SHIFT) - 1) >> PAGE_SHIFT
+    if g_end == g + 1:  # one page, as guest streams fault: the same steps on Python ints
+        slot = kvm.memslots.find_gfn(vcpu.as_id, g)
+        if slot is not None:
+            _access_one(kvm, vcpu, slot, g, write)
+            return
     while g < g_end:
         slot = kvm.memslots.find_gfn(vcpu.as_id, g)
         if slot is None:
@@ -185,6 +205,44 @@ def _access_slot(kvm: Kvm, vcpu: Vcpu, slot: Memslot, g0: int, g1: int, write: b
             kvm.stat["fast_page_faults"] += int(np.count_nonzero(tracked))
         arr[mh] |= np.uint8(SPTE_ACCESSED | (SPTE_DIRTY if write else 0))
     vcpu.tlb.fill(keys)
+
+
+def _access_one(kvm: Kvm, vcpu: Vcpu, slot: Memslot, g: int, write: bool) -> None:
+    """`_access_slot` of the one gfn `g`."""
+    as_id = slot.as_id
+    kvm.mmu.ensure(as_id, kvm.memslots.gfn_limit(as_id))
+    arr = kvm.mmu.sptes[as_id]
+    head = g & ~(HPAGE_GFNS - 1) if arr[g] & SPTE_HUGE else g
+    st = int(arr[head])
+    if not st & SPTE_PRESENT or (write and not st & SPTE_WRITABLE):
+        _kvm_page_fault_one(kvm, slot, g, write)
+        head = g & ~(HPAGE_GFNS - 1) if arr[g] & SPTE_HUGE else g
+    elif not vcpu.tlb.hit_one(head | (as_id << _AS_SHIFT)):  # walked
+        if not kvm.ad_bits:
+            kvm.stat["fast_page_faults"] += int(not st & SPTE_ACCESSED)
+        arr[head] = st | SPTE_ACCESSED | (SPTE_DIRTY if write else 0)
+    vcpu.tlb.fill_one(head | (as_id << _AS_SHIFT))
+
+
+def _kvm_page_fault_one(kvm: Kvm, slot: Memslot, g: int, write: bool) -> None:
+    """`_kvm_page_fault` of the one gfn `g`."""
+    arr = kvm.mmu.sptes[slot.as_id]
+    if g < len(arr) and arr[g] & (SPTE_PRESENT | SPTE_HUGE):  # see _kvm_page_fault
+        kvm.kvm_unmap_gfns(slot.as_id, np.array([g], np.int64))
+    _pfn, host_huge, writable = get_user_page(kvm.k, kvm.process, slot.gfn_to_hva(g), write)
+    kvm.stat["gup_pages"] += 1
+    bits = SPTE_PRESENT | SPTE_ACCESSED | (SPTE_DIRTY if write else 0)
+    b = g & ~(HPAGE_GFNS - 1)
+    if (host_huge and (slot.userspace_addr - (slot.base_gfn << PAGE_SHIFT)) % PMD_SIZE == 0
+            and b >= slot.base_gfn and b + HPAGE_GFNS <= slot.gfn_end):
+        if (arr[b: b + HPAGE_GFNS] & SPTE_PRESENT).any():
+            kvm.kvm_unmap_gfns(slot.as_id, np.arange(b, b + HPAGE_GFNS, dtype=np.int64))
+        arr[b: b + HPAGE_GFNS] = SPTE_HUGE
+        arr[b] = SPTE_HUGE | bits | (SPTE_WRITABLE if writable else 0)
+        kvm.stat["faults"] += 1
+        return
+    arr[g] = bits | (SPTE_WRITABLE if writable else 0)
+    kvm.stat["faults"] += 1
 
 
 def _kvm_page_fault(kvm: Kvm, slot: Memslot, gfns: npt.NDArray[np.int64], write: bool) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mglru.lru_gen.helpers import MAX_NR_GENS, MIN_NR_GENS
-from mglru.lru_gen.lists import list_add, list_add_one, list_del, list_gens
+from mglru.lru_gen.lists import LRU_LIST_SHIFT, list_add, list_add_one, list_del, list_gens
 from mglru.mm.page import (
     HPAGE_PMD_NR,
     LRU_REFS_MASK,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from mglru.mm.memory import PhysMem
 
 __all__ = ["lru_gen_folio_seq", "lru_gen_add_folio", "lru_gen_del_folio", "folio_types",
-           "folio_nr_pages", "account_listed", "lru_gen_add_one"]
+           "folio_nr_pages", "account_listed", "lru_gen_add_one", "lru_gen_del_one"]
 
 
 def folio_types(flags: npt.NDArray[np.uint16]) -> npt.NDArray[np.int64]:
@@ -207,3 +207,23 @@ def lru_gen_del_folio(mem: PhysMem, lruvec: Lruvec, pfns: npt.NDArray[np.int64],
     mem.gen[pfns] = 0
     list_del(mem, pfns)
 
+
+
+def lru_gen_del_one(mem: PhysMem, lruvec: Lruvec, pfn: int, reclaiming: bool) -> None:
+    """`lru_gen_del_folio` for one head pfn on Python ints (see `lru_gen_add_one`)."""
+    flags = int(mem.flags[pfn])
+    gen = int(mem.gen[pfn]) - 1
+    lgen = (int(mem.lru[pfn]) >> LRU_LIST_SHIFT) - 1
+    if gen < 0 or lgen < 0:  # off a list: the array twin fails as it always did
+        lru_gen_del_folio(mem, lruvec, np.array([pfn], np.int64), reclaiming)
+        return
+    type_ = 0 if flags & PG_swapbacked else 1
+    lruvec.nr_pages[gen, type_, 0] -= HPAGE_PMD_NR if flags & PG_head else 1
+    lruvec.nr_listed[lgen, type_, 0] -= 1
+    flags &= ~PG_lru
+    if not reclaiming and gen in (lruvec.max_seq % MAX_NR_GENS,
+                                  (lruvec.max_seq - 1) % MAX_NR_GENS):
+        flags |= PG_active
+    mem.flags[pfn] = flags
+    mem.gen[pfn] = 0
+    mem.lru[pfn] = 0

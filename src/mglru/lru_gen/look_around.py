@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen._look_around_kernel import harvest_window, look_around_window
+from mglru.lru_gen._look_around_notify import NR_C, NR_SPTE_ARRAYS, harvest_notify
 from mglru.lru_gen.bloom import update_bloom_filter
-from mglru.lru_gen.folio import lru_gen_add_folio, lru_gen_del_folio
+from mglru.lru_gen.folio import lru_gen_add_one, lru_gen_del_one
 from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_NR_GENS, MIN_LRU_BATCH
 from mglru.mm.mmu_notifier import mmu_notifier_clear_young
 from mglru.mm.page import (
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from mglru.mm.rmap import Mapping
 
 __all__ = ["lru_gen_look_around", "lru_gen_set_refs"]
+
+_NO_SPTES = np.zeros(0, np.uint8)
 
 
 def lru_gen_set_refs(k: SimKernel, pfn: int) -> bool:
@@ -117,11 +120,52 @@ def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> 
             lruvec.nr_pages[new_gen, t, 0] += nr
         return
     if lru_gen_set_refs(k, pfn) and old_gen >= 0 and old_gen != new_gen:
-
-        arr = np.array([pfn])
-        lru_gen_del_folio(mem, lruvec, arr, reclaiming=False)
+        lru_gen_del_one(mem, lruvec, pfn, reclaiming=False)
         mem.flags[pfn] |= 1 << 2  # PG_active: folio_activate()
-        lru_gen_add_folio(mem, lruvec, arr)
+        lru_gen_add_one(mem, lruvec, pfn)
+
+
+def _notify_segments(subs: list) -> tuple | None:
+    """The arguments of `harvest_notify` for the subscribers `subs`, or None when some
+    subscriber's calls must run in Python (see `Kvm.clear_young_segments`)."""
+    arrays: list = []
+    rows = []
+    for i, sub in enumerate(subs):
+        get = getattr(sub, "clear_young_segments", None)
+        segs = get() if get is not None else None
+        if segs is None:
+            return None
+        for vpn0, vpn1, gfn0, sptes in segs:
+            a = next((j for j, x in enumerate(arrays) if x is sptes), len(arrays))
+            if a == len(arrays):
+                arrays.append(sptes)
+            rows.append((vpn0, vpn1, gfn0, a, i))
+    if len(arrays) > NR_SPTE_ARRAYS:
+        return None
+    cols = np.array(rows, np.int64).reshape(-1, 5).T.copy()
+    return tuple(cols), tuple(arrays) + (_NO_SPTES,) * (NR_SPTE_ARRAYS - len(arrays))
+
+
+def _harvest_notify(k: SimKernel, lruvec: Lruvec, mm, window, start: int,  # noqa: ANN001
+                    walk, segs: tuple) -> int:
+    """`_harvest` with every call to the subscribers compiled (`harvest_notify`)."""
+    win_f, win_p, cand = window
+    cand = np.flatnonzero(cand)
+    subs = mm.notifiers
+    calls = np.zeros((len(cand), len(subs), NR_C), np.int64)
+    out = np.zeros((len(cand), 3), np.int64)
+    mem = k.mem
+    n = harvest_notify(win_f, win_p, cand, (mem.flags, mem.gen, mem.memcg), lruvec.memcg.id,
+                       k.rules.look_around_skips_lone_and_unlisted, start >> PAGE_SHIFT,
+                       segs[0], segs[1], calls, out)
+    for i, sub in enumerate(subs):
+        sub.account_clear_young(calls[:n, i])
+    young = 0
+    for head, dirty, yes in out[:n].tolist():
+        if yes:
+            young += 1
+            _update_folio(k, lruvec, head, bool(dirty), walk)
+    return young
 
 
 def _harvest(k: SimKernel, lruvec: Lruvec, mm, window, start: int, base_idx: int,  # noqa: ANN001
@@ -131,6 +175,10 @@ def _harvest(k: SimKernel, lruvec: Lruvec, mm, window, start: int, base_idx: int
     win_f, win_p, cand = window
     memcg_id = lruvec.memcg.id
     fast_only = rules.look_around_window_fast_only
+    if rules.look_around_notify and not fast_only and mm.has_notifiers():
+        segs = _notify_segments(mm.notifiers)
+        if segs is not None:
+            return _harvest_notify(k, lruvec, mm, window, start, walk, segs)
     young = 0
     for i in np.flatnonzero(cand).tolist():
         j = base_idx + i

@@ -19,7 +19,9 @@ its mm, so the callbacks take only addresses); the KVM model (`mglru.kvm`) is
 the one the project ships. The compiled aging walk does not call these
 functions per PTE: it reads the subscriber's SPTE state through
 `aging_segments()` and reports what it did through `account_aging()` (see
-`mglru.lru_gen._walk_secondary`).
+`mglru.lru_gen._walk_secondary`). Look-around's window does the same with the
+subscribers that offer it (`clear_young_segments`, `account_clear_young`: one
+logged call per page, see `mglru.lru_gen._look_around_notify`).
 
 Future optimizations:
 1. an SRCU-like snapshot of the chain if subscribers ever register mid-walk.

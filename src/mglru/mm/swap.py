@@ -106,6 +106,9 @@ class SwapDevice:
         """Take `n` slots, or None if the device is too full (nothing taken)."""
         if n > self.nr_free:
             return None
+        if n == 1 and self._free:  # one folio (shrink_folio_list): no arrays to join
+            self.nr_used += 1
+            return np.array([self._free.pop()], np.int64)
         reuse = [self._free.pop() for _ in range(min(n, len(self._free)))]
         fresh = np.arange(self._next, self._next + n - len(reuse), dtype=np.int64)
         self._next += len(fresh)

@@ -2,11 +2,13 @@
 
 Per access, as `kvm.vcpu.vcpu_access` does for one page: the translation is the
 SPTE of the gfn (or of its 2 MiB leaf's head); an access that needs a KVM page
-fault (no SPTE, or a write to a read-only one) or lies in no memslot stops the
-loop. Otherwise a translation cached in the vCPU's TLB is used as is; a TLB miss
-walks the SPTE, which sets its accessed (and, on a write, dirty) bit or, without
-A/D bits, takes a fast page fault that un-tracks it; the translation becomes the
-most recently used TLB entry, evicting the least recently used one.
+fault (no SPTE, or a write to a read-only one) is taken by `_guest_fault` when
+it can be (its new translation is then cached, no walk), else it stops the
+loop, as does an access in no memslot. Otherwise a translation cached in the
+vCPU's TLB is used as is; a TLB miss walks the SPTE, which sets its accessed
+(and, on a write, dirty) bit or, without A/D bits, takes a fast page fault that
+un-tracks it; the translation becomes the most recently used TLB entry,
+evicting the least recently used one.
 
 The TLB is an exact LRU: a doubly linked list over `entries` slots (`prv`,
 `nxt`, `lst = [oldest, newest, count]`) and, for translations of the running
@@ -27,8 +29,11 @@ from mglru.kvm.spte import (
 )
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.mm._prefetch import prefetch
+from mglru.workload._guest_fault import O_FAULTS, guest_fault
 
-invalidate_stale(__file__, "../mm/_prefetch.py")
+# numba keys the cache on this file only; these are compiled into it
+invalidate_stale(__file__, "../mm/_prefetch.py", "_guest_fault.py", "_host_fault.py",
+                 "../lru_gen/_list_kernel.py", "../lru_gen/_evict_layout.py")
 
 __all__ = ["guest_hits", "tlb_load", "tlb_store", "KEY_GFN_MASK"]
 
@@ -110,18 +115,22 @@ def _slot_index(base, end, g):
 
 @njit(cache=True, nogil=True)
 def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits, tlb,
-               last_ms, ahead):
-    """Apply accesses [lo, hi) until one needs KVM's fault path.
+               last_ms, ahead, host):
+    """Apply accesses [lo, hi) until one needs KVM's fault path in Python.
 
     `tlb` is the vCPU's TLB as `tlb_load` lays it out (keys, prv, nxt, lst, where)
     and its number of entries. `ahead`: prefetch the lines of later accesses.
-    Returns (index of that access or hi, fast page faults taken).
+    `host`: what `_guest_fault.guest_fault` needs to take faults here (their
+    indices go to its `fidx`). Returns (index of that access or hi, fast page
+    faults taken).
     """
     keys, prv, nxt, lst, where, entries = tlb
+    fidx, out = host[10], host[11]
     truth = len(last_ms) > 0
     fast = 0
     nr_sptes = len(sptes)
     sb = se = np.int64(0)  # the memslot of the last access (most stay in one)
+    k = -1
     for i in range(lo, hi):
         if ahead and i + _AHEAD < hi:  # a later access's lines: a hint, nothing is read
             ga = gfns[i + _AHEAD]
@@ -141,17 +150,24 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
             return i, fast
         head = g & _HEAD_MASK if sptes[g] & _HUGE else g
         st = sptes[head]
+        faulted = False
         if st & _PRESENT == 0 or (w and st & _WRITABLE == 0):
-            return i, fast
+            if not guest_fault(g, k, w, sptes, host):
+                return i, fast
+            fidx[out[O_FAULTS]] = i
+            out[O_FAULTS] += 1
+            head = g  # a small SPTE, installed accessed (and dirty for a write)
+            faulted = True
         s = where[head] - 1 if entries else -1
         if s >= 0:  # cached translation: no walk, no bits
             if lst[1] != s:  # already the most recently used: nothing moves
                 _unlink(s, prv, nxt, lst)
                 _push_newest(s, prv, nxt, lst)
         else:
-            if st & _ACC == 0 and not ad_bits:
-                fast += 1
-            sptes[head] = st | np.uint8(_ACC | (_DIRTY if w else 0))
+            if not faulted:  # walked: the hardware sets the bits, or a fast page fault
+                if st & _ACC == 0 and not ad_bits:
+                    fast += 1
+                sptes[head] = st | np.uint8(_ACC | (_DIRTY if w else 0))
             if entries:
                 if lst[2] < entries:
                     s = lst[2]

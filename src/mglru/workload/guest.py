@@ -1,9 +1,13 @@
-"""Apply a guest vCPU's stream: compiled TLB and SPTE work, KVM faults one page at a time.
+"""Apply a guest vCPU's stream: compiled TLB, SPTE and simple fault work, the rest per page.
 
-As for host streams, every access the compiled loop cannot finish goes through
-`kvm.vcpu.vcpu_access` for its one page (KVM page fault, GUP through the host
-fault path with its charge and reclaim), with the clock at its time; the TLB is
-handed back to the `GuestTlb` before that, so the result is the per-page one.
+As for host streams, faults that cannot reclaim stay in the compiled loop
+(`_guest_fault`: a small SPTE over a 4 KiB anonymous host page, within the
+budget of `host.fault_context`); their effects on Python objects are applied
+right after the loop (`host.apply_faults`, the VM's counters). Every other
+access the loop cannot finish goes through `kvm.vcpu.vcpu_access` for its one
+page (KVM page fault, GUP through the host fault path with its charge and
+reclaim), with the clock at its time; the TLB is handed back to the `GuestTlb`
+before that, so the result is the per-page one.
 """
 
 from __future__ import annotations
@@ -14,18 +18,25 @@ import numpy as np
 import numpy.typing as npt
 
 from mglru.kvm.vcpu import vcpu_access
-from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE
+from mglru.lru_gen.walk import vma_has_recency
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT
+from mglru.workload._guest_fault import KIND_RECENCY, O_FAULTS, O_USED
 from mglru.workload._guest_kernel import guest_hits, tlb_load, tlb_store
-from mglru.workload.host import access_ms, set_clock
+from mglru.workload.host import FaultBufs, access_ms, apply_faults, fault_context, set_clock
+from mglru.workload.host_reclaim import FAULT_BATCH, fault_budget, no_pool
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
+    from mglru.kvm.kvm_main import Kvm
+    from mglru.kvm.memslot import Memslot
     from mglru.workload.stream import Stream
 
 __all__ = ["run_guest"]
 
 _AS_SHIFT = 48
 _EMPTY_U32 = np.zeros(0, np.uint32)
+
+#: faults one call of the compiled loop may take (bounds `fidx` and the pages prepared)
 
 #: the compiled loop prefetches the lines of later accesses: measured faster at every
 #: guest size from 0.25 GiB (benchmarks/prefetch_ab.py)
@@ -38,6 +49,56 @@ def _grow(a: npt.NDArray, n: int) -> npt.NDArray:
     out = np.zeros(n, a.dtype)
     out[: len(a)] = a
     return out
+
+
+def _host_of(k: SimKernel, kvm: Kvm, slots: list[Memslot], fidx: npt.NDArray[np.int64],
+             out: npt.NDArray[np.int64], bufs: FaultBufs) -> tuple:
+    """The `host` argument of `guest_hits`: where each memslot's pages are in the VMM's
+    page table, and the budget of faults that cannot reclaim (`host.fault_context`).
+
+    A memslot gets the kind -1 (its faults go to Python) unless one 4 KiB anonymous
+    VMA holds all of it.
+    """
+    p = kvm.process
+    mm = p.mm
+    pt = mm.pt
+    n = len(slots)
+    vpn0 = np.zeros(n, np.int64)
+    r0 = np.zeros(n, np.int64)
+    kind = np.full(n, -1, np.int64)
+    rows = [np.zeros(0, np.int64)]
+    off = 0
+    for i, sl in enumerate(slots):
+        vma = mm.find_vma(sl.userspace_addr) if p.alive else None
+        if vma is None or vma.thp or vma.file is not None or vma.end < sl.hva_end:
+            continue
+        vpn0[i] = (sl.userspace_addr >> PAGE_SHIFT) - sl.base_gfn
+        r0[i] = off - (vma.start >> PMD_SHIFT)
+        kind[i] = KIND_RECENCY if vma_has_recency(vma) else 0
+        rows.append(vma.rows.astype(np.int64))
+        off += len(vma.rows)
+    out[:] = 0
+    lim, npfns = fault_budget(k, p)
+    return (vpn0, r0, kind, np.concatenate(rows), pt.pmd_state, pt.pmd_flags, pt.flat_flags(),
+            pt.flat_pfn(), k.mem.flags, fault_context(k, p, bufs, npfns), fidx, out, lim,
+            no_pool())
+
+
+def _apply_host(k: SimKernel, s: Stream, host: tuple) -> int:
+    """Apply what the compiled faults did to Python objects; returns how many there were."""
+    kvm = s.vm
+    out = host[11]
+    nf = int(out[O_FAULTS])
+    if out[O_USED]:
+        kvm.process.mm.use()
+    apply_faults(k, kvm.process, host[9], None, host[12])
+    if nf:
+        kvm.stat["gup_pages"] += nf
+        kvm.stat["faults"] += nf
+        s.faults += nf
+        if s.record_faults:
+            s.fault_index.extend(host[10][:nf].tolist())
+    return nf
 
 
 def run_guest(k: SimKernel, s: Stream, stop: int,
@@ -57,6 +118,9 @@ def run_guest(k: SimKernel, s: Stream, stop: int,
     nxt = np.zeros(max(entries, 1), np.int32)
     lst = np.zeros(3, np.int64)
     where = np.zeros(0, np.int32)
+    fidx = np.zeros(FAULT_BATCH, np.int64)
+    bufs = FaultBufs()
+    out = np.zeros(2, np.int64)
     i = s.pos
     while i < stop:
         as_id = vcpu.as_id
@@ -72,12 +136,14 @@ def run_guest(k: SimKernel, s: Stream, stop: int,
         truth = last_ms if last_ms is not None else _EMPTY_U32
         as_bits = np.int64(as_id << _AS_SHIFT)
         tlb_load(vcpu.tlb.keys, keys, prv, nxt, lst, where, as_bits)
+        host = _host_of(k, kvm, slots, fidx, out, bufs)
         j, fast = guest_hits(s.pages, s.writes, s.t_ns, i, stop, base, end, sptes, kvm.ad_bits,
-                             as_bits, (keys, prv, nxt, lst, where, entries), truth, PREFETCH)
+                             as_bits, (keys, prv, nxt, lst, where, entries), truth, PREFETCH,
+                             host)
         vcpu.tlb.keys = tlb_store(keys, nxt, lst, where, as_bits)
         if fast:
             kvm.stat["fast_page_faults"] += int(fast)
-        s.hits += j - i
+        s.hits += j - i - _apply_host(k, s, host)
         s.pos = j
         if j == stop:
             break

@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from mglru.mm.process import Mm, Process
     from mglru.workload.stream import Stream
 
-__all__ = ["run_host", "set_clock", "access_ms"]
+__all__ = ["run_host", "set_clock", "access_ms", "fault_context", "apply_faults", "FaultBufs"]
 
 _EMPTY_U32 = np.zeros(0, np.uint32)
 
@@ -134,7 +134,7 @@ def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
-class _FaultBufs:
+class FaultBufs:
     """The arrays of `fault_context` that do not depend on the state, made once per stream."""
 
     def __init__(self) -> None:
@@ -144,7 +144,7 @@ class _FaultBufs:
         self.fidx = np.empty(FAULT_BATCH, np.int64)
 
 
-def fault_context(k: SimKernel, p: Process, bufs: _FaultBufs, npfns: int,
+def fault_context(k: SimKernel, p: Process, bufs: FaultBufs, npfns: int,
                   pmd_skip: int = -1) -> tuple:
     """What the compiled loop needs to fault pages in (`_host_fault.anon_fault`):
     `npfns` pages prepared from the allocator, the parameters, the arrays.
@@ -173,7 +173,8 @@ def fault_context(k: SimKernel, p: Process, bufs: _FaultBufs, npfns: int,
             bufs.freed, hint, res, bufs.fidx)
 
 
-def apply_faults(k: SimKernel, p: Process, fault: tuple, run: _Run, lim: np.ndarray) -> int:
+def apply_faults(k: SimKernel, p: Process, fault: tuple, run: _Run | None,
+                 lim: np.ndarray) -> int:
     """Apply what the compiled faults (and reclaims, if any) left to Python objects;
     returns how many faults there were."""
     next_pfns, res = fault[0], fault[11]
@@ -271,7 +272,7 @@ def run_host(k: SimKernel, s: Stream, stop: int,
     p = s.task
     mm = p.mm
     table = _VmaTable()
-    bufs = _FaultBufs()
+    bufs = FaultBufs()
     truth = last_ms if last_ms is not None else _EMPTY_U32
     mem_flags = k.mem.flags
     pmd_skip = -1

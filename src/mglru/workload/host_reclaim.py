@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen import evict_fast
-from mglru.lru_gen._evict_layout import C_NR_TO_RECLAIM, C_SWAPPINESS
+from mglru.lru_gen._evict_layout import C_NR_TO_RECLAIM, C_SWAPPINESS, NR_STATE
 from mglru.mm.vmstat import count_event
 from mglru.paths.charge import charge_after_reclaim
 from mglru.paths.reclaim import MemcgOom, finish_memcg_reclaim
@@ -45,8 +45,8 @@ if TYPE_CHECKING:
     from mglru.mm.memory import Node
     from mglru.mm.process import Process
 
-__all__ = ["FAULT_BATCH", "memcg_room", "node_room", "reclaim_context", "hand_back",
-           "count_failed_fault"]
+__all__ = ["FAULT_BATCH", "memcg_room", "node_room", "reclaim_context", "fault_budget",
+           "no_pool", "hand_back", "count_failed_fault"]
 
 #: faults one call of the compiled loop may take (bounds `fidx` and the pages prepared)
 FAULT_BATCH = 1024
@@ -107,10 +107,25 @@ def reclaim_context(k: SimKernel, p: Process, resume: tuple | None = None) -> tu
         lim[L_NODE_ROOM] = node_room(k, node, _UNLIMITED)
         lim[L_SWAPPINESS] = memcg.swappiness if memcg.parent else k.cfg.swappiness
         return run, lim, max(min(lim[L_NODE_ROOM], FAULT_BATCH), 0)
-    run = evict_fast.stream_run(k, lruvec, FAULT_BATCH, False)
-    room = min(memcg_room(memcg), node_room(k, node)) if k.caps.lru_gen_enabled() else 0
+    lim, npfns = fault_budget(k, p)
+    return evict_fast.stream_run(k, lruvec, FAULT_BATCH, False), lim, npfns
+
+
+def fault_budget(k: SimKernel, p: Process) -> tuple:
+    """(lim, pages to prepare) for faults that must not reclaim: rooms that keep every
+    charge below memory.max and the node above its low watermark (so neither
+    try_charge() nor kswapd would run)."""
+    lim = np.zeros(NR_LIM, np.int64)
+    room = 0
+    if k.caps.lru_gen_enabled():
+        room = min(memcg_room(p.mm.memcg), node_room(k, k.mem.nodes[p.nid]))
     lim[L_MEMCG_ROOM] = lim[L_NODE_ROOM] = room
-    return run, lim, max(room, 0)
+    return lim, max(room, 0)
+
+
+def no_pool() -> tuple:
+    """`anon_fault`'s pool of reclaimed pages when the loop does not reclaim."""
+    return (np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(NR_STATE, np.int64))
 
 
 def count_failed_fault(k: SimKernel, memcg: MemCgroup, swap_in: bool) -> None:
