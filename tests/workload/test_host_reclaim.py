@@ -40,6 +40,10 @@ def _setup(w: dict):
     base = p.mmap(_anon(w) * PAGE_SIZE)
     f = k.open_file("data", 16 * PAGE_SIZE)
     p.mmap(16 * PAGE_SIZE, file=f)
+    if w.get("two") and w.get("node_mib", 64) == 64:
+        # a second task of the memcg, idle: reclaim takes its pages too
+        q = k.spawn(memcg=cg[len("/sys/fs/cgroup"):])
+        q.access(q.mmap(64 * PAGE_SIZE), 64 * PAGE_SIZE, write=True)
     k.write(cg + "/memory.max", str(w["limit"] * PAGE_SIZE))
     return k, p, base
 
@@ -87,6 +91,7 @@ def workloads(draw):
         "seed": draw(st.integers(0, 2**31)),
         # 4 MiB: the node runs low too (kswapd, direct reclaim) beside memory.max
         "node_mib": draw(st.sampled_from([64, 4])),
+        "two": draw(st.booleans()),
     }
 
 
@@ -126,3 +131,12 @@ def test_reclaim_runs_in_the_loop(monkeypatch):
     assert k.stats["pswpout"] > 1000
     assert not started
     assert resumed and all(resumed)
+
+
+def test_handed_back_charge_right_after_a_resumed_one():
+    """Found by a sweep: access i's charge aged (in Python) and the loop resumed it;
+    access i + 1's charge then handed aging back too. The per-page path marks the mm
+    used (lru_gen_use_mm) before i + 1's fault, so that aging walks it again."""
+    _compare({"config": "v6.14", "anon": 520, "limit": 23, "n": 1975, "swap": 1 << 20,
+              "parent_limit": False, "quantum": 100.0, "seed": 947477410, "node_mib": 6,
+              "two": False})

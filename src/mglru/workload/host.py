@@ -292,9 +292,10 @@ def run_host(k: SimKernel, s: Stream, stop: int,
                       mem_flags, truth, fault, (run.arrays(), lim),
                       PREFETCH and (last_ms is not None
                                     or pt.flat_pfn().size >= PREFETCH_MIN_PAGES))
-        if pmd_skip == i and j > i + 1:
+        if pmd_skip == i and j > i:
             # access i charged (its reclaim may have aged) after its task ran: the
-            # accesses after it were by a running task again
+            # accesses after it (up to j, whose charge may hand back) were by a running
+            # task again; nothing in the loop reads the mark, so setting it now will do
             mm.use()
         at_budget = bool(bufs.res[R_STOP])
         nf = apply_faults(k, p, fault, run, lim)
