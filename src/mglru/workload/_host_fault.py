@@ -1,17 +1,20 @@
-"""Compiled one-page faults of a host stream, for the cases that need no reclaim.
+"""Compiled one-page faults of a host stream.
 
 Kernel: mm/memory.c do_anonymous_page() and do_swap_page() (synchronous device, bypass),
 mm/workingset.c lru_gen_refault(), include/linux/mm_inline.h lru_gen_add_folio().
 
 Mechanism: `host_hits` stops at an access that needs the kernel. If it is a
 fault on a 4 KiB anonymous VMA (a first touch, a write to the zero page, or a
-swap entry) and the caller granted a budget, `anon_fault` does what
-`paths.fault._fault_anon_one` does, on the same arrays: it takes the next page
-the allocator would hand out (`next_pfns`, prepared by the caller), charges it
-against a memcg headroom that cannot reach memory.max, feeds a refault back to
-the tier controller and restores PG_workingset / refs, adds the folio to its
-generation, and maps it. Anything it cannot finish exactly (no budget left, a
-THP or file VMA, an order key running out) goes back to the Python path.
+swap entry), `anon_fault` does what `paths.fault._fault_anon_one` does, on the
+same arrays: it checks the rooms the caller gave (`lim`: pages below
+memory.max, pages above the node's low watermark), takes the page the
+allocator would hand out next (the last one the loop's own reclaim freed, else
+the next of `next_pfns`, prepared by the caller), feeds a refault back to the
+tier controller and restores PG_workingset / refs, adds the folio to its
+generation, and maps it. With no room below memory.max it returns -2 when the
+caller lets the loop reclaim (`lim[L_ACTIVE]`, see `_host_reclaim`), else it
+stops there; anything else it cannot finish exactly (the low watermark, a THP
+or file VMA, the swap cache, an order key running out) goes back to Python.
 
 The counters it touches live in Python objects (vmstat and memcg events, the
 swap device's free-slot list, the page counter); they are returned in `res`
@@ -19,16 +22,12 @@ and the caller applies them before Python code can read them.
 
 `par` = [memcg id, nid, max_seq, min_seq anon, min_seq file, nr_hist_gens,
 folio_seq_by_workingset, independent_min_seq, refault_stats_only_recent,
-two_step_promotion, active_add_resets_tier, budget, swap cache, PMD skip]: a non-zero
+two_step_promotion, active_add_resets_tier, swap cache, PMD skip]: a non-zero
 "swap cache" (the device is not synchronous, or some slot is in the swap cache) leaves
 every swap-in to `paths.fault`; "PMD skip" is the index of an access whose fault already
 set its PMD's bits before its charge reclaimed (`host_hits` leaves them as they are);
-`res` = [pages allocated, order head, pgfault, pgmajfault, workingset refault,
-activate, restore, slots freed, faults, stopped at the budget].
-
-Future optimizations:
-1. memcg reclaim started from here (the compiled eviction loop called in place), so
-   that a charge at memory.max does not return to Python (see `workload.host`).
+`res` = [pages allocated from `next_pfns`, order head, pgfault, pgmajfault, workingset
+refault, activate, restore, slots freed, faults, stopped at a room].
 """
 
 from __future__ import annotations
@@ -70,13 +69,13 @@ __all__ = ["anon_fault", "NR_LIM", "L_ACTIVE", "L_MEMCG_ROOM", "L_NODE_ROOM", "L
            "L_SWAPPINESS", "L_POPPED", "L_EMPTIED", "L_MAXEV", "L_SLOTS_MOVED", "L_REASON",
            "L_X", "L_PRIO", "L_RECLAIMED", "L_RECLAIMS", "WHY_EXIT", "WHY_OVER", "RESUME_LOOP",
            "RESUME_AFTER", "NR_PAR",
-           "NR_RES", "P_BUDGET", "P_PMD_SKIP", "P_SWAP_CACHE", "R_ACTIVATE", "R_ALLOC",
+           "NR_RES", "P_PMD_SKIP", "P_SWAP_CACHE", "R_ACTIVATE", "R_ALLOC",
            "R_FAULTS", "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT", "R_REFAULT", "R_RESTORE",
            "R_STOP"]
 
 P_MEMCG, P_NID, P_MAX_SEQ, P_MIN_SEQ, P_HIST, P_BY_WS, P_INDEP, P_ONLY_RECENT, P_TWO_STEP, \
-    P_RESET_TIER, P_BUDGET, P_SWAP_CACHE, P_PMD_SKIP = 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13
-NR_PAR = 14
+    P_RESET_TIER, P_SWAP_CACHE, P_PMD_SKIP = 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12
+NR_PAR = 13
 R_ALLOC, R_HEAD, R_PGFAULT, R_MAJ, R_REFAULT, R_ACTIVATE, R_RESTORE, R_FREED, R_FAULTS, \
     R_STOP = range(10)
 NR_RES = 10

@@ -7,13 +7,17 @@ reclaim (memory.max, node pressure) and so clear accessed bits set by earlier
 hits or unmap their pages; running hits only up to the first such fault keeps
 the order of everything that can observe them.
 
-Faults that cannot reclaim stay compiled (`_host_fault.anon_fault`): on a 4 KiB
-anonymous VMA, within a budget (`fault_context`) that keeps every charge below
-memory.max and the node above its low watermark, so neither try_charge() nor
-kswapd would run; their effects on Python objects (page counters, the
-allocator's lists, vmstat and memcg events, free swap slots) are applied by
-`apply_faults` right after the loop, before any Python code can read them.
-The property tests in tests/workload check the result against the per-page path.
+Faults on a 4 KiB anonymous VMA stay compiled (`_host_fault.anon_fault`) while
+the node stays above its low watermark (kswapd would wake); so do their charges
+at memory.max where the loop may reclaim itself (`host_reclaim`), else such a
+charge runs from here (`_make_room`: try_charge(), then the loop faults the
+page in). Their effects on Python objects (page counters, the allocator's
+lists, vmstat and memcg events, free swap slots, the eviction loop's counters)
+are applied by `apply_faults` right after the loop, before any Python code can
+read them. A reclaim that a charge began before Python took over leaves the
+faulting access's PMD bits and the mm's lru_gen_use_mm() mark as it left them
+(`pmd_skip`). The property tests in tests/workload check the result against
+the per-page path.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ from mglru.workload._host_fault import (
     L_SLOTS_MOVED,
     NR_PAR,
     NR_RES,
-    P_BUDGET,
     P_PMD_SKIP,
+    P_RESET_TIER,
     P_SWAP_CACHE,
     R_ACTIVATE,
     R_ALLOC,
@@ -158,10 +162,10 @@ def fault_context(k: SimKernel, p: Process, bufs: FaultBufs, npfns: int,
     next_pfns = _next_pfns(node, npfns)
     lruvec = memcg.lruvecs[p.nid]
     par = bufs.par
-    par[:P_BUDGET + 1] = (memcg.id, p.nid, lruvec.max_seq, *lruvec.min_seq, lruvec.nr_hist_gens,
-                          k.rules.folio_seq_by_workingset, k.cfg.independent_min_seq,
-                          k.cfg.refault_stats_only_recent, k.cfg.two_step_promotion,
-                          k.rules.active_add_resets_tier, len(next_pfns))
+    par[:P_RESET_TIER + 1] = (memcg.id, p.nid, lruvec.max_seq, *lruvec.min_seq,
+                              lruvec.nr_hist_gens, k.rules.folio_seq_by_workingset,
+                              k.cfg.independent_min_seq, k.cfg.refault_stats_only_recent,
+                              k.cfg.two_step_promotion, k.rules.active_add_resets_tier)
     par[P_SWAP_CACHE] = not k.swap.bypass_ok
     par[P_PMD_SKIP] = pmd_skip
     res = bufs.res
@@ -292,9 +296,9 @@ def run_host(k: SimKernel, s: Stream, stop: int,
                       mem_flags, truth, fault, (run.arrays(), lim),
                       PREFETCH and (last_ms is not None
                                     or pt.flat_pfn().size >= PREFETCH_MIN_PAGES))
-        if pmd_skip == i and j > i:
+        if pmd_skip == i and (j > i + 1 or i < j < stop):
             # access i charged (its reclaim may have aged) after its task ran: the
-            # accesses after it (up to j, whose charge may hand back) were by a running
+            # accesses after it, and access j whose charge may follow, are by a running
             # task again; nothing in the loop reads the mark, so setting it now will do
             mm.use()
         at_budget = bool(bufs.res[R_STOP])
