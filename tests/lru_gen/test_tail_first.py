@@ -1,5 +1,5 @@
 """tail_first (one compiled pass, then a sort of the order keys) against numpy masks and
-a stable sort: the same folios in the same order, since no two share a key."""
+a sort: the same folios in the same order."""
 
 from __future__ import annotations
 
