@@ -55,6 +55,18 @@ def look_around_window(addr, vma_start, vma_end, nr_pages):
 
 
 @njit(cache=True, nogil=True)
+def window_folio(pfn, flags, gen, memcg, memcg_id, skip_unlisted):
+    """The head of the folio a window PTE maps if look-around may update it, else -1:
+    it must be charged to the lruvec's memcg and, with `skip_unlisted`, on a list."""
+    head = pfn & ~np.int64(511) if flags[pfn] & _PG_tail else pfn
+    if memcg[head] != memcg_id:
+        return -1
+    if skip_unlisted and gen[head] == 0:
+        return -1  # not on an MGLRU list (e.g. the folio under reclaim)
+    return head
+
+
+@njit(cache=True, nogil=True)
 def harvest_window(win_f, win_p, cand, flags, gen, memcg, nr_pages, memcg_id,
                    skip_unlisted, new_gen, with_walk, two_step, refs_flags):
     """Harvest the window PTEs `cand` (present, young, in the node); returns how many were young.
@@ -64,12 +76,9 @@ def harvest_window(win_f, win_p, cand, flags, gen, memcg, nr_pages, memcg_id,
     """
     young = 0
     for i in cand:
-        pfn = win_p[i]
-        head = pfn & ~np.int64(511) if flags[pfn] & _PG_tail else pfn
-        if memcg[head] != memcg_id:
+        head = window_folio(win_p[i], flags, gen, memcg, memcg_id, skip_unlisted)
+        if head < 0:
             continue
-        if skip_unlisted and gen[head] == 0:
-            continue  # not on an MGLRU list (e.g. the folio under reclaim)
         dirty = win_f[i] & _PTE_DIRTY
         win_f[i] &= np.uint8(~_PTE_YOUNG & 0xFF)
         young += 1

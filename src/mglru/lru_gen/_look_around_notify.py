@@ -22,9 +22,11 @@ import numpy as np
 from numba import njit
 
 from mglru.lru_gen._jit_cache import invalidate_stale
-from mglru.mm.page import PTE_DIRTY as _PTE_DIRTY, PTE_YOUNG as _PTE_YOUNG, PG_tail as _PG_tail
+from mglru.lru_gen._look_around_kernel import window_folio
+from mglru.mm.page import PTE_DIRTY as _PTE_DIRTY, PTE_YOUNG as _PTE_YOUNG
 
-invalidate_stale(__file__, "_walk_secondary.py", "_walk_folio.py", "_walk_state.py")
+invalidate_stale(__file__, "_walk_secondary.py", "_walk_folio.py", "_walk_state.py",
+                 "_look_around_kernel.py")
 
 from mglru.lru_gen._walk_secondary import (  # noqa: E402  (after the cache check)
     SPTE_ACCESSED as _ACC,
@@ -56,12 +58,9 @@ def harvest_notify(win_f, win_p, cand, folios, memcg_id, skip_unlisted, vpn0, se
     seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub = segs
     n = 0
     for i in cand:
-        pfn = win_p[i]
-        head = pfn & ~np.int64(511) if flags[pfn] & _PG_tail else pfn
-        if memcg[head] != memcg_id:
+        head = window_folio(win_p[i], flags, gen, memcg, memcg_id, skip_unlisted)
+        if head < 0:
             continue
-        if skip_unlisted and gen[head] == 0:
-            continue  # not on an MGLRU list (e.g. the folio under reclaim)
         f = win_f[i]
         young = f & _PTE_YOUNG != 0
         win_f[i] = f & np.uint8(~_PTE_YOUNG & 0xFF)
