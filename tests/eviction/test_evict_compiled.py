@@ -63,6 +63,18 @@ def _reclaim_between_digests(k: SimKernel, marks: list, pages: int) -> None:
     marks.append(digest(k))
 
 
+def _with_digest(k: SimKernel, steps) -> list:  # noqa: ANN001
+    """Run steps(marks); a failure is recorded like a digest (both paths must fail alike),
+    and the final state's digest ends the list."""
+    marks: list = []
+    try:
+        steps(marks)
+    except Exception as e:  # noqa: BLE001
+        marks.append(f"{type(e).__name__}: {e}")
+    marks.append(digest(k))
+    return marks
+
+
 def _run(w: dict) -> list:
     from mglru.workload import Engine, host_stream
 
@@ -77,8 +89,8 @@ def _run(w: dict) -> list:
         regions.append(p.mmap(w["shmem"] * PAGE_SIZE, shared=True))
     if w["locked"]:
         regions.append(p.mmap(32 * PAGE_SIZE, flags=("locked",)))
-    marks: list = []
-    try:
+
+    def steps(marks: list) -> None:
         for r in regions:
             p.access(r, 8 * PAGE_SIZE, write=True)
         if w["thp"]:
@@ -107,10 +119,8 @@ def _run(w: dict) -> list:
         _reclaim_between_digests(k, marks, int(rng.integers(1, 400)))
         Engine(k, truth=False).run([host_stream(p, regions[0], pages[half:], writes[half:],
                                                 t_ns=t_ns[half:] + k.clock_ns)], quantum_ms=0)
-    except Exception as e:  # noqa: BLE001 - both paths must fail alike
-        marks.append(f"{type(e).__name__}: {e}")
-    marks.append(digest(k))
-    return marks
+
+    return _with_digest(k, steps)
 
 
 @settings(max_examples=30, deadline=None)
@@ -203,8 +213,8 @@ def _run_hot(w: dict) -> list:
         q = k.spawn(memcg="/w")
         tasks.append((q, q.mmap(n * PAGE_SIZE)))
     rng = np.random.default_rng(w["seed"])
-    marks: list = []
-    try:
+
+    def steps(marks: list) -> None:
         k.write(f"{CG}/w/memory.max", str(w["limit"] * len(tasks) * PAGE_SIZE))
         hot = rng.permutation(n)[: min(w["hot"], n)]
         clock = 0
@@ -220,10 +230,8 @@ def _run_hot(w: dict) -> list:
             if w["idle"] and r % 2 == 0:
                 k.pwrite("/sys/kernel/mm/page_idle/bitmap", b"\xff" * 1024, 0)
             _reclaim_between_digests(k, marks, int(rng.integers(8, 120)))
-    except Exception as e:  # noqa: BLE001 - both paths must fail alike
-        marks.append(f"{type(e).__name__}: {e}")
-    marks.append(digest(k))
-    return marks
+
+    return _with_digest(k, steps)
 
 
 @settings(max_examples=30, deadline=None)

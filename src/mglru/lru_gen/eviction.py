@@ -66,9 +66,9 @@ if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.memcg import MemCgroup
 
-__all__ = ["ScanControl", "get_swappiness", "evictable_min_seq", "should_run_aging",
-           "get_nr_to_scan", "evict_folios", "reclaim_isolated", "try_to_shrink_lruvec",
-           "run_eviction"]
+__all__ = ["ScanControl", "get_swappiness", "memcg_swappiness", "evictable_min_seq",
+           "should_run_aging", "get_nr_to_scan", "evict_folios", "reclaim_isolated",
+           "try_to_shrink_lruvec", "run_eviction"]
 
 
 @dataclass(slots=True)
@@ -106,7 +106,13 @@ def get_swappiness(k: SimKernel, lruvec: Lruvec) -> int:
     """
     if k.swap.nr_free < MIN_LRU_BATCH:
         return 0
-    return lruvec.memcg.swappiness if lruvec.memcg.parent else k.cfg.swappiness
+    return memcg_swappiness(k, lruvec.memcg)
+
+
+def memcg_swappiness(k: SimKernel, memcg: MemCgroup) -> int:
+    """mem_cgroup_swappiness() (include/linux/swap.h): the memcg's own, vm.swappiness
+    for the root."""
+    return memcg.swappiness if memcg.parent else k.cfg.swappiness
 
 
 def evictable_min_seq(lruvec: Lruvec, swappiness: int) -> int:

@@ -67,7 +67,7 @@ invalidate_stale(__file__, "../lru_gen/_list_kernel.py", "../lru_gen/_evict_layo
 
 __all__ = ["anon_fault", "NR_LIM", "L_ACTIVE", "L_MEMCG_ROOM", "L_NODE_ROOM", "L_RESUME",
            "L_SWAPPINESS", "L_POPPED", "L_EMPTIED", "L_MAXEV", "L_SLOTS_MOVED", "L_REASON",
-           "L_X", "L_PRIO", "L_RECLAIMED", "L_RECLAIMS", "WHY_EXIT", "WHY_OVER", "RESUME_LOOP",
+           "L_X", "L_RECLAIMS", "WHY_EXIT", "WHY_OVER", "RESUME_LOOP",
            "RESUME_AFTER", "NR_PAR",
            "NR_RES", "P_PMD_SKIP", "P_SWAP_CACHE", "R_ACTIVATE", "R_ALLOC",
            "R_FAULTS", "R_FREED", "R_HEAD", "R_MAJ", "R_PGFAULT", "R_REFAULT", "R_RESTORE",
@@ -81,12 +81,12 @@ R_ALLOC, R_HEAD, R_PGFAULT, R_MAJ, R_REFAULT, R_ACTIVATE, R_RESTORE, R_FREED, R_
 NR_RES = 10
 # lim[]: the rooms a fault checks, and what the compiled reclaim (_host_reclaim) reports
 (L_ACTIVE, L_MEMCG_ROOM, L_NODE_ROOM, L_RESUME, L_SWAPPINESS, L_POPPED, L_EMPTIED,
- L_MAXEV, L_SLOTS_MOVED, L_REASON, L_X, L_PRIO, L_RECLAIMED, L_RECLAIMS) = range(14)
-NR_LIM = 14
+ L_MAXEV, L_SLOTS_MOVED, L_REASON, L_X, L_RECLAIMS) = range(12)
+NR_LIM = 12
 # lim[L_REASON]: why the loop stopped in a charge (0: it did not)
 WHY_EXIT, WHY_OVER = 1, 2
 # lim[L_RESUME]: the charge's reclaim goes on (Python did what the eviction loop handed
-# back): in the loop at priority lim[L_PRIO], or after the shrink at that priority ended
+# back): in the loop at the run's priority, or after the shrink at that priority ended
 RESUME_LOOP, RESUME_AFTER = 1, 2
 _MAX_NR_GENS = 4
 _MIN_NR_GENS = 2

@@ -61,9 +61,7 @@ from mglru.workload._host_fault import (
     L_MAXEV,
     L_MEMCG_ROOM,
     L_NODE_ROOM,
-    L_PRIO,
     L_REASON,
-    L_RECLAIMED,
     L_RECLAIMS,
     L_RESUME,
     L_SLOTS_MOVED,
@@ -108,10 +106,11 @@ def _push_fault_slots(fault, free_slots, st, lim):
 def memcg_reclaim(rc, lim, fault):
     """One round of try_charge_memcg() for a one-page charge: True if the fault may go on.
 
-    With `lim[L_RESUME]` it goes on with a round Python took over (see module).
-    False: `lim[L_REASON]` is WHY_EXIT (the loop handed back `lim[L_X]` at
-    priority `lim[L_PRIO]`) or WHY_OVER (reclaimed `lim[L_RECLAIMED]` pages, still
-    over memory.max).
+    With `lim[L_RESUME]` it goes on with a round Python took over (see module), at
+    the run's priority (`cf[C_PRIORITY]`).
+    False: `lim[L_REASON]` is WHY_EXIT (the loop handed back `lim[L_X]` at the run's
+    priority) or WHY_OVER (still over memory.max after the whole reclaim; the pages
+    it reclaimed are `st[S_NR_RECLAIMED]`).
     """
     folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs = rc
     par, res = fault[1], fault[11]
@@ -121,7 +120,7 @@ def memcg_reclaim(rc, lim, fault):
     mode = lim[L_RESUME]
     lim[L_RESUME] = 0
     if mode:
-        prio = lim[L_PRIO]
+        prio = cf[C_PRIORITY]
     else:
         lim[L_MAXEV] += 1
         cf[C_NR_TO_RECLAIM] = max(1 - lim[L_MEMCG_ROOM], _SWAP_CLUSTER_MAX)  # the excess
@@ -152,7 +151,6 @@ def memcg_reclaim(rc, lim, fault):
             if x != X_DONE:
                 lim[L_REASON] = WHY_EXIT
                 lim[L_X] = x
-                lim[L_PRIO] = prio
                 return False
         mode = 0
         if st[S_NR_RECLAIMED] >= cf[C_NR_TO_RECLAIM]:
@@ -160,6 +158,5 @@ def memcg_reclaim(rc, lim, fault):
         prio -= 1
     if lim[L_MEMCG_ROOM] < 1:
         lim[L_REASON] = WHY_OVER
-        lim[L_RECLAIMED] = st[S_NR_RECLAIMED]
         return False
     return True

@@ -221,9 +221,7 @@ def apply_faults(k: SimKernel, p: Process, fault: tuple, run: _Run | None,
 
 def _pte_is_swap(mm: Mm, vpn: int) -> bool:
     """Whether the PTE of `vpn` (in a 4 KiB VMA) holds a swap entry."""
-    vma = mm.find_vma(vpn << PAGE_SHIFT)
-    row = int(vma.rows[(vpn >> 9) - (vma.start >> PMD_SHIFT)])
-    return bool(mm.pt.flat_flags()[row * PTRS_PER_PTE + (vpn & (PTRS_PER_PTE - 1))] & PTE_SWAP)
+    return bool(mm.pt.flat_flags()[mm.find_vma(vpn << PAGE_SHIFT).pte_index(vpn)] & PTE_SWAP)
 
 
 def _pfn_of(mm: Mm, vpn: int) -> int:

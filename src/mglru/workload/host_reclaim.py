@@ -19,17 +19,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen import evict_fast
-from mglru.lru_gen._evict_layout import C_NR_TO_RECLAIM, C_SWAPPINESS, NR_STATE
+from mglru.lru_gen._evict_layout import C_NR_TO_RECLAIM, C_PRIORITY, C_SWAPPINESS, NR_STATE
+from mglru.lru_gen.eviction import memcg_swappiness
 from mglru.mm.vmstat import count_event
-from mglru.paths.charge import charge_after_reclaim
+from mglru.paths.charge import charge_after_reclaim, limited
 from mglru.paths.reclaim import MemcgOom, finish_memcg_reclaim
 from mglru.workload._host_fault import (
     L_ACTIVE,
     L_MEMCG_ROOM,
     L_NODE_ROOM,
-    L_PRIO,
     L_REASON,
-    L_RECLAIMED,
     L_RESUME,
     L_SWAPPINESS,
     L_X,
@@ -72,16 +71,10 @@ def node_room(k: SimKernel, node: Node, cap: int = FAULT_BATCH) -> int:
 
 def _reclaims_in_loop(k: SimKernel, memcg: MemCgroup) -> bool:
     """Whether a charge of this memcg at memory.max may reclaim in the compiled loop."""
-    if (not evict_fast.ENABLED or not k.caps.lru_gen_enabled() or memcg.memory_max is None
-            or memcg.children or len(k.mem.nodes) != 1 or k.reclaim_hook is not None
-            or k._writeback or not k.swap.bypass_ok or len(k.procs) > 8):  # noqa: SLF001
-        return False
-    m = memcg.parent
-    while m is not None:
-        if m.memory_max is not None:
-            return False
-        m = m.parent
-    return True
+    return (evict_fast.ENABLED and k.caps.lru_gen_enabled() and memcg.memory_max is not None
+            and not (memcg.parent is not None and limited(memcg.parent))
+            and not memcg.children and len(k.mem.nodes) == 1 and k.reclaim_hook is None
+            and not k._writeback and k.swap.bypass_ok and len(k.procs) <= 8)  # noqa: SLF001
 
 
 def reclaim_context(k: SimKernel, p: Process, resume: tuple | None = None) -> tuple:
@@ -90,8 +83,8 @@ def reclaim_context(k: SimKernel, p: Process, resume: tuple | None = None) -> tu
     Without compiled reclaim the rooms are the old budget (below memory.max,
     above the low watermark) and the run only gives the loop its types; with it,
     the memcg's room is exact and the run is packed now, as try_to_shrink_lruvec()
-    would pack it. `resume` = (run, mode, priority): a reclaim `hand_back` did a
-    step of, for the loop to go on with.
+    would pack it. `resume` = (run, mode): a reclaim `hand_back` did a step of, for
+    the loop to go on with at the run's priority.
     """
     memcg = p.mm.memcg
     node = k.mem.nodes[p.nid]
@@ -101,11 +94,11 @@ def reclaim_context(k: SimKernel, p: Process, resume: tuple | None = None) -> tu
         if resume is None:
             run = evict_fast.stream_run(k, lruvec, FAULT_BATCH, True)
         else:
-            run, lim[L_RESUME], lim[L_PRIO] = resume
+            run, lim[L_RESUME] = resume
         lim[L_ACTIVE] = 1
         lim[L_MEMCG_ROOM] = memcg.memory_max - memcg.nr_charged
         lim[L_NODE_ROOM] = node_room(k, node, _UNLIMITED)
-        lim[L_SWAPPINESS] = memcg.swappiness if memcg.parent else k.cfg.swappiness
+        lim[L_SWAPPINESS] = memcg_swappiness(k, memcg)  # the loop applies the swap check
         return run, lim, max(min(lim[L_NODE_ROOM], FAULT_BATCH), 0)
     lim, npfns = fault_budget(k, p)
     return evict_fast.stream_run(k, lruvec, FAULT_BATCH, False), lim, npfns
@@ -141,7 +134,7 @@ def hand_back(k: SimKernel, p: Process, run: evict_fast._Run, lim: np.ndarray,
     its effects already applied by `run.flush`).
 
     A hand-back of the eviction loop gets its step done here (`shrink_step`), and
-    the loop takes the reclaim over again: returns (run, mode, priority) for
+    the loop takes the reclaim over again: returns (run, mode) for
     `reclaim_context`. If the compiled reclaim can no longer run it (that step
     started writeback, say), or the charge is still over the limit after a whole
     reclaim, the rest is done here (try_to_shrink_lruvec(), the priorities of
@@ -154,18 +147,18 @@ def hand_back(k: SimKernel, p: Process, run: evict_fast._Run, lim: np.ndarray,
     try:
         if lim[L_REASON] == WHY_EXIT:
             sc = run.sc
-            sc.priority = prio = int(lim[L_PRIO])
+            sc.priority = int(run.cf[C_PRIORITY])
             sc.nr_to_reclaim = int(run.cf[C_NR_TO_RECLAIM])
             ret = evict_fast.shrink_step(k, run, int(run.cf[C_SWAPPINESS]), int(lim[L_X]))
             if _reclaims_in_loop(k, memcg):
                 if ret is not None:  # the step ended the shrink: the loop's state anew
                     run.load()
-                return run, RESUME_LOOP if ret is None else RESUME_AFTER, prio
+                return run, RESUME_LOOP if ret is None else RESUME_AFTER
             if ret is None:
                 evict_fast.resume_shrink(k, run, None)
             reclaimed = finish_memcg_reclaim(k, memcg, sc)
-        else:
-            reclaimed = int(lim[L_RECLAIMED])
+        else:  # what the whole reclaim took (`run.flush` copied it)
+            reclaimed = run.sc.nr_reclaimed
         charge_after_reclaim(k, memcg, 1, p, reclaimed)
     except MemcgOom:
         count_failed_fault(k, memcg, swap_in)
