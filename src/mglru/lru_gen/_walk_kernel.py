@@ -119,6 +119,15 @@ def _bloom_set(filt, k0, k1):
     filt[k1 >> 6] |= np.uint64(1) << np.uint64(k1 & 63)
 
 
+@njit(cache=True, nogil=True)
+def bloom_set_many(filt, pairs):
+    """Insert each (mm id, PMD index) row of `pairs` (look-around's inserts, see
+    `bloom.update_bloom_filters`)."""
+    for i in range(pairs.shape[0]):
+        k0, k1 = bloom_keys(pairs[i, 0], pairs[i, 1])
+        _bloom_set(filt, k0, k1)
+
+
 @njit(cache=True, nogil=True, _nrt=False)
 def walk_pte_range(row, r_i, pt, fo, w):
     """walk_pte_range() on PTE table `row` when only primary accessed bits matter.

@@ -15,11 +15,18 @@ Future optimizations:
 
 from __future__ import annotations
 
-from mglru.lru_gen._walk_kernel import _bloom_set, _bloom_test, bloom_keys
+from typing import TYPE_CHECKING
+
+from mglru.lru_gen._walk_kernel import _bloom_set, _bloom_test, bloom_keys, bloom_set_many
 from mglru.lru_gen.helpers import filter_gen_from_seq
 from mglru.lru_gen.lruvec import MmState
 
-__all__ = ["reset_bloom_filter", "test_bloom_filter", "update_bloom_filter"]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = ["reset_bloom_filter", "test_bloom_filter", "update_bloom_filter",
+           "update_bloom_filters"]
 
 
 def reset_bloom_filter(mm_state: MmState, seq: int) -> None:
@@ -47,3 +54,10 @@ def update_bloom_filter(mm_state: MmState, seq: int, mm_id: int, pmd_vpn2: int) 
     if filt is not None:
         k0, k1 = bloom_keys(mm_id, pmd_vpn2)
         _bloom_set(filt, k0, k1)
+
+
+def update_bloom_filters(mm_state: MmState, seq: int, pairs: npt.NDArray[np.int64]) -> None:
+    """`update_bloom_filter` of each (mm id, PMD index) row of `pairs`, in one call."""
+    filt = mm_state.filters[filter_gen_from_seq(seq)]
+    if filt is not None:
+        bloom_set_many(filt, pairs)

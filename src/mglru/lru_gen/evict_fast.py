@@ -25,7 +25,7 @@ import numpy as np
 
 from mglru.lru_gen import _evict_layout as kx
 from mglru.lru_gen._evict_kernel import evict_loop
-from mglru.lru_gen.bloom import update_bloom_filter
+from mglru.lru_gen.bloom import update_bloom_filters
 from mglru.lru_gen.helpers import (
     DEF_PRIORITY,
     LRU_REFS_FLAGS,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from mglru.kernel import SimKernel
     from mglru.lru_gen.eviction import ScanControl
     from mglru.lru_gen.lruvec import Lruvec
+    from mglru.mm.memory import PhysMem
 
 __all__ = ["ENABLED", "shrink_lruvec", "forget_packed_procs", "stream_run", "resume_shrink",
            "shrink_step"]
@@ -331,9 +332,8 @@ class _Run:
                 start = end
         sc.nr_reclaimed = st[kx.S_NR_RECLAIMED]
         nb = st[kx.S_NBLOOM]
-        if nb:  # look-around's Bloom filter inserts, in order
-            for mm_id, key in self.bufs[6][:2 * nb].reshape(-1, 2).tolist():
-                update_bloom_filter(lruvec.mm_state, lruvec.max_seq, mm_id, key)
+        if nb:  # look-around's Bloom filter inserts
+            update_bloom_filters(lruvec.mm_state, lruvec.max_seq, self.bufs[6][:2 * nb].reshape(-1, 2))
         COUNTS["keep"] += st[kx.S_NKEEP]
         sc.evicted_anon = bool(st[kx.S_EVICTED_ANON])
         for t in range(2):
@@ -373,6 +373,24 @@ def _shrink(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int, run:
         x = None
 
 
+def _prepare_list(mem: PhysMem, lruvec: Lruvec, t: int) -> None:
+    """The loop's X_PREP: renumber the order keys if they run out, and rebuild the
+    tail-first order of the oldest list of type `t` unless its cached one still holds.
+
+    After aging the loop asks for it on its first scan; building it while Python
+    has the state saves that hand-back (a cached order stays valid while no folio
+    joins a list's tail, the loop checks).
+    """
+    gen = lruvec.min_seq[t] % 4
+    if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
+        renumber(mem)
+        lruvec.scan_cache.clear()
+    c = lruvec.scan_cache.get((gen, t))
+    if c is None or c[3] != mem.order_tail or c[2] >= len(c[0]):
+        cand = tail_first(mem, lruvec, gen, t)
+        lruvec.scan_cache[(gen, t)] = [cand, mem.lru[cand], 0, mem.order_tail]
+
+
 def shrink_step(k: SimKernel, run: _Run, swappiness: int, x: int) -> bool | None:
     """Do what the loop handed back (`x`, its effects flushed): try_to_shrink_lruvec()'s
     result if that ends it, else None, the loop's state reloaded to go on."""
@@ -387,7 +405,13 @@ def shrink_step(k: SimKernel, run: _Run, swappiness: int, x: int) -> bool | None
         # X_ITER: the PID's counters are too large for the loop, so this whole
         # iteration runs in Python
         COUNTS["iter" if x == kx.X_ITER else "age"] += 1
+        max_seq = lruvec.max_seq
         nr = ev.get_nr_to_scan(k, lruvec, sc, swappiness)
+        if x == kx.X_AGE and lruvec.max_seq != max_seq:
+            for t in range(2):  # the orders the loop's next scans ask for (see _prepare_list)
+                g = lruvec.min_seq[t] % 4
+                if lruvec.max_seq - lruvec.min_seq[t] > 1 and lruvec.nr_listed[g, t].any():
+                    _prepare_list(mem, lruvec, t)
         if nr <= 0:
             return nr < 0
         st[kx.S_NR_TO_SCAN] = nr
@@ -405,15 +429,7 @@ def shrink_step(k: SimKernel, run: _Run, swappiness: int, x: int) -> bool | None
         k.end_writeback()  # evict_folios() first completes writeback
     elif x == kx.X_PREP:
         # scan_folios()'s prelude: renumber, or rebuild the list's tail-first order
-        t = int(st[kx.S_TYPE])
-        gen = lruvec.min_seq[t] % 4
-        if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
-            renumber(mem)
-            lruvec.scan_cache.clear()
-        c = lruvec.scan_cache.get((gen, t))
-        if c is None or c[3] != mem.order_tail or c[2] >= len(c[0]):
-            cand = tail_first(mem, lruvec, gen, t)
-            lruvec.scan_cache[(gen, t)] = [cand, mem.lru[cand], 0, mem.order_tail]
+        _prepare_list(mem, lruvec, int(st[kx.S_TYPE]))
     elif x == kx.X_WB:
         for pfn in run.bufs[1][:int(st[kx.S_NWB])].tolist():
             k.start_writeback(pfn)

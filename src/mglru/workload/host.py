@@ -309,6 +309,10 @@ def run_host(k: SimKernel, s: Stream, stop: int,
         if j == stop:
             break
         set_clock(k, int(s.t_ns[j]))
+        if nf >= len(bufs.fidx) and not lim[L_REASON]:  # the round's fault buffer is full
+            pmd_skip = -1
+            i = j
+            continue
         vpn = int(s.pages[j])
         if lim[L_REASON]:
             # the compiled reclaim of access j's charge stopped: Python does its part,

@@ -20,6 +20,7 @@ import numpy as np
 from mglru.kernel import SimKernel
 from mglru.mm.page import PAGE_SIZE, PMD_SIZE
 from mglru.workload.engine import Engine
+from mglru.workload.generators import zipf
 from mglru.workload.stream import guest_stream, host_stream
 from mglru.workload.traces import Trace, to_pages, write_oracle_general
 
@@ -41,11 +42,11 @@ def _counts(k: SimKernel) -> dict[str, int]:
 def _warm_up(config: str, vm: bool) -> None:
     """A small replay with evictions first, so the timed one finds its compiled kernels
     loaded (numba's cache), as `mglru bench access` warms up before timing."""
-    n = 2000
-    ids = (np.arange(n, dtype=np.uint64) * np.uint64(7919)) % np.uint64(512) + np.uint64(1)
+    n = 20_000  # Zipf over 4 times the memory: aging, look-around, refaults all happen
+    ids = zipf(2048, n, seed=1).astype(np.uint64) + np.uint64(1)
     small = Trace(np.arange(n, dtype=np.int64) // 100, ids, np.full(n, PAGE_SIZE, np.int64),
                   np.zeros(n, bool))
-    replay(small, 128 * PAGE_SIZE, config, vm=vm, warm_up=False)
+    replay(small, 512 * PAGE_SIZE, config, vm=vm, warm_up=False)
 
 
 def replay(trace: Trace, memory: int, config: str, *, vm: bool = False, unit: bool = False,
