@@ -333,7 +333,8 @@ class _Run:
         sc.nr_reclaimed = st[kx.S_NR_RECLAIMED]
         nb = st[kx.S_NBLOOM]
         if nb:  # look-around's Bloom filter inserts
-            update_bloom_filters(lruvec.mm_state, lruvec.max_seq, self.bufs[6][:2 * nb].reshape(-1, 2))
+            pairs = self.bufs[6][:2 * nb].reshape(-1, 2)
+            update_bloom_filters(lruvec.mm_state, lruvec.max_seq, pairs)
         COUNTS["keep"] += st[kx.S_NKEEP]
         sc.evicted_anon = bool(st[kx.S_EVICTED_ANON])
         for t in range(2):
