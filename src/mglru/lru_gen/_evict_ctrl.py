@@ -38,12 +38,12 @@ _BATCH = 64  # MIN_LRU_BATCH
 _PID_LIMIT = 1 << 26  # beyond it the controller's products could overflow int64
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _evictable(t, swappiness):
     return swappiness != 0 if t == 0 else swappiness != _ANON_ONLY
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _pos(lv, cf, t, lo, hi):
     """read_ctrl_pos(): (refaulted, total) of tiers [lo, hi) of type t."""
     _nr_pages, _nr_listed, avg_ref, avg_tot, prot, evicted, refaulted, min_seq = lv
@@ -59,12 +59,12 @@ def _pos(lv, cf, t, lo, hi):
     return r, tot
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _positive(sp_r, sp_t, sp_g, pv_r, pv_t, pv_g):
     return pv_r < _BATCH or pv_r * (sp_t + _BATCH) * sp_g <= (sp_r + 1) * pv_t * pv_g
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _pid_small(lv, cf):
     """Whether every controller input is small enough for int64 arithmetic."""
     for t in range(2):
@@ -74,7 +74,7 @@ def _pid_small(lv, cf):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _type_to_scan(lv, cf):
     sw = cf[C_SWAPPINESS]
     if sw <= 1:
@@ -86,7 +86,7 @@ def _type_to_scan(lv, cf):
     return 1 if _positive(sp_r, sp_t, sw, pv_r, pv_t, 200 - sw) else 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _tier_idx(lv, cf, t):
     sp_r, sp_t = _pos(lv, cf, t, 0, 1)
     tier = 1
@@ -98,7 +98,7 @@ def _tier_idx(lv, cf, t):
     return tier - 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _min_evictable(min_seq, sw):
     m = -1
     for t in range(2):
@@ -107,7 +107,7 @@ def _min_evictable(min_seq, sw):
     return m
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _should_run_aging(lv, cf, on_three):
     nr_pages, _nl, _a, _b, _c, _d, _e, min_seq = lv
     sw = cf[C_SWAPPINESS]
@@ -133,7 +133,7 @@ def _should_run_aging(lv, cf, on_three):
     return young * 2 > size or old * 4 < size, size
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _nr_to_scan(lv, cf, st):
     """get_nr_to_scan() without aging: (nr, False), or (0, True) where it would age."""
     if (not cf[C_UNPROTECTED] and cf[C_MEMORY_MIN]
@@ -159,7 +159,7 @@ def _nr_to_scan(lv, cf, st):
     return 0, True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _reset_carryover(lv, cf, t):
     """reset_ctrl_pos(carryover=True) of a type whose min_seq is about to advance."""
     _np, _nl, avg_ref, avg_tot, prot, evicted, refaulted, min_seq = lv
@@ -177,7 +177,7 @@ def _reset_carryover(lv, cf, t):
                 prot[hist, t, tier - shift] = 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _inc_min_seq(lv, cf):
     """try_to_inc_min_seq(): advance min_seq over empty generations."""
     nr_listed = lv[1]

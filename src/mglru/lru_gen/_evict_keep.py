@@ -86,6 +86,7 @@ invalidate_stale(__file__, "_evict_layout.py", "_look_around_kernel.py")
 _LIST_SHIFT = 29
 _ORDER_MASK = (1 << 29) - 1
 _WINDOW = 64  # MIN_LRU_BATCH PTEs
+_MAX_BATCH = 4096  # MAX_LRU_BATCH: a batch's marks come first in the scratch buffer
 _NOT_4K_ANON = (_PG_head | _PG_tail | _PG_writeback | _PG_dirty | _PG_unevictable
                 | _PG_swapcache)
 _REFS_V6_14 = _REFS_MASK | _PG_referenced
@@ -288,11 +289,12 @@ def _harvest_refs(win_f, win_p, cand, flags, gen, lru, memcg, nr_pages, nr_liste
     return young
 
 
-@njit(cache=True, nogil=True)
-def _look_around(task, v, folios, lv, cf, ctr, bloom, st, h, j):
+@njit(cache=True, nogil=True, _nrt=False)
+def _look_around(task, v, folios, lv, cf, ctr, bufs, st, h, j):
     """lru_gen_look_around() on PTE `h` of `task` (its PTE bits, pfns, PMD addresses and
-    mm id), in VMA `j` of the table `v`; returns referenced."""
+    mm id), in VMA `j` of the table `v`; returns referenced. `bufs`: evict_loop's."""
     ff, fp, paddr, mm_id = task
+    bloom, scratch = bufs[6], bufs[8]
     flags, gen, lru, memcg, _idle, _hint = folios
     nr_pages, nr_listed, _a, _b, _c, _e, _d, min_seq = lv
     mode = cf[C_LA_MODE]
@@ -313,7 +315,7 @@ def _look_around(task, v, folios, lv, cf, ctr, bloom, st, h, j):
     n = (end - start) >> 12
     win_f = ff[base:base + n]
     win_p = fp[base:base + n]
-    cand = np.empty(n, np.int64)
+    cand = scratch[_MAX_BATCH:_MAX_BATCH + n]
     nc = 0
     for i in range(n):
         f = np.int64(win_f[i])
@@ -337,13 +339,15 @@ def _look_around(task, v, folios, lv, cf, ctr, bloom, st, h, j):
     return True
 
 
-@njit(cache=True, nogil=True)
-def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner, vrow,
-                freed, bloom):
-    """shrink_folio_list() and evict_folios()'s put-back of a `keep_ok` batch.
+@njit(cache=True, nogil=True, _nrt=False)
+def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, n, bufs):
+    """shrink_folio_list() and evict_folios()'s put-back of a `keep_ok` batch (the first
+    `n` of evict_loop's `bufs`' batch, owners and VMA rows).
 
-    Returns the pages reclaimed; the freed pfns are appended to `freed` in batch order.
+    Returns the pages reclaimed; the freed pfns are appended to `bufs`' freed pages
+    in batch order.
     """
+    out, _wb, _res, owner, freed, _chunks, _bloom, vrow, scratch = bufs
     flags, gen, lru, memcg, idle, hint = folios
     nr_pages, nr_listed, _a, _b, _c, evicted, _d, min_seq = lv
     pflags, ppfn, pinfo = procs
@@ -354,7 +358,8 @@ def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner
     ms = min_seq[0]
     hist = ms % cf[C_NR_HIST]
     sbase = (cf[C_MEMCG_ID] << 10) | (cf[C_NID] << 1) | (1 << 62)
-    done = np.zeros(n, np.bool_)
+    done = scratch[:n]
+    done[:] = 0
     # the batched swap-out of cold folios (_shrink_batch) comes first, then the rest
     # one by one (shrink_folio_list()'s loop)
     for step in range(2):
@@ -377,7 +382,7 @@ def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner
                 referenced = 0
                 r0 = pinfo[p, _P_ROW0]
                 task = (ff, ppfn[p], paddr_all[r0:r0 + pinfo[p, 0] // 512], pinfo[p, 3])
-                if _look_around(task, vmas, folios, lv, cf, ctr, bloom, st, h, vrow[i]):
+                if _look_around(task, vmas, folios, lv, cf, ctr, bufs, st, h, vrow[i]):
                     referenced += 1
                 if cf[C_LA_MODE] == LA_CLEAR_FLUSH and ff[h] & _PTE_YOUNG:
                     ff[h] &= np.uint8(~_PTE_YOUNG & 0xFF)
@@ -415,7 +420,7 @@ def keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n, owner
             memcg[pfn] = 0
             if has_idle:
                 idle[pfn] = 0
-            done[i] = True
+            done[i] = 1
     nr = 0
     nf = st[S_NFREED]
     for i in range(n):

@@ -140,13 +140,13 @@ _MAX_BATCH = 4096  # MAX_LRU_BATCH
 _ORDER_MASK = (1 << 29) - 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _pinned(pinned, pfn):
     i = np.searchsorted(pinned, pfn)
     return i < pinned.shape[0] and pinned[i] == pfn
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _batch_is_fast(folios, procs, cf, out, n, pinned, owner, swap_free):
     """Whether shrink_anon_batch would take every folio of the batch (see _shrink_batch)."""
     flags, _gen, _lru, memcg, _idle, hint = folios
@@ -189,7 +189,7 @@ def _batch_is_fast(folios, procs, cf, out, n, pinned, owner, swap_free):
     return True
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed):
     """shrink_anon_batch + _free_folios for a batch of fast folios only."""
     flags, gen, lru, memcg, idle, hint = folios
@@ -236,7 +236,7 @@ def _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed):
     return n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
     """Run try_to_shrink_lruvec()'s loop from phase st[S_PHASE] until an exit (see module).
 
@@ -250,12 +250,13 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
     * `pmd` = (PMD state, PMD pfn, PMD address, [[vma start, end, flags]]) of all
       processes, packed;
     * `swap` = (shadow, the last of the device's free slots), its counters in st;
-    * `bufs` = (out, wb, scan result, owner, freed, chunk ends, Bloom inserts, vma rows).
+    * `bufs` = (out, wb, scan result, owner, freed, chunk ends, Bloom inserts, vma rows,
+      scratch: the batch's marks, then a look-around window's candidates).
     """
     nr_pages, nr_listed, _a, _b, prot, _e, _f, min_seq = lv
     flags, gen, lru, _m, _i, _h = folios
     cand0, snap0, cand1, snap1, cm = caches
-    out, wb, res, owner, freed, chunks, bloom, vrow = bufs
+    out, wb, res, owner, freed, chunks, bloom, vrow, _scratch = bufs
     sw = cf[C_SWAPPINESS]
     max_seq = cf[C_MAX_SEQ]
     while True:
@@ -370,8 +371,7 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
             if fast:
                 nr = _fast_shrink(folios, lv, procs, swap, cf, st, out, n, owner, freed)
             else:
-                nr = keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, out, n,
-                                 owner, vrow, freed, bloom)
+                nr = keep_shrink(folios, lv, procs, pmd, swap, pinned, cf, st, ctr, n, bufs)
                 st[S_NKEEP] += 1
             if nr:
                 chunks[st[S_NCHUNKS]] = st[S_NFREED]

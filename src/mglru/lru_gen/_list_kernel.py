@@ -35,7 +35,7 @@ def lru_tier(refs, workingset):
     return 2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def list_key_range(flags, lru, memcg, lo, hi, memcg_id, typ, gen):
     """(min key, max key, folios) of list `gen` of (memcg, type) in pfns [lo, hi)."""
     kmin = _ORDER_MASK + 1
@@ -60,7 +60,7 @@ def list_key_range(flags, lru, memcg, lo, hi, memcg_id, typ, gen):
     return kmin, kmax, n
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def inc_min_seq_scan(flags, gen, lru, memcg, lo, hi, memcg_id, typ, old_gen, refs_flags,
                      kmin, tail_base, nr_pages_delta, protected, nr_listed_delta):
     """Move every folio of list `old_gen` (memcg, type) as inc_min_seq() does.

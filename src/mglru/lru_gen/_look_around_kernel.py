@@ -36,7 +36,7 @@ _PMD_SIZE = 2 << 20
 _PAGE_SIZE = 4096
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def look_around_window(addr, vma_start, vma_end, nr_pages):
     """The [start, end) lru_gen_look_around() scans around `addr`: its PMD's span inside
     the VMA, cut to `nr_pages` pages centred on `addr` where it is longer (moved to fit
@@ -54,7 +54,7 @@ def look_around_window(addr, vma_start, vma_end, nr_pages):
     return start, end
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def window_folio(pfn, flags, gen, memcg, memcg_id, skip_unlisted):
     """The head of the folio a window PTE maps if look-around may update it, else -1:
     it must be charged to the lruvec's memcg and, with `skip_unlisted`, on a list."""
@@ -66,7 +66,7 @@ def window_folio(pfn, flags, gen, memcg, memcg_id, skip_unlisted):
     return head
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def harvest_window(win_f, win_p, cand, flags, gen, memcg, nr_pages, memcg_id,
                    skip_unlisted, new_gen, with_walk, two_step, refs_flags):
     """Harvest the window PTEs `cand` (present, young, in the node); returns how many were young.

@@ -37,7 +37,7 @@ from mglru.mm.page import (
 )
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _tier(f, two_step):
     field = (f & _REFS_MASK) >> _REFS_SHIFT
     ws = (f & _PG_workingset) != 0
@@ -56,7 +56,7 @@ def _tier(f, two_step):
     return tier, refs, ws
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def scan_list(tail, pos, remaining, folios, lists, ctl, outp):
     """Pop from the tail of list `old_gen` (see the module).
 

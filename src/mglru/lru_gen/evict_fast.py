@@ -31,6 +31,7 @@ from mglru.lru_gen.helpers import (
     LRU_REFS_FLAGS,
     LRU_REFS_FLAGS_V6_10,
     MAX_LRU_BATCH,
+    MIN_LRU_BATCH,
 )
 from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
 from mglru.mm.page import NR_RESERVED_PFNS
@@ -163,7 +164,8 @@ def _bufs() -> tuple:
     return (np.empty(MAX_LRU_BATCH, np.int64), np.empty(MAX_LRU_BATCH, np.int64),
             np.zeros(6, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
             np.empty(_FREED, np.int64), np.empty(_FREED, np.int64),
-            np.empty(2 * MAX_LRU_BATCH, np.int64), np.zeros(MAX_LRU_BATCH, np.int64))
+            np.empty(2 * MAX_LRU_BATCH, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
+            np.empty(MAX_LRU_BATCH + MIN_LRU_BATCH, np.int64))
 
 
 def _static_conf(k: SimKernel, lruvec: Lruvec) -> list:

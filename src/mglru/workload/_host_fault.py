@@ -92,7 +92,7 @@ _MAX_NR_GENS = 4
 _MIN_NR_GENS = 2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _refault(flags, shadow, par, refaulted, res):
     """lru_gen_refault() of an anon page in a fault; returns the new flags."""
     s = shadow & ~(np.int64(1) << 62)
@@ -135,7 +135,7 @@ def _refault(flags, shadow, par, refaulted, res):
     return flags
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _add_folio(pfn, flags, par, mem_gen, mem_lru, mem_flags, nr_pages, nr_listed, res):
     """lru_gen_add_folio() of one anon 4 KiB folio (see lru_gen.folio._folio_seq_one)."""
     max_seq = par[P_MAX_SEQ]
@@ -159,7 +159,7 @@ def _add_folio(pfn, flags, par, mem_gen, mem_lru, mem_flags, nr_pages, nr_listed
     nr_listed[gen, 0] += 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _take_pfn(next_pfns, res, lim, pool):
     """The page alloc_pages(nid, 1) would return: the last one reclaim freed in this
     call (the free lists' last chunk), else the next of `next_pfns`; -1 if none."""
@@ -182,7 +182,7 @@ def _take_pfn(next_pfns, res, lim, pool):
     return next_pfns[res[R_ALLOC] - 1]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def anon_fault(idx, write, recency, pte_flags, pte_pfn, mem_flags, fault, lim, pool):
     """Fault in PTE `idx` of a 4 KiB anon VMA; returns its pfn, -1 to leave it to Python,
     or -2 when its charge must reclaim first (with `lim[L_ACTIVE]`, see _host_reclaim).

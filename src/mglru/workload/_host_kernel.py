@@ -49,7 +49,7 @@ KIND_FILE = 2
 KIND_RECENCY = 4  # vma_has_recency()
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _find_vma(vstart, vend, vpn):
     lo, hi = 0, len(vstart)
     while lo < hi:  # last VMA starting at or below vpn
@@ -68,7 +68,7 @@ def _find_vma(vstart, vend, vpn):
 _AHEAD = 16
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, reclaim, ahead):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 

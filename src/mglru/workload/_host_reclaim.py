@@ -91,7 +91,7 @@ _FRESH = (S_NR_TO_SCAN, S_SCANNED, S_TYPE, S_ATTEMPT, S_NEV, S_ISO_SCANNED, S_NO
           S_RET, S_NWB, S_GROW, S_SCAN_RES, S_SWWANT)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _push_fault_slots(fault, free_slots, st, lim):
     """Slots the faults freed since the last call go on top of reclaim's free slots."""
     slots, res = fault[9], fault[11]
@@ -102,7 +102,7 @@ def _push_fault_slots(fault, free_slots, st, lim):
     lim[L_SLOTS_MOVED] = res[R_FREED]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def memcg_reclaim(rc, lim, fault):
     """One round of try_charge_memcg() for a one-page charge: True if the fault may go on.
 
