@@ -45,7 +45,7 @@ C_RANGES, C_VISITED, C_CLEARED, C_CLEARED_WC, C_YOUNG = range(5)
 NR_C = 5
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def harvest_notify(win_f, win_p, cand, folios, memcg_id, skip_unlisted, vpn0, segs, sptes,
                    calls, out):
     """Test-and-clear the window PTEs `cand` and their secondary bits; returns the calls made.

@@ -59,7 +59,7 @@ KIND_RECENCY = 4
 O_FAULTS, O_USED = 0, 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def guest_fault(g, slot, w, sptes, host):
     """KVM page fault of gfn `g` (memslot index `slot`, a write if `w`); False leaves it
     to Python, with nothing changed that Python would not set the same way again."""

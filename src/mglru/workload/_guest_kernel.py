@@ -44,7 +44,7 @@ _HEAD_MASK = ~np.int64(511)
 _AHEAD = 16
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def tlb_load(old, keys, prv, nxt, lst, where, as_bits):
     """Load a GuestTlb's keys (oldest first) into the linked list and the gfn index."""
     c = len(old)
@@ -74,7 +74,7 @@ def tlb_store(keys, nxt, lst, where, as_bits):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _unlink(s, prv, nxt, lst):
     p, n = prv[s], nxt[s]
     if p >= 0:
@@ -87,7 +87,7 @@ def _unlink(s, prv, nxt, lst):
         lst[1] = p
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _push_newest(s, prv, nxt, lst):
     t = lst[1]
     prv[s] = t
@@ -99,7 +99,7 @@ def _push_newest(s, prv, nxt, lst):
     lst[1] = s
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def _slot_index(base, end, g):
     """The memslot holding gfn `g` (slots sorted by base gfn), or -1."""
     lo, hi = 0, len(base)
@@ -113,7 +113,7 @@ def _slot_index(base, end, g):
     return i if i >= 0 and g < end[i] else -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, as_bits, tlb,
                last_ms, ahead, host):
     """Apply accesses [lo, hi) until one needs KVM's fault path in Python.
