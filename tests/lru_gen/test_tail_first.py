@@ -8,6 +8,7 @@ import pytest
 
 from mglru import SimKernel
 from mglru.lru_gen import lists
+from mglru.lru_gen._tail_kernel import list_members
 from mglru.lru_gen.lists import LRU_LIST_SHIFT, ORDER_MASK
 from mglru.mm.page import PAGE_SIZE, PG_swapbacked, PG_tail
 
@@ -51,3 +52,35 @@ def test_tail_first_is_the_list_order(config):
                 assert np.array_equal(got, want)
                 seen += len(want)
     assert seen > 900  # every page of the three tasks, on some list
+
+
+@pytest.mark.parametrize("order", ["sequential", "scattered"])
+def test_both_sorts_give_the_list_order(order):
+    """Keys in long sorted runs take numpy's stable sort, keys in no order its
+    quicksort (chosen by the descents list_members counts): both give the order."""
+    k = SimKernel("v6.14", seed=2, node_bytes=(64 << 20,))
+    k.mkdir("/sys/fs/cgroup/a")
+    if order == "scattered":  # reclaim frees pages that later faults take in another order
+        k.write("/sys/fs/cgroup/a/memory.max", str(6 << 20))
+    p = k.spawn(memcg="/a")
+    a = p.mmap(16 << 20)
+    idx = np.arange(2048) if order == "sequential" else \
+        np.random.default_rng(1).integers(0, 4096, 6000)
+    for i in idx:
+        p.access(a + int(i) * PAGE_SIZE, PAGE_SIZE, write=True)
+    lv = k.lruvec("/a")
+    mem = k.mem
+    node = mem.nodes[lv.nid]
+    gens = {int(g) for g in (mem.lru[node.start_pfn:node.fresh] >> LRU_LIST_SHIFT) if g}
+    checked = 0
+    for gen in (g - 1 for g in gens):
+        packed, descents = list_members(mem.lru, mem.memcg, mem.flags, node.start_pfn,
+                                        node.fresh, gen, lv.memcg.id, False)
+        if len(packed) < 200:
+            continue
+        # pfns come in pfn order; the keys' order is the faults' order
+        stable = descents * 64 < len(packed)
+        assert stable == (order == "sequential")
+        assert np.array_equal(lists.tail_first(mem, lv, gen, 0), _reference(mem, lv, gen, 0))
+        checked += 1
+    assert checked

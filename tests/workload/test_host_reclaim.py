@@ -140,3 +140,18 @@ def test_handed_back_charge_right_after_a_resumed_one():
     _compare({"config": "v6.14", "anon": 520, "limit": 23, "n": 1975, "swap": 1 << 20,
               "parent_limit": False, "quantum": 100.0, "seed": 947477410, "node_mib": 6,
               "two": False})
+
+
+def test_full_fault_buffer_starts_a_new_round(monkeypatch):
+    """A loop whose fault buffer fills ends its round there; the next round faults the
+    access in, compiled (no Python fault), and the state is the per-page path's."""
+    from mglru.workload import host
+
+    monkeypatch.setattr(host, "FAULT_BATCH", 7)
+    python_faults = []
+    real = host.user_access
+    monkeypatch.setattr(host, "user_access",
+                        lambda *a, **kw: python_faults.append(1) or real(*a, **kw))
+    _compare({"config": "v6.14", "anon": 600, "limit": 150, "n": 3000, "swap": 1 << 20,
+              "parent_limit": False, "quantum": 100.0, "seed": 11})
+    assert not python_faults

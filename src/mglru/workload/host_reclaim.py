@@ -48,7 +48,7 @@ __all__ = ["FAULT_BATCH", "memcg_room", "node_room", "reclaim_context", "fault_b
            "no_pool", "hand_back", "count_failed_fault"]
 
 #: faults one call of the compiled loop may take (bounds `fidx` and the pages prepared)
-FAULT_BATCH = 1024
+FAULT_BATCH = 8192
 #: pages the compiled loop's rooms count as "no limit"
 _UNLIMITED = 1 << 62
 
