@@ -125,3 +125,28 @@ def test_bench_access_cli(tmp_path):
     assert r["accesses"] == 30000 and r["faults"] == 0 and r["pattern"] == "zipf"
     # seconds are rounded to microseconds, rates to 4 significant digits
     assert r["accesses_per_s"] == pytest.approx(30000 / r["seconds"], rel=2e-2)
+
+
+def test_bench_access_without_truth(tmp_path):
+    """--no-truth runs the engine without ground truth and says so in the record."""
+    from mglru.bench.access import _run
+
+    out = tmp_path / "b.json"
+    assert main(["bench", "access", "--gib", "0.01", "--accesses", "20000", "--no-truth",
+                 "--json", str(out)]) == 0
+    (r,) = json.loads(out.read_text())["records"]
+    assert r["truth"] is False and r["accesses"] == 20000
+    stamped = []
+    real = Engine.__init__
+
+    def spy(self, k, *a, **kw):
+        real(self, k, *a, **kw)
+        stamped.append(self.last_access_ms is not None)
+
+    Engine.__init__ = spy
+    try:
+        for truth in (True, False):
+            assert _run(0.01, None, "uniform", False, 5000, "v6.14", 0, truth)["truth"] is truth
+    finally:
+        Engine.__init__ = real
+    assert stamped == [True, False]

@@ -4,12 +4,13 @@
 GiB of anonymous memory in its own memcg (with `memory.max` when `memory_gib`
 is given), writes all of it once (not timed), then times the engine applying
 `accesses` reads of the chosen pattern (the key-value pattern writes some),
-with per-page ground truth on, in chunks of `CHUNK` accesses. Each size runs
+with per-page ground truth on (the time of each page's last access) unless
+`truth` is off, in chunks of `CHUNK` accesses. Each size runs
 in a fresh interpreter so peak RSS is its own; a small warm-up run first
 compiles the numba kernels.
 
 Records: `{"pattern", "gib", "memory_gib", "vm", "accesses", "seconds",
-"accesses_per_s", "faults", "evictions", "refaults", "peak_rss_mib"}`;
+"accesses_per_s", "faults", "evictions", "refaults", "peak_rss_mib", "truth"}`;
 faults, evictions and refaults count the timed part only (pgfault, pgsteal,
 workingset_refault); `cpu_seconds` (process CPU time of the timed part) is
 added because a shared machine stretches wall time.
@@ -56,13 +57,13 @@ def _setup(gib: float, memory_gib: float | None, vm: bool, config: str):
 
 
 def _run(gib: float, memory_gib: float | None, pattern: str, vm: bool, accesses: int,
-         config: str, seed: int) -> dict[str, Any]:
+         config: str, seed: int, truth: bool = True) -> dict[str, Any]:
     from mglru.workload import Engine, guest_stream, host_stream
     from mglru.workload.generators import generate
 
     k, target, addr, nbytes = _setup(gib, memory_gib, vm, config)
     n_pages = nbytes >> 12
-    eng = Engine(k)
+    eng = Engine(k, truth=truth)
     before = _counts(k)
     seconds = cpu = 0.0
     done = 0
@@ -84,30 +85,33 @@ def _run(gib: float, memory_gib: float | None, pattern: str, vm: bool, accesses:
             "accesses": accesses, "seconds": seconds,
             "accesses_per_s": accesses / seconds if seconds else float("inf"),
             "faults": faults, "evictions": evictions, "refaults": refaults,
-            "cpu_seconds": cpu}
+            "cpu_seconds": cpu, "truth": truth}
 
 
 def run_one(gib: float, memory_gib: float | None, pattern: str, vm: bool, accesses: int,
-            config: str = "v6.10", seed: int = 0) -> dict[str, Any]:
+            config: str = "v6.10", seed: int = 0, truth: bool = True) -> dict[str, Any]:
     """Warm up on 4 MiB, then measure one size; returns the record."""
     from mglru.bench.runner import peak_rss_mib
 
-    _run(4 / 1024, 2 / 1024 if memory_gib is not None else None, pattern, vm, 20_000, config, seed)
-    rec = _run(gib, memory_gib, pattern, vm, accesses, config, seed)
+    _run(4 / 1024, 2 / 1024 if memory_gib is not None else None, pattern, vm, 20_000, config, seed,
+         truth)
+    rec = _run(gib, memory_gib, pattern, vm, accesses, config, seed, truth)
     rec["peak_rss_mib"] = round(peak_rss_mib(), 1)
     return rec
 
 
 def run_sizes(sizes: list[float], memory_gib: float | None, pattern: str, vm: bool,
-              accesses: int, config: str, progress=None) -> list[dict[str, Any]]:
+              accesses: int, config: str, progress=None, truth: bool = True
+              ) -> list[dict[str, Any]]:
     """Run each size in its own interpreter; returns the records in order."""
     from mglru.bench.runner import run_fresh
 
     runs = [[str(g), "-" if memory_gib is None else str(memory_gib), pattern, "1" if vm else "0",
-             str(accesses), config] for g in sizes]
+             str(accesses), config, "1" if truth else "0"] for g in sizes]
     return run_fresh("mglru.bench.access", runs, lambda a: f"{a[0]} GiB", progress)
 
 
 if __name__ == "__main__":
-    g, m, pat, v, n, cfg = sys.argv[1:7]
-    print(json.dumps(run_one(float(g), None if m == "-" else float(m), pat, v == "1", int(n), cfg)))
+    g, m, pat, v, n, cfg, t = sys.argv[1:8]
+    print(json.dumps(run_one(float(g), None if m == "-" else float(m), pat, v == "1", int(n), cfg,
+                             truth=t == "1")))

@@ -125,7 +125,8 @@ def reclaim(sizes: str | None, gib: str | None, cold: float, config: str,
               f"populate {r['populate_s']:7.2f} s  "
               f"reclaim {r['seconds']:8.3f} s  {r['pages']:>9d} pages  "
               f"{r['pages_per_s'] / 1e3:9.1f} K pages/s  hot evicted {r['hot_evicted']}  "
-              f"peak RSS {r['peak_rss_mib']:8.1f} MiB", json_path)
+              f"peak RSS {r['peak_rss_mib']:8.1f} MiB"
+              f"{'' if r['truth'] else '  (no ground truth)'}", json_path)
 
     try:
         records = run_sizes(gibs, cold, config, progress=show)
@@ -149,9 +150,11 @@ def reclaim(sizes: str | None, gib: str | None, cold: float, config: str,
 @click.option("--config", default="v6.10", show_default=True, type=click.Choice(list(PRESETS)),
               help="kernel preset")
 @click.option("--vm", is_flag=True, help="access from a VM guest's vCPU (TLB, SPTE bits)")
+@click.option("--truth/--no-truth", default=True, show_default=True,
+              help="keep each page's last access time (the engine's ground truth)")
 @json_option()
 def access(sizes: str | None, gib: str | None, memory: str | None, pattern: str, accesses: int,
-           config: str, vm: bool, json_path: str | None) -> None:
+           config: str, vm: bool, truth: bool, json_path: str | None) -> None:
     """Time an access stream over one process (or guest) per size."""
     from mglru.bench.access import run_sizes
 
@@ -166,15 +169,18 @@ def access(sizes: str | None, gib: str | None, memory: str | None, pattern: str,
               f"{r['accesses']:>10d} accesses {r['seconds']:8.3f} s  "
               f"{r['accesses_per_s'] / 1e6:8.2f} M/s  faults {r['faults']}  "
               f"evictions {r['evictions']}  refaults {r['refaults']}  "
-              f"peak RSS {r['peak_rss_mib']:8.1f} MiB", json_path)
+              f"peak RSS {r['peak_rss_mib']:8.1f} MiB"
+              f"{'' if r['truth'] else '  (no ground truth)'}", json_path)
 
     try:
-        records = run_sizes(gibs, memory_gib, pattern, vm, accesses, config, progress=show)
+        records = run_sizes(gibs, memory_gib, pattern, vm, accesses, config, progress=show,
+                            truth=truth)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from None
     if json_path:
         cfg = configuration("bench access", sizes_gib=gibs, memory_gib=memory_gib,
-                            pattern=pattern, accesses=accesses, config=config, vm=vm)
+                            pattern=pattern, accesses=accesses, config=config, vm=vm,
+                            truth=truth)
         for r in records:
             r["accesses_per_s"] = significant(r["accesses_per_s"], 4)
         write_json(json_path, document("mglru.bench.access/1", cfg,
