@@ -150,3 +150,13 @@ def test_bench_access_without_truth(tmp_path):
     finally:
         Engine.__init__ = real
     assert stamped == [True, False]
+
+
+def test_bench_reclaim_cli(tmp_path, capsys):
+    """`mglru bench reclaim` prints its line and writes its record."""
+    out = tmp_path / "r.json"
+    assert main(["bench", "reclaim", "--sizes", "64M", "--cold", "0.03125",
+                 "--json", str(out)]) == 0
+    (r,) = json.loads(out.read_text())["records"]
+    assert r["gib"] == 0.0625 and r["pages"] == 8192
+    assert "K pages/s" in capsys.readouterr().out

@@ -125,8 +125,7 @@ def reclaim(sizes: str | None, gib: str | None, cold: float, config: str,
               f"populate {r['populate_s']:7.2f} s  "
               f"reclaim {r['seconds']:8.3f} s  {r['pages']:>9d} pages  "
               f"{r['pages_per_s'] / 1e3:9.1f} K pages/s  hot evicted {r['hot_evicted']}  "
-              f"peak RSS {r['peak_rss_mib']:8.1f} MiB"
-              f"{'' if r['truth'] else '  (no ground truth)'}", json_path)
+              f"peak RSS {r['peak_rss_mib']:8.1f} MiB", json_path)
 
     try:
         records = run_sizes(gibs, cold, config, progress=show)
