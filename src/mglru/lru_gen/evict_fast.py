@@ -413,7 +413,7 @@ def shrink_step(k: SimKernel, run: _Run, swappiness: int, x: int) -> bool | None
         if x == kx.X_AGE and lruvec.max_seq != max_seq:
             for t in range(2):  # the orders the loop's next scans ask for (see _prepare_list)
                 g = lruvec.min_seq[t] % 4
-                if lruvec.max_seq - lruvec.min_seq[t] > 1 and lruvec.nr_listed[g, t].any():
+                if lruvec.max_seq - lruvec.min_seq[t] > 1 and any(lruvec.nr_listed[g, t].tolist()):
                     _prepare_list(mem, lruvec, t)
         if nr <= 0:
             return nr < 0

@@ -99,7 +99,9 @@ def reclaim_context(k: SimKernel, p: Process, resume: tuple | None = None) -> tu
         lim[L_MEMCG_ROOM] = memcg.memory_max - memcg.nr_charged
         lim[L_NODE_ROOM] = node_room(k, node, _UNLIMITED)
         lim[L_SWAPPINESS] = memcg_swappiness(k, memcg)  # the loop applies the swap check
-        return run, lim, max(min(lim[L_NODE_ROOM], FAULT_BATCH), 0)
+        # pages beyond the memcg's room come from what the loop's reclaims free; a
+        # round that runs out of prepared pages ends, and the next one prepares more
+        return run, lim, max(min(lim[L_NODE_ROOM], lim[L_MEMCG_ROOM], FAULT_BATCH), 0)
     lim, npfns = fault_budget(k, p)
     return evict_fast.stream_run(k, lruvec, FAULT_BATCH, False), lim, npfns
 
