@@ -31,15 +31,18 @@ def list_members(lru, memcg, flags, lo, hi, gen, memcg_id, type_):
     n = 0
     descents = 0
     last = np.int64(0)
+    want = np.uint32(gen + 1)
+    mask = np.uint16(_PG_tail | _PG_swapbacked)
+    expect = np.uint16(0 if type_ else _PG_swapbacked)  # a head folio of this type
+    cg = np.uint16(memcg_id)
     for pfn in range(lo, hi):
+        # without branches: the members come in no pattern a branch predictor learns
         x = lru[pfn]
-        if x >> _LIST_SHIFT != gen + 1 or memcg[pfn] != memcg_id:
-            continue
-        f = flags[pfn]
-        if not f & _PG_tail and (f & _PG_swapbacked == 0) == type_:
-            key = np.int64(x & _ORDER_MASK)
-            descents += key < last
-            last = key
-            packed[n] = key << 32 | pfn
-            n += 1
+        member = np.int64((x >> _LIST_SHIFT == want) & (memcg[pfn] == cg)
+                          & (flags[pfn] & mask == expect))
+        key = np.int64(x & _ORDER_MASK)
+        packed[n] = key << 32 | pfn
+        descents += member & (key < last)
+        last = key if member else last
+        n += member
     return packed[:n], descents
