@@ -117,7 +117,9 @@ def run_guest(k: SimKernel, s: Stream, stop: int,
     prv = np.zeros(max(entries, 1), np.int32)
     nxt = np.zeros(max(entries, 1), np.int32)
     lst = np.zeros(3, np.int64)
-    where = np.zeros(0, np.int32)
+    # the TLB's slot (+ 1) per gfn: 16-bit for TLBs that fit, half the cache lines of a
+    # 32-bit index at 16 GiB of guest memory
+    where = np.zeros(0, np.int16 if entries < 1 << 15 else np.int32)
     fidx = np.zeros(FAULT_BATCH, np.int64)
     bufs = FaultBufs()
     out = np.zeros(2, np.int64)
