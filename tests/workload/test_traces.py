@@ -146,3 +146,50 @@ def test_replay_cli_bad_input(tmp_path, capsys):
     assert main(["replay", str(bad), "--memory", "lots"]) != 0
     assert main(["replay", str(bad), "--memory", "1M", "--compare", "opt"]) != 0
     assert "unknown algorithm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("vm", [False, True])
+def test_replay_in_steps_is_one_replay(tmp_path, vm):
+    """A replay that reports its progress runs in steps and ends where one run does."""
+    from mglru.workload.replay import replay
+
+    trace = tmp_path / "z.oracleGeneral"
+    _zipf_trace(trace)
+    tr = read_oracle_general(str(trace))
+    seen = []
+    stepped = replay(tr, 1 << 20, "v6.14", vm=vm, warm_up=False,
+                     progress=(7, lambda done, n: seen.append((done, n))))
+    whole = replay(tr, 1 << 20, "v6.14", vm=vm, warm_up=False)
+    keys = ("requests", "misses", "faults", "refaults", "evictions")
+    assert [stepped[key] for key in keys] == [whole[key] for key in keys]
+    assert len(seen) == 7 and seen[-1] == (3000, 3000)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_replay_cli_shows_progress(tmp_path, monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setattr("mglru.cli.replay._PROGRESS_HOST", 1000)
+    trace = tmp_path / "z.oracleGeneral"
+    _zipf_trace(trace)
+    with caplog.at_level(logging.INFO, logger="mglru"):
+        assert main(["replay", str(trace), "--memory", "1M"]) == 0
+    lines = [r.getMessage() for r in caplog.records if "accesses" in r.getMessage()]
+    assert len(lines) == 20 and "3,000 of 3,000 accesses" in lines[-1]
+
+
+def test_engine_advance_checks_its_stop():
+    from mglru import SimKernel
+    from mglru.workload import Engine, host_stream
+
+    k = SimKernel("v6.14")
+    p = k.spawn()
+    s = host_stream(p, p.mmap(1 << 20), np.arange(10), writes=True, rate=1e6)
+    eng = Engine(k)
+    eng.advance(s, 4)
+    assert s.pos == 4
+    for bad in (3, 11):
+        with pytest.raises(ValueError, match="stop must be in"):
+            eng.advance(s, bad)
+    eng.advance(s, 10)
+    assert s.pos == 10 and s.faults == 10

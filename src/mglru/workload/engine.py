@@ -60,6 +60,18 @@ class Engine:
             if truth is not None:
                 self.guest_last_ms[id(s.vm)] = truth
 
+    def advance(self, s: Stream, stop: int) -> None:
+        """Apply one stream's accesses up to index `stop` (exclusive), nothing interleaved:
+        `run([s])` in steps, for a caller that reports progress between them.
+
+        Raises:
+            ValueError: `stop` before the stream's position or past its end.
+        """
+        if not s.pos <= stop <= len(s):
+            raise ValueError(f"stop must be in [{s.pos}, {len(s)}], got {stop}")
+        if stop > s.pos:
+            self._run_one(s, stop)
+
     def run(self, streams: Sequence[Stream], *, quantum_ms: float = 1.0,
             every_ms: float | None = None, callback: Callback | None = None) -> None:
         """Run every stream to its end, interleaved by time.

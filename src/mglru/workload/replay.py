@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,12 +51,15 @@ def _warm_up(config: str, vm: bool) -> None:
 
 
 def replay(trace: Trace, memory: int, config: str, *, vm: bool = False, unit: bool = False,
-           seed: int = 0, warm_up: bool = True) -> dict[str, Any]:
+           seed: int = 0, warm_up: bool = True,
+           progress: tuple[int, Callable[[int, int], None]] | None = None) -> dict[str, Any]:
     """Run `trace` with `memory` bytes of memory.max; returns the report.
 
     Keys: requests, misses, miss_ratio, faults, refaults, evictions, seconds
     (wall time of the replay, after a small untimed warm-up run when `warm_up`),
-    requests_per_s, and pages (the objects' span).
+    requests_per_s, and pages (the objects' span). `progress` = (steps, report):
+    the replay runs in that many steps, calling `report(accesses done, accesses)` after
+    each (the same result as one run).
     """
     if warm_up:
         _warm_up(config, vm)
@@ -78,8 +82,15 @@ def replay(trace: Trace, memory: int, config: str, *, vm: bool = False, unit: bo
         base = task.mmap(region)
         s = host_stream(task, base, pages, writes, t_ns=t_ns, record_faults=True)
     before = _counts(k)
+    eng = Engine(k, truth=False)
     t0 = time.perf_counter()
-    Engine(k, truth=False).run([s], quantum_ms=0)
+    if progress is None:
+        eng.run([s], quantum_ms=0)
+    else:
+        steps, report = progress
+        for i in range(1, steps + 1):
+            eng.advance(s, len(s) * i // steps)
+            report(s.pos, len(s))
     seconds = time.perf_counter() - t0
     after = _counts(k)
     missed = len(np.unique(req[np.asarray(s.fault_index, np.int64)])) if s.fault_index else 0
