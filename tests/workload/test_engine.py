@@ -127,7 +127,7 @@ def test_bench_access_cli(tmp_path):
     assert r["accesses_per_s"] == pytest.approx(30000 / r["seconds"], rel=2e-2)
 
 
-def test_bench_access_without_truth(tmp_path):
+def test_bench_access_without_truth(tmp_path, monkeypatch):
     """--no-truth runs the engine without ground truth and says so in the record."""
     from mglru.bench.access import _run
 
@@ -143,12 +143,9 @@ def test_bench_access_without_truth(tmp_path):
         real(self, k, *a, **kw)
         stamped.append(self.last_access_ms is not None)
 
-    Engine.__init__ = spy
-    try:
-        for truth in (True, False):
-            assert _run(0.01, None, "uniform", False, 5000, "v6.14", 0, truth)["truth"] is truth
-    finally:
-        Engine.__init__ = real
+    monkeypatch.setattr(Engine, "__init__", spy)
+    for truth in (True, False):
+        assert _run(0.01, None, "uniform", False, 5000, "v6.14", 0, truth)["truth"] is truth
     assert stamped == [True, False]
 
 

@@ -294,7 +294,7 @@ def _look_around(task, v, folios, lv, cf, ctr, bufs, st, h, j):
     """lru_gen_look_around() on PTE `h` of `task` (its PTE bits, pfns, PMD addresses and
     mm id), in VMA `j` of the table `v`; returns referenced. `bufs`: evict_loop's."""
     ff, fp, paddr, mm_id = task
-    bloom, scratch = bufs[6], bufs[8]
+    _out, _wb, _res, _owner, _freed, _chunks, bloom, _vrow, scratch = bufs
     flags, gen, lru, memcg, _idle, _hint = folios
     nr_pages, nr_listed, _a, _b, _c, _e, _d, min_seq = lv
     mode = cf[C_LA_MODE]
