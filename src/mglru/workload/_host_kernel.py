@@ -64,18 +64,21 @@ def _find_vma(vstart, vend, vpn):
     return -1
 
 
-#: how many accesses ahead the PTE lines are asked for, and (half as far) the stamp's
+#: how many accesses ahead the PTE lines are asked for, and (half as far, when stamps
+#: go by pfn) the stamp's
 _AHEAD = 16
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, reclaim, ahead):
+def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, truth, fault, reclaim, ahead):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 
     `vmas` is the flat VMA table (start, end, first row, kind, rows) and `pt` the
-    page table (pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn). Each applied
-    access stores its time, in ms since boot plus one, in `last_ms[pfn]` when
-    `last_ms` is not empty (ground truth: 0 = never). `fault` is the context of
+    page table (pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn). `truth` =
+    (last_ms, by_slot): unless `last_ms` is empty (no ground truth), each applied
+    access stores its time, in ms since boot plus one, in `last_ms` at the flat
+    index of the PTE it went through when `by_slot`, else at the page's pfn (see
+    `workload.truth`). `fault` is the context of
     `_host_fault.anon_fault`, ending with `fidx`, where the indices of the accesses
     it faulted in go; with a zero budget every fault stops the loop. `reclaim` =
     (rc, lim): the eviction run and the rooms of `_host_reclaim.memcg_reclaim`, which
@@ -87,7 +90,9 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, r
     vstart, vend, vrow0, vkind, rows = vmas
     pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn = pt
     res, fidx = fault[11], fault[12]
+    last_ms, by_slot = truth
     truth = len(last_ms) > 0
+    by_pfn = truth and not by_slot
     nr_pfn = len(last_ms)
     v = -1
     # the current VMA's bounds, kind and rows, kept in locals (the stores below could
@@ -106,10 +111,12 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, r
             if j < hi and vs <= vpns[j] < ve:
                 a = rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))
                 prefetch(pte_flags, a)
-                if truth:  # the pfn is read for the ground truth's stamp
+                if by_slot and truth:
+                    prefetch(last_ms, a)
+                elif by_pfn:  # the pfn is read for the ground truth's stamp
                     prefetch(pte_pfn, a)
             j = i + _AHEAD // 2
-            if truth and j < hi and vs <= vpns[j] < ve:
+            if by_pfn and j < hi and vs <= vpns[j] < ve:
                 a = np.int64(pte_pfn[rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))])
                 if a < nr_pfn:
                     prefetch(last_ms, a)
@@ -123,7 +130,8 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, r
                 if st == _PMD_LEAF:
                     pmd_flags[row] |= np.uint8(_PTE_YOUNG | (_PTE_DIRTY if w else 0))
                     if truth:
-                        last_ms[np.int64(pmd_pfn[row]) + sub] = t_ns[i] // 1_000_000 + 1
+                        last_ms[row * _PTRS + sub if by_slot else np.int64(pmd_pfn[row]) + sub] = \
+                            t_ns[i] // 1_000_000 + 1
                     continue
                 if st != _PMD_TABLE:
                     return i
@@ -149,7 +157,7 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, r
                 return i
             fidx[nf] = i
             if truth:
-                last_ms[pfn] = t_ns[i] // 1_000_000 + 1
+                last_ms[idx if by_slot else pfn] = t_ns[i] // 1_000_000 + 1
             continue
         if st == _PMD_NONE:
             pmd_state[row] = _PMD_TABLE
@@ -162,5 +170,5 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, last_ms, fault, r
         elif f & _PTE_YOUNG == 0:
             pte_flags[idx] = f | np.uint8(_PTE_YOUNG)
         if truth:
-            last_ms[np.int64(pte_pfn[idx])] = t_ns[i] // 1_000_000 + 1
+            last_ms[idx if by_slot else np.int64(pte_pfn[idx])] = t_ns[i] // 1_000_000 + 1
     return hi

@@ -8,8 +8,9 @@ interleaves access by access in exact time order. A callback every
 lru_gen, age) with the clock at that time.
 
 Ground truth: `last_access_ms[pfn]` is the simulated time (ms since boot plus
-one; 0 = never) of the last access to the page, for host tasks (per pfn) and
-`guest_last_ms[id(vm)][gfn]` for guests, updated by the compiled loops.
+one; 0 = never) of the last access to the page, for host tasks (per pfn; kept
+as `workload.truth` says) and `guest_last_ms[id(vm)][gfn]` for guests, updated
+by the compiled loops.
 
     eng = Engine(k)
     eng.run([host_stream(p, a, pages, rate=50e6)], every_ms=100, callback=agent)
@@ -25,6 +26,7 @@ import numpy.typing as npt
 
 from mglru.workload.guest import run_guest
 from mglru.workload.host import run_host, set_clock
+from mglru.workload.truth import HostTruth
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -41,18 +43,23 @@ class Engine:
 
     def __init__(self, k: SimKernel, *, truth: bool = True) -> None:
         self.k = k
-        #: per-pfn last host access (ms since boot + 1), or None without ground truth
-        self.last_access_ms: npt.NDArray[np.uint32] | None = (
-            np.zeros(k.mem.max_pfn, np.uint32) if truth else None)
+        self.host_truth = HostTruth(k.mem.max_pfn) if truth else None
         #: per VM (by id()) per-gfn last guest access, filled by guest streams
         self.guest_last_ms: dict[int, npt.NDArray[np.uint32]] = {}
 
+    @property
+    def last_access_ms(self) -> npt.NDArray[np.uint32] | None:
+        """Per-pfn last host access (ms since boot + 1), or None without ground truth.
+
+        The array is the engine's own: stamps written into it (a start-up touch) count."""
+        return self.host_truth.view() if self.host_truth is not None else None
+
     def _run_one(self, s: Stream, stop: int) -> None:
         if s.kind == "host":
-            run_host(self.k, s, stop, self.last_access_ms)
+            run_host(self.k, s, stop, self.host_truth)
         else:
             truth = None
-            if self.last_access_ms is not None:
+            if self.host_truth is not None:
                 truth = self.guest_last_ms.get(id(s.vm))
                 if truth is None:
                     truth = np.zeros(max(len(a) for a in s.vm.mmu.sptes), np.uint32)

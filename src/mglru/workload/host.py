@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from mglru.mm.memory import Node
     from mglru.mm.process import Mm, Process
     from mglru.workload.stream import Stream
+    from mglru.workload.truth import HostTruth
 
 __all__ = ["run_host", "set_clock", "access_ms", "fault_context", "apply_faults", "FaultBufs"]
 
@@ -263,9 +264,10 @@ def _make_room(k: SimKernel, p: Process, vpn: int) -> int:
     return _CHARGED
 
 
-def run_host(k: SimKernel, s: Stream, stop: int,
-             last_ms: npt.NDArray[np.uint32] | None) -> None:
+def run_host(k: SimKernel, s: Stream, stop: int, truth: HostTruth | None) -> None:
     """Apply accesses [s.pos, stop) of host stream `s`; the clock ends at the last one's time.
+
+    `truth`: where the accesses' stamps go (None: no ground truth).
 
     Raises:
         ValueError: an access outside the task's mappings (SIGSEGV), as `p.access`.
@@ -275,7 +277,7 @@ def run_host(k: SimKernel, s: Stream, stop: int,
     mm = p.mm
     table = _VmaTable()
     bufs = FaultBufs()
-    truth = last_ms if last_ms is not None else _EMPTY_U32
+    last_ms = truth.by_pfn if truth is not None else None
     mem_flags = k.mem.flags
     pmd_skip = -1
     resume = None
@@ -288,11 +290,12 @@ def run_host(k: SimKernel, s: Stream, stop: int,
         run, lim, npfns = reclaim_context(k, p, resume)
         resume = None
         fault = fault_context(k, p, bufs, npfns, pmd_skip)
+        stamps = truth.target(k, mm) if truth is not None else (_EMPTY_U32, False)
         j = host_hits(s.pages, s.writes, s.t_ns, i, stop,
                       (v.start, v.end, v.row0, v.kind, v.rows),
                       (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn()),
-                      mem_flags, truth, fault, (run.arrays(), lim),
-                      PREFETCH and (last_ms is not None
+                      mem_flags, stamps, fault, (run.arrays(), lim),
+                      PREFETCH and (truth is not None
                                     or pt.flat_pfn().size >= PREFETCH_MIN_PAGES))
         if pmd_skip == i and (j > i + 1 or i < j < stop):
             # access i charged (its reclaim may have aged) after its task ran: the
