@@ -59,8 +59,8 @@ def _mapped(p) -> dict[int, int]:
         out.update(zip(vpns[ok].tolist(), pt.flat_pfn()[idx[ok]].tolist(), strict=True))
         rows = idx // PTRS_PER_PTE
         leaf = pt.pmd_state[rows] == PMD_LEAF
-        out.update(zip(vpns[leaf].tolist(),
-                       (pt.pmd_pfn[rows[leaf]].astype(np.int64) + idx[leaf] % PTRS_PER_PTE).tolist(),
+        heads = pt.pmd_pfn[rows[leaf]].astype(np.int64)
+        out.update(zip(vpns[leaf].tolist(), (heads + idx[leaf] % PTRS_PER_PTE).tolist(),
                        strict=True))
     return out
 
