@@ -52,9 +52,10 @@ def _grow(a: npt.NDArray, n: int) -> npt.NDArray:
 
 
 def _host_of(k: SimKernel, kvm: Kvm, slots: list[Memslot], fidx: npt.NDArray[np.int64],
-             out: npt.NDArray[np.int64], bufs: FaultBufs) -> tuple:
+             out: npt.NDArray[np.int64], bufs: FaultBufs, most: int) -> tuple:
     """The `host` argument of `guest_hits`: where each memslot's pages are in the VMM's
-    page table, and the budget of faults that cannot reclaim (`host.fault_context`).
+    page table, and the budget of faults that cannot reclaim (`host.fault_context`),
+    with pages prepared for `most` of them (the accesses left: one host fault each).
 
     A memslot gets the kind -1 (its faults go to Python) unless one 4 KiB anonymous
     VMA holds all of it.
@@ -80,7 +81,7 @@ def _host_of(k: SimKernel, kvm: Kvm, slots: list[Memslot], fidx: npt.NDArray[np.
     out[:] = 0
     lim, npfns = fault_budget(k, p)
     return (vpn0, r0, kind, np.concatenate(rows), pt.pmd_state, pt.pmd_flags, pt.flat_flags(),
-            pt.flat_pfn(), k.mem.flags, fault_context(k, p, bufs, npfns), fidx, out, lim,
+            pt.flat_pfn(), k.mem.flags, fault_context(k, p, bufs, min(npfns, most)), fidx, out, lim,
             no_pool())
 
 
@@ -138,7 +139,7 @@ def run_guest(k: SimKernel, s: Stream, stop: int,
         truth = last_ms if last_ms is not None else _EMPTY_U32
         as_bits = np.int64(as_id << _AS_SHIFT)
         tlb_load(vcpu.tlb.keys, keys, prv, nxt, lst, where, as_bits)
-        host = _host_of(k, kvm, slots, fidx, out, bufs)
+        host = _host_of(k, kvm, slots, fidx, out, bufs, stop - i)
         j, fast = guest_hits(s.pages, s.writes, s.t_ns, i, stop, base, end, sptes, kvm.ad_bits,
                              as_bits, (keys, prv, nxt, lst, where, entries), truth, PREFETCH,
                              host)

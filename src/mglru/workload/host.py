@@ -289,7 +289,8 @@ def run_host(k: SimKernel, s: Stream, stop: int, truth: HostTruth | None) -> Non
         pt = mm.pt
         run, lim, npfns = reclaim_context(k, p, resume)
         resume = None
-        fault = fault_context(k, p, bufs, npfns, pmd_skip)
+        # one fault at most per access: a short slice (an engine quantum) prepares few
+        fault = fault_context(k, p, bufs, min(npfns, stop - i), pmd_skip)
         stamps = truth.target(k, mm) if truth is not None else (_EMPTY_U32, False)
         j = host_hits(s.pages, s.writes, s.t_ns, i, stop,
                       (v.start, v.end, v.row0, v.kind, v.rows),
