@@ -3,12 +3,13 @@
     python benchmarks/pairs.py --old /path/to/old/checkout --pairs 5 \
         --out benchmarks/F.jsonl -- replay T --memory 32M --config v6.14 --compare lru
     python benchmarks/pairs.py --old ... --out ... -- bench access --sizes 16G --vm
+    python benchmarks/pairs.py --old ... --out ... -- experiment run S.toml --workers 1
 
 Each pair runs `python -m mglru ARGS --json FILE` with the old checkout's `src`
 first on PYTHONPATH, then with this checkout's, and appends both JSON documents
 to `--out`, marked with "side" (old/new) and "pair". Prints each run's rate:
 requests/s of a replay (and libCacheSim's, with --compare), accesses/s or
-pages/s of each record of a bench command.
+pages/s of each record of a bench command, the points' wall time of a study.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def _rates(doc: dict) -> str:
         for c in doc.get("compare", []):
             out += f", {c['algorithm']} {c['requests_per_s'] / 1e6:.2f} M"
         return out
+    if "rows" in doc:  # mglru experiment run: wall time of the points (each in one process)
+        walls = [r["wall_s"] for r in doc["rows"]]
+        return f"{len(walls)} points in {sum(walls):.1f} s (slowest {max(walls):.1f} s)"
     key = "accesses_per_s" if "accesses_per_s" in doc["records"][0] else "pages_per_s"
     return ", ".join(f"{r['gib']:g} GiB {r[key] / 1e6:.2f} M/s" for r in doc["records"])
 

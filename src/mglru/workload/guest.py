@@ -51,18 +51,40 @@ def _grow(a: npt.NDArray, n: int) -> npt.NDArray:
     return out
 
 
-def _host_of(k: SimKernel, kvm: Kvm, slots: list[Memslot], fidx: npt.NDArray[np.int64],
-             out: npt.NDArray[np.int64], bufs: FaultBufs, most: int) -> tuple:
-    """The `host` argument of `guest_hits`: where each memslot's pages are in the VMM's
-    page table, and the budget of faults that cannot reclaim (`host.fault_context`),
-    with pages prepared for `most` of them (the accesses left: one host fault each).
+class _Scratch:
+    """run_guest's buffers for one stream: the TLB's lists, its gfn index (all zero
+    between calls: `tlb_store` clears what `tlb_load` set) and the fault buffers."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self.keys = np.zeros(max(entries, 1), np.int64)
+        self.prv = np.zeros(max(entries, 1), np.int32)
+        self.nxt = np.zeros(max(entries, 1), np.int32)
+        self.lst = np.zeros(3, np.int64)
+        # the TLB's slot (+ 1) per gfn: 16-bit for TLBs that fit, half the cache lines of
+        # a 32-bit index at 16 GiB of guest memory
+        self.where = np.zeros(0, np.int16 if entries < 1 << 15 else np.int32)
+        self.fidx = np.zeros(FAULT_BATCH, np.int64)
+        self.bufs = FaultBufs()
+        self.out = np.zeros(2, np.int64)
+        self.slots_key: tuple | None = None
+        self.slots: tuple = ()
+
+
+def _slot_tables(kvm: Kvm, slots: list[Memslot], sc: _Scratch) -> tuple:
+    """(base, end, vpn0, r0, kind, rows) of `slots` for `guest_hits`: their gfn ranges
+    and where their pages are in the VMM's page table. Kept in `sc` while the memslots
+    and the VMM's VMAs stay the same (an engine quantum may hold a few accesses).
 
     A memslot gets the kind -1 (its faults go to Python) unless one 4 KiB anonymous
     VMA holds all of it.
     """
     p = kvm.process
     mm = p.mm
-    pt = mm.pt
+    key = (p.alive, tuple((id(sl), sl.base_gfn, sl.npages, sl.userspace_addr) for sl in slots),
+           tuple((id(v), v.start, v.end, id(v.rows), v.flags) for v in mm.vmas))
+    if sc.slots_key == key:
+        return sc.slots
     n = len(slots)
     vpn0 = np.zeros(n, np.int64)
     r0 = np.zeros(n, np.int64)
@@ -78,10 +100,24 @@ def _host_of(k: SimKernel, kvm: Kvm, slots: list[Memslot], fidx: npt.NDArray[np.
         kind[i] = KIND_RECENCY if vma_has_recency(vma) else 0
         rows.append(vma.rows.astype(np.int64))
         off += len(vma.rows)
-    out[:] = 0
+    sc.slots_key = key
+    sc.slots = (np.array([sl.base_gfn for sl in slots], np.int64),
+                np.array([sl.gfn_end for sl in slots], np.int64), vpn0, r0, kind,
+                np.concatenate(rows))
+    return sc.slots
+
+
+def _host_of(k: SimKernel, kvm: Kvm, tables: tuple, sc: _Scratch, most: int) -> tuple:
+    """The `host` argument of `guest_hits`: the memslots' tables (`_slot_tables`), the
+    VMM's page table, and the budget of faults that cannot reclaim
+    (`host.fault_context`), with pages prepared for `most` of them (the accesses
+    left: one host fault each)."""
+    p = kvm.process
+    pt = p.mm.pt
+    sc.out[:] = 0
     lim, npfns = fault_budget(k, p)
-    return (vpn0, r0, kind, np.concatenate(rows), pt.pmd_state, pt.pmd_flags, pt.flat_flags(),
-            pt.flat_pfn(), k.mem.flags, fault_context(k, p, bufs, min(npfns, most)), fidx, out, lim,
+    return (*tables[2:], pt.pmd_state, pt.pmd_flags, pt.flat_flags(), pt.flat_pfn(),
+            k.mem.flags, fault_context(k, p, sc.bufs, min(npfns, most)), sc.fidx, sc.out, lim,
             no_pool())
 
 
@@ -114,32 +150,25 @@ def run_guest(k: SimKernel, s: Stream, stop: int,
     """
     kvm, vcpu = s.vm, s.vm.vcpus[s.vcpu]
     entries = vcpu.tlb.entries
-    keys = np.zeros(max(entries, 1), np.int64)
-    prv = np.zeros(max(entries, 1), np.int32)
-    nxt = np.zeros(max(entries, 1), np.int32)
-    lst = np.zeros(3, np.int64)
-    # the TLB's slot (+ 1) per gfn: 16-bit for TLBs that fit, half the cache lines of a
-    # 32-bit index at 16 GiB of guest memory
-    where = np.zeros(0, np.int16 if entries < 1 << 15 else np.int32)
-    fidx = np.zeros(FAULT_BATCH, np.int64)
-    bufs = FaultBufs()
-    out = np.zeros(2, np.int64)
+    sc = s.scratch.get("guest")
+    if sc is None or sc.entries != entries:
+        sc = s.scratch["guest"] = _Scratch(entries)
+    keys, prv, nxt, lst = sc.keys, sc.prv, sc.nxt, sc.lst
     i = s.pos
     while i < stop:
         as_id = vcpu.as_id
-        slots = kvm.memslots.by_as[as_id]
-        base = np.array([sl.base_gfn for sl in slots], np.int64)
-        end = np.array([sl.gfn_end for sl in slots], np.int64)
+        tables = _slot_tables(kvm, kvm.memslots.by_as[as_id], sc)
+        base, end = tables[:2]
         if kvm.memslots.find_gfn(as_id, int(s.pages[i])) is not None:
             kvm.mmu.ensure(as_id, kvm.memslots.gfn_limit(as_id))
         sptes = kvm.mmu.sptes[as_id]
-        where = _grow(where, len(sptes))  # all zero between loads
+        where = sc.where = _grow(sc.where, len(sptes))  # all zero between loads
         if last_ms is not None and len(last_ms) < len(sptes):
             last_ms = _grow(last_ms, len(sptes))
         truth = last_ms if last_ms is not None else _EMPTY_U32
         as_bits = np.int64(as_id << _AS_SHIFT)
         tlb_load(vcpu.tlb.keys, keys, prv, nxt, lst, where, as_bits)
-        host = _host_of(k, kvm, slots, fidx, out, bufs, stop - i)
+        host = _host_of(k, kvm, tables, sc, stop - i)
         j, fast = guest_hits(s.pages, s.writes, s.t_ns, i, stop, base, end, sptes, kvm.ad_bits,
                              as_bits, (keys, prv, nxt, lst, where, entries), truth, PREFETCH,
                              host)

@@ -275,8 +275,9 @@ def run_host(k: SimKernel, s: Stream, stop: int, truth: HostTruth | None) -> Non
     """
     p = s.task
     mm = p.mm
-    table = _VmaTable()
-    bufs = FaultBufs()
+    if "host" not in s.scratch:
+        s.scratch["host"] = (_VmaTable(), FaultBufs())
+    table, bufs = s.scratch["host"]
     last_ms = truth.by_pfn if truth is not None else None
     mem_flags = k.mem.flags
     pmd_skip = -1

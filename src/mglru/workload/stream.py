@@ -13,7 +13,7 @@ the caller (a trace's own timestamps) or from a rate in accesses per second.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +47,9 @@ class Stream:
     #: indices of the accesses that faulted (kept when `record_faults`)
     fault_index: list[int] = field(default_factory=list)
     record_faults: bool = False
+    #: the engine's buffers for this stream, kept from one slice to the next (an engine
+    #: quantum may hold a few accesses: allocating them each time cost more than those)
+    scratch: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.pages)
