@@ -13,26 +13,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from test_host_exact import ANON, FILE, THP, _setup
 
 from mglru import SimKernel
 from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTRS_PER_PTE
 from mglru.workload import Engine, host_stream
 from mglru.workload.truth import HostTruth
-
-ANON, FILE, THP = 48, 16, 1024
-
-
-def _setup(limit: int | None, thp: bool, config: str):
-    k = SimKernel(config, seed=3, node_bytes=(64 << 20,), swap_device="sync")
-    k.mkdir("/sys/fs/cgroup/w")
-    p = k.spawn(memcg="/w")
-    f = k.open_file("data", FILE * PAGE_SIZE)
-    bases = [p.mmap(ANON * PAGE_SIZE), p.mmap(FILE * PAGE_SIZE, file=f)]
-    if thp:
-        bases.append(p.mmap(THP * PAGE_SIZE, thp=True))
-    if limit is not None:
-        k.write("/sys/fs/cgroup/w/memory.max", str(limit * PAGE_SIZE))
-    return k, p, bases
 
 
 def _stream(rng, bases, thp: bool, n: int):
