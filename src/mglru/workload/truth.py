@@ -14,9 +14,11 @@ never). The engine keeps two stores and shows one view:
 
 The view (`view`): the stamp of a mapped page is the larger of its pfn stamp and
 the stamps of the slots that map it; an unmapped page has its pfn stamp. This
-is exact for mapped pages: every access of the page, its fault included, left a
-stamp in one of the two stores, and whatever either store held before came from
-an earlier page there (so from before this page's fault). `fold` writes the view
+is exact for a mapped page the engine accessed: each of its accesses, its fault
+included, left a stamp in one of the two stores, and whatever either store held
+before came from an earlier page there (so from before this page's fault). A page
+mapped without an access of its own (the rest of a THP that one access faulted
+in) shows what was there before, as a store by pfn alone does. `fold` writes the view
 into the pfn store; it runs before a reclaim hook sees evictions and whenever
 the view is read after the loop stamped slots.
 """
