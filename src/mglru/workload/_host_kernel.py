@@ -111,10 +111,8 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, truth, fault, rec
             if j < hi and vs <= vpns[j] < ve:
                 a = rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))
                 prefetch(pte_flags, a)
-                if by_slot and truth:
-                    prefetch(last_ms, a)
-                elif by_pfn:  # the pfn is read for the ground truth's stamp
-                    prefetch(pte_pfn, a)
+                if truth:  # the stamp's line, or the pfn's whose stamp it is
+                    prefetch(last_ms if by_slot else pte_pfn, a)
             j = i + _AHEAD // 2
             if by_pfn and j < hi and vs <= vpns[j] < ve:
                 a = np.int64(pte_pfn[rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))])
