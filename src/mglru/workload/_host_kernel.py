@@ -70,11 +70,11 @@ _AHEAD = 16
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, truth, fault, reclaim, ahead):
+def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, reclaim, ahead):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 
     `vmas` is the flat VMA table (start, end, first row, kind, rows) and `pt` the
-    page table (pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn). `truth` =
+    page table (pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn). `stamps` =
     (last_ms, by_slot): unless `last_ms` is empty (no ground truth), each applied
     access stores its time, in ms since boot plus one, in `last_ms` at the flat
     index of the PTE it went through when `by_slot`, else at the page's pfn (see
@@ -90,8 +90,8 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, truth, fault, rec
     vstart, vend, vrow0, vkind, rows = vmas
     pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn = pt
     res, fidx = fault[11], fault[12]
-    last_ms, by_slot = truth
-    truth = len(last_ms) > 0
+    last_ms, by_slot = stamps
+    truth = len(last_ms) > 0  # ground truth kept
     by_pfn = truth and not by_slot
     nr_pfn = len(last_ms)
     v = -1
