@@ -168,8 +168,8 @@ def test_exited_task_leaves_the_view():
     q = k.spawn()
     b = q.mmap(2 * PAGE_SIZE)
     eng.run([host_stream(q, b, [1], True, t_ns=[2_000_000])])  # 6 ms since boot
+    assert id(mm) not in eng.host_truth.slots  # dropped when q came, before any read
     view = eng.last_access_ms
-    assert id(mm) not in eng.host_truth.slots
     pfn = q.mm.pt.flat_pfn()[q.mm.find_vma(b).pte_index(np.arange(b >> 12, (b >> 12) + 2))]
     assert view[pfn.astype(np.int64)].tolist() == [0, 7]
 

@@ -59,6 +59,8 @@ class HostTruth:
             return self.by_pfn, False
         n = mm.pt.pte_flags.size
         held = self.slots.get(id(mm))
+        if held is None:  # a task new here: forget those that exited meanwhile
+            self._drop_exited()
         if held is None or held[0] is not mm or len(held[1]) < n:
             arr = np.zeros(n, np.uint32)  # the page tables grew: slots keep their index
             if held is not None and held[0] is mm:
@@ -77,10 +79,8 @@ class HostTruth:
         if not self._stale:
             return
         out = self.by_pfn
-        for key, (mm, stamps) in list(self.slots.items()):
-            if mm.users == 0:  # torn down: its pages are gone
-                del self.slots[key]
-                continue
+        self._drop_exited()
+        for mm, stamps in self.slots.values():
             pt = mm.pt
             n = min(pt.nr_rows * PTRS_PER_PTE, len(stamps))
             flags = pt.flat_flags()[:n]
@@ -100,3 +100,8 @@ class HostTruth:
             if lost.any():
                 np.maximum.at(out, pfn[lost], new[lost])
         self._stale = False
+
+    def _drop_exited(self) -> None:
+        """Forget the slots of torn-down mms (their pages are gone)."""
+        for key in [key for key, (mm, _) in self.slots.items() if mm.users == 0]:
+            del self.slots[key]
