@@ -35,7 +35,7 @@ from mglru.workload._guest_fault import O_FAULTS, guest_fault
 invalidate_stale(__file__, "../mm/_prefetch.py", "_guest_fault.py", "_host_fault.py",
                  "../lru_gen/_list_kernel.py", "../lru_gen/_evict_layout.py")
 
-__all__ = ["guest_hits", "tlb_load", "tlb_store", "KEY_GFN_MASK"]
+__all__ = ["guest_hits", "tlb_load", "tlb_store", "tlb_forget", "KEY_GFN_MASK"]
 
 #: a TLB key is as_id << 48 | head gfn (kvm.vcpu)
 KEY_GFN_MASK = (1 << 48) - 1
@@ -60,18 +60,26 @@ def tlb_load(old, keys, prv, nxt, lst, where, as_bits):
 
 
 @njit(cache=True, nogil=True)
-def tlb_store(keys, nxt, lst, where, as_bits):
-    """The TLB's keys oldest first; clears the gfn index for the next load."""
+def tlb_store(keys, nxt, lst):
+    """The TLB's keys oldest first (the list and the gfn index stay as they are)."""
     out = np.empty(lst[2], np.int64)
     s = lst[0]
     i = 0
     while s >= 0:
         out[i] = keys[s]
-        if keys[s] & ~np.int64(KEY_GFN_MASK) == as_bits:
-            where[keys[s] & KEY_GFN_MASK] = 0
         i += 1
         s = nxt[s]
     return out
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def tlb_forget(keys, nxt, lst, where, as_bits):
+    """Clear the gfn index of the list's translations (before another load)."""
+    s = lst[0]
+    while s >= 0:
+        if keys[s] & ~np.int64(KEY_GFN_MASK) == as_bits:
+            where[keys[s] & KEY_GFN_MASK] = 0
+        s = nxt[s]
 
 
 @njit(cache=True, nogil=True, _nrt=False)

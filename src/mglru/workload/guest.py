@@ -21,7 +21,7 @@ from mglru.kvm.vcpu import vcpu_access
 from mglru.lru_gen.walk import vma_has_recency
 from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT
 from mglru.workload._guest_fault import KIND_RECENCY, O_FAULTS, O_USED
-from mglru.workload._guest_kernel import guest_hits, tlb_load, tlb_store
+from mglru.workload._guest_kernel import guest_hits, tlb_forget, tlb_load, tlb_store
 from mglru.workload.host import FaultBufs, access_ms, apply_faults, fault_context, set_clock
 from mglru.workload.host_reclaim import FAULT_BATCH, fault_budget, no_pool
 
@@ -52,8 +52,9 @@ def _grow(a: npt.NDArray, n: int) -> npt.NDArray:
 
 
 class _Scratch:
-    """run_guest's buffers for one stream: the TLB's lists, its gfn index (all zero
-    between calls: `tlb_store` clears what `tlb_load` set) and the fault buffers."""
+    """run_guest's buffers for one stream: the TLB as the loop keeps it (its lists and
+    gfn index, still valid while the vCPU's keys are the array stored last: GuestTlb
+    replaces its keys on every change) and the fault buffers."""
 
     def __init__(self, entries: int) -> None:
         self.entries = entries
@@ -69,6 +70,8 @@ class _Scratch:
         self.out = np.zeros(2, np.int64)
         self.slots_key: tuple | None = None
         self.slots: tuple = ()
+        self.stored: npt.NDArray[np.int64] | None = None  # the keys last stored
+        self.as_bits = np.int64(0)  # the address space the gfn index is of
 
 
 def _slot_tables(kvm: Kvm, slots: list[Memslot], sc: _Scratch) -> tuple:
@@ -162,17 +165,21 @@ def run_guest(k: SimKernel, s: Stream, stop: int,
         if kvm.memslots.find_gfn(as_id, int(s.pages[i])) is not None:
             kvm.mmu.ensure(as_id, kvm.memslots.gfn_limit(as_id))
         sptes = kvm.mmu.sptes[as_id]
-        where = sc.where = _grow(sc.where, len(sptes))  # all zero between loads
+        where = sc.where = _grow(sc.where, len(sptes))
         if last_ms is not None and len(last_ms) < len(sptes):
             last_ms = _grow(last_ms, len(sptes))
         truth = last_ms if last_ms is not None else _EMPTY_U32
         as_bits = np.int64(as_id << _AS_SHIFT)
-        tlb_load(vcpu.tlb.keys, keys, prv, nxt, lst, where, as_bits)
+        if vcpu.tlb.keys is not sc.stored or as_bits != sc.as_bits:
+            if sc.stored is not None:  # the index holds the last slice's translations
+                tlb_forget(keys, nxt, lst, where, sc.as_bits)
+            tlb_load(vcpu.tlb.keys, keys, prv, nxt, lst, where, as_bits)
+            sc.as_bits = as_bits
         host = _host_of(k, kvm, tables, sc, stop - i)
         j, fast = guest_hits(s.pages, s.writes, s.t_ns, i, stop, base, end, sptes, kvm.ad_bits,
                              as_bits, (keys, prv, nxt, lst, where, entries), truth, PREFETCH,
                              host)
-        vcpu.tlb.keys = tlb_store(keys, nxt, lst, where, as_bits)
+        vcpu.tlb.keys = sc.stored = tlb_store(keys, nxt, lst)
         if fast:
             kvm.stat["fast_page_faults"] += int(fast)
         s.hits += j - i - _apply_host(k, s, host)
