@@ -20,7 +20,7 @@ can take over and then resume it (`X_*`): aging with the budget it sets
 counters outgrow int64 (`X_ITER`, `X_EVICT`), a list whose cached tail order must be rebuilt or
 renumbered (`X_PREP`), dirty file folios for the flusher (`X_WB`), a batch that
 needs the per-folio path (`X_SHRINK`: THP, file, shmem, multiply mapped or
-mlocked folios, secondary MMUs, a reclaim hook), a swap map to grow (`X_GROW`),
+mlocked folios, secondary MMUs), a swap map to grow (`X_GROW`),
 a full buffer of freed pages or Bloom filter inserts (`X_FLUSH`), the PMDs and
 VMAs of several tasks to pack for a batch that keeps folios (`X_PMD`). See
 `lru_gen.evict_fast` for the Python side.

@@ -7,8 +7,9 @@ and the page tables into arrays, runs `_evict_kernel.evict_loop`, and does in
 Python what the loop hands back (aging, writeback, the per-folio shrink path,
 rebuilding a list's cached tail order, growing the swap map) before resuming
 it. Each hand-over first applies what the loop did (`flush`: counters,
-charges, free lists, swap slots, caches, look-around's Bloom filter inserts),
-so the Python code always sees the state it would have seen on its own. The
+charges, free lists, swap slots, caches, look-around's Bloom filter inserts;
+a reclaim hook sees the pages freed), so the Python code always sees the state
+it would have seen on its own. The
 result is the state the Python path (`eviction.try_to_shrink_lruvec` with
 `ENABLED = False`) reaches, exactly: tests/eviction/test_evict_compiled.py
 compares the two.
@@ -219,8 +220,7 @@ class _Run:
         cf[kx.C_ONLINE] = memcg.online
         cf[kx.C_UNPROTECTED] = memcg.parent is None or memcg is sc.target
         cf[kx.C_MEMORY_MIN] = memcg.memory_min
-        cf[kx.C_FAST_OK] = (procs_ok and sc.may_swap and sc.may_unmap
-                            and k.reclaim_hook is None)
+        cf[kx.C_FAST_OK] = procs_ok and sc.may_swap and sc.may_unmap
         cf[kx.C_NPROCS] = min(len(k.procs), _NPROCS)
         cf[kx.C_SWCAP] = k.swap.capacity
         cf[kx.C_HAS_IDLE] = mem.page_idle is not None
@@ -326,6 +326,8 @@ class _Run:
             lruvec.nr_evicted_pages += freed
             lruvec.memcg.charge(-freed)
             pfns = self.bufs[4][:st[kx.S_NFREED]].copy()
+            if k.reclaim_hook is not None and len(pfns):
+                _hook(k, pfns, lruvec.memcg.id)
             start = 0
             for end in self.bufs[5][:st[kx.S_NCHUNKS]].tolist():
                 node.free.append(pfns[start:end])
@@ -342,6 +344,18 @@ class _Run:
         for t in range(2):
             count_reclaim(k, lruvec, sc, t, "pgsteal", st[kx.S_PGSTEAL + t])
         self.st[_APPLIED] = 0
+
+
+def _hook(k: SimKernel, pfns: np.ndarray, memcg_id: int) -> None:
+    """`SimKernel.reclaim_hook` for the pages the loop freed (one-page folios of the
+    run's memcg), shown with their memcg as the per-folio path shows its folios
+    (before they reach the free lists; the loop cleared the id when it freed them)."""
+    mem = k.mem
+    mem.memcg[pfns] = memcg_id
+    try:
+        k.reclaim_hook(k, pfns, np.ones(len(pfns), np.int64))
+    finally:
+        mem.memcg[pfns] = 0
 
 
 def shrink_lruvec(k: SimKernel, lruvec: Lruvec, sc: ScanControl, swappiness: int) -> bool:
