@@ -5,7 +5,7 @@ when one is (`workload.truth`). Whichever it did, and across a switch from
 one to the other, the view must give every mapped page the time of the last
 access to its virtual page (each mapping in these tests was made by an access
 of the stream, so that is the page's own last access), and a reclaim hook must
-see the same stamps for the pages it sees evicted.
+see each page it is shown evicted with the last access to its virtual page.
 """
 
 from __future__ import annotations
