@@ -22,8 +22,15 @@ from mglru.lru_gen.walk import vma_has_recency
 from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT
 from mglru.workload._guest_fault import KIND_RECENCY, O_FAULTS, O_USED
 from mglru.workload._guest_kernel import guest_hits, tlb_forget, tlb_load, tlb_store
-from mglru.workload.host import FaultBufs, access_ms, apply_faults, fault_context, set_clock
-from mglru.workload.host_reclaim import FAULT_BATCH, fault_budget, no_pool
+from mglru.workload.host import (
+    FaultBufs,
+    access_ms,
+    apply_faults,
+    fault_context,
+    set_clock,
+    vma_key,
+)
+from mglru.workload.host_reclaim import fault_budget, no_pool
 
 if TYPE_CHECKING:
     from mglru.kernel import SimKernel
@@ -65,8 +72,7 @@ class _Scratch:
         # the TLB's slot (+ 1) per gfn: 16-bit for TLBs that fit, half the cache lines of
         # a 32-bit index at 16 GiB of guest memory
         self.where = np.zeros(0, np.int16 if entries < 1 << 15 else np.int32)
-        self.fidx = np.zeros(FAULT_BATCH, np.int64)
-        self.bufs = FaultBufs()
+        self.bufs = FaultBufs()  # its fidx takes the indices of the guest's faults
         self.out = np.zeros(2, np.int64)
         self.slots_key: tuple | None = None
         self.slots: tuple = ()
@@ -84,8 +90,7 @@ def _slot_tables(kvm: Kvm, slots: list[Memslot], sc: _Scratch) -> tuple:
     """
     p = kvm.process
     mm = p.mm
-    key = (p.alive, tuple((id(sl), sl.base_gfn, sl.npages, sl.userspace_addr) for sl in slots),
-           tuple((id(v), v.start, v.end, id(v.rows), v.flags) for v in mm.vmas))
+    key = (p.alive, tuple(slots), vma_key(mm))  # Memslot is frozen: compared by value
     if sc.slots_key == key:
         return sc.slots
     n = len(slots)
@@ -120,7 +125,7 @@ def _host_of(k: SimKernel, kvm: Kvm, tables: tuple, sc: _Scratch, most: int) -> 
     sc.out[:] = 0
     lim, npfns = fault_budget(k, p)
     return (*tables[2:], pt.pmd_state, pt.pmd_flags, pt.flat_flags(), pt.flat_pfn(),
-            k.mem.flags, fault_context(k, p, sc.bufs, min(npfns, most)), sc.fidx, sc.out, lim,
+            k.mem.flags, fault_context(k, p, sc.bufs, min(npfns, most)), sc.bufs.fidx, sc.out, lim,
             no_pool())
 
 

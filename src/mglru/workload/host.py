@@ -74,7 +74,8 @@ if TYPE_CHECKING:
     from mglru.workload.stream import Stream
     from mglru.workload.truth import HostTruth
 
-__all__ = ["run_host", "set_clock", "access_ms", "fault_context", "apply_faults", "FaultBufs"]
+__all__ = ["run_host", "set_clock", "access_ms", "fault_context", "apply_faults", "FaultBufs",
+           "vma_key"]
 
 _EMPTY_U32 = np.zeros(0, np.uint32)
 
@@ -90,6 +91,11 @@ def access_ms(t_ns: int) -> int:
     return int(t_ns) // 1_000_000 + 1
 
 
+def vma_key(mm: Mm) -> tuple:
+    """What tables built from `mm`'s VMAs depend on: they are rebuilt when it changes."""
+    return tuple((v.start, v.end, id(v.rows), v.flags) for v in mm.vmas)
+
+
 class _VmaTable:
     """The flat VMA arrays of one mm for the compiled loop, rebuilt when the VMAs change."""
 
@@ -97,7 +103,7 @@ class _VmaTable:
         self.key: tuple | None = None
 
     def of(self, mm: Mm) -> _VmaTable:
-        key = tuple((v.start, v.end, id(v.rows), v.flags) for v in mm.vmas)
+        key = vma_key(mm)
         if key != self.key:
             self.key = key
             vmas = mm.vmas
