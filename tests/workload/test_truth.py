@@ -187,3 +187,40 @@ def test_start_up_stamps_written_into_the_view_count(hook):
         k.reclaim_hook = lambda *a: None
     eng.run([host_stream(p, a, [1], False, t_ns=[9_000_000])])
     assert eng.last_access_ms[pfns.astype(np.int64)].tolist() == [5, 10]
+
+
+@st.composite
+def _times(draw):
+    """Non-decreasing times whose steps land on, just before and just after ms bounds."""
+    steps = draw(st.lists(st.sampled_from([0, 0, 1, 999_999, 1_000_000, 1_000_001, 250_000,
+                                           3_000_000]), min_size=1, max_size=60))
+    start = draw(st.sampled_from([0, 1, 999_999, 1_000_000, 7_000_000_000]))
+    return start + np.cumsum(np.array(steps, np.int64))
+
+
+@settings(max_examples=200)
+@given(_times(), st.data())
+def test_stamp_run_is_the_stamp_and_where_it_next_changes(t, data):
+    from mglru.workload._host_kernel import _stamp_run
+
+    i = data.draw(st.integers(0, len(t) - 1))
+    hi = data.draw(st.integers(i + 1, len(t)))
+    stamps = t // 1_000_000 + 1  # each access's own stamp, computed apart
+    ms, nxt = _stamp_run(t, i, hi)
+    assert ms == stamps[i]
+    changed = [k for k in range(i + 1, hi) if stamps[k] != stamps[i]]
+    assert nxt == (changed[0] if changed else hi)
+
+
+@pytest.mark.parametrize("step, n", [(1_000_000, 5), (0, 5), (999_999, 3), (1, 2_100_000)])
+def test_stamp_run_at_its_bounds(step, n):
+    """A stamp per access, one for all, a change after two, and a change past the gallop's
+    first doublings (2 100 000 accesses 1 ns apart: the stamp changes at 1 000 000)."""
+    from mglru.workload._host_kernel import _stamp_run
+
+    t = np.arange(n, dtype=np.int64) * step
+    stamps = t // 1_000_000 + 1
+    for i in sorted({0, 1, n - 2, n - 1} & set(range(n))):
+        ms, nxt = _stamp_run(t, i, n)
+        later = np.flatnonzero(stamps[i + 1:] != stamps[i])
+        assert (ms, nxt) == (stamps[i], i + 1 + later[0] if len(later) else n)

@@ -70,6 +70,97 @@ _AHEAD = 16
 
 
 @njit(cache=True, nogil=True, _nrt=False)
+def _stamp_run(t_ns, i, hi):
+    """The ground-truth stamp of access i (ms since boot plus one) and the first access
+    after it, below hi, whose stamp differs (hi if none).
+
+    A stream at millions of accesses per second keeps one stamp for thousands of
+    accesses: the hit loop reads the times only where the stamp changes (a gallop,
+    then a bisection over the non-decreasing times).
+    """
+    ms = t_ns[i] // 1_000_000 + 1
+    bound = ms * 1_000_000  # the first time with the next stamp
+    below, k, step = i, i + 1, np.int64(1)
+    while k < hi and t_ns[k] < bound:
+        below = k
+        k += step
+        step <<= 1
+    top = min(k, hi)
+    lo = below + 1
+    while lo < top:  # the first access in (below, top) at or past bound
+        mid = (lo + top) >> 1
+        if t_ns[mid] < bound:
+            lo = mid + 1
+        else:
+            top = mid
+    return ms, lo
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _ask_ahead(vpns, j, hi, vma, rows, pte_flags, pte_pfn, last_ms, truth, by_slot):
+    """Prefetch the PTE line of access j (and its stamp's, or the pfn's whose stamp it is)
+    when j is in the current VMA `vma` = (start, end, first row less the start's)."""
+    vs, ve, r0 = vma
+    if j < hi and vs <= vpns[j] < ve:
+        a = rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))
+        prefetch(pte_flags, a)
+        if truth:
+            prefetch(last_ms if by_slot else pte_pfn, a)
+    j -= _AHEAD // 2
+    if truth and not by_slot and j < hi and vs <= vpns[j] < ve:
+        a = np.int64(pte_pfn[rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))])
+        if a < len(last_ms):
+            prefetch(last_ms, a)
+
+
+#: the PTE bits a read, and a write, finds set when it changes nothing in the page table
+_HIT_R = _PTE_PRESENT | _PTE_YOUNG
+_HIT_W = _PTE_PRESENT | _PTE_YOUNG | _PTE_DIRTY | _PTE_WRITE
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, ahead):
+    """Apply accesses from i on while each finds its PTE in the plain (4 KiB,
+    anonymous) VMA `vma` with every bit it would set already set, under a young PTE
+    table; returns the first that does not (hi when all do).
+
+    The common case of `host_hits` (a working set that fits, between agings) in a loop
+    of its own: a PTE byte and a stamp per access, few live values, the time read only
+    where the stamp changes. An access it leaves (another VMA, a PTE to set bits in or
+    fault in, the zero page, a PTE table the walk made old) goes back to `host_hits`.
+    A present PTE's table is a table (`pmd_state` PMD_TABLE): every path that empties a
+    PMD clears its PTEs. Stamps go to `last_ms` (empty: none) at the PTE's index, or
+    at its pfn when `pfn_of` is the PTEs' pfns (None: compiled without that branch).
+    """
+    vs, ve, r0 = vma
+    pmd_flags, pte_flags, rows = pt
+    truth = len(last_ms) > 0
+    ms = np.int64(0)
+    next_i = i  # the first access whose stamp is not `ms`
+    while i < hi:
+        vpn = vpns[i]
+        if vpn < vs or vpn >= ve:
+            return i
+        row = rows[r0 + (vpn >> 9)]
+        idx = row * _PTRS + (vpn & (_PTRS - 1))
+        need = _HIT_R if writes[i] == 0 else _HIT_W
+        if pte_flags[idx] & (need | _PTE_SPECIAL) != need or pmd_flags[row] & _PTE_YOUNG == 0:
+            return i
+        j = i + _AHEAD  # a hint for a later access's PTE line: nothing is read
+        if ahead and j < hi and vs <= vpns[j] < ve:
+            prefetch(pte_flags, rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1)))
+        if truth:
+            if i >= next_i:
+                ms, next_i = _stamp_run(t_ns, i, hi)
+            if pfn_of is None:
+                last_ms[idx] = ms
+            else:
+                last_ms[np.int64(pfn_of[idx])] = ms
+        i += 1
+    return i
+
+
+@njit(cache=True, nogil=True, _nrt=False)
 def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, reclaim, ahead):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 
@@ -92,13 +183,12 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
     res, fidx = fault[11], fault[12]
     last_ms, by_slot = stamps
     truth = len(last_ms) > 0  # ground truth kept
-    by_pfn = truth and not by_slot
-    nr_pfn = len(last_ms)
     v = -1
     # the current VMA's bounds, kind and rows, kept in locals (the stores below could
     # alias the tables for all the compiler knows, so it would reload them every time)
     vs = ve = r0 = kind = np.int64(0)
-    for i in range(lo, hi):
+    i = lo
+    while i < hi:
         vpn = vpns[i]
         if v < 0 or vpn < vs or vpn >= ve:  # most accesses stay in one VMA
             v = _find_vma(vstart, vend, vpn)
@@ -106,18 +196,22 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
                 return i
             vs, ve, kind = vstart[v], vend[v], vkind[v]
             r0 = vrow0[v] - (vs >> 9)
+        if kind & (KIND_THP | KIND_FILE) == 0:
+            vma = (vs, ve, r0)
+            if by_slot or not truth:  # two builds: the stamp's index known when compiled
+                i = _plain_hits(vpns, writes, t_ns, i, hi, vma, (pmd_flags, pte_flags, rows),
+                                last_ms, None, ahead)
+            else:
+                i = _plain_hits(vpns, writes, t_ns, i, hi, vma, (pmd_flags, pte_flags, rows),
+                                last_ms, pte_pfn, ahead)
+            if i == hi:
+                return hi
+            vpn = vpns[i]
+            if vpn < vs or vpn >= ve:
+                continue  # another VMA's
         if ahead:  # the lines of later accesses in this VMA: a hint, nothing is read
-            j = i + _AHEAD
-            if j < hi and vs <= vpns[j] < ve:
-                a = rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))
-                prefetch(pte_flags, a)
-                if truth:  # the stamp's line, or the pfn's whose stamp it is
-                    prefetch(last_ms if by_slot else pte_pfn, a)
-            j = i + _AHEAD // 2
-            if by_pfn and j < hi and vs <= vpns[j] < ve:
-                a = np.int64(pte_pfn[rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1))])
-                if a < nr_pfn:
-                    prefetch(last_ms, a)
+            _ask_ahead(vpns, i + _AHEAD, hi, (vs, ve, r0), rows, pte_flags, pte_pfn, last_ms,
+                       truth, by_slot)
         w = writes[i] != 0
         row = rows[r0 + (vpn >> 9)]
         st = pmd_state[row]
@@ -130,6 +224,7 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
                     if truth:
                         last_ms[row * _PTRS + sub if by_slot else np.int64(pmd_pfn[row]) + sub] = \
                             t_ns[i] // 1_000_000 + 1
+                    i += 1
                     continue
                 if st != _PMD_TABLE:
                     return i
@@ -156,6 +251,7 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
             fidx[nf] = i
             if truth:
                 last_ms[idx if by_slot else pfn] = t_ns[i] // 1_000_000 + 1
+            i += 1
             continue
         if st == _PMD_NONE:
             pmd_state[row] = _PMD_TABLE
@@ -169,4 +265,5 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
             pte_flags[idx] = f | np.uint8(_PTE_YOUNG)
         if truth:
             last_ms[idx if by_slot else np.int64(pte_pfn[idx])] = t_ns[i] // 1_000_000 + 1
+        i += 1
     return hi
