@@ -201,7 +201,7 @@ def _times(draw):
 @settings(max_examples=200)
 @given(_times(), st.data())
 def test_stamp_run_is_the_stamp_and_where_it_next_changes(t, data):
-    from mglru.workload._host_kernel import _stamp_run
+    from mglru.workload._stamp_kernel import stamp_run as _stamp_run
 
     i = data.draw(st.integers(0, len(t) - 1))
     hi = data.draw(st.integers(i + 1, len(t)))
@@ -216,7 +216,7 @@ def test_stamp_run_is_the_stamp_and_where_it_next_changes(t, data):
 def test_stamp_run_at_its_bounds(step, n):
     """A stamp per access, one for all, a change after two, and a change past the gallop's
     first doublings (2 100 000 accesses 1 ns apart: the stamp changes at 1 000 000)."""
-    from mglru.workload._host_kernel import _stamp_run
+    from mglru.workload._stamp_kernel import stamp_run as _stamp_run
 
     t = np.arange(n, dtype=np.int64) * step
     stamps = t // 1_000_000 + 1

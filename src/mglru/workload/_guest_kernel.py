@@ -30,10 +30,11 @@ from mglru.kvm.spte import (
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.mm._prefetch import prefetch
 from mglru.workload._guest_fault import O_FAULTS, guest_fault
+from mglru.workload._stamp_kernel import stamp_run
 
 # numba keys the cache on this file only; these are compiled into it
 invalidate_stale(__file__, "../mm/_prefetch.py", "_guest_fault.py", "_host_fault.py",
-                 "../lru_gen/_list_kernel.py", "../lru_gen/_evict_layout.py")
+                 "../lru_gen/_list_kernel.py", "../lru_gen/_evict_layout.py", "_stamp_kernel.py")
 
 __all__ = ["guest_hits", "tlb_load", "tlb_store", "tlb_forget", "KEY_GFN_MASK"]
 
@@ -139,6 +140,8 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
     nr_sptes = len(sptes)
     sb = se = np.int64(0)  # the memslot of the last access (most stay in one)
     k = -1
+    ms = np.int64(0)
+    next_i = lo  # the first access whose stamp is not `ms`
     for i in range(lo, hi):
         if ahead and i + _AHEAD < hi:  # a later access's lines: a hint, nothing is read
             ga = gfns[i + _AHEAD]
@@ -175,7 +178,9 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
             if not faulted:  # walked: the hardware sets the bits, or a fast page fault
                 if st & _ACC == 0 and not ad_bits:
                     fast += 1
-                sptes[head] = st | np.uint8(_ACC | (_DIRTY if w else 0))
+                nst = st | np.uint8(_ACC | (_DIRTY if w else 0))
+                if nst != st:  # a line left clean when the bits are there
+                    sptes[head] = nst
             if entries:
                 if lst[2] < entries:
                     s = lst[2]
@@ -189,5 +194,7 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
                 where[head] = s + 1
                 _push_newest(s, prv, nxt, lst)
         if truth:
-            last_ms[g] = t_ns[i] // 1_000_000 + 1
+            if i >= next_i:
+                ms, next_i = stamp_run(t_ns, i, hi)
+            last_ms[g] = ms
     return hi, fast

@@ -36,11 +36,13 @@ from mglru.mm.page import (
 )
 from mglru.workload._host_fault import P_PMD_SKIP, R_FAULTS, anon_fault
 from mglru.workload._host_reclaim import memcg_reclaim
+from mglru.workload._stamp_kernel import stamp_run
 
-invalidate_stale(__file__, "_host_fault.py", "_host_reclaim.py", "../lru_gen/_list_kernel.py",
-                 "../mm/_prefetch.py", "../lru_gen/_evict_kernel.py", "../lru_gen/_scan_kernel.py",
-                 "../lru_gen/_evict_ctrl.py", "../lru_gen/_evict_layout.py",
-                 "../lru_gen/_evict_keep.py", "../lru_gen/_look_around_kernel.py")
+invalidate_stale(__file__, "_host_fault.py", "_host_reclaim.py", "_stamp_kernel.py",
+                 "../lru_gen/_list_kernel.py", "../mm/_prefetch.py", "../lru_gen/_evict_kernel.py",
+                 "../lru_gen/_scan_kernel.py", "../lru_gen/_evict_ctrl.py",
+                 "../lru_gen/_evict_layout.py", "../lru_gen/_evict_keep.py",
+                 "../lru_gen/_look_around_kernel.py")
 
 __all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY"]
 
@@ -67,33 +69,6 @@ def _find_vma(vstart, vend, vpn):
 #: how many accesses ahead the PTE lines are asked for, and (half as far, when stamps
 #: go by pfn) the stamp's
 _AHEAD = 16
-
-
-@njit(cache=True, nogil=True, _nrt=False)
-def _stamp_run(t_ns, i, hi):
-    """The ground-truth stamp of access i (ms since boot plus one) and the first access
-    after it, below hi, whose stamp differs (hi if none).
-
-    A stream at millions of accesses per second keeps one stamp for thousands of
-    accesses: the hit loop reads the times only where the stamp changes (a gallop,
-    then a bisection over the non-decreasing times).
-    """
-    ms = t_ns[i] // 1_000_000 + 1
-    bound = ms * 1_000_000  # the first time with the next stamp
-    below, k, step = i, i + 1, np.int64(1)
-    while k < hi and t_ns[k] < bound:
-        below = k
-        k += step
-        step <<= 1
-    top = min(k, hi)
-    lo = below + 1
-    while lo < top:  # the first access in (below, top) at or past bound
-        mid = (lo + top) >> 1
-        if t_ns[mid] < bound:
-            lo = mid + 1
-        else:
-            top = mid
-    return ms, lo
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -151,7 +126,7 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, ahead):
             prefetch(pte_flags, rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1)))
         if truth:
             if i >= next_i:
-                ms, next_i = _stamp_run(t_ns, i, hi)
+                ms, next_i = stamp_run(t_ns, i, hi)
             if pfn_of is None:
                 last_ms[idx] = ms
             else:
