@@ -14,8 +14,11 @@ Lock modes: `write` / `read` (kvm->mmu_lock as a rwlock: x86, arm64), `spin`
 read-side section: lockless TDP aging), `rmap` (v6.15's per-rmap bit lock).
 No entry means no lock.
 
-Future optimizations:
-1. keep only totals when a run does not ask for the per-call log.
+A long run that needs only sums (an experiment, a replay) keeps a summed log
+(`AgingLog(per_call=False)`): one event per notifier, source and set of lock modes
+taken, so its memory stays bounded and every total a timing or cost model takes
+from the events, including per-event sums conditioned on the locks an event took,
+is the per-call log's.
 """
 
 from __future__ import annotations
@@ -109,18 +112,40 @@ _COUNTS = tuple(f.name for f in fields(AgingEvent) if f.name not in ("notifier",
 
 
 class AgingLog:
-    """The events of one VM, in order, with per-notifier totals."""
+    """The events of one VM: each in order, or (`per_call=False`) summed.
 
-    def __init__(self) -> None:
-        self.events: list[AgingEvent] = []
+    A summed log keeps one event per (notifier, source, lock modes taken): each new
+    event is added into the one of its kind, so `events` holds a few sums whatever
+    the run's length, and a sum over events that depends on an event only through
+    its counts and which lock modes it took (`totals`, the experiments' lock hold
+    times) is the same as over the calls one by one.
+    """
+
+    def __init__(self, per_call: bool = True) -> None:
+        self.per_call = per_call
+        self._events: list[AgingEvent] = []
+        self._sums: dict[tuple, AgingEvent] = {}
+
+    @property
+    def events(self) -> list[AgingEvent]:
+        """The events in order (a summed log: its sums, in the order their kinds came)."""
+        return self._events if self.per_call else list(self._sums.values())
 
     def append(self, ev: AgingEvent) -> None:
         """Record one event."""
-        self.events.append(ev)
+        if self.per_call:
+            self._events.append(ev)
+            return
+        key = (ev.notifier, ev.source, frozenset(m for m, n in ev.locks.items() if n))
+        total = self._sums.get(key)
+        if total is None:
+            total = self._sums[key] = AgingEvent(ev.notifier, ev.source)
+        total.add(ev)
 
     def clear(self) -> None:
         """Forget all events (e.g. between the phases of a test)."""
-        self.events.clear()
+        self._events.clear()
+        self._sums.clear()
 
     def totals(self, notifier: str | None = None, source: str | None = None) -> AgingEvent:
         """Sum of the events of one notifier (all if None), optionally of one source."""
@@ -132,4 +157,5 @@ class AgingLog:
         return out
 
     def __len__(self) -> int:
-        return len(self.events)
+        """Events kept (a summed log: its sums)."""
+        return len(self._events) if self.per_call else len(self._sums)

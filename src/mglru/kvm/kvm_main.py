@@ -285,6 +285,9 @@ class Kvm:
         plan = mmu.lock_plan(CLEAR_YOUNG)
         # atomics_for() is linear in its counts: one policy lookup for every call
         (a_c, x_c), (a_w, x_w) = mmu.atomics_for(1, 0), mmu.atomics_for(0, 1)
+        if not self.log.per_call:
+            self._account_clear_young_summed(rows, plan, (a_c, x_c, a_w, x_w))
+            return
         locks_of: dict[tuple[int, int], dict[str, int]] = {}  # charge_locks() per count pair
         append = self.log.append
         for ranges, visited, cleared, wc, young in rows.tolist():
@@ -299,6 +302,27 @@ class Kvm:
                             atomics=a_c * cleared + a_w * wc, cmpxchg=x_c * cleared + x_w * wc)
             dict.update(ev.locks, locks)  # Counter.update's Mapping test costs more than this
             append(ev)
+
+    def _account_clear_young_summed(self, rows: npt.NDArray[np.int64], plan: tuple,
+                                    per_page: tuple[int, int, int, int]) -> None:
+        """`account_clear_young` into a summed log: the calls grouped by their (memslot
+        ranges, leaves visited), which decide the locks a call takes, one event per group."""
+        groups: dict[tuple[int, int], list[int]] = {}  # -> [calls, cleared, wc, young]
+        for ranges, visited, cleared, wc, young in rows.tolist():
+            g = groups.get((ranges, visited))
+            if g is None:
+                g = groups[ranges, visited] = [0, 0, 0, 0]
+            g[0] += 1
+            g[1] += cleared
+            g[2] += wc
+            g[3] += young != 0
+        a_c, x_c, a_w, x_w = per_page
+        for (r, v), (n, ncl, nwc, ny) in groups.items():
+            ev = AgingEvent(CLEAR_YOUNG, calls=n, slot_calls=n * (r > 0), ranges=r * n, young=ny,
+                            visited=v * n, cleared=ncl, atomics=a_c * ncl + a_w * nwc,
+                            cmpxchg=x_c * ncl + x_w * nwc)
+            self.mmu.charge_locks(ev, n * (r > 0), r * n, v * n, plan)  # linear in the calls
+            self.log.append(ev)
 
     def aging_segments(self) -> Iterator[tuple[int, int, int, npt.NDArray[np.uint8]]]:
         """(vpn0, vpn1, gfn0, sptes) per memslot, for the compiled walk."""

@@ -1,0 +1,86 @@
+"""A summed aging log gives every total the per-call log gives.
+
+The same VM workload runs twice, once logging each notifier call and once with
+`AgingLog(per_call=False)`: reclaim under memory.max (look-around's compiled
+clear_young calls on v6.14+, the per-call Python ones before), aging walks through
+lru_gen, rmap calls. Every total by notifier and source, and the experiments' VM
+counters (lock hold times summed over the events that took mmu_lock, and over those
+that block faults), must be the same, from a handful of events instead of one per call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mglru import SimKernel
+from mglru.experiment.cost import _vm_counters
+from mglru.kvm.accounting import NOTIFIERS, AgingEvent, AgingLog
+from mglru.timing.costs import load_costs
+from mglru.workload import Engine, guest_stream
+
+MIB = 1 << 20
+
+
+def _run(config: str, arch: str, tdp_mmu: bool, per_call: bool):
+    k = SimKernel(config, seed=5, node_bytes=(64 * MIB,), arch=arch)
+    k.mkdir("/sys/fs/cgroup/w")
+    vmm = k.spawn(memcg="/w")
+    vm = k.create_vm(vmm, nr_vcpus=2, mem_bytes=8 * MIB, tlb_entries=8, tdp_mmu=tdp_mmu)
+    vm.log = AgingLog(per_call=per_call)
+    k.write("/sys/fs/cgroup/w/memory.max", str(MIB))
+    rng = np.random.default_rng(6)
+    streams = []
+    for v in range(2):
+        n = 1200
+        g = np.where(rng.random(n) < 0.6, rng.integers(0, 96, n), rng.integers(0, 2048, n))
+        streams.append(guest_stream(vm, v, g, rng.random(n) < 0.5,
+                                    t_ns=np.cumsum(rng.integers(0, 300_000, n))))
+    memcg_id = k.memcg("/w").id
+
+    def age(k, now):  # an aging walk (walk events) now and then
+        k.write("/sys/kernel/debug/lru_gen", f"+ {memcg_id} 0 {k.memcg('/w').lruvecs[0].max_seq}")
+
+    Engine(k, truth=False).run(streams, quantum_ms=0.5, every_ms=40, callback=age)
+    return vm
+
+
+def _totals(log: AgingLog) -> dict:
+    out = {}
+    for notifier in (*NOTIFIERS, None):
+        for source in ("call", "walk", None):
+            t = log.totals(notifier, source)
+            out[notifier, source] = (dataclasses.astuple(dataclasses.replace(t, locks=None)),
+                                     {m: n for m, n in t.locks.items() if n})
+    return out
+
+
+@pytest.mark.parametrize(("config", "arch", "tdp_mmu"), [
+    ("v6.14", "x86", True), ("v6.12", "x86", False), ("seed-v4", "arm64", True),
+    ("v6.10", "riscv", True), ("v6.15", "x86", True)])
+def test_summed_log_keeps_every_total(config, arch, tdp_mmu) -> None:
+    calls = _run(config, arch, tdp_mmu, per_call=True)
+    summed = _run(config, arch, tdp_mmu, per_call=False)
+    assert len(calls.log) > 50  # the run made many calls
+    assert len(summed.log) <= 3 * len(NOTIFIERS)
+    assert _totals(summed.log) == _totals(calls.log)
+    c = load_costs()
+    assert _vm_counters(summed, c) == _vm_counters(calls, c)
+
+
+def test_summed_log_keeps_events_apart_by_the_locks_they_took() -> None:
+    """A call that took mmu_lock and one that took none stay in separate sums (the
+    experiments add an event's hold time only when it took the lock)."""
+    log = AgingLog(per_call=False)
+    for locks in ({"write": 1}, {}, {"write": 2}, {"read": 1, "rcu": 0}):
+        ev = AgingEvent("clear_young", calls=1, visited=3)
+        ev.locks.update(locks)
+        log.append(ev)
+    sums = {tuple(sorted(m for m, n in ev.locks.items() if n)): ev for ev in log.events}
+    assert set(sums) == {("write",), (), ("read",)}
+    assert (sums["write",].calls, sums["write",].locks["write"]) == (2, 3)
+    assert sums[()].visited == 3 and log.totals().calls == 4
+    log.clear()
+    assert len(log) == 0 and log.events == []
