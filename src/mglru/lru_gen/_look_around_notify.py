@@ -36,13 +36,43 @@ from mglru.lru_gen._walk_secondary import (  # noqa: E402  (after the cache chec
     age_spte,
 )
 
-__all__ = ["harvest_notify", "NR_SPTE_ARRAYS", "C_RANGES", "C_VISITED", "C_CLEARED",
-           "C_CLEARED_WC", "C_YOUNG", "NR_C"]
+__all__ = ["harvest_notify", "clear_young_one", "NR_SPTE_ARRAYS", "C_RANGES", "C_VISITED",
+           "C_CLEARED", "C_CLEARED_WC", "C_YOUNG", "NR_C"]
 
 #: SPTE arrays one call takes (a tuple of fixed length: unused ones are empty)
 NR_SPTE_ARRAYS = 4
 C_RANGES, C_VISITED, C_CLEARED, C_CLEARED_WC, C_YOUNG = range(5)
 NR_C = 5
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _clear_young_page(vpn, segs, sptes, call):
+    """Every subscriber's `clear_young` of page `vpn`: `call[sub]` gets what its call did;
+    returns whether one found the page young."""
+    seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub = segs
+    call[:, :] = 0
+    young = False
+    for s in range(len(seg_vpn0)):
+        if vpn < seg_vpn0[s] or vpn >= seg_vpn1[s]:
+            continue
+        row = call[seg_sub[s]]
+        row[C_RANGES] += 1
+        st = age_spte(sptes[seg_arr[s]], seg_gfn0[s] + (vpn - seg_vpn0[s]), True)
+        if st & _PRESENT:
+            row[C_VISITED] += 1
+            if st & _ACC:
+                row[C_CLEARED] += 1
+                row[C_CLEARED_WC] += np.int64((st & (_SWRITABLE | _SDIRTY)) == _SWRITABLE)
+                row[C_YOUNG] = 1
+                young = True
+    return young
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def clear_young_one(vpn, segs, sptes, calls):
+    """mmu_notifier_clear_young() of one page (the folio look-around starts from):
+    `calls[0]` as in `harvest_notify`; returns whether a subscriber found it young."""
+    return _clear_young_page(vpn, segs, sptes, calls[0])
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -55,7 +85,6 @@ def harvest_notify(win_f, win_p, cand, folios, memcg_id, skip_unlisted, vpn0, se
     order. Per call `c`, `out[c]` = (folio head, PTE dirty, young).
     """
     flags, gen, memcg = folios
-    seg_vpn0, seg_vpn1, seg_gfn0, seg_arr, seg_sub = segs
     n = 0
     for i in cand:
         head = window_folio(win_p[i], flags, gen, memcg, memcg_id, skip_unlisted)
@@ -64,21 +93,8 @@ def harvest_notify(win_f, win_p, cand, folios, memcg_id, skip_unlisted, vpn0, se
         f = win_f[i]
         young = f & _PTE_YOUNG != 0
         win_f[i] = f & np.uint8(~_PTE_YOUNG & 0xFF)
-        vpn = vpn0 + i
-        calls[n, :, :] = 0
-        for s in range(len(seg_vpn0)):
-            if vpn < seg_vpn0[s] or vpn >= seg_vpn1[s]:
-                continue
-            row = calls[n, seg_sub[s]]
-            row[C_RANGES] += 1
-            st = age_spte(sptes[seg_arr[s]], seg_gfn0[s] + (vpn - seg_vpn0[s]), True)
-            if st & _PRESENT:
-                row[C_VISITED] += 1
-                if st & _ACC:
-                    row[C_CLEARED] += 1
-                    row[C_CLEARED_WC] += np.int64((st & (_SWRITABLE | _SDIRTY)) == _SWRITABLE)
-                    row[C_YOUNG] = 1
-                    young = True
+        if _clear_young_page(vpn0 + i, segs, sptes, calls[n]):
+            young = True
         out[n, 0] = head
         out[n, 1] = f & _PTE_DIRTY != 0
         out[n, 2] = young

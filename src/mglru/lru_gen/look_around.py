@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mglru.lru_gen._look_around_kernel import harvest_window, look_around_window
-from mglru.lru_gen._look_around_notify import NR_C, NR_SPTE_ARRAYS, harvest_notify
+from mglru.lru_gen._look_around_notify import (
+    NR_C,
+    NR_SPTE_ARRAYS,
+    clear_young_one,
+    harvest_notify,
+)
 from mglru.lru_gen.bloom import update_bloom_filter
 from mglru.lru_gen.folio import lru_gen_add_one, lru_gen_del_one
 from mglru.lru_gen.helpers import LRU_REFS_FLAGS, LRU_REFS_FLAGS_V6_10, MAX_NR_GENS, MIN_LRU_BATCH
@@ -83,8 +88,18 @@ def _clear_young_notify(k: SimKernel, mm, addr: int, idx: int, fast_only: bool) 
 
 
 def _notifier_clear_young(mm, start: int, end: int, fast_only: bool = False) -> bool:
-
-    return bool(mmu_notifier_clear_young(mm, start, end, fast_only=fast_only))
+    """mmu_notifier_clear_young() of the page at `start` (`end` is the next one): the
+    subscribers' calls compiled when they hand out their segments (as the window's
+    are, `_harvest_notify`), else each subscriber's `clear_young` in Python."""
+    subs = mm.notifiers
+    segs = None if fast_only else _notify_segments(subs)
+    if segs is None:
+        return bool(mmu_notifier_clear_young(mm, start, end, fast_only=fast_only))
+    calls = np.zeros((1, len(subs), NR_C), np.int64)
+    young = clear_young_one(start >> PAGE_SHIFT, segs[0], segs[1], calls)
+    for i, sub in enumerate(subs):
+        sub.account_clear_young(calls[:, i])
+    return bool(young)
 
 
 def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> None:
