@@ -84,3 +84,29 @@ def test_summed_log_keeps_events_apart_by_the_locks_they_took() -> None:
     assert sums[()].visited == 3 and log.totals().calls == 4
     log.clear()
     assert len(log) == 0 and log.events == []
+
+
+def test_clear_young_segments_follow_memslots_sptes_and_race_hook() -> None:
+    """The segments look-around's compiled calls use are kept between calls, and
+    built again when a memslot is added, an SPTE array grows or a race hook is set."""
+    k = SimKernel("v6.14", seed=1, node_bytes=(64 * MIB,))
+    vmm = k.spawn()
+    vm = k.create_vm(vmm, mem_bytes=2 * MIB)
+    vm.vcpu_access(0, 0, 2 * MIB, write=True)
+    first = vm.clear_young_segments()
+    assert first is not None and vm.clear_young_segments() is first
+    assert len(vm.mmu.sptes[1]) == 0  # SMM's address space: no SPTE array until used
+    vm.mmu.ensure(1, vm.memslots.gfn_limit(1))
+    first = vm.clear_young_segments()
+    assert any(a is vm.mmu.sptes[1] for *_x, a in first)
+    grown = vm.mmu.sptes[0]
+    gpa = vm.add_memory(2 * MIB)  # a memslot past the first in each address space
+    second = vm.clear_young_segments()
+    assert vm.mmu.sptes[0] is not grown  # the SPTE array of the used address space grew
+    assert second is not first and len(second) == 2 * len(first)
+    assert sum(g0 == gpa >> 12 for _v0, _v1, g0, _a in second) == len(first)
+    assert all(any(a is b for b in vm.mmu.sptes) for *_x, a in second)
+    vm.race_hook = lambda *args: None
+    assert vm.clear_young_segments() is None
+    vm.race_hook = None
+    assert vm.clear_young_segments() == second

@@ -93,6 +93,7 @@ class Kvm:
         self.vcpus = [Vcpu(self, i, tlb_entries) for i in range(nr_vcpus)]
         #: every aging notifier call (and aging-walk aggregate), in order
         self.log = AgingLog()
+        self._segments: tuple | None = None  # clear_young_segments(), while still valid
         #: faults, fast_page_faults, gup_pages, remote_tlb_flush, zapped
         self.stat: Counter = Counter()
         #: race injection for compare-exchanges (see mglru.kvm.mmu): called as
@@ -273,10 +274,22 @@ class Kvm:
         a handler that would take mmu_lock twice. The caller logs them with
         `account_clear_young`."""
         mmu = self.mmu
+        plan = mmu.lock_plan(CLEAR_YOUNG)
+        # asked for each folio look-around starts from: kept while the memslots (their
+        # list is replaced on every change), the SPTE arrays, the race hook and the plan stay
+        flat, arrays = self.memslots._flat, tuple(mmu.sptes)  # noqa: SLF001
+        c = self._segments
+        if (c is not None and c[0] is flat and c[2] is self.race_hook and c[3] == plan
+                and len(c[1]) == len(arrays)
+                and all(a is b for a, b in zip(c[1], arrays, strict=True))):
+            return c[4]
         if (self.race_hook is not None or type(mmu).kvm_age_gfn is not SecondaryMmuBase.kvm_age_gfn
-                or mmu.takes_mmu_lock_twice(CLEAR_YOUNG)):
-            return None
-        return list(self.aging_segments())
+                or mmu.takes_mmu_lock_twice(CLEAR_YOUNG, plan)):
+            segs = None
+        else:
+            segs = list(self.aging_segments())
+        self._segments = (flat, arrays, self.race_hook, plan, segs)
+        return segs
 
     def account_clear_young(self, rows: npt.NDArray[np.int64]) -> None:
         """Log one-page `clear_young` calls made by compiled code, one row per call:

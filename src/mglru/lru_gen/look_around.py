@@ -77,26 +77,27 @@ def lru_gen_set_refs(k: SimKernel, pfn: int) -> bool:
     return True
 
 
-def _clear_young_notify(k: SimKernel, mm, addr: int, idx: int, fast_only: bool) -> bool:
+def _clear_young_notify(k: SimKernel, mm, addr: int, idx: int, fast_only: bool,  # noqa: ANN001
+                        segs: tuple | None = None) -> bool:
     """ptep_clear_young_notify(): primary test-and-clear OR secondary clear_young."""
     ff = mm.pt.flat_flags()
     young = bool(ff[idx] & PTE_YOUNG)
     ff[idx] &= ~np.uint8(PTE_YOUNG)
-    if mm.has_notifiers() and _notifier_clear_young(mm, addr, addr + PAGE_SIZE, fast_only):
+    if mm.has_notifiers() and _notifier_clear_young(mm, addr, fast_only, segs):
         young = True
     return young
 
 
-def _notifier_clear_young(mm, start: int, end: int, fast_only: bool = False) -> bool:
-    """mmu_notifier_clear_young() of the page at `start` (`end` is the next one): the
-    subscribers' calls compiled when they hand out their segments (as the window's
-    are, `_harvest_notify`), else each subscriber's `clear_young` in Python."""
+def _notifier_clear_young(mm, addr: int, fast_only: bool = False,  # noqa: ANN001
+                          segs: tuple | None = None) -> bool:
+    """mmu_notifier_clear_young() of the page at `addr`: the subscribers' calls compiled
+    when `segs` holds their segments (`_notify_segments`, as for the window's calls),
+    else each subscriber's `clear_young` in Python."""
+    if segs is None or fast_only:
+        return bool(mmu_notifier_clear_young(mm, addr, addr + PAGE_SIZE, fast_only=fast_only))
     subs = mm.notifiers
-    segs = None if fast_only else _notify_segments(subs)
-    if segs is None:
-        return bool(mmu_notifier_clear_young(mm, start, end, fast_only=fast_only))
     calls = np.zeros((1, len(subs), NR_C), np.int64)
-    young = clear_young_one(start >> PAGE_SHIFT, segs[0], segs[1], calls)
+    young = clear_young_one(addr >> PAGE_SHIFT, segs[0], segs[1], calls)
     for i, sub in enumerate(subs):
         sub.account_clear_young(calls[:, i])
     return bool(young)
@@ -140,25 +141,41 @@ def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> 
         lru_gen_add_one(mem, lruvec, pfn)
 
 
+#: the last `_notify_segments` result and the segment lists it was built from
+_SEGS_BUILT: list = [None, None]
+
+
 def _notify_segments(subs: list) -> tuple | None:
     """The arguments of `harvest_notify` for the subscribers `subs`, or None when some
-    subscriber's calls must run in Python (see `Kvm.clear_young_segments`)."""
-    arrays: list = []
-    rows = []
-    for i, sub in enumerate(subs):
+    subscriber's calls must run in Python (see `Kvm.clear_young_segments`).
+
+    Built again only when a subscriber hands out another list than last time (KVM
+    keeps its list while its memslots and SPTE arrays stay)."""
+    lists = []
+    for sub in subs:
         get = getattr(sub, "clear_young_segments", None)
         segs = get() if get is not None else None
         if segs is None:
             return None
+        lists.append(segs)
+    last = _SEGS_BUILT[0]
+    if last is not None and len(last) == len(lists) and all(
+            a is b for a, b in zip(last, lists, strict=True)):
+        return _SEGS_BUILT[1]
+    arrays: list = []
+    rows = []
+    for i, segs in enumerate(lists):
         for vpn0, vpn1, gfn0, sptes in segs:
             a = next((j for j, x in enumerate(arrays) if x is sptes), len(arrays))
             if a == len(arrays):
                 arrays.append(sptes)
             rows.append((vpn0, vpn1, gfn0, a, i))
-    if len(arrays) > NR_SPTE_ARRAYS:
-        return None
-    cols = np.array(rows, np.int64).reshape(-1, 5).T.copy()
-    return tuple(cols), tuple(arrays) + (_NO_SPTES,) * (NR_SPTE_ARRAYS - len(arrays))
+    built = None
+    if len(arrays) <= NR_SPTE_ARRAYS:
+        cols = np.array(rows, np.int64).reshape(-1, 5).T.copy()
+        built = tuple(cols), tuple(arrays) + (_NO_SPTES,) * (NR_SPTE_ARRAYS - len(arrays))
+    _SEGS_BUILT[:] = [lists, built]
+    return built
 
 
 def _harvest_notify(k: SimKernel, lruvec: Lruvec, mm, window, start: int,  # noqa: ANN001
@@ -184,16 +201,15 @@ def _harvest_notify(k: SimKernel, lruvec: Lruvec, mm, window, start: int,  # noq
 
 
 def _harvest(k: SimKernel, lruvec: Lruvec, mm, window, start: int, base_idx: int,  # noqa: ANN001
-             walk) -> int:
-    """The window loop of `lru_gen_look_around` in Python (notifiers, v6.14+ activation)."""
+             walk, segs: tuple | None) -> int:
+    """The window loop of `lru_gen_look_around` in Python (notifiers, v6.14+ activation);
+    `segs`: the subscribers' segments, or None (their calls run in Python)."""
     rules = k.rules
     win_f, win_p, cand = window
     memcg_id = lruvec.memcg.id
     fast_only = rules.look_around_window_fast_only
-    if rules.look_around_notify and not fast_only and mm.has_notifiers():
-        segs = _notify_segments(mm.notifiers)
-        if segs is not None:
-            return _harvest_notify(k, lruvec, mm, window, start, walk, segs)
+    if rules.look_around_notify and not fast_only and mm.has_notifiers() and segs is not None:
+        return _harvest_notify(k, lruvec, mm, window, start, walk, segs)
     young = 0
     for i in np.flatnonzero(cand).tolist():
         j = base_idx + i
@@ -209,7 +225,7 @@ def _harvest(k: SimKernel, lruvec: Lruvec, mm, window, start: int, base_idx: int
             if not f & PTE_YOUNG:
                 continue
             win_f[i] &= ~np.uint8(PTE_YOUNG)
-        elif not _clear_young_notify(k, mm, a, j, fast_only):
+        elif not _clear_young_notify(k, mm, a, j, fast_only, segs):
             continue
         young += 1
         _update_folio(k, lruvec, head, bool(f & PTE_DIRTY), walk)
@@ -223,12 +239,15 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
     ff = mm.pt.flat_flags()
     young = 0
     fast_only = rules.look_around_window_fast_only
+    # the subscribers' segments, for the compiled calls of the target and the window
+    segs = (_notify_segments(mm.notifiers) if mm.has_notifiers() and (
+        rules.look_around_target_secondary_first or rules.look_around_notify) else None)
     if not (rules.look_around_target_secondary_first or rules.look_around_notify):
         if not ff[idx] & PTE_YOUNG:
             return False
         young_target = True
     elif rules.look_around_target_secondary_first:
-        secondary = mm.has_notifiers() and _notifier_clear_young(mm, addr, addr + PAGE_SIZE)
+        secondary = mm.has_notifiers() and _notifier_clear_young(mm, addr, segs=segs)
         if ff[idx] & PTE_YOUNG:
             ff[idx] &= ~np.uint8(PTE_YOUNG)
             if mm.has_notifiers():
@@ -239,7 +258,7 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
         young = 1
     else:
         primary = bool(ff[idx] & PTE_YOUNG)
-        young_target = _clear_young_notify(k, mm, addr, idx, False)
+        young_target = _clear_young_notify(k, mm, addr, idx, False, segs)
         if not young_target:
             return False
         young = 1
@@ -273,7 +292,7 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
             lruvec.max_seq % MAX_NR_GENS, walk is not None, k.cfg.two_step_promotion,
             LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10)
     else:
-        young += _harvest(k, lruvec, mm, (win_f, win_p, cand), start, base_idx, walk)
+        young += _harvest(k, lruvec, mm, (win_f, win_p, cand), start, base_idx, walk, segs)
     st = lruvec.mm_state
     if st is not None and young * 8 >= n:
         update_bloom_filter(st, lruvec.max_seq, mm.id, start >> PMD_SHIFT)
