@@ -136,11 +136,16 @@ class AgingLog:
         if self.per_call:
             self._events.append(ev)
             return
-        key = (ev.notifier, ev.source, frozenset(m for m, n in ev.locks.items() if n))
-        total = self._sums.get(key)
+        self.sum_for(ev.notifier, ev.source,
+                     frozenset(m for m, n in ev.locks.items() if n)).add(ev)
+
+    def sum_for(self, notifier: str, source: str, modes: frozenset) -> AgingEvent:
+        """The running sum of a summed log's events of one kind (`modes`: the lock modes
+        each of them took), for a caller that adds many calls' counts into it at once."""
+        total = self._sums.get((notifier, source, modes))
         if total is None:
-            total = self._sums[key] = AgingEvent(ev.notifier, ev.source)
-        total.add(ev)
+            total = self._sums[notifier, source, modes] = AgingEvent(notifier, source)
+        return total
 
     def clear(self) -> None:
         """Forget all events (e.g. between the phases of a test)."""

@@ -94,6 +94,7 @@ class Kvm:
         #: every aging notifier call (and aging-walk aggregate), in order
         self.log = AgingLog()
         self._segments: tuple | None = None  # clear_young_segments(), while still valid
+        self._call_locks: dict = {}  # (lock plan, ranges, visited) -> one call's locks
         #: faults, fast_page_faults, gup_pages, remote_tlb_flush, zapped
         self.stat: Counter = Counter()
         #: race injection for compare-exchanges (see mglru.kvm.mmu): called as
@@ -319,7 +320,8 @@ class Kvm:
     def _account_clear_young_summed(self, rows: npt.NDArray[np.int64], plan: tuple,
                                     per_page: tuple[int, int, int, int]) -> None:
         """`account_clear_young` into a summed log: the calls grouped by their (memslot
-        ranges, leaves visited), which decide the locks a call takes, one event per group."""
+        ranges, leaves visited), which decide the locks a call takes, and added into the
+        sum of their kind at once (`charge_locks` is linear in the calls)."""
         groups: dict[tuple[int, int], list[int]] = {}  # -> [calls, cleared, wc, young]
         for ranges, visited, cleared, wc, young in rows.tolist():
             g = groups.get((ranges, visited))
@@ -331,11 +333,24 @@ class Kvm:
             g[3] += young != 0
         a_c, x_c, a_w, x_w = per_page
         for (r, v), (n, ncl, nwc, ny) in groups.items():
-            ev = AgingEvent(CLEAR_YOUNG, calls=n, slot_calls=n * (r > 0), ranges=r * n, young=ny,
-                            visited=v * n, cleared=ncl, atomics=a_c * ncl + a_w * nwc,
-                            cmpxchg=x_c * ncl + x_w * nwc)
-            self.mmu.charge_locks(ev, n * (r > 0), r * n, v * n, plan)  # linear in the calls
-            self.log.append(ev)
+            locks = self._call_locks.get((plan, r, v))
+            if locks is None:  # one call's locks, and the modes they are
+                ev = AgingEvent(CLEAR_YOUNG)
+                self.mmu.charge_locks(ev, int(r > 0), r, v, plan)
+                locks = self._call_locks[plan, r, v] = (
+                    dict(ev.locks), frozenset(m for m, c in ev.locks.items() if c))
+            total = self.log.sum_for(CLEAR_YOUNG, "call", locks[1])
+            total.calls += n
+            total.slot_calls += n * (r > 0)
+            total.ranges += r * n
+            total.young += ny
+            total.visited += v * n
+            total.cleared += ncl
+            total.atomics += a_c * ncl + a_w * nwc
+            total.cmpxchg += x_c * ncl + x_w * nwc
+            tl = total.locks
+            for m, c in locks[0].items():
+                tl[m] = tl.get(m, 0) + c * n
 
     def aging_segments(self) -> Iterator[tuple[int, int, int, npt.NDArray[np.uint8]]]:
         """(vpn0, vpn1, gfn0, sptes) per memslot, for the compiled walk."""

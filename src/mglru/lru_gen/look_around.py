@@ -77,6 +77,10 @@ def lru_gen_set_refs(k: SimKernel, pfn: int) -> bool:
     return True
 
 
+#: per number of subscribers, the buffer of one compiled clear_young call
+_ONE_CALL: dict[int, np.ndarray] = {}
+
+
 def _clear_young_notify(k: SimKernel, mm, addr: int, idx: int, fast_only: bool,  # noqa: ANN001
                         segs: tuple | None = None) -> bool:
     """ptep_clear_young_notify(): primary test-and-clear OR secondary clear_young."""
@@ -96,7 +100,9 @@ def _notifier_clear_young(mm, addr: int, fast_only: bool = False,  # noqa: ANN00
     if segs is None or fast_only:
         return bool(mmu_notifier_clear_young(mm, addr, addr + PAGE_SIZE, fast_only=fast_only))
     subs = mm.notifiers
-    calls = np.zeros((1, len(subs), NR_C), np.int64)
+    calls = _ONE_CALL.get(len(subs))  # filled by the call, read at once: kept
+    if calls is None:
+        calls = _ONE_CALL[len(subs)] = np.zeros((1, len(subs), NR_C), np.int64)
     young = clear_young_one(addr >> PAGE_SHIFT, segs[0], segs[1], calls)
     for i, sub in enumerate(subs):
         sub.account_clear_young(calls[:, i])
