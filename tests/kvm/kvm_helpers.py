@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mglru import SimKernel
 from mglru.kvm import Kvm
 from mglru.lru_gen.lruvec import Lruvec
 from mglru.mm.process import Process
+from mglru.workload import Stream, guest_stream
 
 LRU_GEN = "/sys/kernel/debug/lru_gen"
 ENABLED = "/sys/kernel/mm/lru_gen/enabled"
@@ -51,3 +54,15 @@ def make_vm(preset: str = "seed-v4", model: str = "x86_tdp", mem: int = 4 * MIB,
     vm_kw.setdefault("tlb_entries", 0)
     vm = k.create_vm(p, arch=arch, mem_bytes=mem, **(kw | vm_kw))
     return Setup(k, p, vm, k.lruvec("/vm"))
+
+
+def hot_cold_streams(vm: Kvm, seed: int, n: int) -> list[Stream]:
+    """One stream per vCPU of `vm`: `n` accesses, 60 % to 96 hot gfns and the rest over
+    2 048, half of them writes, up to 0.3 ms apart."""
+    rng = np.random.default_rng(seed)
+    streams = []
+    for v in range(len(vm.vcpus)):
+        g = np.where(rng.random(n) < 0.6, rng.integers(0, 96, n), rng.integers(0, 2048, n))
+        streams.append(guest_stream(vm, v, g, rng.random(n) < 0.5,
+                                    t_ns=np.cumsum(rng.integers(0, 300_000, n))))
+    return streams

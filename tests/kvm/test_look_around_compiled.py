@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pytest
+from kvm_helpers import hot_cold_streams
 
 from mglru import SimKernel
 from mglru.lru_gen import look_around
-from mglru.workload import Engine, guest_stream
+from mglru.workload import Engine
 
 MIB = 1 << 20
 
@@ -29,13 +29,7 @@ def _run(config: str, ad_bits: bool, arch: str, tdp_mmu: bool) -> dict:
     vm = k.create_vm(vmm, nr_vcpus=2, mem_bytes=8 * MIB, tlb_entries=8, ad_bits=ad_bits,
                      tdp_mmu=tdp_mmu)
     k.write("/sys/fs/cgroup/w/memory.max", str(2 * MIB))
-    rng = np.random.default_rng(4)
-    streams = []
-    for v in range(2):
-        n = 1500
-        g = np.where(rng.random(n) < 0.6, rng.integers(0, 96, n), rng.integers(0, 2048, n))
-        streams.append(guest_stream(vm, v, g, rng.random(n) < 0.5,
-                                    t_ns=np.cumsum(rng.integers(0, 300_000, n))))
+    streams = hot_cold_streams(vm, 4, 1500)
     Engine(k, truth=False).run(streams, quantum_ms=0)
     mem = k.mem
     lv = k.memcg("/w").lruvecs[0]

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
+from kvm_helpers import hot_cold_streams
 
 from mglru import SimKernel
 from mglru.experiment.cost import _vm_counters
 from mglru.kvm.accounting import NOTIFIERS, AgingEvent, AgingLog
 from mglru.timing.costs import load_costs
-from mglru.workload import Engine, guest_stream
+from mglru.workload import Engine
 
 MIB = 1 << 20
 
@@ -31,13 +31,7 @@ def _run(config: str, arch: str, tdp_mmu: bool, per_call: bool):
     vm = k.create_vm(vmm, nr_vcpus=2, mem_bytes=8 * MIB, tlb_entries=8, tdp_mmu=tdp_mmu)
     vm.log = AgingLog(per_call=per_call)
     k.write("/sys/fs/cgroup/w/memory.max", str(MIB))
-    rng = np.random.default_rng(6)
-    streams = []
-    for v in range(2):
-        n = 1200
-        g = np.where(rng.random(n) < 0.6, rng.integers(0, 96, n), rng.integers(0, 2048, n))
-        streams.append(guest_stream(vm, v, g, rng.random(n) < 0.5,
-                                    t_ns=np.cumsum(rng.integers(0, 300_000, n))))
+    streams = hot_cold_streams(vm, 6, 1200)
     memcg_id = k.memcg("/w").id
 
     def age(k, now):  # an aging walk (walk events) now and then
