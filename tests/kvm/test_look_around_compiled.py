@@ -46,5 +46,5 @@ def _run(config: str, ad_bits: bool, arch: str, tdp_mmu: bool) -> dict:
 def test_compiled_window_calls_equal_python(config, ad_bits, arch, tdp_mmu, monkeypatch) -> None:
     compiled = _run(config, ad_bits, arch, tdp_mmu)
     assert any(ev.notifier == "clear_young" for ev in compiled["log"])
-    monkeypatch.setattr(look_around, "_notify_segments", lambda subs: None)
+    monkeypatch.setattr(look_around, "_notify_segments", lambda mm: None)
     assert _run(config, ad_bits, arch, tdp_mmu) == compiled

@@ -6,6 +6,8 @@ clear_young calls on v6.14+, the per-call Python ones before), aging walks throu
 lru_gen, rmap calls. Every total by notifier and source, and the experiments' VM
 counters (lock hold times summed over the events that took mmu_lock, and over those
 that block faults), must be the same, from a handful of events instead of one per call.
+The segments those compiled calls run on are kept between calls and must follow the
+memslots, the SPTE arrays and the race hook.
 """
 
 from __future__ import annotations
@@ -104,3 +106,22 @@ def test_clear_young_segments_follow_memslots_sptes_and_race_hook() -> None:
     assert vm.clear_young_segments() is None
     vm.race_hook = None
     assert vm.clear_young_segments() == second
+
+
+def test_look_around_segments_follow_the_subscribers_lists() -> None:
+    """The compiled calls' arguments (`look_around._notify_segments`) are kept per mm
+    while each subscriber hands out the same list, and built again when one changes."""
+    from mglru.lru_gen.look_around import _notify_segments
+
+    k = SimKernel("v6.14", seed=1, node_bytes=(64 * MIB,))
+    vmm = k.spawn()
+    vm = k.create_vm(vmm, mem_bytes=2 * MIB)
+    vm.vcpu_access(0, 0, 2 * MIB, write=True)
+    first = _notify_segments(vmm.mm)
+    assert first is not None and _notify_segments(vmm.mm) is first
+    gpa = vm.add_memory(2 * MIB)
+    second = _notify_segments(vmm.mm)
+    assert second is not first and (gpa >> 12) in second[0][2].tolist()
+    assert second[1][0] is vm.mmu.sptes[0]
+    vm.race_hook = lambda *args: None
+    assert _notify_segments(vmm.mm) is None

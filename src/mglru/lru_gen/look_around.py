@@ -22,6 +22,7 @@ version (`Rules.look_around_*`):
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -147,27 +148,27 @@ def _update_folio(k: SimKernel, lruvec: Lruvec, pfn: int, dirty: bool, walk) -> 
         lru_gen_add_one(mem, lruvec, pfn)
 
 
-#: the last `_notify_segments` result and the segment lists it was built from
-_SEGS_BUILT: list = [None, None]
+#: per mm, the last `_notify_segments` result and the segment lists it was built from
+_SEGS_BUILT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _notify_segments(subs: list) -> tuple | None:
-    """The arguments of `harvest_notify` for the subscribers `subs`, or None when some
+def _notify_segments(mm) -> tuple | None:  # noqa: ANN001
+    """The arguments of `harvest_notify` for the subscribers of `mm`, or None when some
     subscriber's calls must run in Python (see `Kvm.clear_young_segments`).
 
     Built again only when a subscriber hands out another list than last time (KVM
     keeps its list while its memslots and SPTE arrays stay)."""
     lists = []
-    for sub in subs:
+    for sub in mm.notifiers:
         get = getattr(sub, "clear_young_segments", None)
         segs = get() if get is not None else None
         if segs is None:
             return None
         lists.append(segs)
-    last = _SEGS_BUILT[0]
-    if last is not None and len(last) == len(lists) and all(
-            a is b for a, b in zip(last, lists, strict=True)):
-        return _SEGS_BUILT[1]
+    last = _SEGS_BUILT.get(mm)
+    if last is not None and len(last[0]) == len(lists) and all(
+            a is b for a, b in zip(last[0], lists, strict=True)):
+        return last[1]
     arrays: list = []
     rows = []
     for i, segs in enumerate(lists):
@@ -180,7 +181,7 @@ def _notify_segments(subs: list) -> tuple | None:
     if len(arrays) <= NR_SPTE_ARRAYS:
         cols = np.array(rows, np.int64).reshape(-1, 5).T.copy()
         built = tuple(cols), tuple(arrays) + (_NO_SPTES,) * (NR_SPTE_ARRAYS - len(arrays))
-    _SEGS_BUILT[:] = [lists, built]
+    _SEGS_BUILT[mm] = (lists, built)
     return built
 
 
@@ -246,7 +247,7 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
     young = 0
     fast_only = rules.look_around_window_fast_only
     # the subscribers' segments, for the compiled calls of the target and the window
-    segs = (_notify_segments(mm.notifiers) if mm.has_notifiers() and (
+    segs = (_notify_segments(mm) if mm.has_notifiers() and (
         rules.look_around_target_secondary_first or rules.look_around_notify) else None)
     if not (rules.look_around_target_secondary_first or rules.look_around_notify):
         if not ff[idx] & PTE_YOUNG:
