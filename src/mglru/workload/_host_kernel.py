@@ -121,9 +121,14 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, ahead):
         need = _HIT_R if writes[i] == 0 else _HIT_W
         if pte_flags[idx] & (need | _PTE_SPECIAL) != need or pmd_flags[row] & _PTE_YOUNG == 0:
             return i
-        j = i + _AHEAD  # a hint for a later access's PTE line: nothing is read
-        if ahead and j < hi and vs <= vpns[j] < ve:
-            prefetch(pte_flags, rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1)))
+        if ahead:
+            if pfn_of is None:  # a later access's PTE line (its stamp's: measured slower)
+                j = i + _AHEAD
+                if j < hi and vs <= vpns[j] < ve:
+                    prefetch(pte_flags, rows[r0 + (vpns[j] >> 9)] * _PTRS + (vpns[j] & (_PTRS - 1)))
+            else:  # and the pfn's, whose stamp comes after it: two misses in a row
+                _ask_ahead(vpns, i + _AHEAD, hi, vma, rows, pte_flags, pfn_of, last_ms, truth,
+                           False)
         if truth:
             if i >= next_i:
                 ms, next_i = stamp_run(t_ns, i, hi)
