@@ -30,8 +30,8 @@ def _run(config: str, arch: str, tdp_mmu: bool, per_call: bool):
     k = SimKernel(config, seed=5, node_bytes=(64 * MIB,), arch=arch)
     k.mkdir("/sys/fs/cgroup/w")
     vmm = k.spawn(memcg="/w")
-    vm = k.create_vm(vmm, nr_vcpus=2, mem_bytes=8 * MIB, tlb_entries=8, tdp_mmu=tdp_mmu)
-    vm.log = AgingLog(per_call=per_call)
+    vm = k.create_vm(vmm, nr_vcpus=2, mem_bytes=8 * MIB, tlb_entries=8, tdp_mmu=tdp_mmu,
+                     log_calls=per_call)
     k.write("/sys/fs/cgroup/w/memory.max", str(MIB))
     streams = hot_cold_streams(vm, 6, 1200)
     memcg_id = k.memcg("/w").id

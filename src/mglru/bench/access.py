@@ -38,7 +38,6 @@ def _counts(k) -> tuple[int, int, int]:
 
 def _setup(gib: float, memory_gib: float | None, vm: bool, config: str):
     from mglru import SimKernel
-    from mglru.kvm.accounting import AgingLog
     from mglru.mm.page import PMD_SIZE
 
     nbytes = max(PMD_SIZE, int(gib * (1 << 30)) // PMD_SIZE * PMD_SIZE)
@@ -49,8 +48,7 @@ def _setup(gib: float, memory_gib: float | None, vm: bool, config: str):
         k.write(_CG + "/memory.max", str(int(memory_gib * (1 << 30))))
     p = k.spawn(memcg="/bench")
     if vm:
-        kvm = k.create_vm(p, mem_bytes=nbytes)
-        kvm.log = AgingLog(per_call=False)  # nothing reads the calls one by one
+        kvm = k.create_vm(p, mem_bytes=nbytes, log_calls=False)  # nothing reads the calls
         kvm.vcpu_access(0, 0, nbytes, write=True)
         return k, kvm, 0, nbytes
     addr = p.mmap(nbytes)

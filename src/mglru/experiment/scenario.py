@@ -76,7 +76,6 @@ from mglru.experiment.columns import EXTRAS, METRICS
 from mglru.experiment.cost import price, snapshot
 from mglru.experiment.metrics import Recorder
 from mglru.kernel import SimKernel
-from mglru.kvm.accounting import AgingLog
 from mglru.mm.page import NR_RESERVED_PFNS, PAGE_SHIFT, PAGE_SIZE, PTE_PRESENT, PTE_SPECIAL
 from mglru.timing.costs import load_costs
 from mglru.workload import Engine, generators as gen, guest_stream, host_stream
@@ -212,8 +211,8 @@ def run_point(point: dict[str, Any]) -> dict[str, Any]:
         vmm = k.spawn(memcg="/exp/vm")
         n = p["guest_mib"] * _MIB // PAGE_SIZE
         vm = k.create_vm(vmm, arch=ARCHS[p["arch"]][0], tdp_mmu=tdp, nr_vcpus=p["vcpus"],
-                         mem_bytes=n * PAGE_SIZE, tlb_entries=p["tlb_entries"])
-        vm.log = AgingLog(per_call=False)  # the costs read sums only: memory stays bounded
+                         mem_bytes=n * PAGE_SIZE, tlb_entries=p["tlb_entries"],
+                         log_calls=False)  # the costs read sums only: memory stays bounded
         vm.vcpu_access(0, 0, n * PAGE_SIZE, write=True)
         layout = gen.guest_layout(n, run=p["locality"], seed=seed)
         for v in range(p["vcpus"]):

@@ -79,7 +79,8 @@ class Kvm:
     """One VM on a host process. Create with `create_vm`."""
 
     def __init__(self, k: SimKernel, process: Process, mmu_cls: type[SecondaryMmuBase], arch: str,
-                 nr_vcpus: int, ad_bits: bool, tlb_entries: int, nr_address_spaces: int) -> None:
+                 nr_vcpus: int, ad_bits: bool, tlb_entries: int, nr_address_spaces: int,
+                 log_calls: bool = True) -> None:
         if nr_vcpus < 1:
             raise ValueError(f"nr_vcpus must be >= 1, got {nr_vcpus}")
         self.k = k
@@ -91,8 +92,8 @@ class Kvm:
         self.memslots = Memslots(nr_address_spaces)
         self.mmu: SecondaryMmuBase = mmu_cls(self, arch, nr_address_spaces)
         self.vcpus = [Vcpu(self, i, tlb_entries) for i in range(nr_vcpus)]
-        #: every aging notifier call (and aging-walk aggregate), in order
-        self.log = AgingLog()
+        #: every aging notifier call (and aging-walk aggregate), in order, or their sums
+        self.log = AgingLog(per_call=log_calls)
         self._segments: tuple | None = None  # clear_young_segments(), while still valid
         self._call_locks: dict = {}  # (lock plan, ranges, visited) -> one call's locks
         #: faults, fast_page_faults, gup_pages, remote_tlb_flush, zapped
@@ -302,20 +303,28 @@ class Kvm:
         if not self.log.per_call:
             self._account_clear_young_summed(rows, plan, (a_c, x_c, a_w, x_w))
             return
-        locks_of: dict[tuple[int, int], dict[str, int]] = {}  # charge_locks() per count pair
         append = self.log.append
         for ranges, visited, cleared, wc, young in rows.tolist():
-            locks = locks_of.get((ranges, visited))
-            if locks is None:
-                ev = AgingEvent(CLEAR_YOUNG)
-                mmu.charge_locks(ev, int(ranges > 0), ranges, visited, plan)
-                locks = locks_of[ranges, visited] = dict(ev.locks)
+            locks = self._one_call_locks(plan, ranges, visited)[0]
             # _finish() of a call that never flushes
             ev = AgingEvent(CLEAR_YOUNG, calls=1, slot_calls=int(ranges > 0), ranges=ranges,
                             young=int(bool(young)), visited=visited, cleared=cleared,
                             atomics=a_c * cleared + a_w * wc, cmpxchg=x_c * cleared + x_w * wc)
             dict.update(ev.locks, locks)  # Counter.update's Mapping test costs more than this
             append(ev)
+
+    def _one_call_locks(self, plan: tuple, ranges: int,
+                        visited: int) -> tuple[dict[str, int], frozenset]:
+        """The locks one `clear_young` call with these counts takes under `plan`
+        (`charge_locks`), and the modes among them: kept per (plan, ranges, visited)."""
+        key = (plan, ranges, visited)
+        locks = self._call_locks.get(key)
+        if locks is None:
+            ev = AgingEvent(CLEAR_YOUNG)
+            self.mmu.charge_locks(ev, int(ranges > 0), ranges, visited, plan)
+            locks = self._call_locks[key] = (dict(ev.locks),
+                                             frozenset(m for m, c in ev.locks.items() if c))
+        return locks
 
     def _account_clear_young_summed(self, rows: npt.NDArray[np.int64], plan: tuple,
                                     per_page: tuple[int, int, int, int]) -> None:
@@ -333,12 +342,7 @@ class Kvm:
             g[3] += young != 0
         a_c, x_c, a_w, x_w = per_page
         for (r, v), (n, ncl, nwc, ny) in groups.items():
-            locks = self._call_locks.get((plan, r, v))
-            if locks is None:  # one call's locks, and the modes they are
-                ev = AgingEvent(CLEAR_YOUNG)
-                self.mmu.charge_locks(ev, int(r > 0), r, v, plan)
-                locks = self._call_locks[plan, r, v] = (
-                    dict(ev.locks), frozenset(m for m, c in ev.locks.items() if c))
+            locks = self._one_call_locks(plan, r, v)
             total = self.log.sum_for(CLEAR_YOUNG, "call", locks[1])
             total.calls += n
             total.slot_calls += n * (r > 0)
@@ -387,7 +391,8 @@ _MODELS: dict[str, type[SecondaryMmuBase]] = {
 def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcpus: int = 1,
               tdp_mmu: bool = True, ad_bits: bool = True, tlb_entries: int = 1536,
               nr_address_spaces: int | None = None, mem_bytes: int = 0,
-              thp: bool = False, nested: bool = False, shadow_sptes: bool = False) -> Kvm:
+              thp: bool = False, nested: bool = False, shadow_sptes: bool = False,
+              log_calls: bool = True) -> Kvm:
     """KVM_CREATE_VM on `process`: registers the VM's MMU notifier on its mm.
 
     Args:
@@ -410,6 +415,8 @@ def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcp
             and aging walks rmaps too (`kvm_memslots_have_rmaps`, v4 5/7).
         shadow_sptes: with `nested`: shadow-MMU SPTEs are mapped now, so the
             v5 fast-only call declines (it answers from the TDP MMU otherwise).
+        log_calls: `vm.log` keeps every notifier call; False: sums only
+            (`AgingLog(per_call=False)`, for long runs that read totals).
 
     Raises:
         ValueError: unknown arch, `tdp_mmu=False` off x86, `nested` without
@@ -429,7 +436,8 @@ def create_vm(k: SimKernel, process: Process, *, arch: str | None = None, nr_vcp
         raise ValueError("nested=True models shadow pages next to the x86 TDP MMU")
     if shadow_sptes and not nested:
         raise ValueError("shadow_sptes=True needs nested=True")
-    vm = Kvm(k, process, model, arch, nr_vcpus, ad_bits, tlb_entries, nr_address_spaces)
+    vm = Kvm(k, process, model, arch, nr_vcpus, ad_bits, tlb_entries, nr_address_spaces,
+             log_calls)
     if nested:
         vm.mmu.nested = True
         vm.mmu.shadow_sptes = shadow_sptes

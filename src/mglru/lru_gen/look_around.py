@@ -96,9 +96,9 @@ def _clear_young_notify(k: SimKernel, mm, addr: int, idx: int, fast_only: bool, 
 def _notifier_clear_young(mm, addr: int, fast_only: bool = False,  # noqa: ANN001
                           segs: tuple | None = None) -> bool:
     """mmu_notifier_clear_young() of the page at `addr`: the subscribers' calls compiled
-    when `segs` holds their segments (`_notify_segments`, as for the window's calls),
-    else each subscriber's `clear_young` in Python."""
-    if segs is None or fast_only:
+    when `segs` holds their segments (`_notify_segments`, as for the window's calls;
+    given for plain calls only), else each subscriber's `clear_young` in Python."""
+    if segs is None:
         return bool(mmu_notifier_clear_young(mm, addr, addr + PAGE_SIZE, fast_only=fast_only))
     subs = mm.notifiers
     calls = _ONE_CALL.get(len(subs))  # filled by the call, read at once: kept
@@ -215,7 +215,7 @@ def _harvest(k: SimKernel, lruvec: Lruvec, mm, window, start: int, base_idx: int
     win_f, win_p, cand = window
     memcg_id = lruvec.memcg.id
     fast_only = rules.look_around_window_fast_only
-    if rules.look_around_notify and not fast_only and mm.has_notifiers() and segs is not None:
+    if rules.look_around_notify and not fast_only and segs is not None:
         return _harvest_notify(k, lruvec, mm, window, start, walk, segs)
     young = 0
     for i in np.flatnonzero(cand).tolist():
@@ -232,7 +232,7 @@ def _harvest(k: SimKernel, lruvec: Lruvec, mm, window, start: int, base_idx: int
             if not f & PTE_YOUNG:
                 continue
             win_f[i] &= ~np.uint8(PTE_YOUNG)
-        elif not _clear_young_notify(k, mm, a, j, fast_only, segs):
+        elif not _clear_young_notify(k, mm, a, j, fast_only):
             continue
         young += 1
         _update_folio(k, lruvec, head, bool(f & PTE_DIRTY), walk)

@@ -36,7 +36,7 @@ from mglru.mm.page import (
 )
 from mglru.workload._host_fault import P_PMD_SKIP, R_FAULTS, anon_fault
 from mglru.workload._host_reclaim import memcg_reclaim
-from mglru.workload._stamp_kernel import stamp_run
+from mglru.workload._stamp_kernel import stamp_of, stamp_run
 
 invalidate_stale(__file__, "_host_fault.py", "_host_reclaim.py", "_stamp_kernel.py",
                  "../lru_gen/_list_kernel.py", "../mm/_prefetch.py", "../lru_gen/_evict_kernel.py",
@@ -203,7 +203,7 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
                     pmd_flags[row] |= np.uint8(_PTE_YOUNG | (_PTE_DIRTY if w else 0))
                     if truth:
                         last_ms[row * _PTRS + sub if by_slot else np.int64(pmd_pfn[row]) + sub] = \
-                            t_ns[i] // 1_000_000 + 1
+                            stamp_of(t_ns[i])
                     i += 1
                     continue
                 if st != _PMD_TABLE:
@@ -230,7 +230,7 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
                 return i
             fidx[nf] = i
             if truth:
-                last_ms[idx if by_slot else pfn] = t_ns[i] // 1_000_000 + 1
+                last_ms[idx if by_slot else pfn] = stamp_of(t_ns[i])
             i += 1
             continue
         if st == _PMD_NONE:
@@ -244,6 +244,6 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
         elif f & _PTE_YOUNG == 0:
             pte_flags[idx] = f | np.uint8(_PTE_YOUNG)
         if truth:
-            last_ms[idx if by_slot else np.int64(pte_pfn[idx])] = t_ns[i] // 1_000_000 + 1
+            last_ms[idx if by_slot else np.int64(pte_pfn[idx])] = stamp_of(t_ns[i])
         i += 1
     return hi

@@ -9,7 +9,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["stamp_run"]
+__all__ = ["stamp_of", "stamp_run"]
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def stamp_of(t_ns):
+    """The stamp of an access at `t_ns`."""
+    return t_ns // 1_000_000 + 1
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -21,7 +27,7 @@ def stamp_run(t_ns, i, hi):
     accesses: the hit loop reads the times only where the stamp changes (a gallop,
     then a bisection over the non-decreasing times).
     """
-    ms = t_ns[i] // 1_000_000 + 1
+    ms = stamp_of(t_ns[i])
     bound = ms * 1_000_000  # the first time with the next stamp
     below, k, step = i, i + 1, np.int64(1)
     while k < hi and t_ns[k] < bound:

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from mglru.kernel import SimKernel
-from mglru.kvm.accounting import AgingLog
 from mglru.mm.page import PAGE_SIZE, PMD_SIZE
 from mglru.workload.engine import Engine
 from mglru.workload.generators import zipf
@@ -77,8 +76,7 @@ def replay(trace: Trace, memory: int, config: str, *, vm: bool = False, unit: bo
     t_ns = t_ns - (t_ns[0] if len(t_ns) else 0)
     task = k.spawn(memcg="/replay")
     if vm:
-        kvm = k.create_vm(task, mem_bytes=region)
-        kvm.log = AgingLog(per_call=False)  # nothing reads the calls one by one
+        kvm = k.create_vm(task, mem_bytes=region, log_calls=False)  # sums are read
         s = guest_stream(kvm, 0, pages, writes, t_ns=t_ns, record_faults=True)
     else:
         base = task.mmap(region)
