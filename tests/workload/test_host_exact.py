@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from kernel_checks import snapshot
 
 from mglru import SimKernel
-from mglru.mm.page import PAGE_SIZE
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PTE_YOUNG, PTRS_PER_PTE
 from mglru.workload import Engine, host, host_stream
 from mglru.workload.host import set_clock
 
@@ -70,13 +70,15 @@ def streams(draw):
     config = draw(st.sampled_from(["v6.10", "seed-v4", "v6.1", "v6.14"]))
     prefetch = draw(st.booleans())  # the loop's prefetch is a hint: same state either way
     device = draw(st.sampled_from(["sync", "ssd", "hdd"]))
-    return thp, limit, n, seed, config, prefetch, device
+    # the hit loop's block of PTE indices: boundaries inside short streams, and its own size
+    block = draw(st.sampled_from([1, 2, 7, host.PLAIN_BLOCK]))
+    return thp, limit, n, seed, config, (prefetch, block), device
 
 
 @settings(max_examples=25)
 @given(streams())
 def test_stream_equals_per_page(case):
-    thp, limit, n, seed, config, prefetch, device = case
+    thp, limit, n, seed, config, (prefetch, block), device = case
     rng = np.random.default_rng(seed)
     nreg = 3 if thp else 2
     region = rng.integers(0, nreg, n)
@@ -92,14 +94,14 @@ def test_stream_equals_per_page(case):
     pages = _pages(bases1, region, offset)
     s = host_stream(p1, bases1[0], pages, writes, t_ns=t)
     err1 = err2 = None
-    saved = host.PREFETCH
-    host.PREFETCH = prefetch
+    saved = host.PREFETCH, host.PLAIN_BLOCK
+    host.PREFETCH, host.PLAIN_BLOCK = prefetch, block
     try:
         Engine(k1).run([s], quantum_ms=0.5)
     except Exception as e:  # noqa: BLE001 - the per-page path must fail the same way
         err1 = (type(e), str(e), s.pos)
     finally:
-        host.PREFETCH = saved
+        host.PREFETCH, host.PLAIN_BLOCK = saved
     for i in range(n):
         set_clock(k2, int(t[i]))
         try:
@@ -149,3 +151,58 @@ def test_fault_that_charges_and_ages(config, n):
         set_clock(k2, int(t[i]))
         p2.access(bases2[0] + int(pages[i]) * PAGE_SIZE, PAGE_SIZE, write=True)
     assert _state(k1) == _state(k2)
+
+
+def test_hits_set_the_young_bit_of_their_own_pte_table():
+    """A hit under a PTE table the walk made old sets that table's bit (and no other
+    table's bit stands in for it): the second of four tables is made old, its pages are
+    read, and it is young again while the others never changed."""
+    k = SimKernel("v6.10", seed=3, node_bytes=(64 << 20,))
+    p = k.spawn()
+    base = p.mmap(4 * PTRS_PER_PTE * PAGE_SIZE)
+    p.access(base, 4 * PTRS_PER_PTE * PAGE_SIZE, write=True)
+    vma = p.mm.find_vma(base)
+    pt = p.mm.pt
+    rows = [int(vma.rows[i]) for i in range(4)]
+    young = np.uint8(PTE_YOUNG)
+    assert all(pt.pmd_flags[r] & young for r in rows)
+    pt.pmd_flags[rows[1]] &= ~young
+    s = host_stream(p, base, PTRS_PER_PTE + np.arange(0, PTRS_PER_PTE, 3), writes=False,
+                    rate=1e6)
+    Engine(k).run([s])
+    assert s.faults == 0
+    assert [bool(pt.pmd_flags[r] & young) for r in rows] == [True] * 4
+
+
+@pytest.mark.parametrize("block", [1, 5, 1024])
+def test_hits_after_a_callback_run_after_it(block):
+    """Accesses due at or after a callback's time run after it: at the callback the
+    ground truth holds exactly the accesses due before it, and a callback that clears
+    every PTE's accessed bit leaves set exactly the bits of the pages accessed since
+    (before it, every access is a hit that changes nothing, the hit loop's own case)."""
+    k = SimKernel("v6.10", seed=3, node_bytes=(64 << 20,))
+    p = k.spawn()
+    n = 3 * PTRS_PER_PTE
+    base = p.mmap(n * PAGE_SIZE)
+    p.access(base, n * PAGE_SIZE, write=True)
+    pt = p.mm.pt
+    idx = p.mm.find_vma(base).pte_index(np.arange(n) + (base >> PAGE_SHIFT))
+    young = np.uint8(PTE_YOUNG)
+    eng = Engine(k)
+    stamped = []
+
+    def agent(kernel, now):
+        stamped.append(int(np.count_nonzero(eng.last_access_ms)))
+        pt.flat_flags()[idx] &= ~young
+
+    order = np.random.default_rng(5).permutation(n)  # each page once, 1 us apart
+    s = host_stream(p, base, order, writes=False, rate=1e6)
+    saved, host.PLAIN_BLOCK = host.PLAIN_BLOCK, block
+    try:
+        eng.run([s], every_ms=1, callback=agent)  # once, at 1 ms
+    finally:
+        host.PLAIN_BLOCK = saved
+    assert stamped == [1000]
+    since = set(order[1000:].tolist())  # due at or after 1 ms
+    got = pt.flat_flags()[idx] & young != 0
+    assert set(np.flatnonzero(got).tolist()) == since

@@ -17,7 +17,7 @@ from test_host_exact import ANON, FILE, THP, _setup
 
 from mglru import SimKernel
 from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTRS_PER_PTE
-from mglru.workload import Engine, host_stream
+from mglru.workload import Engine, host, host_stream
 from mglru.workload.truth import HostTruth
 
 
@@ -62,13 +62,22 @@ def cases(draw):
     limit = None if thp else draw(st.sampled_from([None, 20, 36]))
     return (thp, limit, draw(st.integers(1, 200)), draw(st.integers(0, 2**31)),
             draw(st.sampled_from(["v6.10", "v6.14", "v6.1"])),
-            draw(st.sampled_from(["slots", "pfns", "switch"])))
+            draw(st.sampled_from(["slots", "pfns", "switch"])),
+            draw(st.sampled_from([1, 3, host.PLAIN_BLOCK])))  # the hit loop's block size
 
 
 @settings(max_examples=30, deadline=None)
 @given(cases())
 def test_view_is_the_last_access_of_each_mapped_page(case):
-    thp, limit, n, seed, config, how = case
+    thp, limit, n, seed, config, how, block = case
+    saved, host.PLAIN_BLOCK = host.PLAIN_BLOCK, block
+    try:
+        _check_view(thp, limit, n, seed, config, how)
+    finally:
+        host.PLAIN_BLOCK = saved
+
+
+def _check_view(thp, limit, n, seed, config, how):
     k, p, bases = _setup(limit, thp, config)
     vpns, writes, t = _stream(np.random.default_rng(seed), bases, thp, n)
     eng = Engine(k)

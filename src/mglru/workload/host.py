@@ -56,7 +56,13 @@ from mglru.workload._host_fault import (
     R_RESTORE,
     R_STOP,
 )
-from mglru.workload._host_kernel import KIND_FILE, KIND_RECENCY, KIND_THP, host_hits
+from mglru.workload._host_kernel import (
+    KIND_FILE,
+    KIND_RECENCY,
+    KIND_THP,
+    PLAIN_BLOCK,
+    host_hits,
+)
 from mglru.workload.host_reclaim import (
     FAULT_BATCH,
     count_failed_fault,
@@ -146,13 +152,15 @@ def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
 
 
 class FaultBufs:
-    """The arrays of `fault_context` that do not depend on the state, made once per stream."""
+    """The arrays of `fault_context` that do not depend on the state, and the hit loop's
+    room for a block of PTE indices, made once per stream."""
 
     def __init__(self) -> None:
         self.par = np.zeros(NR_PAR, np.int64)
         self.res = np.zeros(NR_RES, np.int64)
         self.freed = np.empty(FAULT_BATCH, np.int64)
         self.fidx = np.empty(FAULT_BATCH, np.int64)
+        self.block = np.empty(PLAIN_BLOCK, np.int64)
 
 
 def fault_context(k: SimKernel, p: Process, bufs: FaultBufs, npfns: int,
@@ -304,7 +312,8 @@ def run_host(k: SimKernel, s: Stream, stop: int, truth: HostTruth | None) -> Non
                       (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn()),
                       mem_flags, stamps, fault, (run.arrays(), lim),
                       PREFETCH and (truth is not None
-                                    or pt.flat_pfn().size >= PREFETCH_MIN_PAGES))
+                                    or pt.flat_pfn().size >= PREFETCH_MIN_PAGES),
+                      bufs.block)
         if pmd_skip == i and (j > i + 1 or i < j < stop):
             # access i charged (its reclaim may have aged) after its task ran: the
             # accesses after it, and access j whose charge may follow, are by a running
