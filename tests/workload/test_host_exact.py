@@ -70,15 +70,17 @@ def streams(draw):
     config = draw(st.sampled_from(["v6.10", "seed-v4", "v6.1", "v6.14"]))
     prefetch = draw(st.booleans())  # the loop's prefetch is a hint: same state either way
     device = draw(st.sampled_from(["sync", "ssd", "hdd"]))
-    # the hit loop's block of PTE indices: boundaries inside short streams, and its own size
-    block = draw(st.sampled_from([1, 2, 7, host.PLAIN_BLOCK]))
-    return thp, limit, n, seed, config, (prefetch, block), device
+    # the hit loop's one-at-a-time run and block of PTE indices: both ends inside short
+    # streams, and their own sizes
+    plain = (draw(st.sampled_from([0, 1, host.PLAIN_SHORT])),
+             draw(st.sampled_from([1, 2, 7, host.PLAIN_BLOCK])))
+    return thp, limit, n, seed, config, (prefetch, plain), device
 
 
 @settings(max_examples=25)
 @given(streams())
 def test_stream_equals_per_page(case):
-    thp, limit, n, seed, config, (prefetch, block), device = case
+    thp, limit, n, seed, config, (prefetch, plain), device = case
     rng = np.random.default_rng(seed)
     nreg = 3 if thp else 2
     region = rng.integers(0, nreg, n)
@@ -94,14 +96,14 @@ def test_stream_equals_per_page(case):
     pages = _pages(bases1, region, offset)
     s = host_stream(p1, bases1[0], pages, writes, t_ns=t)
     err1 = err2 = None
-    saved = host.PREFETCH, host.PLAIN_BLOCK
-    host.PREFETCH, host.PLAIN_BLOCK = prefetch, block
+    saved = host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK
+    host.PREFETCH, (host.PLAIN_SHORT, host.PLAIN_BLOCK) = prefetch, plain
     try:
         Engine(k1).run([s], quantum_ms=0.5)
     except Exception as e:  # noqa: BLE001 - the per-page path must fail the same way
         err1 = (type(e), str(e), s.pos)
     finally:
-        host.PREFETCH, host.PLAIN_BLOCK = saved
+        host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK = saved
     for i in range(n):
         set_clock(k2, int(t[i]))
         try:
@@ -174,8 +176,8 @@ def test_hits_set_the_young_bit_of_their_own_pte_table():
     assert [bool(pt.pmd_flags[r] & young) for r in rows] == [True] * 4
 
 
-@pytest.mark.parametrize("block", [1, 5, 1024])
-def test_hits_after_a_callback_run_after_it(block):
+@pytest.mark.parametrize(("short", "block"), [(0, 1), (1, 5), (16, 1024)])
+def test_hits_after_a_callback_run_after_it(short, block):
     """Accesses due at or after a callback's time run after it: at the callback the
     ground truth holds exactly the accesses due before it, and a callback that clears
     every PTE's accessed bit leaves set exactly the bits of the pages accessed since
@@ -197,11 +199,12 @@ def test_hits_after_a_callback_run_after_it(block):
 
     order = np.random.default_rng(5).permutation(n)  # each page once, 1 us apart
     s = host_stream(p, base, order, writes=False, rate=1e6)
-    saved, host.PLAIN_BLOCK = host.PLAIN_BLOCK, block
+    saved = host.PLAIN_SHORT, host.PLAIN_BLOCK
+    host.PLAIN_SHORT, host.PLAIN_BLOCK = short, block
     try:
         eng.run([s], every_ms=1, callback=agent)  # once, at 1 ms
     finally:
-        host.PLAIN_BLOCK = saved
+        host.PLAIN_SHORT, host.PLAIN_BLOCK = saved
     assert stamped == [1000]
     since = set(order[1000:].tolist())  # due at or after 1 ms
     got = pt.flat_flags()[idx] & young != 0

@@ -63,18 +63,21 @@ def cases(draw):
     return (thp, limit, draw(st.integers(1, 200)), draw(st.integers(0, 2**31)),
             draw(st.sampled_from(["v6.10", "v6.14", "v6.1"])),
             draw(st.sampled_from(["slots", "pfns", "switch"])),
-            draw(st.sampled_from([1, 3, host.PLAIN_BLOCK])))  # the hit loop's block size
+            # the hit loop's one-at-a-time run and block size
+            (draw(st.sampled_from([0, 1, host.PLAIN_SHORT])),
+             draw(st.sampled_from([1, 3, host.PLAIN_BLOCK]))))
 
 
 @settings(max_examples=30, deadline=None)
 @given(cases())
 def test_view_is_the_last_access_of_each_mapped_page(case):
-    thp, limit, n, seed, config, how, block = case
-    saved, host.PLAIN_BLOCK = host.PLAIN_BLOCK, block
+    thp, limit, n, seed, config, how, plain = case
+    saved = host.PLAIN_SHORT, host.PLAIN_BLOCK
+    host.PLAIN_SHORT, host.PLAIN_BLOCK = plain
     try:
         _check_view(thp, limit, n, seed, config, how)
     finally:
-        host.PLAIN_BLOCK = saved
+        host.PLAIN_SHORT, host.PLAIN_BLOCK = saved
 
 
 def _check_view(thp, limit, n, seed, config, how):

@@ -44,7 +44,7 @@ invalidate_stale(__file__, "_host_fault.py", "_host_reclaim.py", "_stamp_kernel.
                  "../lru_gen/_evict_layout.py", "../lru_gen/_evict_keep.py",
                  "../lru_gen/_look_around_kernel.py")
 
-__all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY", "PLAIN_BLOCK"]
+__all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY", "PLAIN_BLOCK", "PLAIN_SHORT"]
 
 KIND_THP = 1
 KIND_FILE = 2
@@ -95,9 +95,29 @@ _HIT_W = _PTE_PRESENT | _PTE_YOUNG | _PTE_DIRTY | _PTE_WRITE
 
 #: accesses whose PTE indices the plain loop works out at a time (its `block` scratch)
 PLAIN_BLOCK = 1024
+#: accesses the plain loop takes one at a time before it goes by blocks: a miss-heavy
+#: stream enters the loop at nearly every access and leaves it a few later
+PLAIN_SHORT = 16
 #: how many accesses ahead, within a block, the plain loop asks for the PTE's line and
 #: the stamp's (or the pfn's, and half as far the stamp's at that pfn)
 _PLAIN_AHEAD = 32
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _is_plain(pte_flags, pmd_flags, idx, write):
+    """Whether an access through PTE `idx` finds every bit it would set already set,
+    under a young PTE table."""
+    need = _HIT_R if write == 0 else _HIT_W
+    return pte_flags[idx] & (need | _PTE_SPECIAL) == need and pmd_flags[idx >> 9] & _PTE_YOUNG != 0
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _stamp_at(last_ms, pfn_of, idx, ms):
+    """Store stamp `ms` at the PTE's index, or at its pfn when `pfn_of` is the PTEs' pfns."""
+    if pfn_of is None:
+        last_ms[idx] = ms
+    else:
+        last_ms[np.int64(pfn_of[idx])] = ms
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -121,49 +141,59 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, scratch):
 
     The common case of `host_hits` (a working set that fits, between agings) in a loop
     of its own: a PTE byte and a stamp per access, the time read only where the stamp
-    changes. It goes a block of accesses at a time: first their PTE indices (a pass
-    over the stream with no random reads), then the PTEs and stamps, asking for the
-    lines of the access `_PLAIN_AHEAD` later in the block, whose index is at hand
-    (measured 1.3-1.5x over one pass at 1-16 GiB). An access it leaves (another VMA,
-    a PTE to set bits in or fault in, the zero page, a PTE table the walk made old)
-    goes back to `host_hits`. A present PTE's table is a table (`pmd_state`
-    PMD_TABLE): every path that empties a PMD clears its PTEs. Stamps go to `last_ms`
-    (empty: none) at the PTE's index, or at its pfn when `pfn_of` is the PTEs' pfns
-    (None: compiled without that branch). `scratch` = (block, ahead): the indices'
-    room and whether to prefetch.
+    changes. The first `short` accesses go one at a time; after them, a block
+    at a time: first the block's PTE indices (a pass over the stream with no random
+    reads), then the PTEs and stamps, asking for the lines of the access
+    `_PLAIN_AHEAD` later in the block, whose index is at hand (measured 1.3-1.5x over
+    one pass at 1-16 GiB). An access it leaves (another VMA, a PTE to set bits in or
+    fault in, the zero page, a PTE table the walk made old) goes back to `host_hits`.
+    A present PTE's table is a table (`pmd_state` PMD_TABLE): every path that empties
+    a PMD clears its PTEs. Stamps go to `last_ms` at the PTE's index, or at its pfn
+    when `pfn_of` is the PTEs' pfns; either may be None (no ground truth; stamps by
+    index), and numba compiles each case without the branches it does not take.
+    `scratch` = (block, short): room for the indices (`PLAIN_BLOCK` of them) and the
+    one-at-a-time run (`PLAIN_SHORT`).
     """
+    vs, ve, r0 = vma
     pmd_flags, pte_flags, rows = pt
-    block, ahead = scratch
-    truth = len(last_ms) > 0
+    block, short = scratch
     ms = np.int64(0)
     next_i = i  # the first access whose stamp is not `ms`
+    first = min(hi, i + short)
+    while i < first:
+        vpn = vpns[i]
+        if vpn < vs or vpn >= ve:
+            return i
+        idx = rows[r0 + (vpn >> 9)] * _PTRS + (vpn & (_PTRS - 1))
+        if not _is_plain(pte_flags, pmd_flags, idx, writes[i]):
+            return i
+        if last_ms is not None:
+            if i >= next_i:
+                ms, next_i = stamp_run(t_ns, i, hi)
+            _stamp_at(last_ms, pfn_of, idx, ms)
+        i += 1
     while i < hi:
         n = min(len(block), hi - i)
         m = _plain_block(vpns, i, n, vma, rows, block)
         for b in range(m):
-            if ahead and b + _PLAIN_AHEAD < m:
+            if b + _PLAIN_AHEAD < m:  # the index at hand: a hint costs next to nothing
                 a = block[b + _PLAIN_AHEAD]
                 prefetch(pte_flags, a)
-                if pfn_of is None:  # the stamp's line
-                    if truth:
+                if last_ms is not None:
+                    if pfn_of is None:  # the stamp's line
                         prefetch(last_ms, a)
-                elif truth:  # the pfn's, and the stamp of the pfn half as far
-                    prefetch(pfn_of, a)
-                    pa = np.int64(pfn_of[block[b + _PLAIN_AHEAD // 2]])
-                    if pa < len(last_ms):
-                        prefetch(last_ms, pa)
+                    else:  # the pfn's, and the stamp of the pfn half as far
+                        prefetch(pfn_of, a)
+                        pa = np.int64(pfn_of[block[b + _PLAIN_AHEAD // 2]])
+                        if pa < len(last_ms):
+                            prefetch(last_ms, pa)
             idx = block[b]
-            need = _HIT_R if writes[i] == 0 else _HIT_W
-            if pte_flags[idx] & (need | _PTE_SPECIAL) != need or \
-                    pmd_flags[idx >> 9] & _PTE_YOUNG == 0:
+            if not _is_plain(pte_flags, pmd_flags, idx, writes[i]):
                 return i
-            if truth:
+            if last_ms is not None:
                 if i >= next_i:
                     ms, next_i = stamp_run(t_ns, i, hi)
-                if pfn_of is None:
-                    last_ms[idx] = ms
-                else:
-                    last_ms[np.int64(pfn_of[idx])] = ms
+                _stamp_at(last_ms, pfn_of, idx, ms)
             i += 1
         if m < n:
             return i
@@ -172,7 +202,7 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, scratch):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, reclaim,
-              ahead, block):
+              ahead, plain):
     """Apply accesses [lo, hi) until one needs the Python fault path; returns its index (or hi).
 
     `vmas` is the flat VMA table (start, end, first row, kind, rows) and `pt` the
@@ -185,8 +215,9 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
     it faulted in go; with a zero budget every fault stops the loop. `reclaim` =
     (rc, lim): the eviction run and the rooms of `_host_reclaim.memcg_reclaim`, which
     a charge at memory.max runs when `lim[L_ACTIVE]`. `ahead`: prefetch the lines of
-    later accesses (worth it once the tables outgrow the CPU caches). `block`: room
-    for `PLAIN_BLOCK` PTE indices (see `_plain_hits`).
+    later accesses in the loop below (worth it once the tables outgrow the CPU caches;
+    the plain-hit loop's blocks always do). `plain` = (block, short): that loop's room
+    for a block of PTE indices and its one-at-a-time run (see `_plain_hits`).
     """
     rc, lim = reclaim
     pool = (rc[10][4], rc[10][5], rc[9])  # the freed pages, their chunk ends, the state
@@ -210,12 +241,16 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
             r0 = vrow0[v] - (vs >> 9)
         if kind & (KIND_THP | KIND_FILE) == 0:
             vma = (vs, ve, r0)
-            if by_slot or not truth:  # two builds: the stamp's index known when compiled
+            # three builds: whether there are stamps, and where, known when compiled
+            if not truth:
                 i = _plain_hits(vpns, writes, t_ns, i, hi, vma, (pmd_flags, pte_flags, rows),
-                                last_ms, None, (block, ahead))
+                                None, None, plain)
+            elif by_slot:
+                i = _plain_hits(vpns, writes, t_ns, i, hi, vma, (pmd_flags, pte_flags, rows),
+                                last_ms, None, plain)
             else:
                 i = _plain_hits(vpns, writes, t_ns, i, hi, vma, (pmd_flags, pte_flags, rows),
-                                last_ms, pte_pfn, (block, ahead))
+                                last_ms, pte_pfn, plain)
             if i == hi:
                 return hi
             vpn = vpns[i]

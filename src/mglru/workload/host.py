@@ -61,6 +61,7 @@ from mglru.workload._host_kernel import (
     KIND_RECENCY,
     KIND_THP,
     PLAIN_BLOCK,
+    PLAIN_SHORT,
     host_hits,
 )
 from mglru.workload.host_reclaim import (
@@ -153,7 +154,7 @@ def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
 
 class FaultBufs:
     """The arrays of `fault_context` that do not depend on the state, and the hit loop's
-    room for a block of PTE indices, made once per stream."""
+    room for a block of PTE indices and its one-at-a-time run, made once per stream."""
 
     def __init__(self) -> None:
         self.par = np.zeros(NR_PAR, np.int64)
@@ -161,6 +162,7 @@ class FaultBufs:
         self.freed = np.empty(FAULT_BATCH, np.int64)
         self.fidx = np.empty(FAULT_BATCH, np.int64)
         self.block = np.empty(PLAIN_BLOCK, np.int64)
+        self.short = PLAIN_SHORT
 
 
 def fault_context(k: SimKernel, p: Process, bufs: FaultBufs, npfns: int,
@@ -313,7 +315,7 @@ def run_host(k: SimKernel, s: Stream, stop: int, truth: HostTruth | None) -> Non
                       mem_flags, stamps, fault, (run.arrays(), lim),
                       PREFETCH and (truth is not None
                                     or pt.flat_pfn().size >= PREFETCH_MIN_PAGES),
-                      bufs.block)
+                      (bufs.block, bufs.short))
         if pmd_skip == i and (j > i + 1 or i < j < stop):
             # access i charged (its reclaim may have aged) after its task ran: the
             # accesses after it, and access j whose charge may follow, are by a running
