@@ -112,12 +112,21 @@ def _is_plain(pte_flags, pmd_flags, idx, write):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _stamp_at(last_ms, pfn_of, idx, ms):
-    """Store stamp `ms` at the PTE's index, or at its pfn when `pfn_of` is the PTEs' pfns."""
+def _stamp(last_ms, pfn_of, idx, at, ms, next_i):
+    """Stamp access `i` of `at` = (t_ns, i, hi) through PTE `idx`: at the PTE's index, or
+    at its pfn when `pfn_of` is the PTEs' pfns (nothing when `last_ms` is None). `ms` is
+    the stamp of the accesses before `next_i`; returns both, moved on if access i is
+    past them."""
+    if last_ms is None:
+        return ms, next_i
+    t_ns, i, hi = at
+    if i >= next_i:
+        ms, next_i = stamp_run(t_ns, i, hi)
     if pfn_of is None:
         last_ms[idx] = ms
     else:
         last_ms[np.int64(pfn_of[idx])] = ms
+    return ms, next_i
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -167,10 +176,7 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, scratch):
         idx = rows[r0 + (vpn >> 9)] * _PTRS + (vpn & (_PTRS - 1))
         if not _is_plain(pte_flags, pmd_flags, idx, writes[i]):
             return i
-        if last_ms is not None:
-            if i >= next_i:
-                ms, next_i = stamp_run(t_ns, i, hi)
-            _stamp_at(last_ms, pfn_of, idx, ms)
+        ms, next_i = _stamp(last_ms, pfn_of, idx, (t_ns, i, hi), ms, next_i)
         i += 1
     while i < hi:
         n = min(len(block), hi - i)
@@ -190,10 +196,7 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, scratch):
             idx = block[b]
             if not _is_plain(pte_flags, pmd_flags, idx, writes[i]):
                 return i
-            if last_ms is not None:
-                if i >= next_i:
-                    ms, next_i = stamp_run(t_ns, i, hi)
-                _stamp_at(last_ms, pfn_of, idx, ms)
+            ms, next_i = _stamp(last_ms, pfn_of, idx, (t_ns, i, hi), ms, next_i)
             i += 1
         if m < n:
             return i
