@@ -150,16 +150,17 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, scratch):
 
     The common case of `host_hits` (a working set that fits, between agings) in a loop
     of its own: a PTE byte and a stamp per access, the time read only where the stamp
-    changes. The first `short` accesses go one at a time; after them, a block
-    at a time: first the block's PTE indices (a pass over the stream with no random
-    reads), then the PTEs and stamps, asking for the lines of the access
-    `_PLAIN_AHEAD` later in the block, whose index is at hand (measured 1.3-1.5x over
-    one pass at 1-16 GiB). An access it leaves (another VMA, a PTE to set bits in or
-    fault in, the zero page, a PTE table the walk made old) goes back to `host_hits`.
+    changes. The first `short` accesses go one at a time (a miss-heavy stream leaves
+    the loop a few accesses after it enters); after them, a block at a time: first the
+    block's PTE indices (a pass over the stream with no random reads), then the PTEs
+    and stamps, asking for the lines of the access `_PLAIN_AHEAD` later in the block,
+    whose index is at hand (measured 1.1-1.5x over one pass at 1-16 GiB). An access
+    it leaves (another VMA, a PTE to set bits in or fault in, the zero page, a PTE
+    table the walk made old) goes back to `host_hits`.
     A present PTE's table is a table (`pmd_state` PMD_TABLE): every path that empties
     a PMD clears its PTEs. Stamps go to `last_ms` at the PTE's index, or at its pfn
-    when `pfn_of` is the PTEs' pfns; either may be None (no ground truth; stamps by
-    index), and numba compiles each case without the branches it does not take.
+    when `pfn_of` is the PTEs' pfns (None: at the index; `last_ms` None: no ground
+    truth); numba compiles each case without the branches it does not take.
     `scratch` = (block, short): room for the indices (`PLAIN_BLOCK` of them) and the
     one-at-a-time run (`PLAIN_SHORT`).
     """

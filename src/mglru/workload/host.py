@@ -131,7 +131,8 @@ class _VmaTable:
 #: the compiled loop prefetches the lines of later accesses: always when it stamps the
 #: ground truth (measured faster from 0.25 GiB on), else from a page table of
 #: PREFETCH_MIN_PAGES PTEs (8 GiB), whose flag bytes outgrow the CPU caches
-#: (benchmarks/prefetch_ab.py)
+#: (benchmarks/prefetch_ab.py); the plain-hit loop's blocks always do (their indices
+#: are at hand)
 PREFETCH = True
 PREFETCH_MIN_PAGES = 1 << 21
 
