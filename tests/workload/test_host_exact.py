@@ -10,6 +10,7 @@ compares everything the accesses can change.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -35,6 +36,18 @@ def _setup(limit: int | None, thp: bool, config: str, device: str = "sync"):
     if limit is not None:
         k.write("/sys/fs/cgroup/w/memory.max", str(limit * PAGE_SIZE))
     return k, p, bases
+
+
+@contextmanager
+def loop_shape(short: int, block: int, prefetch: bool = host.PREFETCH):
+    """Run with the compiled hit loop's one-at-a-time run, block size and prefetch
+    switch set so (its results must not depend on them), then put them back."""
+    saved = host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK
+    host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK = prefetch, short, block
+    try:
+        yield
+    finally:
+        host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK = saved
 
 
 def _state(k: SimKernel) -> dict:
@@ -96,14 +109,11 @@ def test_stream_equals_per_page(case):
     pages = _pages(bases1, region, offset)
     s = host_stream(p1, bases1[0], pages, writes, t_ns=t)
     err1 = err2 = None
-    saved = host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK
-    host.PREFETCH, (host.PLAIN_SHORT, host.PLAIN_BLOCK) = prefetch, plain
     try:
-        Engine(k1).run([s], quantum_ms=0.5)
+        with loop_shape(*plain, prefetch=prefetch):
+            Engine(k1).run([s], quantum_ms=0.5)
     except Exception as e:  # noqa: BLE001 - the per-page path must fail the same way
         err1 = (type(e), str(e), s.pos)
-    finally:
-        host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK = saved
     for i in range(n):
         set_clock(k2, int(t[i]))
         try:
@@ -199,12 +209,8 @@ def test_hits_after_a_callback_run_after_it(short, block):
 
     order = np.random.default_rng(5).permutation(n)  # each page once, 1 us apart
     s = host_stream(p, base, order, writes=False, rate=1e6)
-    saved = host.PLAIN_SHORT, host.PLAIN_BLOCK
-    host.PLAIN_SHORT, host.PLAIN_BLOCK = short, block
-    try:
+    with loop_shape(short, block):
         eng.run([s], every_ms=1, callback=agent)  # once, at 1 ms
-    finally:
-        host.PLAIN_SHORT, host.PLAIN_BLOCK = saved
     assert stamped == [1000]
     since = set(order[1000:].tolist())  # due at or after 1 ms
     got = pt.flat_flags()[idx] & young != 0

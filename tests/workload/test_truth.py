@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from test_host_exact import ANON, FILE, THP, _setup
+from test_host_exact import ANON, FILE, THP, _setup, loop_shape
 
 from mglru import SimKernel
 from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_LEAF, PTE_PRESENT, PTE_SPECIAL, PTRS_PER_PTE
@@ -72,12 +72,8 @@ def cases(draw):
 @given(cases())
 def test_view_is_the_last_access_of_each_mapped_page(case):
     thp, limit, n, seed, config, how, plain = case
-    saved = host.PLAIN_SHORT, host.PLAIN_BLOCK
-    host.PLAIN_SHORT, host.PLAIN_BLOCK = plain
-    try:
+    with loop_shape(*plain):
         _check_view(thp, limit, n, seed, config, how)
-    finally:
-        host.PLAIN_SHORT, host.PLAIN_BLOCK = saved
 
 
 def _check_view(thp, limit, n, seed, config, how):

@@ -246,10 +246,10 @@ def lru_gen_look_around(k: SimKernel, lruvec: Lruvec, m: Mapping, walk=None) -> 
     ff = mm.pt.flat_flags()
     young = 0
     fast_only = rules.look_around_window_fast_only
+    notify = rules.look_around_target_secondary_first or rules.look_around_notify
     # the subscribers' segments, for the compiled calls of the target and the window
-    segs = (_notify_segments(mm) if mm.has_notifiers() and (
-        rules.look_around_target_secondary_first or rules.look_around_notify) else None)
-    if not (rules.look_around_target_secondary_first or rules.look_around_notify):
+    segs = _notify_segments(mm) if notify and mm.has_notifiers() else None
+    if not notify:
         if not ff[idx] & PTE_YOUNG:
             return False
         young_target = True

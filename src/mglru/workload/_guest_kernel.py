@@ -30,7 +30,7 @@ from mglru.kvm.spte import (
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.mm._prefetch import prefetch
 from mglru.workload._guest_fault import O_FAULTS, guest_fault
-from mglru.workload._stamp_kernel import stamp_run
+from mglru.workload._stamp_kernel import stamp_at
 
 # numba keys the cache on this file only; these are compiled into it
 invalidate_stale(__file__, "../mm/_prefetch.py", "_guest_fault.py", "_host_fault.py",
@@ -194,7 +194,5 @@ def guest_hits(gfns, writes, t_ns, lo, hi, slot_base, slot_end, sptes, ad_bits, 
                 where[head] = s + 1
                 _push_newest(s, prv, nxt, lst)
         if truth:
-            if i >= next_i:
-                ms, next_i = stamp_run(t_ns, i, hi)
-            last_ms[g] = ms
+            ms, next_i = stamp_at(last_ms, None, g, (t_ns, i, hi), (ms, next_i))
     return hi, fast

@@ -36,7 +36,7 @@ from mglru.mm.page import (
 )
 from mglru.workload._host_fault import P_PMD_SKIP, R_FAULTS, anon_fault
 from mglru.workload._host_reclaim import memcg_reclaim
-from mglru.workload._stamp_kernel import stamp_of, stamp_run
+from mglru.workload._stamp_kernel import stamp_at, stamp_of
 
 invalidate_stale(__file__, "_host_fault.py", "_host_reclaim.py", "_stamp_kernel.py",
                  "../lru_gen/_list_kernel.py", "../mm/_prefetch.py", "../lru_gen/_evict_kernel.py",
@@ -112,24 +112,6 @@ def _is_plain(pte_flags, pmd_flags, idx, write):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def _stamp(last_ms, pfn_of, idx, at, ms, next_i):
-    """Stamp access `i` of `at` = (t_ns, i, hi) through PTE `idx`: at the PTE's index, or
-    at its pfn when `pfn_of` is the PTEs' pfns (nothing when `last_ms` is None). `ms` is
-    the stamp of the accesses before `next_i`; returns both, moved on if access i is
-    past them."""
-    if last_ms is None:
-        return ms, next_i
-    t_ns, i, hi = at
-    if i >= next_i:
-        ms, next_i = stamp_run(t_ns, i, hi)
-    if pfn_of is None:
-        last_ms[idx] = ms
-    else:
-        last_ms[np.int64(pfn_of[idx])] = ms
-    return ms, next_i
-
-
-@njit(cache=True, nogil=True, _nrt=False)
 def _plain_block(vpns, i, n, vma, rows, block):
     """Store in block[:m] the flat PTE indices of accesses i..i+n-1 up to the first outside
     the VMA `vma` = (start, end, first row less the start's); returns m."""
@@ -177,7 +159,7 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, scratch):
         idx = rows[r0 + (vpn >> 9)] * _PTRS + (vpn & (_PTRS - 1))
         if not _is_plain(pte_flags, pmd_flags, idx, writes[i]):
             return i
-        ms, next_i = _stamp(last_ms, pfn_of, idx, (t_ns, i, hi), ms, next_i)
+        ms, next_i = stamp_at(last_ms, pfn_of, idx, (t_ns, i, hi), (ms, next_i))
         i += 1
     while i < hi:
         n = min(len(block), hi - i)
@@ -197,7 +179,7 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, scratch):
             idx = block[b]
             if not _is_plain(pte_flags, pmd_flags, idx, writes[i]):
                 return i
-            ms, next_i = _stamp(last_ms, pfn_of, idx, (t_ns, i, hi), ms, next_i)
+            ms, next_i = stamp_at(last_ms, pfn_of, idx, (t_ns, i, hi), (ms, next_i))
             i += 1
         if m < n:
             return i

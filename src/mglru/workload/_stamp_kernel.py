@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["stamp_of", "stamp_run"]
+__all__ = ["stamp_of", "stamp_run", "stamp_at"]
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -43,3 +43,22 @@ def stamp_run(t_ns, i, hi):
         else:
             top = mid
     return ms, lo
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def stamp_at(last_ms, pfn_of, idx, at, run):
+    """Store the stamp of access i of `at` = (t_ns, i, hi) at `idx` in `last_ms`, or at
+    `pfn_of[idx]` when `pfn_of` is an array (None: at `idx`; `last_ms` None: nowhere).
+    `run` = (ms, next_i): the stamp of the accesses before `next_i` (`stamp_run`);
+    returns it, moved on when access i is past them."""
+    ms, next_i = run
+    if last_ms is None:
+        return ms, next_i
+    t_ns, i, hi = at
+    if i >= next_i:
+        ms, next_i = stamp_run(t_ns, i, hi)
+    if pfn_of is None:
+        last_ms[idx] = ms
+    else:
+        last_ms[np.int64(pfn_of[idx])] = ms
+    return ms, next_i

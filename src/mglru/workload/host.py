@@ -310,12 +310,12 @@ def run_host(k: SimKernel, s: Stream, stop: int, truth: HostTruth | None) -> Non
         # one fault at most per access: a short slice (an engine quantum) prepares few
         fault = fault_context(k, p, bufs, min(npfns, stop - i), pmd_skip)
         stamps = truth.target(k, mm) if truth is not None else (_EMPTY_U32, False)
+        pfns = pt.flat_pfn()
         j = host_hits(s.pages, s.writes, s.t_ns, i, stop,
                       (v.start, v.end, v.row0, v.kind, v.rows),
-                      (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pt.flat_pfn()),
+                      (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pfns),
                       mem_flags, stamps, fault, (run.arrays(), lim),
-                      PREFETCH and (truth is not None
-                                    or pt.flat_pfn().size >= PREFETCH_MIN_PAGES),
+                      PREFETCH and (truth is not None or pfns.size >= PREFETCH_MIN_PAGES),
                       (bufs.block, bufs.short))
         if pmd_skip == i and (j > i + 1 or i < j < stop):
             # access i charged (its reclaim may have aged) after its task ran: the
