@@ -7,7 +7,8 @@
 
 Each pair runs `python -m mglru ARGS --json FILE` with the old checkout's `src`
 first on PYTHONPATH, then with this checkout's, and appends both JSON documents
-to `--out`, marked with "side" (old/new) and "pair". Prints each run's rate:
+to `--out`, marked with "side" (old/new) and "pair", with the command's wall time
+from outside ("command_wall_s": start-up, input and set-up included). Prints each run's rate:
 requests/s of a replay (and libCacheSim's, with --compare), accesses/s or
 pages/s of each record of a bench command, the points' wall time of a study.
 """
@@ -20,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent.parent
@@ -30,9 +32,13 @@ def _run(src: Path, argv: list[str]) -> dict:
     os.close(fd)
     try:
         env = dict(os.environ, PYTHONPATH=str(src))
+        t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "mglru", *argv, "--json", path], env=env,
                        check=True, stdout=subprocess.DEVNULL)
-        return json.loads(Path(path).read_text())
+        wall = time.perf_counter() - t0
+        doc = json.loads(Path(path).read_text())
+        doc["command_wall_s"] = wall
+        return doc
     finally:
         os.unlink(path)
 
@@ -66,7 +72,8 @@ def main() -> None:
                 doc.update(side=side, pair=pair, argv=argv)
                 out.write(json.dumps(doc) + "\n")
                 out.flush()
-                print(f"pair {pair} {side}: {_rates(doc)}", flush=True)
+                print(f"pair {pair} {side}: {_rates(doc)}; whole command "
+                      f"{doc['command_wall_s']:.2f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def _apply_host(k: SimKernel, s: Stream, host: tuple) -> int:
         kvm.stat["faults"] += nf
         s.faults += nf
         if s.record_faults:
-            s.fault_index.extend(host[10][:nf].tolist())
+            s.fault_index.frombytes(host[10][:nf].tobytes())
     return nf
 
 

@@ -327,7 +327,7 @@ def run_host(k: SimKernel, s: Stream, stop: int, truth: HostTruth | None) -> Non
         s.hits += j - i - nf
         s.faults += nf
         if s.record_faults:
-            s.fault_index.extend(bufs.fidx[:nf].tolist())
+            s.fault_index.frombytes(bufs.fidx[:nf].tobytes())
         s.pos = j
         if j == stop:
             break

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from mglru.kernel import SimKernel
-from mglru.mm.page import PAGE_SIZE, PMD_SIZE
+from mglru.mm.page import PAGE_SHIFT, PAGE_SIZE, PMD_SIZE
+from mglru.workload._trace_kernel import distinct_runs, first_touch_writes
 from mglru.workload.engine import Engine
 from mglru.workload.generators import zipf
-from mglru.workload.stream import guest_stream, host_stream
-from mglru.workload.traces import Trace, to_pages, write_oracle_general
+from mglru.workload.stream import Stream, check_times
+from mglru.workload.traces import Trace, page_map, write_oracle_general
 
 __all__ = ["replay", "compare_libcachesim", "LIBCACHESIM_ALGOS"]
 
@@ -57,33 +58,39 @@ def replay(trace: Trace, memory: int, config: str, *, vm: bool = False, unit: bo
 
     Keys: requests, misses, miss_ratio, faults, refaults, evictions, seconds
     (wall time of the replay, after a small untimed warm-up run when `warm_up`),
-    requests_per_s, and pages (the objects' span). `progress` = (steps, report):
+    requests_per_s, pages (the objects' span) and setup_seconds (objects onto pages,
+    the kernel and the stream, before the timed replay). `progress` = (steps, report):
     the replay runs in that many steps, calling `report(accesses done, accesses)` after
     each (the same result as one run).
     """
     if warm_up:
         _warm_up(config, vm)
-    pages, req, npages = to_pages(trace, unit=unit)
+    t_setup = time.perf_counter()
+    pages, req, npages = page_map(trace, unit=unit)
     region = -(-npages * PAGE_SIZE // PMD_SIZE) * PMD_SIZE
     node = max(2 * region, -(-2 * memory // PMD_SIZE) * PMD_SIZE, 256 << 20)
     k = SimKernel(config, seed=seed, node_bytes=(node,))
     k.mkdir(_CGROUP)
     k.write(_CGROUP + "/memory.max", str(memory))
-    first = np.zeros(len(pages), bool)
-    first[np.unique(pages, return_index=True)[1]] = True
-    writes = first | trace.write[req]
-    t_ns = trace.time[req] * 1_000_000_000
-    t_ns = t_ns - (t_ns[0] if len(t_ns) else 0)
+    writes = first_touch_writes(pages, req, trace.write, npages)
     task = k.spawn(memcg="/replay")
-    if vm:
-        kvm = k.create_vm(task, mem_bytes=region, log_calls=False)  # sums are read
-        s = guest_stream(kvm, 0, pages, writes, t_ns=t_ns, record_faults=True)
+    kvm = k.create_vm(task, mem_bytes=region, log_calls=False) if vm else None  # sums are read
+    # the stream's arrays are made in place, not as `host_stream` copies them: each
+    # fresh array of the accesses' length costs its page faults, most of the set-up
+    t_ns = np.subtract(trace.time if req is None else trace.time[req],
+                       trace.time[0] if len(trace) else 0, dtype=np.int64)
+    t_ns *= 1_000_000_000
+    t_ns += k.clock_ns
+    check_times(t_ns)
+    if kvm is not None:
+        s = Stream("guest", pages, writes, t_ns, vm=kvm, record_faults=True)
     else:
-        base = task.mmap(region)
-        s = host_stream(task, base, pages, writes, t_ns=t_ns, record_faults=True)
+        pages += task.mmap(region) >> PAGE_SHIFT  # the objects' pages, as vpns
+        s = Stream("host", pages, writes, t_ns, task=task, record_faults=True)
     before = _counts(k)
     eng = Engine(k, truth=False)
     t0 = time.perf_counter()
+    setup_seconds = t0 - t_setup
     steps, report = progress if progress is not None else (1, None)
     for i in range(1, steps + 1):  # one stream: advancing it is all Engine.run would do
         eng.advance(s, len(s) * i // steps)
@@ -91,12 +98,14 @@ def replay(trace: Trace, memory: int, config: str, *, vm: bool = False, unit: bo
             report(s.pos, len(s))
     seconds = time.perf_counter() - t0
     after = _counts(k)
-    missed = len(np.unique(req[np.asarray(s.fault_index, np.int64)])) if s.fault_index else 0
+    # faults come in access order, so the requests they belong to do not decrease
+    faulted = np.frombuffer(s.fault_index, np.int64)
+    missed = distinct_runs(faulted if req is None else req[faulted])
     n = len(trace)
     return {"requests": n, "misses": missed, "miss_ratio": missed / n if n else 0.0,
             **{key: after[key] - before[key] for key in after},
             "seconds": seconds, "requests_per_s": n / seconds if seconds > 0 else 0.0,
-            "pages": npages}
+            "pages": npages, "setup_seconds": setup_seconds}
 
 
 def compare_libcachesim(trace: Trace, memory: int, algos: list[str], *,

@@ -12,6 +12,7 @@ the caller (a trace's own timestamps) or from a rate in accesses per second.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from mglru.kvm.kvm_main import Kvm
     from mglru.mm.process import Process
 
-__all__ = ["Stream", "host_stream", "guest_stream", "stream_times"]
+__all__ = ["Stream", "host_stream", "guest_stream", "stream_times", "check_times"]
 
 
 @dataclass(eq=False)
@@ -44,8 +45,9 @@ class Stream:
     #: accesses applied without a fault, and accesses that went through the fault path
     hits: int = 0
     faults: int = 0
-    #: indices of the accesses that faulted (kept when `record_faults`)
-    fault_index: list[int] = field(default_factory=list)
+    #: indices of the accesses that faulted, in order (kept when `record_faults`; an
+    #: array of int64, which a fault loop extends by its buffer's bytes)
+    fault_index: array = field(default_factory=lambda: array("q"))
     record_faults: bool = False
     #: the engine's buffers for this stream, kept from one slice to the next (an engine
     #: quantum may hold a few accesses: allocating them each time cost more than those)
@@ -81,10 +83,15 @@ def stream_times(n: int, *, start_ns: int = 0, rate: float | None = None,
     t = np.asarray(t_ns, dtype=np.int64)
     if t.shape != (n,):
         raise ValueError(f"t_ns must have one time per access ({n}), got shape {t.shape}")
-    if n > 1 and (np.diff(t) < 0).any():
-        bad = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
-        raise ValueError(f"t_ns must not decrease; access {bad} goes back in time")
+    check_times(t)
     return start_ns + t
+
+
+def check_times(t_ns: npt.NDArray[np.int64]) -> None:
+    """Raises ValueError unless the times do not decrease."""
+    back = np.flatnonzero(t_ns[1:] < t_ns[:-1])  # (np.diff would build an int64 temporary)
+    if len(back):
+        raise ValueError(f"t_ns must not decrease; access {int(back[0]) + 1} goes back in time")
 
 
 def _writes(n: int, writes: npt.ArrayLike | bool | None) -> npt.NDArray[np.uint8]:

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from mglru.mm.page import PAGE_SIZE
+from mglru.workload._trace_kernel import dense_objects, expand_pages, next_uses
 
 __all__ = ["ORACLE_GENERAL", "Trace", "TraceError", "read_oracle_general", "write_oracle_general",
-           "read_csv", "read_trace", "to_pages"]
+           "read_csv", "read_trace", "to_pages", "page_map"]
 
 #: one oracleGeneral request
 ORACLE_GENERAL = np.dtype([("time", "<u4"), ("obj_id", "<u8"), ("size", "<u4"),
@@ -55,7 +57,10 @@ def read_oracle_general(path: str) -> Trace:
     Raises:
         TraceError: empty, a truncated last record, or time going backwards.
     """
-    raw = np.fromfile(path, dtype=np.uint8)
+    # mapped rather than read: the fields are copied out once, and a fresh buffer of the
+    # file's size would cost a page fault per page (or a huge page's compaction) first
+    nbytes = os.path.getsize(path)
+    raw = np.memmap(path, dtype=np.uint8, mode="r") if nbytes else np.zeros(0, np.uint8)
     if len(raw) == 0:
         raise TraceError(f"{path}: empty trace (byte offset 0)")
     if len(raw) % ORACLE_GENERAL.itemsize:
@@ -63,13 +68,13 @@ def read_oracle_general(path: str) -> Trace:
         raise TraceError(f"{path}: truncated record at byte offset {off} "
                          f"({len(raw) - off} of {ORACLE_GENERAL.itemsize} bytes)")
     rec = raw.view(ORACLE_GENERAL)
-    t = rec["time"].astype(np.int64)
-    back = np.flatnonzero(np.diff(t) < 0)
+    t = np.array(rec["time"], np.int64)  # np.array: a plain array, not a memmap
+    back = np.flatnonzero(t[1:] < t[:-1])
     if len(back):
         i = int(back[0]) + 1
         raise TraceError(f"{path}: time goes backwards at byte offset "
                          f"{i * ORACLE_GENERAL.itemsize} (request {i})")
-    return Trace(t, rec["obj_id"].copy(), rec["size"].astype(np.int64),
+    return Trace(t, np.array(rec["obj_id"], np.uint64), np.array(rec["size"], np.int64),
                  np.zeros(len(rec), bool))
 
 
@@ -78,11 +83,8 @@ def write_oracle_general(path: str, time: npt.ArrayLike, obj_id: npt.ArrayLike,
     """Write requests as oracleGeneral, computing next_access_vtime (-1: never again)."""
     ids = np.asarray(obj_id, np.uint64)
     n = len(ids)
-    nxt = np.full(n, -1, np.int64)
-    if n:
-        order = np.lexsort((np.arange(n), ids))  # by object, then request index
-        same = ids[order][1:] == ids[order][:-1]
-        nxt[order[:-1][same]] = order[1:][same]
+    obj, size_of = dense_objects(ids, np.zeros(n, np.int64))
+    nxt = next_uses(obj, len(size_of))
     rec = np.empty(n, ORACLE_GENERAL)
     rec["time"], rec["obj_id"], rec["size"], rec["next_vtime"] = time, ids, size, nxt
     rec.tofile(path)
@@ -161,18 +163,20 @@ def to_pages(trace: Trace, *, unit: bool = False) -> tuple[npt.NDArray[np.int64]
     Returns:
         (pages, request index of each page access, pages spanned by all objects).
     """
-    uniq, first, inv = np.unique(trace.obj_id, return_index=True, return_inverse=True)
-    # objects in order of first appearance, so the layout follows the trace
-    rank = np.empty(len(uniq), np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(uniq))
-    obj = rank[inv]
-    if unit:
-        return obj, np.arange(len(obj), dtype=np.int64), len(uniq)
-    obj_size = np.zeros(len(uniq), np.int64)
-    obj_size[obj] = trace.size  # the last size seen for an object
-    npages = np.maximum(1, -(-obj_size // PAGE_SIZE))
+    pages, req, span = page_map(trace, unit=unit)
+    return pages, np.arange(len(pages), dtype=np.int64) if req is None else req, span
+
+
+def page_map(trace: Trace, *, unit: bool = False) -> tuple[npt.NDArray[np.int64],
+                                                           npt.NDArray[np.int64] | None, int]:
+    """`to_pages`, with None for the request indices when each request is one page
+    access (they would be 0, 1, 2, ...: a caller can index the trace directly)."""
+    obj, size_of = dense_objects(trace.obj_id, trace.size)
+    u = len(size_of)
+    npages = np.maximum(1, -(-size_of // PAGE_SIZE))
+    span = int(npages.sum())
+    if unit or span == u:  # one page per object: its pages are the objects' numbers
+        return obj, None, u
     start = np.concatenate(([0], np.cumsum(npages)[:-1]))
-    per_req = npages[obj]
-    req = np.repeat(np.arange(len(obj), dtype=np.int64), per_req)
-    within = np.arange(len(req), dtype=np.int64) - np.repeat(np.cumsum(per_req) - per_req, per_req)
-    return start[obj][req] + within, req, int(npages.sum())
+    pages, req = expand_pages(obj, start, npages)
+    return pages, req, span
