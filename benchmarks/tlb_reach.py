@@ -5,8 +5,9 @@
 For each size, 4 Mi increments at uniform random offsets of one uint8 array, in a
 numba loop, best and median of 5 timed runs (M updates/s). `--huge` places the array
 on 2 MiB pages (a private anonymous mapping with MADV_HUGEPAGE; each record says how
-much of it the kernel backed with huge pages), which takes the TLB out of the picture. `--threads N` runs the updates on N threads at
-once, each on the offsets in its own 4 KiB pages (the rate is their sum).
+much of it the kernel backed with huge pages), which takes the TLB out of the picture.
+`--threads N` runs the updates on N threads at once, each on the offsets in its own
+4 KiB pages (the rate is their sum).
 
 On the development machine (a VM on AMD EPYC) the rate fell from about 600 M/s at
 8 MiB to 260 M/s at 12 MiB and 180 M/s at 16 MiB, and on 2 MiB pages it fell the
