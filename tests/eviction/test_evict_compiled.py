@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from evict_digest import PRESETS, SCENARIOS, digest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from mglru import SimKernel
 from mglru.lru_gen import evict_fast
@@ -254,12 +254,56 @@ def _run_hot(w: dict) -> list:
     return _with_digest(k, steps)
 
 
+# found by a random run: a scan whose cached tail order ran out while folios put back at
+# the list's head since were still to come (the paths stopped at different points)
+_RAN_OUT = {"config": "v6.14", "anon": 293, "hot": 141, "limit": 80, "rounds": 3, "m": 575,
+            "two": True, "idle": False, "special": False, "swap": 300, "seed": 0,
+            "device": "sync"}
+# one whose Python path runs out of its cached order (found with the continuation off)
+_RAN_OUT_PYTHON = {"config": "v6.1", "anon": 219, "hot": 155, "limit": 80, "rounds": 3,
+                   "m": 1216, "two": True, "idle": False, "special": False, "swap": 300,
+                   "seed": 57, "device": "sync"}
+
+
 @settings(max_examples=30, deadline=None)
 @given(hot_workloads())
+@example(_RAN_OUT)
 def test_keep_path_equals_python_path(w):
     """Batches with young or referenced folios, kept by the compiled loop, match Python."""
     a, b = _both(lambda: _run_hot(w))
     assert a == b
+
+
+@settings(max_examples=20, deadline=None)
+@given(hot_workloads())
+@example(_RAN_OUT)
+@example(_RAN_OUT_PYTHON)
+def test_a_scan_ends_at_a_budget_or_an_empty_list(w):
+    """scan_folios() pops from the list's tail until MAX_LRU_BATCH folios are scanned,
+    MIN_LRU_BATCH are isolated or skipped, or the list is empty: never because the
+    model's cached order of the list ran out (folios added at its head since it was
+    built come after it). Checked after every scan of the Python path, on lists of
+    4 KiB folios, far smaller than MAX_LRU_BATCH, in reclaim that may do IO (no skips)."""
+    from mglru.lru_gen import eviction as ev
+
+    scans = []
+    real = ev.scan_folios
+
+    def checked(k, lruvec, sc, type_, tier_idx, nr_to_scan):
+        gen = lruvec.min_seq[type_] % 4
+        listed = int(lruvec.nr_listed[gen, type_].sum())
+        result = real(k, lruvec, sc, type_, tier_idx, nr_to_scan)
+        if listed and len(result[1]) < 64 and sc.gfp_io and lruvec.min_seq[type_] % 4 == gen:
+            scans.append(int(lruvec.nr_listed[gen, type_].sum()))
+        return result
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ev, "scan_folios", checked)
+        mp.setattr(evict_fast, "ENABLED", False)
+        _run_hot(w)
+    assert scans == [0] * len(scans)
+    if w == _RAN_OUT_PYTHON:
+        assert len(scans) > 10  # the check ran (most workloads end scans at a budget)
 
 
 @pytest.mark.parametrize("config", PRESETS)

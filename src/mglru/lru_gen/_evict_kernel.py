@@ -96,6 +96,7 @@ from mglru.lru_gen._evict_layout import (
     S_PGSTEAL,
     S_PHASE,
     S_RET,
+    S_SCAN_MORE,
     S_SCAN_RES,
     S_SCANNED,
     S_SEQ,
@@ -311,8 +312,13 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
                     or cm[t, M_POS] >= cand.shape[0]):
                 return X_PREP
             hist = min_seq[t] % cf[C_NR_HIST]
-            res[:] = 0
-            scan_list((cand, snap), cm[t, M_POS], _MAX_BATCH, (flags, gen, lru),
+            if st[S_SCAN_MORE]:  # the rest of the scan, through the rebuilt order
+                st[S_SCAN_MORE] = 0
+                budget = res[5]
+            else:
+                res[:] = 0
+                budget = _MAX_BATCH
+            scan_list((cand, snap), cm[t, M_POS], budget, (flags, gen, lru),
                       (nr_pages, nr_listed, prot[hist, t], ctr),
                       (g, t, tier, cf[C_TWO_STEP] != 0, cf[C_REFS_FLAGS], cf[C_SHIFT],
                        cf[C_GFP_IO] != 0),
@@ -321,6 +327,10 @@ def evict_loop(folios, lv, caches, ctr, procs, pmd, swap, pinned, cf, st, bufs):
                 res[0], res[1], res[2], res[3], res[4], res[5])
             cm[t, M_POS] = pos
             cm[t, M_TAIL] = ctr[1]
+            if res[6]:  # the cached order ran out first: rebuilt, the scan goes on
+                st[S_SCAN_MORE] = 1
+                cm[t, M_POS] = cand.shape[0]
+                return X_PREP
             st[S_NR_SCANNED] += scanned
             st[S_PGSCAN + t] += isolated
             st[S_SCAN_RES] = scanned if isolated or not remaining else 0

@@ -9,7 +9,14 @@ isolated or skipped). List moves take keys from the head/tail counters
 passed in `ctr` (see lru_gen.lists).
 
 Outputs: `out` (isolated head pfns), `wb` (dirty file folios the flusher must
-start), and `res` = [scanned, isolated, skipped, pos, sorted, remaining].
+start), and `res` = [scanned, isolated, isolated folios, pos, dirty file folios,
+remaining, more, skipped, skipped folios]. The cached order holds the list as it
+was when built: folios added at the list's head since (a reclaim's put-back, say)
+come after it. When the order runs out before the budgets do and the list still
+holds folios this scan has not seen, `more` is 1: the caller rebuilds the order and
+calls again with `more` still set, and the scan goes on from its counts in `res`,
+through the rebuilt order less its newest `skipped folios` entries (the folios this
+scan skipped, back at the list's head; scan_folios() does not see them again).
 
 Future optimizations:
 1. keep the tail-first order incrementally instead of rebuilding the cache.
@@ -76,13 +83,20 @@ def scan_list(tail, pos, remaining, folios, lists, ctl, outp):
     nr_pages, nr_listed, protected, ctr = lists
     old_gen, typ, tier_idx, two_step, refs_flags, shift, gfp_io = ctl
     out, wb, res = outp
-    scanned = isolated = skipped = sorted_ = 0
-    n_out = n_wb = 0
+    sorted_ = 0
+    if res[6]:  # the rest of a scan whose cached order ran out (see the module)
+        scanned, isolated, n_out, n_wb = res[0], res[1], res[2], res[4]
+        skipped, parked = res[7], res[8]
+        end = cand.shape[0] - parked
+    else:
+        scanned = isolated = skipped = parked = 0
+        n_out = n_wb = 0
+        end = cand.shape[0]
     new_old = (old_gen + 1) % 4
     skip_start = n_out  # skipped folios are parked at the end of `out` (reversed)
     n_skip = 0
     cap = out.shape[0]
-    while pos < cand.shape[0]:
+    while pos < end:
         pfn = cand[pos]
         pos += 1
         if lru[pfn] != snap[pos - 1]:
@@ -169,10 +183,16 @@ def scan_list(tail, pos, remaining, folios, lists, ctl, outp):
         pfn = out[cap - 1 - i]
         ctr[0] += 1
         lru[pfn] = np.uint32(((old_gen + 1) << _LIST_SHIFT) | ctr[0])
+    parked += n_skip
     res[0] = scanned
     res[1] = isolated
     res[2] = n_out
     res[3] = pos
     res[4] = n_wb
     res[5] = remaining
+    # the order ran out with the budgets left, and the list holds folios not seen yet
+    res[6] = 1 if (pos >= end and remaining and max(isolated, skipped) < 64
+                   and nr_listed[old_gen, typ] > parked) else 0
+    res[7] = skipped
+    res[8] = parked
     return skip_start

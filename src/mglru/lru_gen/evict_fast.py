@@ -163,7 +163,7 @@ def _bufs() -> tuple:
     if _POOL and len(_POOL[-1][4]) == _FREED:
         return _POOL.pop()
     return (np.empty(MAX_LRU_BATCH, np.int64), np.empty(MAX_LRU_BATCH, np.int64),
-            np.zeros(6, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
+            np.zeros(9, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
             np.empty(_FREED, np.int64), np.empty(_FREED, np.int64),
             np.empty(2 * MAX_LRU_BATCH, np.int64), np.zeros(MAX_LRU_BATCH, np.int64),
             np.empty(MAX_LRU_BATCH + MIN_LRU_BATCH, np.int64))

@@ -201,7 +201,10 @@ def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_
 
     The compiled `scan_list` does sort_folio / isolate_folio per folio; the
     list's tail-first order is cached on the lruvec between calls and rebuilt
-    when exhausted or when anything was added at a list tail.
+    when exhausted or when anything was added at a list tail. mm/vmscan.c
+    scan_folios() (6.1-6.14) pops until the list is empty or a budget ends the scan,
+    so a scan whose cached order runs out first goes on through the rebuilt order
+    (folios put back at the list's head since it was cached).
     """
     if lruvec.get_nr_gens(type_) == MIN_NR_GENS:
         return 0, []
@@ -221,21 +224,32 @@ def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_
         cand = tail_first(mem, lruvec, gen, type_)
         cache = [cand, mem.lru[cand], 0, mem.order_tail]
     cand, snap, pos, _ = cache
-    ctr = np.array([mem.order_head, mem.order_tail], np.int64)
     out = np.empty(MAX_LRU_BATCH, np.int64)
     wb = np.empty(MAX_LRU_BATCH, np.int64)
-    res = np.zeros(6, np.int64)
+    res = np.zeros(9, np.int64)
     hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
-    scan_list((cand, snap), pos, remaining, (mem.flags, mem.gen, mem.lru),
-              (lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0], lruvec.protected[hist, type_],
-               ctr),
-              (gen, type_, tier_idx, k.cfg.two_step_promotion,
-               LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10,
-               0 if k.cfg.protect_in_inc_min_seq else 1, sc.gfp_io),
-              (out, wb, res))
-    mem.order_head, mem.order_tail = int(ctr[0]), int(ctr[1])
-    scanned, isolated, n_out, pos, n_wb, remaining = (int(v) for v in res)
-    lruvec.scan_cache[key] = [cand, snap, pos, mem.order_tail]
+    while True:
+        ctr = np.array([mem.order_head, mem.order_tail], np.int64)
+        scan_list((cand, snap), pos, remaining, (mem.flags, mem.gen, mem.lru),
+                  (lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0],
+                   lruvec.protected[hist, type_], ctr),
+                  (gen, type_, tier_idx, k.cfg.two_step_promotion,
+                   LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10,
+                   0 if k.cfg.protect_in_inc_min_seq else 1, sc.gfp_io),
+                  (out, wb, res))
+        mem.order_head, mem.order_tail = int(ctr[0]), int(ctr[1])
+        remaining = int(res[5])
+        lruvec.scan_cache[key] = [cand, snap, int(res[3]), mem.order_tail]
+        if not res[6]:
+            break
+        # the cached order ran out before the budgets: the folios added at the list's
+        # head since it was built come next (`scan_list`), from the order rebuilt
+        if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
+            renumber(mem)
+            lruvec.scan_cache.clear()
+        cand = tail_first(mem, lruvec, gen, type_)
+        snap, pos = mem.lru[cand], 0
+    scanned, isolated, n_out, pos, n_wb, remaining = (int(v) for v in res[:6])
     for pfn in wb[:n_wb].tolist():
         k.start_writeback(pfn)  # the flusher, woken for dirty file folios
     sc.nr_scanned += scanned
