@@ -39,15 +39,18 @@ def _setup(limit: int | None, thp: bool, config: str, device: str = "sync"):
 
 
 @contextmanager
-def loop_shape(short: int, block: int, prefetch: bool = host.PREFETCH):
-    """Run with the compiled hit loop's one-at-a-time run, block size and prefetch
-    switch set so (its results must not depend on them), then put them back."""
-    saved = host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK
-    host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK = prefetch, short, block
+def loop_shape(short: int, block: int, split: int = host.PLAIN_SPLIT,
+               prefetch: bool = host.PREFETCH):
+    """Run with the compiled hit loop's one-at-a-time run, block size, two-thread run
+    length and prefetch switch set so (its results must not depend on them), then put
+    them back."""
+    saved = host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK, host.PLAIN_SPLIT
+    host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK, host.PLAIN_SPLIT = \
+        prefetch, short, block, split
     try:
         yield
     finally:
-        host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK = saved
+        host.PREFETCH, host.PLAIN_SHORT, host.PLAIN_BLOCK, host.PLAIN_SPLIT = saved
 
 
 def _state(k: SimKernel) -> dict:
@@ -83,10 +86,12 @@ def streams(draw):
     config = draw(st.sampled_from(["v6.10", "seed-v4", "v6.1", "v6.14"]))
     prefetch = draw(st.booleans())  # the loop's prefetch is a hint: same state either way
     device = draw(st.sampled_from(["sync", "ssd", "hdd"]))
-    # the hit loop's one-at-a-time run and block of PTE indices: both ends inside short
-    # streams, and their own sizes
+    # the hit loop's one-at-a-time run and block of PTE indices (both ends inside short
+    # streams, and their own sizes), and the runs of one stamp it splits between two
+    # threads (runs of 2 or 3 in these streams, of accesses up to 3 ms apart)
     plain = (draw(st.sampled_from([0, 1, host.PLAIN_SHORT])),
-             draw(st.sampled_from([1, 2, 7, host.PLAIN_BLOCK])))
+             draw(st.sampled_from([1, 2, 7, host.PLAIN_BLOCK])),
+             draw(st.sampled_from([0, 2, 3, host.PLAIN_SPLIT])))
     return thp, limit, n, seed, config, (prefetch, plain), device
 
 
@@ -186,8 +191,9 @@ def test_hits_set_the_young_bit_of_their_own_pte_table():
     assert [bool(pt.pmd_flags[r] & young) for r in rows] == [True] * 4
 
 
-@pytest.mark.parametrize(("short", "block"), [(0, 1), (1, 5), (16, 1024)])
-def test_hits_after_a_callback_run_after_it(short, block):
+@pytest.mark.parametrize(("short", "block", "split"), [(0, 1, 0), (1, 5, 0), (16, 1024, 0),
+                                                     (16, 1024, 8), (0, 3, 2)])
+def test_hits_after_a_callback_run_after_it(short, block, split):
     """Accesses due at or after a callback's time run after it: at the callback the
     ground truth holds exactly the accesses due before it, and a callback that clears
     every PTE's accessed bit leaves set exactly the bits of the pages accessed since
@@ -209,9 +215,42 @@ def test_hits_after_a_callback_run_after_it(short, block):
 
     order = np.random.default_rng(5).permutation(n)  # each page once, 1 us apart
     s = host_stream(p, base, order, writes=False, rate=1e6)
-    with loop_shape(short, block):
+    with loop_shape(short, block, split):
         eng.run([s], every_ms=1, callback=agent)  # once, at 1 ms
     assert stamped == [1000]
     since = set(order[1000:].tolist())  # due at or after 1 ms
     got = pt.flat_flags()[idx] & young != 0
     assert set(np.flatnonzero(got).tolist()) == since
+
+
+@pytest.mark.parametrize("at", [None, 0, 5, 19, 20, 21, 39])
+@pytest.mark.parametrize("split", [2, 4, 20])
+def test_split_runs_end_where_one_loop_would(at, split):
+    """Forty accesses of one stamp (1 ns apart) to 32 mapped pages, split between two
+    threads in runs of `split` accesses or more; access `at` faults (a page not mapped
+    yet; None: none does). The loop takes the first `split` accesses on one thread, then
+    halves the rest. Wherever the fault falls (in the one-thread start, the first half,
+    either side of the middle, the second half), the state and the ground truth are the
+    per-page path's."""
+    n = 40
+    pages = np.arange(n) % 32
+    if at is not None:
+        pages[at] = 40
+    k1, p1, bases1 = _setup(None, False, "v6.14")
+    k2, p2, bases2 = _setup(None, False, "v6.14")
+    for k, p, b in ((k1, p1, bases1), (k2, p2, bases2)):
+        p.access(b[0], 32 * PAGE_SIZE, write=True)
+        set_clock(k, 5_000_000)
+    eng = Engine(k1)
+    s = host_stream(p1, bases1[0], pages, writes=True, rate=1e9)  # a read would map pfn 0
+    with loop_shape(16, host.PLAIN_BLOCK, split):
+        eng.run([s])
+    for i in range(n):
+        set_clock(k2, 5_000_000 + i)
+        p2.access(bases2[0] + int(pages[i]) * PAGE_SIZE, PAGE_SIZE, write=True)
+    assert (s.hits, s.faults) == (n - (at is not None), int(at is not None))
+    assert _state(k1) == _state(k2)
+    pt = p1.mm.pt
+    vpn0 = bases1[0] >> PAGE_SHIFT
+    pfns = pt.flat_pfn()[p1.mm.find_vma(bases1[0]).pte_index(vpn0 + np.unique(pages))]
+    assert set(eng.last_access_ms[pfns.astype(np.int64)].tolist()) == {5 + 1}

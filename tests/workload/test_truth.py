@@ -63,9 +63,10 @@ def cases(draw):
     return (thp, limit, draw(st.integers(1, 200)), draw(st.integers(0, 2**31)),
             draw(st.sampled_from(["v6.10", "v6.14", "v6.1"])),
             draw(st.sampled_from(["slots", "pfns", "switch"])),
-            # the hit loop's one-at-a-time run and block size
+            # the hit loop's one-at-a-time run, block size and two-thread run length
             (draw(st.sampled_from([0, 1, host.PLAIN_SHORT])),
-             draw(st.sampled_from([1, 3, host.PLAIN_BLOCK]))))
+             draw(st.sampled_from([1, 3, host.PLAIN_BLOCK])),
+             draw(st.sampled_from([0, 2, host.PLAIN_SPLIT]))))
 
 
 @settings(max_examples=30, deadline=None)

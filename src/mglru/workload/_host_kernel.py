@@ -10,6 +10,12 @@ first access that needs the Python fault path (a fault beyond the budget, a huge
 zero page or an empty THP block, a file page, an address outside every VMA)
 and returns its index.
 
+Plain hits (every bit already set) go through a loop of their own
+(`_plain_hits`); after `PLAIN_SPLIT` of them in a row, with ground truth stamped by
+PTE slot or none, runs of one stamp are split between two threads (`_plain_split`):
+past the CPU caches one core's outstanding misses bound the loop, and two cores
+take about 1.3x the accesses (benchmarks/README.md).
+
 The VMA table is flat: per VMA its first and end virtual page number, its
 first row in `rows` (the page-table rows of its 2 MiB slots, concatenated) and
 a kind (`KIND_THP`, `KIND_FILE`, `KIND_RECENCY` bits).
@@ -18,7 +24,7 @@ a kind (`KIND_THP`, `KIND_FILE`, `KIND_RECENCY` bits).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from mglru.lru_gen._jit_cache import invalidate_stale
 from mglru.mm._prefetch import prefetch
@@ -36,7 +42,7 @@ from mglru.mm.page import (
 )
 from mglru.workload._host_fault import P_PMD_SKIP, R_FAULTS, anon_fault
 from mglru.workload._host_reclaim import memcg_reclaim
-from mglru.workload._stamp_kernel import stamp_at, stamp_of
+from mglru.workload._stamp_kernel import stamp_at, stamp_of, stamp_run
 
 invalidate_stale(__file__, "_host_fault.py", "_host_reclaim.py", "_stamp_kernel.py",
                  "../lru_gen/_list_kernel.py", "../mm/_prefetch.py", "../lru_gen/_evict_kernel.py",
@@ -44,7 +50,8 @@ invalidate_stale(__file__, "_host_fault.py", "_host_reclaim.py", "_stamp_kernel.
                  "../lru_gen/_evict_layout.py", "../lru_gen/_evict_keep.py",
                  "../lru_gen/_look_around_kernel.py")
 
-__all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY", "PLAIN_BLOCK", "PLAIN_SHORT"]
+__all__ = ["host_hits", "KIND_THP", "KIND_FILE", "KIND_RECENCY", "PLAIN_BLOCK", "PLAIN_SHORT",
+           "PLAIN_SPLIT"]
 
 KIND_THP = 1
 KIND_FILE = 2
@@ -98,6 +105,9 @@ PLAIN_BLOCK = 1024
 #: accesses the plain loop takes one at a time before it goes by blocks: a miss-heavy
 #: stream enters the loop at nearly every access and leaves it a few later
 PLAIN_SHORT = 16
+#: accesses of one stamp from which the plain loop runs on two threads (0: never); also
+#: its one-thread start
+PLAIN_SPLIT = 1 << 15
 #: how many accesses ahead, within a block, the plain loop asks for the PTE's line and
 #: the stamp's (or the pfn's, and half as far the stamp's at that pfn)
 _PLAIN_AHEAD = 32
@@ -186,6 +196,51 @@ def _plain_hits(vpns, writes, t_ns, i, hi, vma, pt, last_ms, pfn_of, scratch):
     return i
 
 
+@njit(cache=True, nogil=True, parallel=True)
+def _plain_split(vpns, writes, t_ns, lo, hi, vma, pt, last_ms, halves):
+    """`_plain_hits` over [lo, hi) as two contiguous halves on two threads; returns the
+    first access that is not a plain hit (hi if none).
+
+    Only for accesses that share one stamp (or keep none), stamped by PTE slot: a
+    page both halves access gets the same stamp from either thread, so the result
+    does not depend on their order. When the first half stops early, the second
+    half's stamps are ahead of the stream; they are the stamps those accesses get
+    when the loop comes back to them, and nothing reads slot stamps in between
+    (`workload.truth`: only a fold reads them).
+    """
+    blocks, ends = halves
+    mid = (lo + hi) >> 1
+    for h in prange(2):
+        a = lo if h == 0 else mid
+        b = mid if h == 0 else hi
+        ends[h] = _plain_hits(vpns, writes, t_ns, a, b, vma, pt, last_ms, None, (blocks[h], 0))
+    return ends[0] if ends[0] < mid else ends[1]
+
+
+#: accesses a split run of the plain loop covers at most without ground truth
+_SPLIT_CHUNK = 1 << 18
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def _plain_long(vpns, writes, t_ns, i, hi, vma, pt, last_ms, split, halves):
+    """`_plain_hits` from access i on, after `split` plain hits in a row on one thread:
+    runs of `split` accesses or more of one stamp (any run without ground truth,
+    `last_ms` None) on two threads (`_plain_split`), shorter ones on this one. Stamps
+    by PTE slot or none (`_plain_split`)."""
+    end = i
+    while i == end and i < hi:
+        if last_ms is None:
+            end = min(hi, i + _SPLIT_CHUNK)
+        else:
+            end = stamp_run(t_ns, i, hi)[1]
+        if end - i < split:
+            i = _plain_hits(vpns, writes, t_ns, i, end, vma, pt, last_ms, None,
+                            (halves[0][0], 0))
+        else:
+            i = _plain_split(vpns, writes, t_ns, i, end, vma, pt, last_ms, halves)
+    return i
+
+
 @njit(cache=True, nogil=True, _nrt=False)
 def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, reclaim,
               ahead, plain):
@@ -202,11 +257,13 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
     (rc, lim): the eviction run and the rooms of `_host_reclaim.memcg_reclaim`, which
     a charge at memory.max runs when `lim[L_ACTIVE]`. `ahead`: prefetch the lines of
     later accesses in the loop below (worth it once the tables outgrow the CPU caches;
-    the plain-hit loop's blocks always do). `plain` = (block, short): that loop's room
-    for a block of PTE indices and its one-at-a-time run (see `_plain_hits`).
+    the plain-hit loop's blocks always do). `plain` = (block, short, split, halves): that
+    loop's room for a block of PTE indices, its one-at-a-time run, the runs it splits
+    between two threads and their room (see `_plain_hits`, `_plain_run`).
     """
     rc, lim = reclaim
     pool = (rc[10][4], rc[10][5], rc[9])  # the freed pages, their chunk ends, the state
+    block, short, split, halves = plain
     vstart, vend, vrow0, vkind, rows = vmas
     pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn = pt
     res, fidx = fault[11], fault[12]
@@ -227,16 +284,25 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
             r0 = vrow0[v] - (vs >> 9)
         if kind & (KIND_THP | KIND_FILE) == 0:
             vma = (vs, ve, r0)
-            # three builds: whether there are stamps, and where, known when compiled
+            plain3 = (pmd_flags, pte_flags, rows)
+            # three builds: whether there are stamps, and where, known when compiled; after
+            # `split` plain hits in a row (stamps by slot or none), two threads go on
             if not truth:
-                i = _plain_hits(vpns, writes, t_ns, i, hi, vma, (pmd_flags, pte_flags, rows),
-                                None, None, plain)
+                stop = min(hi, i + split) if split else hi
+                i = _plain_hits(vpns, writes, t_ns, i, stop, vma, plain3, None, None,
+                                (block, short))
+                if i == stop < hi:
+                    i = _plain_long(vpns, writes, t_ns, i, hi, vma, plain3, None, split, halves)
             elif by_slot:
-                i = _plain_hits(vpns, writes, t_ns, i, hi, vma, (pmd_flags, pte_flags, rows),
-                                last_ms, None, plain)
+                stop = min(hi, i + split) if split else hi
+                i = _plain_hits(vpns, writes, t_ns, i, stop, vma, plain3, last_ms, None,
+                                (block, short))
+                if i == stop < hi:
+                    i = _plain_long(vpns, writes, t_ns, i, hi, vma, plain3, last_ms, split,
+                                    halves)
             else:
-                i = _plain_hits(vpns, writes, t_ns, i, hi, vma, (pmd_flags, pte_flags, rows),
-                                last_ms, pte_pfn, plain)
+                i = _plain_hits(vpns, writes, t_ns, i, hi, vma, plain3, last_ms, pte_pfn,
+                                (block, short))
             if i == hi:
                 return hi
             vpn = vpns[i]
