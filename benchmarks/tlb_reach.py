@@ -17,10 +17,11 @@ TLB. A hit loop that touches the PTE byte (4 MiB at 16 GiB) and a 4-byte
 ground-truth stamp (16 MiB) per access is past that edge. Two threads (the machine's two
 cores, each on its own pages) update about twice as fast as one past the edge (16 MiB:
 medians 112 and 241 M/s, 64 MiB: 88 and 157, alternated in one process): one core's
-outstanding misses bound one thread. A hit loop split that way (each thread checks, then
-stamps, the accesses of its PTE tables, between two barriers per block of accesses) was
-no faster than the one-thread loop in a prototype: each thread reads the whole block to
-find its accesses, and the check and the stamp become two passes.
+outstanding misses bound one thread. The host hit loop takes runs of accesses that share
+one ground-truth stamp as two contiguous halves on two threads (1.2-1.4x at 16 GiB;
+benchmarks/README.md, "Plain hits on two threads"); split by page instead (each thread
+checks, then stamps, the accesses of its own PTE tables) it was no faster in a
+prototype: each thread reads every access to find its own, in two passes.
 """
 
 from __future__ import annotations
