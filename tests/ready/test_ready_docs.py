@@ -55,10 +55,11 @@ def _documented_commands() -> list[str]:
 
 def test_guide_exists_and_covers_the_tasks() -> None:
     """The guide a newcomer reads first: the table, the selftest (model, host), generations,
-    presets."""
+    presets, workloads and traces."""
     guide = (ROOT / "docs" / "guide.md").read_text()
     for heading in ("Reproduce the cover letter's table", "Run the selftest on the model",
-                    "Run the selftest on a host", "Look at generations", "Compare presets"):
+                    "Run the selftest on a host", "Look at generations", "Compare presets",
+                    "Run workloads: access streams and cache traces"):
         assert f"## {heading}" in guide
     assert "--scale" in guide and "4.6x" in guide  # the approximation and its measured error
 
