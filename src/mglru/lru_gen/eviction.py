@@ -301,8 +301,12 @@ def reclaim_isolated(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int,
         retry: list[int] = []
         putback: list[int] = []
         rev = kept[::-1]
-        # each step below changes only its own folio's flags: read them all at once
-        for pfn, flags in zip(rev, mem.flags[rev].tolist(), strict=True):
+        # each step below changes only its own folio's flags: read them all at once, and
+        # the generation each would join (the lruvec's seqs do not move in this loop)
+        rev_flags = mem.flags[rev]
+        seqs = lru_gen_folio_seq(lruvec, rev_flags, False).tolist() \
+            if k.cfg.two_step_promotion else None
+        for j, (pfn, flags) in enumerate(zip(rev, rev_flags.tolist(), strict=True)):
             if flags & PG_unevictable:
                 mem.flags[pfn] = flags | PG_lru
                 continue
@@ -327,8 +331,7 @@ def reclaim_isolated(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int,
                 retry.append(pfn)
                 continue
             # don't add rejected folios to the oldest generation
-            seq = int(lru_gen_folio_seq(lruvec, np.array([flags], np.uint16), False)[0])
-            if seq == lruvec.min_seq[type_]:
+            if seqs[j] == lruvec.min_seq[type_]:
                 refs_flags = LRU_REFS_FLAGS if k.cfg.two_step_promotion else LRU_REFS_FLAGS_V6_10
                 mem.flags[pfn] = (flags & ~refs_flags) | PG_active
             putback.append(pfn)
