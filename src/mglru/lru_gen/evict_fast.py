@@ -34,7 +34,7 @@ from mglru.lru_gen.helpers import (
     MAX_LRU_BATCH,
     MIN_LRU_BATCH,
 )
-from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
+from mglru.lru_gen.lists import scan_order
 from mglru.mm.page import NR_RESERVED_PFNS
 from mglru.mm.process import VM_LOCKED
 from mglru.mm.rmap import rmap_enable
@@ -398,14 +398,7 @@ def _prepare_list(mem: PhysMem, lruvec: Lruvec, t: int) -> None:
     has the state saves that hand-back (a cached order stays valid while no folio
     joins a list's tail, the loop checks).
     """
-    gen = lruvec.min_seq[t] % 4
-    if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
-        renumber(mem)
-        lruvec.scan_cache.clear()
-    c = lruvec.scan_cache.get((gen, t))
-    if c is None or c[3] != mem.order_tail or c[2] >= len(c[0]):
-        cand = tail_first(mem, lruvec, gen, t)
-        lruvec.scan_cache[(gen, t)] = [cand, mem.lru[cand], 0, mem.order_tail]
+    scan_order(mem, lruvec, lruvec.min_seq[t] % 4, t)
 
 
 def shrink_step(k: SimKernel, run: _Run, swappiness: int, x: int) -> bool | None:

@@ -46,7 +46,7 @@ from mglru.lru_gen.helpers import (
     lru_gen_from_seq,
     lru_hist_from_seq,
 )
-from mglru.lru_gen.lists import ORDER_MASK, renumber, tail_first
+from mglru.lru_gen.lists import scan_order
 from mglru.lru_gen.pid import get_tier_idx, get_type_to_scan
 from mglru.lru_gen.vmscan import shrink_folio_list
 from mglru.mm.page import (
@@ -215,20 +215,12 @@ def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_
     # the budget is MAX_LRU_BATCH folios in every modelled version; only
     # linux-next (after v6.16) caps it at nr_to_scan (mm/vmscan.c: sort_folio())
     remaining = MAX_LRU_BATCH
-    if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
-        renumber(mem)
-        lruvec.scan_cache.clear()
-    key = (gen, type_)
-    cache = lruvec.scan_cache.get(key)
-    if cache is None or cache[3] != mem.order_tail or cache[2] >= len(cache[0]):
-        cand = tail_first(mem, lruvec, gen, type_)
-        cache = [cand, mem.lru[cand], 0, mem.order_tail]
-    cand, snap, pos, _ = cache
     out = np.empty(MAX_LRU_BATCH, np.int64)
     wb = np.empty(MAX_LRU_BATCH, np.int64)
     res = np.zeros(9, np.int64)
     hist = lru_hist_from_seq(lruvec.min_seq[type_], lruvec.nr_hist_gens)
     while True:
+        cand, snap, pos, _ = cache = scan_order(mem, lruvec, gen, type_)
         ctr = np.array([mem.order_head, mem.order_tail], np.int64)
         scan_list((cand, snap), pos, remaining, (mem.flags, mem.gen, mem.lru),
                   (lruvec.nr_pages[:, :, 0], lruvec.nr_listed[:, :, 0],
@@ -239,16 +231,11 @@ def scan_folios(k: SimKernel, lruvec: Lruvec, sc: ScanControl, type_: int, tier_
                   (out, wb, res))
         mem.order_head, mem.order_tail = int(ctr[0]), int(ctr[1])
         remaining = int(res[5])
-        lruvec.scan_cache[key] = [cand, snap, int(res[3]), mem.order_tail]
+        # the order ran out before the budgets (`more`): used up, so rebuilt for the rest
+        # of the scan, the folios added at the list's head since it was built
+        cache[2:] = [len(cand) if res[6] else int(res[3]), mem.order_tail]
         if not res[6]:
             break
-        # the cached order ran out before the budgets: the folios added at the list's
-        # head since it was built come next (`scan_list`), from the order rebuilt
-        if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
-            renumber(mem)
-            lruvec.scan_cache.clear()
-        cand = tail_first(mem, lruvec, gen, type_)
-        snap, pos = mem.lru[cand], 0
     scanned, isolated, n_out, pos, n_wb, remaining = (int(v) for v in res[:6])
     for pfn in wb[:n_wb].tolist():
         k.start_writeback(pfn)  # the flusher, woken for dirty file folios

@@ -24,13 +24,15 @@ import numpy as np
 import numpy.typing as npt
 
 from mglru.lru_gen._tail_kernel import list_members
+from mglru.lru_gen.helpers import MAX_LRU_BATCH
 
 if TYPE_CHECKING:
     from mglru.lru_gen.lruvec import Lruvec
     from mglru.mm.memory import PhysMem
 
 __all__ = ["LRU_LIST_SHIFT", "ORDER_MASK", "ORDER_MID", "list_gens", "list_add",
-           "list_del", "tail_first", "renumber", "reserve_tail", "list_add_one"]
+           "list_del", "tail_first", "renumber", "reserve_tail", "list_add_one",
+           "scan_order"]
 
 LRU_LIST_SHIFT = 29
 ORDER_MASK = (1 << LRU_LIST_SHIFT) - 1
@@ -110,3 +112,23 @@ def tail_first(mem: PhysMem, lruvec: Lruvec, gen: int, type_: int) -> npt.NDArra
     # vectorised quicksort (4 000 folios: 32 us against 134; 262 144: 3.3 ms against 19)
     packed.sort(kind="stable" if descents * 64 < len(packed) else "quicksort")
     return packed & 0xFFFFFFFF
+
+
+def scan_order(mem: PhysMem, lruvec: Lruvec, gen: int, type_: int) -> list:
+    """The cached tail-first order of list [gen][type] a scan pops from:
+    `lruvec.scan_cache[(gen, type_)]` = [head pfns, their `lru` words, position, order
+    tail when built].
+
+    The keys are renumbered first if a scan could run them out (the cache is then
+    dropped), and the order is rebuilt if there is none, it was used up, or a folio
+    joined some list's tail since (a tail key moved).
+    """
+    if mem.order_head + MAX_LRU_BATCH >= ORDER_MASK or mem.order_tail <= MAX_LRU_BATCH:
+        renumber(mem)
+        lruvec.scan_cache.clear()
+    key = (gen, type_)
+    c = lruvec.scan_cache.get(key)
+    if c is None or c[3] != mem.order_tail or c[2] >= len(c[0]):
+        cand = tail_first(mem, lruvec, gen, type_)
+        c = lruvec.scan_cache[key] = [cand, mem.lru[cand], 0, mem.order_tail]
+    return c

@@ -235,7 +235,7 @@ def _plain_long(vpns, writes, t_ns, i, hi, vma, pt, last_ms, split, halves):
             end = stamp_run(t_ns, i, hi)[1]
         if end - i < split:
             i = _plain_hits(vpns, writes, t_ns, i, end, vma, pt, last_ms, None,
-                            (halves[0][0], 0))
+                            (halves[0][0], 0))  # the one-thread loop's block
         else:
             i = _plain_split(vpns, writes, t_ns, i, end, vma, pt, last_ms, halves)
     return i
@@ -257,13 +257,14 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
     (rc, lim): the eviction run and the rooms of `_host_reclaim.memcg_reclaim`, which
     a charge at memory.max runs when `lim[L_ACTIVE]`. `ahead`: prefetch the lines of
     later accesses in the loop below (worth it once the tables outgrow the CPU caches;
-    the plain-hit loop's blocks always do). `plain` = (block, short, split, halves): that
-    loop's room for a block of PTE indices, its one-at-a-time run, the runs it splits
-    between two threads and their room (see `_plain_hits`, `_plain_run`).
+    the plain-hit loop's blocks always do). `plain` = (blocks, ends, short, split): that
+    loop's room for a block of PTE indices per thread (the first for one thread) and
+    each thread's end, its one-at-a-time run and the runs it splits between two threads
+    (see `_plain_hits`, `_plain_long`).
     """
     rc, lim = reclaim
     pool = (rc[10][4], rc[10][5], rc[9])  # the freed pages, their chunk ends, the state
-    block, short, split, halves = plain
+    blocks, ends, short, split = plain
     vstart, vend, vrow0, vkind, rows = vmas
     pmd_state, pmd_flags, pmd_pfn, pte_flags, pte_pfn = pt
     res, fidx = fault[11], fault[12]
@@ -287,22 +288,22 @@ def host_hits(vpns, writes, t_ns, lo, hi, vmas, pt, mem_flags, stamps, fault, re
             plain3 = (pmd_flags, pte_flags, rows)
             # three builds: whether there are stamps, and where, known when compiled; after
             # `split` plain hits in a row (stamps by slot or none), two threads go on
+            stop = hi if not split or (truth and not by_slot) else min(hi, i + split)
             if not truth:
-                stop = min(hi, i + split) if split else hi
                 i = _plain_hits(vpns, writes, t_ns, i, stop, vma, plain3, None, None,
-                                (block, short))
+                                (blocks[0], short))
                 if i == stop < hi:
-                    i = _plain_long(vpns, writes, t_ns, i, hi, vma, plain3, None, split, halves)
+                    i = _plain_long(vpns, writes, t_ns, i, hi, vma, plain3, None, split,
+                                    (blocks, ends))
             elif by_slot:
-                stop = min(hi, i + split) if split else hi
                 i = _plain_hits(vpns, writes, t_ns, i, stop, vma, plain3, last_ms, None,
-                                (block, short))
+                                (blocks[0], short))
                 if i == stop < hi:
                     i = _plain_long(vpns, writes, t_ns, i, hi, vma, plain3, last_ms, split,
-                                    halves)
+                                    (blocks, ends))
             else:
                 i = _plain_hits(vpns, writes, t_ns, i, hi, vma, plain3, last_ms, pte_pfn,
-                                (block, short))
+                                (blocks[0], short))
             if i == hi:
                 return hi
             vpn = vpns[i]

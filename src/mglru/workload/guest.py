@@ -135,14 +135,14 @@ def _host_of(k: SimKernel, kvm: Kvm, tables: tuple, sc: _Scratch, most: int) -> 
     return host
 
 
-def _hits(k: SimKernel, s: Stream, sc: _Scratch, stop: int, args: tuple, host: tuple) -> int:
+def _hits(k: SimKernel, s: Stream, stop: int, args: tuple, host: tuple, faults: bool) -> int:
     """`guest_hits` over accesses [s.pos, stop) with `host`; applies what its faults did
-    and counts the hits; returns where it stopped."""
+    (`faults`: `host` has room for some) and counts the hits; returns where it stopped."""
     i = s.pos
     j, fast = guest_hits(s.pages, s.writes, s.t_ns, i, stop, *args, host)
     if fast:
         s.vm.stat["fast_page_faults"] += int(fast)
-    s.hits += j - i - (_apply_host(k, s, host) if host[10] is sc.bufs.fidx else 0)
+    s.hits += j - i - (_apply_host(k, s, host) if faults else 0)
     s.pos = j
     return j
 
@@ -205,9 +205,9 @@ def run_guest(k: SimKernel, s: Stream, stop: int,
         # they change nothing the context is built from (the host's pages and lists)
         j = i
         if sc.hits_only is not None:
-            j = _hits(k, s, sc, stop, args, (*tables[2:], *sc.hits_only))
+            j = _hits(k, s, stop, args, (*tables[2:], *sc.hits_only), False)
         if j < stop:
-            j = _hits(k, s, sc, stop, args, _host_of(k, kvm, tables, sc, stop - j))
+            j = _hits(k, s, stop, args, _host_of(k, kvm, tables, sc, stop - j), True)
         vcpu.tlb.keys = sc.stored = tlb_store(keys, nxt, lst)
         if j == stop:
             break

@@ -156,18 +156,18 @@ def _next_pfns(node: Node, n: int) -> npt.NDArray[np.int64]:
 
 class FaultBufs:
     """The arrays of `fault_context` that do not depend on the state, and the hit loop's
-    room for a block of PTE indices, its one-at-a-time run and the runs it splits between
-    two threads (with a block and an end for each), made once per stream."""
+    room for a block of PTE indices per thread and each thread's end, its one-at-a-time
+    run and the runs it splits between two threads, made once per stream."""
 
     def __init__(self) -> None:
         self.par = np.zeros(NR_PAR, np.int64)
         self.res = np.zeros(NR_RES, np.int64)
         self.freed = np.empty(FAULT_BATCH, np.int64)
         self.fidx = np.empty(FAULT_BATCH, np.int64)
-        self.block = np.empty(PLAIN_BLOCK, np.int64)
+        self.blocks = np.empty((2, PLAIN_BLOCK), np.int64)  # per thread (one: the first)
+        self.ends = np.zeros(2, np.int64)
         self.short = PLAIN_SHORT
         self.split = PLAIN_SPLIT
-        self.halves = (np.empty((2, PLAIN_BLOCK), np.int64), np.zeros(2, np.int64))
 
 
 def fault_context(k: SimKernel, p: Process, bufs: FaultBufs, npfns: int,
@@ -320,7 +320,7 @@ def run_host(k: SimKernel, s: Stream, stop: int, truth: HostTruth | None) -> Non
                       (pt.pmd_state, pt.pmd_flags, pt.pmd_pfn, pt.flat_flags(), pfns),
                       mem_flags, stamps, fault, (run.arrays(), lim),
                       PREFETCH and (truth is not None or pfns.size >= PREFETCH_MIN_PAGES),
-                      (bufs.block, bufs.short, bufs.split, bufs.halves))
+                      (bufs.blocks, bufs.ends, bufs.short, bufs.split))
         if pmd_skip == i and (j > i + 1 or i < j < stop):
             # access i charged (its reclaim may have aged) after its task ran: the
             # accesses after it, and access j whose charge may follow, are by a running

@@ -83,10 +83,13 @@ def write_oracle_general(path: str, time: npt.ArrayLike, obj_id: npt.ArrayLike,
     """Write requests as oracleGeneral, computing next_access_vtime (-1: never again)."""
     ids = np.asarray(obj_id, np.uint64)
     n = len(ids)
-    obj, size_of = dense_objects(ids, np.zeros(n, np.int64))
+    sizes = np.asarray(size, np.int64)
+    if sizes.shape != ids.shape:
+        raise ValueError(f"one size per request: {ids.shape} ids, {sizes.shape} sizes")
+    obj, size_of = dense_objects(ids, sizes)  # (the sizes it returns are not needed here)
     nxt = next_uses(obj, len(size_of))
     rec = np.empty(n, ORACLE_GENERAL)
-    rec["time"], rec["obj_id"], rec["size"], rec["next_vtime"] = time, ids, size, nxt
+    rec["time"], rec["obj_id"], rec["size"], rec["next_vtime"] = time, ids, sizes, nxt
     rec.tofile(path)
 
 
